@@ -1,0 +1,178 @@
+//! Store configuration and the policy functions that read it.
+
+use crate::error::StoreError;
+
+/// Deepest nesting serde_json parses before refusing (its recursion limit).
+pub const PARSER_DEPTH_LIMIT: u32 = 127;
+
+/// What the host configures; see the WIT `store-config` record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// ttl (ms) applied when a create asks for none; `None` = unlimited.
+    pub default_ttl: Option<u64>,
+    /// Upper bound for any ttl (ms); `None` = no bound.
+    pub max_ttl: Option<u64>,
+    /// Poll interval hint (ms) returned with every task.
+    pub poll_interval: Option<u64>,
+    /// Maximum live tasks per owner; `None` = unlimited.
+    pub max_tasks_per_owner: Option<u32>,
+    /// Page size when the caller names none.
+    pub default_page_size: u32,
+    /// Largest page a caller gets.
+    pub max_page_size: u32,
+    /// Largest serialized variables object (bytes).
+    pub max_variables_bytes: u32,
+    /// Largest serialized result (bytes).
+    pub max_result_bytes: u32,
+    /// Largest stored record (bytes).
+    pub max_record_bytes: u32,
+    /// Deepest JSON nesting accepted.
+    pub max_json_depth: u32,
+    /// Longest JSON string or key (bytes).
+    pub max_string_bytes: u32,
+    /// Longest owner id (bytes).
+    pub max_owner_bytes: u32,
+    /// Whether the empty owner id is accepted.
+    pub allow_anonymous: bool,
+    /// Secret mixed into cursor tags.
+    pub cursor_secret: Vec<u8>,
+    /// Attempts for one read-validate-write under contention.
+    pub max_cas_attempts: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            default_ttl: Some(3_600_000),
+            max_ttl: Some(86_400_000),
+            poll_interval: Some(1_000),
+            max_tasks_per_owner: Some(1_000),
+            default_page_size: 50,
+            max_page_size: 100,
+            max_variables_bytes: 64 * 1024,
+            max_result_bytes: 256 * 1024,
+            max_record_bytes: 350 * 1024,
+            max_json_depth: 32,
+            max_string_bytes: 64 * 1024,
+            max_owner_bytes: 16 * 1024,
+            allow_anonymous: false,
+            cursor_secret: Vec::new(),
+            max_cas_attempts: 16,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Refuses settings that cannot work together.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let invalid = |why: &str| Err(StoreError::InvalidParams(format!("invalid store configuration: {why}")));
+        if self.max_page_size == 0 {
+            return invalid("max-page-size must be at least 1");
+        }
+        if self.default_page_size == 0 || self.default_page_size > self.max_page_size {
+            return invalid("default-page-size must be between 1 and max-page-size");
+        }
+        if self.max_json_depth == 0 || self.max_json_depth > PARSER_DEPTH_LIMIT {
+            return invalid(&format!("max-json-depth must be between 1 and {PARSER_DEPTH_LIMIT}"));
+        }
+        if self.max_cas_attempts == 0 {
+            return invalid("max-cas-attempts must be at least 1");
+        }
+        if matches!(self.max_ttl, Some(0)) || matches!(self.default_ttl, Some(0)) {
+            return invalid("ttl settings must be positive");
+        }
+        Ok(())
+    }
+
+    /// The ttl a create gets: the requested one or the default, clamped to
+    /// the maximum. `None` means unlimited.
+    pub fn effective_ttl(&self, requested: Option<u64>) -> Result<Option<u64>, StoreError> {
+        if requested == Some(0) {
+            return Err(StoreError::InvalidParams("ttl must be a positive number of milliseconds".into()));
+        }
+        let wanted = requested.or(self.default_ttl);
+        Ok(match (wanted, self.max_ttl) {
+            (Some(ttl), Some(max)) => Some(ttl.min(max)),
+            (None, max) => max,
+            (ttl, None) => ttl,
+        })
+    }
+
+    /// The page size a list gets: the default, or the request clamped to the cap.
+    pub fn page_size(&self, requested: Option<u32>) -> Result<u32, StoreError> {
+        match requested {
+            None => Ok(self.default_page_size),
+            Some(0) => Err(StoreError::InvalidParams("page size must be at least 1".into())),
+            Some(n) => Ok(n.min(self.max_page_size)),
+        }
+    }
+
+    /// Refuses an owner id the configuration does not accept.
+    pub fn check_owner(&self, owner: &str) -> Result<(), StoreError> {
+        if owner.is_empty() && !self.allow_anonymous {
+            return Err(StoreError::InvalidParams(
+                "owner id is empty and anonymous tasks are disabled".into(),
+            ));
+        }
+        if owner.len() > self.max_owner_bytes as usize {
+            return Err(StoreError::InvalidParams(format!(
+                "owner id is {} bytes; the limit is {}",
+                owner.len(),
+                self.max_owner_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(default_ttl: Option<u64>, max_ttl: Option<u64>) -> StoreConfig {
+        StoreConfig { default_ttl, max_ttl, ..StoreConfig::default() }
+    }
+
+    #[test]
+    fn ttl_is_requested_or_default_clamped_to_max() {
+        let c = config(Some(1_000), Some(5_000));
+        assert_eq!(c.effective_ttl(None), Ok(Some(1_000)));
+        assert_eq!(c.effective_ttl(Some(2_000)), Ok(Some(2_000)));
+        assert_eq!(c.effective_ttl(Some(9_000)), Ok(Some(5_000)));
+        assert!(matches!(c.effective_ttl(Some(0)), Err(StoreError::InvalidParams(_))));
+    }
+
+    #[test]
+    fn unlimited_ttl_only_without_a_max() {
+        assert_eq!(config(None, None).effective_ttl(None), Ok(None));
+        assert_eq!(config(None, Some(7)).effective_ttl(None), Ok(Some(7)));
+        assert_eq!(config(Some(3), None).effective_ttl(Some(u64::MAX)), Ok(Some(u64::MAX)));
+    }
+
+    #[test]
+    fn page_size_defaults_and_clamps() {
+        let c = StoreConfig::default();
+        assert_eq!(c.page_size(None), Ok(50));
+        assert_eq!(c.page_size(Some(7)), Ok(7));
+        assert_eq!(c.page_size(Some(10_000)), Ok(100));
+        assert!(c.page_size(Some(0)).is_err());
+    }
+
+    #[test]
+    fn empty_owner_needs_opt_in() {
+        let mut c = StoreConfig::default();
+        assert!(matches!(c.check_owner(""), Err(StoreError::InvalidParams(_))));
+        c.allow_anonymous = true;
+        assert!(c.check_owner("").is_ok());
+        assert!(c.check_owner(&"x".repeat(16 * 1024 + 1)).is_err());
+    }
+
+    #[test]
+    fn inconsistent_configuration_is_refused() {
+        let bad = StoreConfig { default_page_size: 500, ..StoreConfig::default() };
+        assert!(bad.validate().is_err());
+        let deep = StoreConfig { max_json_depth: 1_000, ..StoreConfig::default() };
+        assert!(deep.validate().is_err());
+        assert!(StoreConfig::default().validate().is_ok());
+    }
+}

@@ -1,0 +1,28 @@
+//! What the store reads from its surroundings: the clock and randomness.
+
+use crate::error::StoreError;
+
+/// Source of time and randomness. In the component both come from WASI,
+/// so the host controls them.
+pub trait Environment {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// Fills `buf` with cryptographically secure random bytes.
+    fn fill_random(&self, buf: &mut [u8]) -> Result<(), StoreError>;
+}
+
+/// The system wall clock and the OS random source (WASI's in the component).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemEnvironment;
+
+impl Environment for SystemEnvironment {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) -> Result<(), StoreError> {
+        getrandom::fill(buf).map_err(|e| StoreError::Internal(format!("no randomness available: {e}")))
+    }
+}

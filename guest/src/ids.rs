@@ -1,0 +1,91 @@
+//! Task ids, owner partitions and hex helpers.
+//!
+//! A task id is 12 hex digits of its creation time in milliseconds followed
+//! by 32 hex digits (128 bits) of randomness: unguessable, and ordered by
+//! creation time, so a backend that orders items by id lists in creation order.
+//! An owner's partition is the SHA-256 of the owner id, so every owner id,
+//! however crafted, maps to a fixed-size token that cannot alias another.
+
+use sha2::{Digest, Sha256};
+
+/// Length of a task id in characters.
+pub const TASK_ID_LEN: usize = 44;
+const TIME_DIGITS: usize = 12;
+
+/// Builds a task id from the creation time and 16 random bytes.
+pub fn task_id(created_at_ms: u64, random: [u8; 16]) -> String {
+    // 12 hex digits hold times up to the year 10889.
+    let mut id = format!("{:012x}", created_at_ms & 0xffff_ffff_ffff);
+    id.push_str(&hex(&random));
+    id
+}
+
+/// Whether `id` has the shape of a task id (no backend is asked otherwise).
+pub fn is_task_id(id: &str) -> bool {
+    id.len() == TASK_ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The creation time encoded in a well-formed task id.
+pub fn task_id_time(id: &str) -> Option<u64> {
+    is_task_id(id).then(|| u64::from_str_radix(&id[..TIME_DIGITS], 16).ok()).flatten()
+}
+
+/// The backend partition of an owner: lowercase hex SHA-256 of the owner id.
+pub fn owner_partition(owner: &str) -> String {
+    hex(&Sha256::digest(owner.as_bytes()))
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
+}
+
+/// Decodes lowercase or uppercase hex; `None` when malformed.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_sort_by_creation_time_and_validate() {
+        let early = task_id(1_000, [0xff; 16]);
+        let late = task_id(1_001, [0; 16]);
+        assert!(early < late);
+        assert!(is_task_id(&early) && is_task_id(&late));
+        assert_eq!(task_id_time(&late), Some(1_001));
+        assert!(!is_task_id("../etc/passwd"));
+        assert!(!is_task_id(&early.to_uppercase()));
+        assert!(!is_task_id(&format!("{early}0")));
+    }
+
+    #[test]
+    fn partitions_are_fixed_size_and_distinct_for_look_alike_owners() {
+        let owners = ["a", "a:b", "a:", ":a", "{a}", "*", "", "ä"];
+        let parts: std::collections::HashSet<String> = owners.iter().map(|o| owner_partition(o)).collect();
+        assert_eq!(parts.len(), owners.len());
+        assert!(parts.iter().all(|p| p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit())));
+    }
+
+    #[test]
+    fn hex_round_trips_and_rejects_garbage() {
+        assert_eq!(unhex(&hex(&[0, 1, 254, 255])), Some(vec![0, 1, 254, 255]));
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("zz"), None);
+        assert_eq!(unhex("é1"), None);
+    }
+}

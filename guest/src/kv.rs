@@ -1,0 +1,190 @@
+//! The storage the domain logic needs: the guest-side view of the WIT
+//! `kv-backend` interface, plus a small in-process map for native use.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+/// A stored value with its version and absolute expiry (ms since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Serialized record.
+    pub value: Vec<u8>,
+    /// Backend-assigned version: 1 on create, +1 per replace.
+    pub version: u64,
+    /// When the entry stops being live; `None` = never.
+    pub expires_at: Option<u64>,
+}
+
+impl Entry {
+    /// Whether the entry is live at `now`.
+    pub fn is_live(&self, now: u64) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
+    }
+}
+
+/// Why a backend call did not apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvError {
+    /// The precondition did not hold (retry-able).
+    Conflict,
+    /// The partition holds `max_live` live items already.
+    QuotaExceeded,
+    /// The value does not fit the backend.
+    TooLarge(String),
+    /// The backend failed or is unreachable.
+    Unavailable(String),
+}
+
+/// Atomic key-value operations over (partition, item) keys.
+/// Semantics are those documented on the WIT `kv-backend` interface.
+pub trait Kv {
+    /// Reads one item, live or not.
+    fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError>;
+    /// Creates an absent (or expired) item under the partition's live-item cap.
+    fn create(
+        &self,
+        partition: &str,
+        item: &str,
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+        max_live: Option<u32>,
+        now: u64,
+    ) -> Result<u64, KvError>;
+    /// Replaces a live item at `expected_version`.
+    fn replace(
+        &self,
+        partition: &str,
+        item: &str,
+        expected_version: u64,
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+        now: u64,
+    ) -> Result<u64, KvError>;
+    /// Removes an item at `expected_version`.
+    fn remove(&self, partition: &str, item: &str, expected_version: u64) -> Result<(), KvError>;
+    /// Lists up to `limit` live items after `after`, ordered by item id.
+    fn list(
+        &self,
+        partition: &str,
+        after: Option<&str>,
+        limit: u32,
+        now: u64,
+    ) -> Result<Vec<(String, Entry)>, KvError>;
+    /// Removes up to `limit` items expired at `now`; returns the count.
+    fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError>;
+}
+
+/// A simple ordered map behind one lock: the reference semantics of
+/// [`Kv`], for native tests and benchmarks of the domain logic.
+#[derive(Debug, Default)]
+pub struct MemoryKv {
+    partitions: Mutex<HashMap<String, BTreeMap<String, Entry>>>,
+}
+
+impl MemoryKv {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, BTreeMap<String, Entry>>) -> T) -> T {
+        let mut guard = self.partitions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut guard)
+    }
+}
+
+impl Kv for MemoryKv {
+    fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError> {
+        Ok(self.with(|p| p.get(partition).and_then(|items| items.get(item).cloned())))
+    }
+
+    fn create(
+        &self,
+        partition: &str,
+        item: &str,
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+        max_live: Option<u32>,
+        now: u64,
+    ) -> Result<u64, KvError> {
+        self.with(|p| {
+            let items = p.entry(partition.to_owned()).or_default();
+            items.retain(|_, e| e.is_live(now));
+            if items.contains_key(item) {
+                return Err(KvError::Conflict);
+            }
+            if max_live.is_some_and(|max| items.len() >= max as usize) {
+                return Err(KvError::QuotaExceeded);
+            }
+            items.insert(item.to_owned(), Entry { value, version: 1, expires_at });
+            Ok(1)
+        })
+    }
+
+    fn replace(
+        &self,
+        partition: &str,
+        item: &str,
+        expected_version: u64,
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+        now: u64,
+    ) -> Result<u64, KvError> {
+        self.with(|p| match p.get_mut(partition).and_then(|items| items.get_mut(item)) {
+            Some(e) if e.version == expected_version && e.is_live(now) => {
+                *e = Entry { value, version: expected_version + 1, expires_at };
+                Ok(e.version)
+            }
+            _ => Err(KvError::Conflict),
+        })
+    }
+
+    fn remove(&self, partition: &str, item: &str, expected_version: u64) -> Result<(), KvError> {
+        self.with(|p| {
+            let items = p.get_mut(partition).ok_or(KvError::Conflict)?;
+            match items.get(item) {
+                Some(e) if e.version == expected_version => {
+                    items.remove(item);
+                    Ok(())
+                }
+                _ => Err(KvError::Conflict),
+            }
+        })
+    }
+
+    fn list(
+        &self,
+        partition: &str,
+        after: Option<&str>,
+        limit: u32,
+        now: u64,
+    ) -> Result<Vec<(String, Entry)>, KvError> {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(self.with(|p| {
+            p.get(partition).map_or_else(Vec::new, |items| {
+                items
+                    .range::<str, _>((start, Bound::Unbounded))
+                    .filter(|(_, e)| e.is_live(now))
+                    .take(limit as usize)
+                    .map(|(k, e)| (k.clone(), e.clone()))
+                    .collect()
+            })
+        }))
+    }
+
+    fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError> {
+        Ok(self.with(|p| {
+            let mut removed = 0u64;
+            for items in p.values_mut() {
+                items.retain(|_, e| {
+                    let keep = e.is_live(now) || removed >= u64::from(limit);
+                    removed += u64::from(!keep);
+                    keep
+                });
+            }
+            p.retain(|_, items| !items.is_empty());
+            removed
+        }))
+    }
+}

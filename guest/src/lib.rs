@@ -1,0 +1,30 @@
+//! MCP Tasks domain logic for pmcp-tasks-wasm.
+//!
+//! Plain Rust over two small traits, [`kv::Kv`] (storage) and
+//! [`env::Environment`] (clock and randomness), so it is unit-tested and
+//! benchmarked natively. Built for `wasm32`, the [`component`] module
+//! exports it as the `pmcp:tasks` component, with storage imported from
+//! the host through the WIT `kv-backend` interface.
+
+pub mod config;
+pub mod cursor;
+pub mod env;
+pub mod error;
+pub mod ids;
+pub mod json;
+pub mod kv;
+pub mod record;
+pub mod status;
+pub mod store;
+pub mod time;
+
+#[cfg(target_family = "wasm")]
+pub mod component;
+
+pub use config::StoreConfig;
+pub use env::{Environment, SystemEnvironment};
+pub use error::StoreError;
+pub use kv::{Entry, Kv, KvError, MemoryKv};
+pub use record::{Task, TaskPage, TaskRecord};
+pub use status::TaskStatus;
+pub use store::TaskStore;

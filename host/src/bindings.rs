@@ -1,0 +1,203 @@
+//! Generated bindings of `wit/tasks.wit` and the conversions between them
+//! and the public types of this crate.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::backend;
+use crate::error::TaskError;
+use crate::sandbox::CallState;
+use crate::task::{Task, TaskPage, TaskRecord, TaskStatus};
+use crate::StoreConfig;
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "task-store-component",
+    imports: { default: async },
+    exports: { default: async },
+});
+
+use pmcp::tasks::kv_backend as kv;
+use pmcp::tasks::types as wit;
+
+/// The WIT package the host was built against; components must match it.
+pub(crate) const WIT_PACKAGE: &str = "pmcp:tasks@0.1.0";
+
+impl From<backend::KvError> for kv::KvError {
+    fn from(e: backend::KvError) -> Self {
+        match e {
+            backend::KvError::Conflict => kv::KvError::Conflict,
+            backend::KvError::QuotaExceeded => kv::KvError::QuotaExceeded,
+            backend::KvError::TooLarge(m) => kv::KvError::TooLarge(m),
+            backend::KvError::Unavailable(m) => kv::KvError::Unavailable(m),
+        }
+    }
+}
+
+fn entry(e: backend::Entry) -> kv::Entry {
+    kv::Entry { value: e.value, version: e.version, expires_at: e.expires_at }
+}
+
+impl kv::Host for CallState {
+    async fn get(&mut self, partition: String, item: String) -> Result<Option<kv::Entry>, kv::KvError> {
+        let backend = self.backend.clone();
+        let found = self.timed(backend.get(&partition, &item)).await?;
+        Ok(found.map(entry))
+    }
+
+    async fn create(
+        &mut self,
+        partition: String,
+        item: String,
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+        max_live: Option<u32>,
+        now: u64,
+    ) -> Result<u64, kv::KvError> {
+        let backend = self.backend.clone();
+        Ok(self.timed(backend.create(&partition, &item, value, expires_at, max_live, now)).await?)
+    }
+
+    async fn replace(
+        &mut self,
+        partition: String,
+        item: String,
+        expected_version: u64,
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+        now: u64,
+    ) -> Result<u64, kv::KvError> {
+        let backend = self.backend.clone();
+        Ok(self.timed(backend.replace(&partition, &item, expected_version, value, expires_at, now)).await?)
+    }
+
+    async fn remove(&mut self, partition: String, item: String, expected_version: u64) -> Result<(), kv::KvError> {
+        let backend = self.backend.clone();
+        Ok(self.timed(backend.remove(&partition, &item, expected_version)).await?)
+    }
+
+    async fn list(
+        &mut self,
+        partition: String,
+        after: Option<String>,
+        limit: u32,
+        now: u64,
+    ) -> Result<Vec<kv::ListedEntry>, kv::KvError> {
+        let backend = self.backend.clone();
+        let listed = self.timed(backend.list(&partition, after.as_deref(), limit, now)).await?;
+        Ok(listed.into_iter().map(|(item, e)| kv::ListedEntry { item, entry: entry(e) }).collect())
+    }
+
+    async fn sweep(&mut self, now: u64, limit: u32) -> Result<u64, kv::KvError> {
+        let backend = self.backend.clone();
+        Ok(self.timed(backend.sweep(now, limit)).await?)
+    }
+}
+
+impl wit::Host for CallState {}
+
+impl From<wit::TaskStatus> for TaskStatus {
+    fn from(s: wit::TaskStatus) -> Self {
+        match s {
+            wit::TaskStatus::Working => TaskStatus::Working,
+            wit::TaskStatus::InputRequired => TaskStatus::InputRequired,
+            wit::TaskStatus::Completed => TaskStatus::Completed,
+            wit::TaskStatus::Failed => TaskStatus::Failed,
+            wit::TaskStatus::Cancelled => TaskStatus::Cancelled,
+        }
+    }
+}
+
+impl From<TaskStatus> for wit::TaskStatus {
+    fn from(s: TaskStatus) -> Self {
+        match s {
+            TaskStatus::Working => wit::TaskStatus::Working,
+            TaskStatus::InputRequired => wit::TaskStatus::InputRequired,
+            TaskStatus::Completed => wit::TaskStatus::Completed,
+            TaskStatus::Failed => wit::TaskStatus::Failed,
+            TaskStatus::Cancelled => wit::TaskStatus::Cancelled,
+        }
+    }
+}
+
+impl From<wit::StoreError> for TaskError {
+    fn from(e: wit::StoreError) -> Self {
+        match e {
+            wit::StoreError::NotFound(m) => TaskError::NotFound(m),
+            wit::StoreError::InvalidTransition(m) => TaskError::InvalidTransition(m),
+            wit::StoreError::InvalidParams(m) => TaskError::InvalidParams(m),
+            wit::StoreError::QuotaExceeded(m) => TaskError::QuotaExceeded(m),
+            wit::StoreError::Conflict(m) => TaskError::Conflict(m),
+            wit::StoreError::Backend(m) => TaskError::Backend(m),
+            wit::StoreError::Internal(m) => TaskError::Internal(m),
+        }
+    }
+}
+
+impl From<wit::Task> for Task {
+    fn from(t: wit::Task) -> Self {
+        Task {
+            task_id: t.task_id,
+            status: t.status.into(),
+            status_message: t.status_message,
+            created_at: t.created_at,
+            last_updated_at: t.last_updated_at,
+            ttl: t.ttl,
+            poll_interval: t.poll_interval,
+        }
+    }
+}
+
+impl TryFrom<wit::TaskRecord> for TaskRecord {
+    type Error = TaskError;
+
+    fn try_from(r: wit::TaskRecord) -> Result<Self, TaskError> {
+        let variables: Map<String, Value> = serde_json::from_str(&r.variables)
+            .map_err(|e| TaskError::Internal(format!("the component returned invalid variables: {e}")))?;
+        Ok(TaskRecord {
+            task: r.task.into(),
+            request_method: r.request_method,
+            variables,
+            has_result: r.has_result,
+            version: r.version,
+        })
+    }
+}
+
+impl From<wit::TaskPage> for TaskPage {
+    fn from(p: wit::TaskPage) -> Self {
+        TaskPage { tasks: p.tasks.into_iter().map(Into::into).collect(), next_cursor: p.next_cursor }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl From<&StoreConfig> for wit::StoreConfig {
+    fn from(c: &StoreConfig) -> Self {
+        wit::StoreConfig {
+            default_ttl: c.default_ttl.map(millis),
+            max_ttl: c.max_ttl.map(millis),
+            poll_interval: c.poll_interval.map(millis),
+            max_tasks_per_owner: c.max_tasks_per_owner,
+            default_page_size: c.default_page_size,
+            max_page_size: c.max_page_size,
+            max_variables_bytes: c.max_variables_bytes,
+            max_result_bytes: c.max_result_bytes,
+            max_record_bytes: c.max_record_bytes,
+            max_json_depth: c.max_json_depth,
+            max_string_bytes: c.max_string_bytes,
+            max_owner_bytes: c.max_owner_bytes,
+            allow_anonymous: c.allow_anonymous,
+            cursor_secret: c.cursor_secret.clone(),
+            max_cas_attempts: c.max_cas_attempts,
+        }
+    }
+}
+
+/// Converts a ttl request to the milliseconds the component takes.
+pub(crate) fn ttl_millis(ttl: Option<Duration>) -> Option<u64> {
+    ttl.map(millis)
+}

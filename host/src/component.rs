@@ -1,0 +1,40 @@
+//! Where the task component comes from: the one embedded at build time, or
+//! a `.wasm` the user supplies (plugin-style).
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+
+use crate::error::BuildError;
+
+/// The default component, compiled from `guest/` by the build script.
+pub static DEFAULT_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pmcp_tasks_guest.wasm"));
+
+/// The guest built with its `fault-injection` feature: it traps, loops or
+/// allocates without bound for reserved owner ids. For sandbox tests only.
+#[cfg(feature = "fault-injection-guest")]
+pub static FAULT_INJECTION_COMPONENT: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/pmcp_tasks_guest_faults.wasm"));
+
+/// Source of the component a host runs.
+#[derive(Debug, Clone, Default)]
+pub enum ComponentSource {
+    /// The component embedded in this crate.
+    #[default]
+    Embedded,
+    /// A component (binary or WAT text) in memory.
+    Bytes(Vec<u8>),
+    /// A component file on disk.
+    File(PathBuf),
+}
+
+impl ComponentSource {
+    pub(crate) fn load(&self) -> Result<Cow<'_, [u8]>, BuildError> {
+        match self {
+            ComponentSource::Embedded => Ok(Cow::Borrowed(DEFAULT_COMPONENT)),
+            ComponentSource::Bytes(bytes) => Ok(Cow::Borrowed(bytes)),
+            ComponentSource::File(path) => std::fs::read(path)
+                .map(Cow::Owned)
+                .map_err(|source| BuildError::ReadComponent { path: path.clone(), source }),
+        }
+    }
+}

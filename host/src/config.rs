@@ -1,0 +1,77 @@
+//! Configuration of the task store and of the sandbox that runs it.
+
+use std::time::Duration;
+
+/// Task-store policy, passed to the component when it is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// ttl applied when a create asks for none; `None` = unlimited.
+    pub default_ttl: Option<Duration>,
+    /// Upper bound for any ttl (requests above it are clamped); `None` = no bound.
+    pub max_ttl: Option<Duration>,
+    /// Poll interval hint returned with every task.
+    pub poll_interval: Option<Duration>,
+    /// Maximum live (unexpired) tasks per owner; `None` = unlimited.
+    pub max_tasks_per_owner: Option<u32>,
+    /// Page size of a list that names none.
+    pub default_page_size: u32,
+    /// Largest page a list returns (larger requests are clamped).
+    pub max_page_size: u32,
+    /// Largest serialized variables object, in bytes.
+    pub max_variables_bytes: u32,
+    /// Largest serialized result, in bytes.
+    pub max_result_bytes: u32,
+    /// Largest stored record, in bytes (DynamoDB items are capped at 400 KB).
+    pub max_record_bytes: u32,
+    /// Deepest JSON nesting accepted in variables and results (at most 127).
+    pub max_json_depth: u32,
+    /// Longest JSON string or key, status message or request method, in bytes.
+    pub max_string_bytes: u32,
+    /// Longest owner id, in bytes.
+    pub max_owner_bytes: u32,
+    /// Whether the empty owner id is accepted.
+    pub allow_anonymous: bool,
+    /// Secret mixed into list cursors; set the same value on every host of a
+    /// deployment to make cursors unforgeable. Empty binds cursors to the owner only.
+    pub cursor_secret: Vec<u8>,
+    /// Attempts for one read-validate-write under contention before a conflict.
+    pub max_cas_attempts: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            default_ttl: Some(Duration::from_secs(3_600)),
+            max_ttl: Some(Duration::from_secs(86_400)),
+            poll_interval: Some(Duration::from_secs(1)),
+            max_tasks_per_owner: Some(1_000),
+            default_page_size: 50,
+            max_page_size: 100,
+            max_variables_bytes: 64 * 1024,
+            max_result_bytes: 256 * 1024,
+            max_record_bytes: 350 * 1024,
+            max_json_depth: 32,
+            max_string_bytes: 64 * 1024,
+            max_owner_bytes: 16 * 1024,
+            allow_anonymous: false,
+            cursor_secret: Vec::new(),
+            max_cas_attempts: 16,
+        }
+    }
+}
+
+/// What one guest call may consume before the host stops it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SandboxLimits {
+    /// Largest linear memory of one instance, in bytes.
+    pub max_memory_bytes: usize,
+    /// Time one call may spend running guest code (time waiting for the
+    /// backend does not count). A guest that loops is interrupted after it.
+    pub time_budget: Duration,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        SandboxLimits { max_memory_bytes: 64 << 20, time_budget: Duration::from_secs(5) }
+    }
+}

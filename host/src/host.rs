@@ -1,0 +1,194 @@
+//! [`TaskHost`]: the typed, async task-store API users embed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::backend::{InMemoryBackend, KvBackend};
+use crate::bindings::{pmcp::tasks::types::StoreConfig as WitStoreConfig, ttl_millis};
+use crate::clock::{Clock, SystemClock};
+use crate::component::ComponentSource;
+use crate::error::{BuildError, TaskError};
+use crate::sandbox::Sandbox;
+use crate::task::{TaskPage, TaskRecord, TaskStatus};
+use crate::{SandboxLimits, StoreConfig};
+
+/// A task store running in the wasm sandbox over a storage backend.
+///
+/// Cheap to clone; clones share the engine and the backend. Every call runs
+/// on a fresh instance of the component, so concurrent calls run in
+/// parallel and a trap in one call affects no other.
+#[derive(Clone)]
+pub struct TaskHost {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sandbox: Sandbox,
+    backend: Arc<dyn KvBackend>,
+    config: WitStoreConfig,
+}
+
+/// Builds a [`TaskHost`]; every setting has a default.
+#[derive(Default)]
+pub struct TaskHostBuilder {
+    backend: Option<Arc<dyn KvBackend>>,
+    config: StoreConfig,
+    limits: SandboxLimits,
+    clock: Option<Arc<dyn Clock>>,
+    component: ComponentSource,
+}
+
+impl TaskHostBuilder {
+    /// Storage backend (default: a new [`InMemoryBackend`]).
+    pub fn backend(mut self, backend: Arc<dyn KvBackend>) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Task-store policy.
+    pub fn config(mut self, config: StoreConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Memory and time limits of the sandbox.
+    pub fn limits(mut self, limits: SandboxLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The wall clock the component sees (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The component to run (default: the embedded one).
+    pub fn component(mut self, component: ComponentSource) -> Self {
+        self.component = component;
+        self
+    }
+
+    /// Compiles the component and checks the configuration with it once.
+    pub async fn build(self) -> Result<TaskHost, BuildError> {
+        let bytes = self.component.load()?;
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let sandbox = Sandbox::new(&bytes, clock, self.limits)?;
+        let backend = self.backend.unwrap_or_else(|| Arc::new(InMemoryBackend::new()));
+        let config = WitStoreConfig::from(&self.config);
+        // Open once now so a bad configuration fails here, not on first use.
+        sandbox.session(backend.clone(), &config).await.map_err(|e| BuildError::Config(e.to_string()))?;
+        Ok(TaskHost { inner: Arc::new(Inner { sandbox, backend, config }) })
+    }
+}
+
+/// Runs one exported method on a fresh session.
+macro_rules! guest_call {
+    ($self:ident, $method:ident ( $($arg:expr),* )) => {{
+        let mut session = $self.inner.sandbox.session($self.inner.backend.clone(), &$self.inner.config).await?;
+        let handle = session.handle;
+        let api = session.bindings.pmcp_tasks_task_store();
+        let result = api.store().$method(&mut session.store, handle, $($arg),*).await;
+        session.outcome(result)
+    }};
+}
+
+impl TaskHost {
+    /// A builder with defaults: in-memory backend, system clock, embedded component.
+    pub fn builder() -> TaskHostBuilder {
+        TaskHostBuilder::default()
+    }
+
+    /// Creates a task in `working` for `owner`; `ttl` `None` takes the default.
+    pub async fn create(&self, owner: &str, request_method: &str, ttl: Option<Duration>) -> Result<TaskRecord, TaskError> {
+        guest_call!(self, call_create(owner, request_method, ttl_millis(ttl)))?.try_into()
+    }
+
+    /// Reads a live task of `owner`.
+    pub async fn get(&self, owner: &str, task_id: &str) -> Result<TaskRecord, TaskError> {
+        guest_call!(self, call_get(owner, task_id))?.try_into()
+    }
+
+    /// Moves a task to `status`, replacing its status message.
+    pub async fn update_status(
+        &self,
+        owner: &str,
+        task_id: &str,
+        status: TaskStatus,
+        message: Option<&str>,
+    ) -> Result<TaskRecord, TaskError> {
+        guest_call!(self, call_update_status(owner, task_id, status.into(), message))?.try_into()
+    }
+
+    /// Merges `patch` into the variables; a `null` value deletes a key.
+    pub async fn set_variables(&self, owner: &str, task_id: &str, patch: &Map<String, Value>) -> Result<TaskRecord, TaskError> {
+        let patch = json_text(patch);
+        guest_call!(self, call_set_variables(owner, task_id, &patch, None))?.try_into()
+    }
+
+    /// Like [`TaskHost::set_variables`], but only if the task is still at
+    /// `version`; otherwise a [`TaskError::Conflict`] (re-read and retry).
+    pub async fn set_variables_at_version(
+        &self,
+        owner: &str,
+        task_id: &str,
+        patch: &Map<String, Value>,
+        version: u64,
+    ) -> Result<TaskRecord, TaskError> {
+        let patch = json_text(patch);
+        guest_call!(self, call_set_variables(owner, task_id, &patch, Some(version)))?.try_into()
+    }
+
+    /// Stores a result on a non-terminal task without changing its status.
+    pub async fn set_result(&self, owner: &str, task_id: &str, result: &Value) -> Result<TaskRecord, TaskError> {
+        let result = json_text(result);
+        guest_call!(self, call_set_result(owner, task_id, &result))?.try_into()
+    }
+
+    /// Returns the stored result.
+    pub async fn get_result(&self, owner: &str, task_id: &str) -> Result<Value, TaskError> {
+        let text = guest_call!(self, call_get_result(owner, task_id))?;
+        serde_json::from_str(&text).map_err(|e| TaskError::Internal(format!("the component returned an invalid result: {e}")))
+    }
+
+    /// Moves to `completed` or `failed` and stores `result`, atomically.
+    pub async fn complete_with_result(
+        &self,
+        owner: &str,
+        task_id: &str,
+        status: TaskStatus,
+        result: &Value,
+    ) -> Result<TaskRecord, TaskError> {
+        let result = json_text(result);
+        guest_call!(self, call_complete_with_result(owner, task_id, status.into(), &result))?.try_into()
+    }
+
+    /// Lists `owner`'s live tasks in creation order; pass the previous
+    /// page's `next_cursor` to continue.
+    pub async fn list(&self, owner: &str, cursor: Option<&str>, limit: Option<u32>) -> Result<TaskPage, TaskError> {
+        Ok(guest_call!(self, call_list(owner, cursor, limit))?.into())
+    }
+
+    /// Cancels a non-terminal task.
+    pub async fn cancel(&self, owner: &str, task_id: &str) -> Result<TaskRecord, TaskError> {
+        guest_call!(self, call_cancel(owner, task_id))?.try_into()
+    }
+
+    /// Deletes a task whatever its status.
+    pub async fn delete(&self, owner: &str, task_id: &str) -> Result<(), TaskError> {
+        guest_call!(self, call_delete(owner, task_id))
+    }
+
+    /// Physically removes up to `limit` expired records (reads already hide
+    /// them); returns how many were removed.
+    pub async fn cleanup_expired(&self, limit: u32) -> Result<u64, TaskError> {
+        guest_call!(self, call_cleanup_expired(limit))
+    }
+}
+
+fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    // Serializing a `serde_json` value to a string cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}

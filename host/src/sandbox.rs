@@ -1,0 +1,238 @@
+//! The sandbox: one wasmtime engine and pre-linked component, and a fresh
+//! store per call that grants the guest nothing but a host-controlled wall
+//! clock and randomness, capped in memory and in guest running time.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, HasSelf, Linker, ResourceAny, ResourceTable};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::backend::KvBackend;
+use crate::bindings::{TaskStoreComponent, TaskStoreComponentPre, WIT_PACKAGE};
+use crate::clock::{Clock, WasiWallClock};
+use crate::error::{BuildError, TaskError};
+use crate::SandboxLimits;
+
+/// How often the engine's epoch advances; the granularity of the time budget.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Bytes of guest stderr kept to explain a trap (a panic message).
+const STDERR_CAPTURE: usize = 4096;
+
+/// State of one guest call.
+pub(crate) struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) backend: Arc<dyn KvBackend>,
+    limiter: MemoryLimiter,
+    /// Time spent awaiting the backend, which does not count as guest time.
+    waiting: Duration,
+    started: Instant,
+}
+
+impl CallState {
+    /// Awaits a backend call, keeping its duration off the guest's budget.
+    pub(crate) async fn timed<T>(&mut self, call: impl Future<Output = T>) -> T {
+        let start = Instant::now();
+        let out = call.await;
+        self.waiting += start.elapsed();
+        out
+    }
+
+    fn guest_time(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.waiting)
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Refuses memory growth past the cap with an error the host recognizes.
+struct MemoryLimiter {
+    max_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {0} bytes exceeded")]
+struct MemoryLimitHit(usize);
+
+#[derive(Debug, thiserror::Error)]
+#[error("time budget of {0:?} exceeded")]
+struct TimeBudgetHit(Duration);
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            return Err(wasmtime::Error::new(MemoryLimitHit(self.max_bytes)));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// The compiled component, ready to instantiate many times.
+pub(crate) struct Sandbox {
+    engine: Engine,
+    pre: TaskStoreComponentPre<CallState>,
+    clock: Arc<dyn Clock>,
+    limits: SandboxLimits,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A live instance with its opened store resource, for one call.
+pub(crate) struct Session {
+    pub(crate) store: Store<CallState>,
+    pub(crate) bindings: TaskStoreComponent,
+    pub(crate) handle: ResourceAny,
+    diagnostics: Diagnostics,
+}
+
+impl Session {
+    /// Turns the outcome of a guest call into the host's error type.
+    pub(crate) fn outcome<T, E: Into<TaskError>>(&self, result: wasmtime::Result<Result<T, E>>) -> Result<T, TaskError> {
+        self.diagnostics.outcome(result)
+    }
+}
+
+/// What explains a failed guest call: the limits and the guest's stderr.
+struct Diagnostics {
+    stderr: MemoryOutputPipe,
+    limits: SandboxLimits,
+}
+
+impl Diagnostics {
+    fn outcome<T, E: Into<TaskError>>(&self, result: wasmtime::Result<Result<T, E>>) -> Result<T, TaskError> {
+        match result {
+            Ok(inner) => inner.map_err(Into::into),
+            Err(trap) => Err(self.explain(trap)),
+        }
+    }
+
+    fn explain(&self, error: wasmtime::Error) -> TaskError {
+        if error.downcast_ref::<TimeBudgetHit>().is_some() {
+            return TaskError::GuestTimeout(self.limits.time_budget);
+        }
+        if error.downcast_ref::<MemoryLimitHit>().is_some() {
+            return TaskError::GuestMemoryLimit(self.limits.max_memory_bytes);
+        }
+        let stderr = String::from_utf8_lossy(&self.stderr.contents()).trim().to_owned();
+        let what = match error.downcast_ref::<Trap>() {
+            Some(trap) => trap.to_string(),
+            None => format!("{error:#}"),
+        };
+        TaskError::GuestTrap(if stderr.is_empty() { what } else { format!("{what}; guest said: {stderr}") })
+    }
+}
+
+impl Sandbox {
+    /// Compiles and links `component_bytes`, checking it fits the contract.
+    pub(crate) fn new(component_bytes: &[u8], clock: Arc<dyn Clock>, limits: SandboxLimits) -> Result<Self, BuildError> {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| BuildError::Engine(format!("{e:#}")))?;
+        let component = Component::new(&engine, component_bytes)
+            .map_err(|e| BuildError::IncompatibleComponent(format!("not a valid wasm component: {e:#}")))?;
+        check_package_version(&engine, &component)?;
+        let mut linker: Linker<CallState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| BuildError::Engine(format!("{e:#}")))?;
+        TaskStoreComponent::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|e| BuildError::Engine(format!("{e:#}")))?;
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| BuildError::IncompatibleComponent(format!("{e:#}")))?;
+        let pre = TaskStoreComponentPre::new(instance_pre).map_err(|e| {
+            BuildError::IncompatibleComponent(format!("it does not export the {WIT_PACKAGE} task store: {e:#}"))
+        })?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.clone(), ticker_stop.clone())
+            .map_err(|e| BuildError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        Ok(Sandbox { engine, pre, clock, limits, ticker_stop })
+    }
+
+    /// Instantiates the component for one call and opens its store.
+    pub(crate) async fn session(
+        &self,
+        backend: Arc<dyn KvBackend>,
+        config: &crate::bindings::pmcp::tasks::types::StoreConfig,
+    ) -> Result<Session, TaskError> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let wasi = WasiCtx::builder()
+            .wall_clock(WasiWallClock(self.clock.clone()))
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = CallState {
+            wasi,
+            table: ResourceTable::new(),
+            backend,
+            limiter: MemoryLimiter { max_bytes: self.limits.max_memory_bytes },
+            waiting: Duration::ZERO,
+            started: Instant::now(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        let budget = self.limits.time_budget;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |ctx| {
+            if ctx.data().guest_time() > budget {
+                return Err(wasmtime::Error::new(TimeBudgetHit(budget)));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        let diagnostics = Diagnostics { stderr, limits: self.limits };
+        let instantiated = self.pre.instantiate_async(&mut store).await;
+        let bindings = diagnostics.outcome(instantiated.map(Ok::<_, TaskError>))?;
+        let opened = bindings.pmcp_tasks_task_store().store().call_open(&mut store, config).await;
+        let handle = diagnostics.outcome(opened)?;
+        Ok(Session { store, bindings, handle, diagnostics })
+    }
+}
+
+/// Refuses a component built against another version of the WIT package.
+fn check_package_version(engine: &Engine, component: &Component) -> Result<(), BuildError> {
+    let ty = component.component_type();
+    let names: Vec<String> = ty.imports(engine).chain(ty.exports(engine)).map(|(name, _)| name.to_owned()).collect();
+    let ours = WIT_PACKAGE.split('@').next().unwrap_or(WIT_PACKAGE);
+    let other = names.iter().find_map(|name| {
+        let (package, version) = name.split_once('@')?;
+        let package = package.rsplit_once('/').map_or(package, |(p, _)| p);
+        (package == ours && !WIT_PACKAGE.ends_with(&format!("@{version}"))).then(|| version.to_owned())
+    });
+    match other {
+        Some(version) => Err(BuildError::IncompatibleComponent(format!(
+            "it was built for {ours}@{version}, but this host implements {WIT_PACKAGE}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Advances the engine's epoch until `stop` is set, driving time budgets.
+fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("pmcp-tasks-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })
+        .map(drop)
+}
