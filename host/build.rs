@@ -9,14 +9,24 @@ use std::process::Command;
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let workspace = manifest_dir.parent().expect("host/ lives in the workspace").to_path_buf();
+    let workspace = manifest_dir
+        .parent()
+        .expect("host/ lives in the workspace")
+        .to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
     for watched in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
     build_guest(&workspace, &[], &out_dir.join("pmcp_tasks_guest.wasm"));
     if env::var_os("CARGO_FEATURE_FAULT_INJECTION_GUEST").is_some() {
-        build_guest(&workspace, &["--features", "fault-injection"], &out_dir.join("pmcp_tasks_guest_faults.wasm"));
+        build_guest(
+            &workspace,
+            &["--features", "fault-injection"],
+            &out_dir.join("pmcp_tasks_guest_faults.wasm"),
+        );
     }
 }
 
@@ -26,7 +36,14 @@ fn build_guest(workspace: &Path, extra_args: &[&str], destination: &Path) {
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace)
-        .args(["build", "--release", "--package", "pmcp-tasks-guest", "--target", "wasm32-wasip2"])
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "pmcp-tasks-guest",
+            "--target",
+            "wasm32-wasip2",
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         .args(extra_args);
@@ -42,9 +59,19 @@ fn build_guest(workspace: &Path, extra_args: &[&str], destination: &Path) {
     ] {
         command.env_remove(var);
     }
-    let status = command.status().expect("running cargo to build the guest component");
+    let status = command
+        .status()
+        .expect("running cargo to build the guest component");
     assert!(status.success(), "building the guest component failed ({status}); is the wasm32-wasip2 target installed? (rustup target add wasm32-wasip2)");
-    let built = target_dir.join("wasm32-wasip2").join("release").join("pmcp_tasks_guest.wasm");
-    std::fs::copy(&built, destination)
-        .unwrap_or_else(|e| panic!("copying {} to {}: {e}", built.display(), destination.display()));
+    let built = target_dir
+        .join("wasm32-wasip2")
+        .join("release")
+        .join("pmcp_tasks_guest.wasm");
+    std::fs::copy(&built, destination).unwrap_or_else(|e| {
+        panic!(
+            "copying {} to {}: {e}",
+            built.display(),
+            destination.display()
+        )
+    });
 }

@@ -2,7 +2,9 @@
 //! domain types, and implements [`Kv`] over the imported `kv-backend`.
 
 use crate::kv::{Entry, Kv, KvError};
-use crate::{StoreConfig, StoreError, SystemEnvironment, Task, TaskPage, TaskRecord, TaskStatus, TaskStore};
+use crate::{
+    StoreConfig, StoreError, SystemEnvironment, Task, TaskPage, TaskRecord, TaskStatus, TaskStore,
+};
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -28,7 +30,11 @@ impl From<backend::KvError> for KvError {
 }
 
 fn entry(e: backend::Entry) -> Entry {
-    Entry { value: e.value, version: e.version, expires_at: e.expires_at }
+    Entry {
+        value: e.value,
+        version: e.version,
+        expires_at: e.expires_at,
+    }
 }
 
 impl Kv for HostKv {
@@ -45,7 +51,9 @@ impl Kv for HostKv {
         max_live: Option<u32>,
         now: u64,
     ) -> Result<u64, KvError> {
-        Ok(backend::create(partition, item, &value, expires_at, max_live, now)?)
+        Ok(backend::create(
+            partition, item, &value, expires_at, max_live, now,
+        )?)
     }
 
     fn replace(
@@ -57,16 +65,32 @@ impl Kv for HostKv {
         expires_at: Option<u64>,
         now: u64,
     ) -> Result<u64, KvError> {
-        Ok(backend::replace(partition, item, expected_version, &value, expires_at, now)?)
+        Ok(backend::replace(
+            partition,
+            item,
+            expected_version,
+            &value,
+            expires_at,
+            now,
+        )?)
     }
 
     fn remove(&self, partition: &str, item: &str, expected_version: u64) -> Result<(), KvError> {
         Ok(backend::remove(partition, item, expected_version)?)
     }
 
-    fn list(&self, partition: &str, after: Option<&str>, limit: u32, now: u64) -> Result<Vec<(String, Entry)>, KvError> {
+    fn list(
+        &self,
+        partition: &str,
+        after: Option<&str>,
+        limit: u32,
+        now: u64,
+    ) -> Result<Vec<(String, Entry)>, KvError> {
         let listed = backend::list(partition, after, limit, now)?;
-        Ok(listed.into_iter().map(|l| (l.item, entry(l.entry))).collect())
+        Ok(listed
+            .into_iter()
+            .map(|l| (l.item, entry(l.entry)))
+            .collect())
     }
 
     fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError> {
@@ -140,7 +164,10 @@ impl From<TaskRecord> for wit::TaskRecord {
 
 impl From<TaskPage> for wit::TaskPage {
     fn from(p: TaskPage) -> Self {
-        wit::TaskPage { tasks: p.tasks.into_iter().map(Into::into).collect(), next_cursor: p.next_cursor }
+        wit::TaskPage {
+            tasks: p.tasks.into_iter().map(Into::into).collect(),
+            next_cursor: p.next_cursor,
+        }
     }
 }
 
@@ -190,7 +217,12 @@ impl GuestStore for StoreResource {
         Ok(Store::new(StoreResource(store)))
     }
 
-    fn create(&self, owner: String, request_method: String, ttl: Option<u64>) -> Result<wit::TaskRecord, wit::StoreError> {
+    fn create(
+        &self,
+        owner: String,
+        request_method: String,
+        ttl: Option<u64>,
+    ) -> Result<wit::TaskRecord, wit::StoreError> {
         wire(self.serving(&owner).create(&owner, &request_method, ttl))
     }
 
@@ -205,7 +237,12 @@ impl GuestStore for StoreResource {
         status: wit::TaskStatus,
         message: Option<String>,
     ) -> Result<wit::TaskRecord, wit::StoreError> {
-        wire(self.serving(&owner).update_status(&owner, &task_id, status.into(), message.as_deref()))
+        wire(self.serving(&owner).update_status(
+            &owner,
+            &task_id,
+            status.into(),
+            message.as_deref(),
+        ))
     }
 
     fn set_variables(
@@ -215,10 +252,18 @@ impl GuestStore for StoreResource {
         patch: String,
         expected_version: Option<u64>,
     ) -> Result<wit::TaskRecord, wit::StoreError> {
-        wire(self.serving(&owner).set_variables(&owner, &task_id, &patch, expected_version))
+        wire(
+            self.serving(&owner)
+                .set_variables(&owner, &task_id, &patch, expected_version),
+        )
     }
 
-    fn set_result(&self, owner: String, task_id: String, result: String) -> Result<wit::TaskRecord, wit::StoreError> {
+    fn set_result(
+        &self,
+        owner: String,
+        task_id: String,
+        result: String,
+    ) -> Result<wit::TaskRecord, wit::StoreError> {
         wire(self.serving(&owner).set_result(&owner, &task_id, &result))
     }
 
@@ -233,10 +278,18 @@ impl GuestStore for StoreResource {
         status: wit::TaskStatus,
         result: String,
     ) -> Result<wit::TaskRecord, wit::StoreError> {
-        wire(self.serving(&owner).complete_with_result(&owner, &task_id, status.into(), &result))
+        wire(
+            self.serving(&owner)
+                .complete_with_result(&owner, &task_id, status.into(), &result),
+        )
     }
 
-    fn list(&self, owner: String, cursor: Option<String>, limit: Option<u32>) -> Result<wit::TaskPage, wit::StoreError> {
+    fn list(
+        &self,
+        owner: String,
+        cursor: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<wit::TaskPage, wit::StoreError> {
         wire(self.serving(&owner).list(&owner, cursor.as_deref(), limit))
     }
 

@@ -65,7 +65,11 @@ impl Default for StoreConfig {
 impl StoreConfig {
     /// Refuses settings that cannot work together.
     pub fn validate(&self) -> Result<(), StoreError> {
-        let invalid = |why: &str| Err(StoreError::InvalidParams(format!("invalid store configuration: {why}")));
+        let invalid = |why: &str| {
+            Err(StoreError::InvalidParams(format!(
+                "invalid store configuration: {why}"
+            )))
+        };
         if self.max_page_size == 0 {
             return invalid("max-page-size must be at least 1");
         }
@@ -73,7 +77,9 @@ impl StoreConfig {
             return invalid("default-page-size must be between 1 and max-page-size");
         }
         if self.max_json_depth == 0 || self.max_json_depth > PARSER_DEPTH_LIMIT {
-            return invalid(&format!("max-json-depth must be between 1 and {PARSER_DEPTH_LIMIT}"));
+            return invalid(&format!(
+                "max-json-depth must be between 1 and {PARSER_DEPTH_LIMIT}"
+            ));
         }
         if self.max_cas_attempts == 0 {
             return invalid("max-cas-attempts must be at least 1");
@@ -88,7 +94,9 @@ impl StoreConfig {
     /// the maximum. `None` means unlimited.
     pub fn effective_ttl(&self, requested: Option<u64>) -> Result<Option<u64>, StoreError> {
         if requested == Some(0) {
-            return Err(StoreError::InvalidParams("ttl must be a positive number of milliseconds".into()));
+            return Err(StoreError::InvalidParams(
+                "ttl must be a positive number of milliseconds".into(),
+            ));
         }
         let wanted = requested.or(self.default_ttl);
         Ok(match (wanted, self.max_ttl) {
@@ -102,7 +110,9 @@ impl StoreConfig {
     pub fn page_size(&self, requested: Option<u32>) -> Result<u32, StoreError> {
         match requested {
             None => Ok(self.default_page_size),
-            Some(0) => Err(StoreError::InvalidParams("page size must be at least 1".into())),
+            Some(0) => Err(StoreError::InvalidParams(
+                "page size must be at least 1".into(),
+            )),
             Some(n) => Ok(n.min(self.max_page_size)),
         }
     }
@@ -130,7 +140,11 @@ mod tests {
     use super::*;
 
     fn config(default_ttl: Option<u64>, max_ttl: Option<u64>) -> StoreConfig {
-        StoreConfig { default_ttl, max_ttl, ..StoreConfig::default() }
+        StoreConfig {
+            default_ttl,
+            max_ttl,
+            ..StoreConfig::default()
+        }
     }
 
     #[test]
@@ -139,14 +153,20 @@ mod tests {
         assert_eq!(c.effective_ttl(None), Ok(Some(1_000)));
         assert_eq!(c.effective_ttl(Some(2_000)), Ok(Some(2_000)));
         assert_eq!(c.effective_ttl(Some(9_000)), Ok(Some(5_000)));
-        assert!(matches!(c.effective_ttl(Some(0)), Err(StoreError::InvalidParams(_))));
+        assert!(matches!(
+            c.effective_ttl(Some(0)),
+            Err(StoreError::InvalidParams(_))
+        ));
     }
 
     #[test]
     fn unlimited_ttl_only_without_a_max() {
         assert_eq!(config(None, None).effective_ttl(None), Ok(None));
         assert_eq!(config(None, Some(7)).effective_ttl(None), Ok(Some(7)));
-        assert_eq!(config(Some(3), None).effective_ttl(Some(u64::MAX)), Ok(Some(u64::MAX)));
+        assert_eq!(
+            config(Some(3), None).effective_ttl(Some(u64::MAX)),
+            Ok(Some(u64::MAX))
+        );
     }
 
     #[test]
@@ -161,7 +181,10 @@ mod tests {
     #[test]
     fn empty_owner_needs_opt_in() {
         let mut c = StoreConfig::default();
-        assert!(matches!(c.check_owner(""), Err(StoreError::InvalidParams(_))));
+        assert!(matches!(
+            c.check_owner(""),
+            Err(StoreError::InvalidParams(_))
+        ));
         c.allow_anonymous = true;
         assert!(c.check_owner("").is_ok());
         assert!(c.check_owner(&"x".repeat(16 * 1024 + 1)).is_err());
@@ -169,9 +192,15 @@ mod tests {
 
     #[test]
     fn inconsistent_configuration_is_refused() {
-        let bad = StoreConfig { default_page_size: 500, ..StoreConfig::default() };
+        let bad = StoreConfig {
+            default_page_size: 500,
+            ..StoreConfig::default()
+        };
         assert!(bad.validate().is_err());
-        let deep = StoreConfig { max_json_depth: 1_000, ..StoreConfig::default() };
+        let deep = StoreConfig {
+            max_json_depth: 1_000,
+            ..StoreConfig::default()
+        };
         assert!(deep.validate().is_err());
         assert!(StoreConfig::default().validate().is_ok());
     }

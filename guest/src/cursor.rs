@@ -24,13 +24,25 @@ pub fn encode(secret: &[u8], owner: &str, last_task_id: &str) -> String {
 
 /// Decodes a cursor for `owner`, returning the task id to continue after.
 pub fn decode(secret: &[u8], owner: &str, cursor: &str) -> Result<String, StoreError> {
-    let invalid = || StoreError::InvalidParams("invalid cursor: it is malformed, altered, or was not issued for this owner".into());
-    let raw = unhex(cursor).filter(|raw| raw.len() == RAW_LEN && raw[0] == VERSION).ok_or_else(invalid)?;
+    let invalid = || {
+        StoreError::InvalidParams(
+            "invalid cursor: it is malformed, altered, or was not issued for this owner".into(),
+        )
+    };
+    let raw = unhex(cursor)
+        .filter(|raw| raw.len() == RAW_LEN && raw[0] == VERSION)
+        .ok_or_else(invalid)?;
     let (position, given_tag) = raw[1..].split_at(TASK_ID_LEN);
-    let position = std::str::from_utf8(position).ok().filter(|id| is_task_id(id)).ok_or_else(invalid)?;
+    let position = std::str::from_utf8(position)
+        .ok()
+        .filter(|id| is_task_id(id))
+        .ok_or_else(invalid)?;
     let expected = tag(secret, owner, position);
     // Compare without an early exit so timing does not reveal the tag.
-    let diff = expected.iter().zip(given_tag).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    let diff = expected
+        .iter()
+        .zip(given_tag)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
     if diff != 0 {
         return Err(invalid());
     }

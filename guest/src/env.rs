@@ -5,8 +5,13 @@ use crate::error::StoreError;
 /// Source of time and randomness. In the component both come from WASI,
 /// so the host controls them.
 pub trait Environment {
+    /// Microseconds since the Unix epoch.
+    fn now_us(&self) -> u64;
+
     /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> u64;
+    fn now_ms(&self) -> u64 {
+        self.now_us() / 1_000
+    }
     /// Fills `buf` with cryptographically secure random bytes.
     fn fill_random(&self, buf: &mut [u8]) -> Result<(), StoreError>;
 }
@@ -16,13 +21,14 @@ pub trait Environment {
 pub struct SystemEnvironment;
 
 impl Environment for SystemEnvironment {
-    fn now_ms(&self) -> u64 {
+    fn now_us(&self) -> u64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
     }
 
     fn fill_random(&self, buf: &mut [u8]) -> Result<(), StoreError> {
-        getrandom::fill(buf).map_err(|e| StoreError::Internal(format!("no randomness available: {e}")))
+        getrandom::fill(buf)
+            .map_err(|e| StoreError::Internal(format!("no randomness available: {e}")))
     }
 }

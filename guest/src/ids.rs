@@ -1,21 +1,23 @@
 //! Task ids, owner partitions and hex helpers.
 //!
-//! A task id is 12 hex digits of its creation time in milliseconds followed
+//! A task id is 14 hex digits of its creation time in microseconds followed
 //! by 32 hex digits (128 bits) of randomness: unguessable, and ordered by
-//! creation time, so a backend that orders items by id lists in creation order.
+//! creation time, so a backend that orders items by id lists in creation
+//! order (ties within one microsecond fall back to the random part: still a
+//! stable order).
 //! An owner's partition is the SHA-256 of the owner id, so every owner id,
 //! however crafted, maps to a fixed-size token that cannot alias another.
 
 use sha2::{Digest, Sha256};
 
 /// Length of a task id in characters.
-pub const TASK_ID_LEN: usize = 44;
-const TIME_DIGITS: usize = 12;
+pub const TASK_ID_LEN: usize = 46;
+const TIME_DIGITS: usize = 14;
 
-/// Builds a task id from the creation time and 16 random bytes.
-pub fn task_id(created_at_ms: u64, random: [u8; 16]) -> String {
-    // 12 hex digits hold times up to the year 10889.
-    let mut id = format!("{:012x}", created_at_ms & 0xffff_ffff_ffff);
+/// Builds a task id from the creation time (µs) and 16 random bytes.
+pub fn task_id(created_at_us: u64, random: [u8; 16]) -> String {
+    // 14 hex digits of microseconds hold times up to the year 4253.
+    let mut id = format!("{:014x}", created_at_us & 0xff_ffff_ffff_ffff);
     id.push_str(&hex(&random));
     id
 }
@@ -25,9 +27,11 @@ pub fn is_task_id(id: &str) -> bool {
     id.len() == TASK_ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// The creation time encoded in a well-formed task id.
+/// The creation time (µs) encoded in a well-formed task id.
 pub fn task_id_time(id: &str) -> Option<u64> {
-    is_task_id(id).then(|| u64::from_str_radix(&id[..TIME_DIGITS], 16).ok()).flatten()
+    is_task_id(id)
+        .then(|| u64::from_str_radix(&id[..TIME_DIGITS], 16).ok())
+        .flatten()
 }
 
 /// The backend partition of an owner: lowercase hex SHA-256 of the owner id.
@@ -53,7 +57,10 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
     }
     (0..text.len())
         .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
         .collect()
 }
 
@@ -76,9 +83,12 @@ mod tests {
     #[test]
     fn partitions_are_fixed_size_and_distinct_for_look_alike_owners() {
         let owners = ["a", "a:b", "a:", ":a", "{a}", "*", "", "ä"];
-        let parts: std::collections::HashSet<String> = owners.iter().map(|o| owner_partition(o)).collect();
+        let parts: std::collections::HashSet<String> =
+            owners.iter().map(|o| owner_partition(o)).collect();
         assert_eq!(parts.len(), owners.len());
-        assert!(parts.iter().all(|p| p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit())));
+        assert!(parts
+            .iter()
+            .all(|p| p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit())));
     }
 
     #[test]

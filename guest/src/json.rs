@@ -27,7 +27,8 @@ pub fn parse_limited(text: &str, limits: JsonLimits, what: &str) -> Result<Value
     }
     // serde_json refuses nesting beyond its recursion limit without
     // overflowing the stack, so parsing first is safe.
-    let value: Value = serde_json::from_str(text).map_err(|e| invalid(format!("invalid JSON ({e})")))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| invalid(format!("invalid JSON ({e})")))?;
     check_shape(&value, limits).map_err(invalid)?;
     Ok(value)
 }
@@ -35,20 +36,31 @@ pub fn parse_limited(text: &str, limits: JsonLimits, what: &str) -> Result<Value
 /// Checks nesting depth and string lengths without recursion.
 fn check_shape(root: &Value, limits: JsonLimits) -> Result<(), String> {
     let long = |s: &str| s.len() > limits.max_string_bytes;
-    let too_long = || format!("a string exceeds the limit of {} bytes", limits.max_string_bytes);
+    let too_long = || {
+        format!(
+            "a string exceeds the limit of {} bytes",
+            limits.max_string_bytes
+        )
+    };
     let mut pending = vec![(root, 0usize)];
     while let Some((value, depth)) = pending.pop() {
         match value {
             Value::String(s) if long(s) => return Err(too_long()),
             Value::Array(items) => {
                 if depth + 1 > limits.max_depth {
-                    return Err(format!("nesting exceeds the limit of {} levels", limits.max_depth));
+                    return Err(format!(
+                        "nesting exceeds the limit of {} levels",
+                        limits.max_depth
+                    ));
                 }
                 pending.extend(items.iter().map(|v| (v, depth + 1)));
             }
             Value::Object(map) => {
                 if depth + 1 > limits.max_depth {
-                    return Err(format!("nesting exceeds the limit of {} levels", limits.max_depth));
+                    return Err(format!(
+                        "nesting exceeds the limit of {} levels",
+                        limits.max_depth
+                    ));
                 }
                 if map.keys().any(|k| long(k)) {
                     return Err(too_long());
@@ -83,7 +95,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const LIMITS: JsonLimits = JsonLimits { max_bytes: 1_000, max_depth: 4, max_string_bytes: 10 };
+    const LIMITS: JsonLimits = JsonLimits {
+        max_bytes: 1_000,
+        max_depth: 4,
+        max_string_bytes: 10,
+    };
 
     #[test]
     fn accepts_within_limits_and_canonicalizes_key_order() {
@@ -93,8 +109,14 @@ mod tests {
 
     #[test]
     fn refuses_oversized_deep_long_and_malformed_input() {
-        let err = |text: &str| parse_limited(text, LIMITS, "result").unwrap_err().to_string();
-        assert!(err(&format!("\"{}\"", "x".repeat(2_000))).contains("exceeds the limit of 1000 bytes"));
+        let err = |text: &str| {
+            parse_limited(text, LIMITS, "result")
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            err(&format!("\"{}\"", "x".repeat(2_000))).contains("exceeds the limit of 1000 bytes")
+        );
         assert!(err("[[[[[1]]]]]").contains("nesting exceeds the limit of 4 levels"));
         assert!(err(r#"{"k": "01234567890"}"#).contains("string exceeds"));
         assert!(err(r#"{"01234567890": 1}"#).contains("string exceeds"));
@@ -104,15 +126,30 @@ mod tests {
     #[test]
     fn hostile_nesting_beyond_the_parser_limit_is_an_error_not_a_crash() {
         let deep = "[".repeat(100_000);
-        let limits = JsonLimits { max_bytes: 1 << 20, ..LIMITS };
-        assert!(matches!(parse_limited(&deep, limits, "x"), Err(StoreError::InvalidParams(_))));
+        let limits = JsonLimits {
+            max_bytes: 1 << 20,
+            ..LIMITS
+        };
+        assert!(matches!(
+            parse_limited(&deep, limits, "x"),
+            Err(StoreError::InvalidParams(_))
+        ));
     }
 
     #[test]
     fn merge_sets_and_null_deletes() {
-        let mut vars = json!({"keep": 1, "drop": 2, "change": 3}).as_object().unwrap().clone();
-        let patch = json!({"drop": null, "change": "x", "new": [1]}).as_object().unwrap().clone();
+        let mut vars = json!({"keep": 1, "drop": 2, "change": 3})
+            .as_object()
+            .unwrap()
+            .clone();
+        let patch = json!({"drop": null, "change": "x", "new": [1]})
+            .as_object()
+            .unwrap()
+            .clone();
         merge_variables(&mut vars, patch);
-        assert_eq!(Value::Object(vars), json!({"keep": 1, "change": "x", "new": [1]}));
+        assert_eq!(
+            Value::Object(vars),
+            json!({"keep": 1, "change": "x", "new": [1]})
+        );
     }
 }

@@ -88,7 +88,10 @@ impl MemoryKv {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, BTreeMap<String, Entry>>) -> T) -> T {
-        let mut guard = self.partitions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self
+            .partitions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut guard)
     }
 }
@@ -116,7 +119,14 @@ impl Kv for MemoryKv {
             if max_live.is_some_and(|max| items.len() >= max as usize) {
                 return Err(KvError::QuotaExceeded);
             }
-            items.insert(item.to_owned(), Entry { value, version: 1, expires_at });
+            items.insert(
+                item.to_owned(),
+                Entry {
+                    value,
+                    version: 1,
+                    expires_at,
+                },
+            );
             Ok(1)
         })
     }
@@ -130,13 +140,19 @@ impl Kv for MemoryKv {
         expires_at: Option<u64>,
         now: u64,
     ) -> Result<u64, KvError> {
-        self.with(|p| match p.get_mut(partition).and_then(|items| items.get_mut(item)) {
-            Some(e) if e.version == expected_version && e.is_live(now) => {
-                *e = Entry { value, version: expected_version + 1, expires_at };
-                Ok(e.version)
-            }
-            _ => Err(KvError::Conflict),
-        })
+        self.with(
+            |p| match p.get_mut(partition).and_then(|items| items.get_mut(item)) {
+                Some(e) if e.version == expected_version && e.is_live(now) => {
+                    *e = Entry {
+                        value,
+                        version: expected_version + 1,
+                        expires_at,
+                    };
+                    Ok(e.version)
+                }
+                _ => Err(KvError::Conflict),
+            },
+        )
     }
 
     fn remove(&self, partition: &str, item: &str, expected_version: u64) -> Result<(), KvError> {

@@ -18,6 +18,9 @@ pub mod status;
 pub mod store;
 pub mod time;
 
+#[cfg(test)]
+mod store_tests;
+
 #[cfg(target_family = "wasm")]
 pub mod component;
 

@@ -77,7 +77,8 @@ impl StoredTask {
 
     /// Serializes, refusing a record larger than `max_bytes`.
     pub fn encode(&self, max_bytes: u32) -> Result<Vec<u8>, StoreError> {
-        let bytes = serde_json::to_vec(self).map_err(|e| StoreError::Internal(format!("cannot serialize task: {e}")))?;
+        let bytes = serde_json::to_vec(self)
+            .map_err(|e| StoreError::Internal(format!("cannot serialize task: {e}")))?;
         if bytes.len() > max_bytes as usize {
             return Err(StoreError::InvalidParams(format!(
                 "the task record would be {} bytes; the limit is {} bytes",
@@ -90,7 +91,8 @@ impl StoredTask {
 
     /// Parses a stored record.
     pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
-        serde_json::from_slice(bytes).map_err(|e| StoreError::Internal(format!("stored task is corrupt: {e}")))
+        serde_json::from_slice(bytes)
+            .map_err(|e| StoreError::Internal(format!("stored task is corrupt: {e}")))
     }
 
     /// The wire view.

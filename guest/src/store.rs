@@ -30,10 +30,18 @@ struct Loaded {
 impl From<KvError> for StoreError {
     fn from(e: KvError) -> Self {
         match e {
-            KvError::Conflict => StoreError::Conflict("a concurrent update changed the task; retry".into()),
-            KvError::QuotaExceeded => StoreError::QuotaExceeded("the owner has reached its task quota".into()),
-            KvError::TooLarge(m) => StoreError::InvalidParams(format!("the task record is too large for the backend: {m}")),
-            KvError::Unavailable(m) => StoreError::Backend(format!("storage backend unavailable: {m}")),
+            KvError::Conflict => {
+                StoreError::Conflict("a concurrent update changed the task; retry".into())
+            }
+            KvError::QuotaExceeded => {
+                StoreError::QuotaExceeded("the owner has reached its task quota".into())
+            }
+            KvError::TooLarge(m) => StoreError::InvalidParams(format!(
+                "the task record is too large for the backend: {m}"
+            )),
+            KvError::Unavailable(m) => {
+                StoreError::Backend(format!("storage backend unavailable: {m}"))
+            }
         }
     }
 }
@@ -57,8 +65,18 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         &self.config
     }
 
+    /// The clock and randomness in use.
+    pub fn env(&self) -> &E {
+        &self.env
+    }
+
     /// Creates a task in `working` for `owner`.
-    pub fn create(&self, owner: &str, request_method: &str, ttl: Option<u64>) -> Result<TaskRecord, StoreError> {
+    pub fn create(
+        &self,
+        owner: &str,
+        request_method: &str,
+        ttl: Option<u64>,
+    ) -> Result<TaskRecord, StoreError> {
         self.config.check_owner(owner)?;
         if request_method.len() > self.config.max_string_bytes as usize {
             return Err(StoreError::InvalidParams(format!(
@@ -69,12 +87,13 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         let ttl = self.config.effective_ttl(ttl)?;
         let partition = owner_partition(owner);
         for _ in 0..self.config.max_cas_attempts {
-            let now = self.env.now_ms();
+            let now_us = self.env.now_us();
+            let now = now_us / 1_000;
             let mut random = [0u8; 16];
             self.env.fill_random(&mut random)?;
             let stored = StoredTask {
                 owner_id: owner.to_owned(),
-                task_id: task_id(now, random),
+                task_id: task_id(now_us, random),
                 status: TaskStatus::Working,
                 status_message: None,
                 created_at: now,
@@ -86,7 +105,14 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             };
             let bytes = stored.encode(self.config.max_record_bytes)?;
             let quota = self.config.max_tasks_per_owner;
-            match self.kv.create(&partition, &stored.task_id, bytes, stored.expires_at(), quota, now) {
+            match self.kv.create(
+                &partition,
+                &stored.task_id,
+                bytes,
+                stored.expires_at(),
+                quota,
+                now,
+            ) {
                 Ok(version) => return Ok(stored.record(version, self.config.poll_interval)),
                 // An id collision: draw another id.
                 Err(KvError::Conflict) => continue,
@@ -99,14 +125,18 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(StoreError::Internal("could not allocate a unique task id".into()))
+        Err(StoreError::Internal(
+            "could not allocate a unique task id".into(),
+        ))
     }
 
     /// Reads a live task of `owner`.
     pub fn get(&self, owner: &str, task_id: &str) -> Result<TaskRecord, StoreError> {
         let target = self.target(owner, task_id)?;
         let loaded = self.load(&target)?;
-        Ok(loaded.stored.record(loaded.version, self.config.poll_interval))
+        Ok(loaded
+            .stored
+            .record(loaded.version, self.config.poll_interval))
     }
 
     /// Moves a task to `status`, replacing its status message.
@@ -136,7 +166,9 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
     ) -> Result<TaskRecord, StoreError> {
         let limits = self.json_limits(self.config.max_variables_bytes);
         let Value::Object(patch) = parse_limited(patch, limits, "variables")? else {
-            return Err(StoreError::InvalidParams("variables: must be a JSON object".into()));
+            return Err(StoreError::InvalidParams(
+                "variables: must be a JSON object".into(),
+            ));
         };
         self.mutate(owner, task_id, expected_version, |task| {
             refuse_if_terminal(task, "variables")?;
@@ -157,7 +189,12 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
     }
 
     /// Stores a JSON result on a non-terminal task.
-    pub fn set_result(&self, owner: &str, task_id: &str, result: &str) -> Result<TaskRecord, StoreError> {
+    pub fn set_result(
+        &self,
+        owner: &str,
+        task_id: &str,
+        result: &str,
+    ) -> Result<TaskRecord, StoreError> {
         let result = self.parse_result(result)?;
         self.mutate(owner, task_id, None, |task| {
             refuse_if_terminal(task, "the result")?;
@@ -170,9 +207,16 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
     pub fn get_result(&self, owner: &str, task_id: &str) -> Result<String, StoreError> {
         let target = self.target(owner, task_id)?;
         let loaded = self.load(&target)?;
-        loaded.stored.result.map(|r| r.get().to_owned()).ok_or_else(|| {
-            StoreError::InvalidParams(format!("task {task_id} has no result yet (status {})", loaded.stored.status))
-        })
+        loaded
+            .stored
+            .result
+            .map(|r| r.get().to_owned())
+            .ok_or_else(|| {
+                StoreError::InvalidParams(format!(
+                    "task {task_id} has no result yet (status {})",
+                    loaded.stored.status
+                ))
+            })
     }
 
     /// Moves to `completed` or `failed` and stores `result`, in one write.
@@ -215,20 +259,31 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         let target = self.target(owner, task_id)?;
         self.retrying(None, || {
             let loaded = self.load(&target)?;
-            self.kv.remove(&target.partition, task_id, loaded.version).map_err(StoreError::from)
+            self.kv
+                .remove(&target.partition, task_id, loaded.version)
+                .map_err(StoreError::from)
         })
     }
 
     /// Lists `owner`'s live tasks in creation order, one page at a time.
-    pub fn list(&self, owner: &str, cursor: Option<&str>, limit: Option<u32>) -> Result<TaskPage, StoreError> {
+    pub fn list(
+        &self,
+        owner: &str,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<TaskPage, StoreError> {
         self.config.check_owner(owner)?;
         let page_size = self.config.page_size(limit)?;
         let secret = &self.config.cursor_secret;
-        let after = cursor.map(|c| cursor::decode(secret, owner, c)).transpose()?;
+        let after = cursor
+            .map(|c| cursor::decode(secret, owner, c))
+            .transpose()?;
         let partition = owner_partition(owner);
         let now = self.env.now_ms();
         // One extra item tells whether another page exists.
-        let mut entries = self.kv.list(&partition, after.as_deref(), page_size + 1, now)?;
+        let mut entries = self
+            .kv
+            .list(&partition, after.as_deref(), page_size + 1, now)?;
         let more = entries.len() > page_size as usize;
         entries.truncate(page_size as usize);
         let mut tasks = Vec::with_capacity(entries.len());
@@ -256,13 +311,20 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         if !is_task_id(task_id) {
             return Err(StoreError::task_not_found(task_id));
         }
-        Ok(Target { owner, partition: owner_partition(owner), task_id })
+        Ok(Target {
+            owner,
+            partition: owner_partition(owner),
+            task_id,
+        })
     }
 
     /// Reads a task the owner can see; anything else is the same not-found.
     fn load(&self, target: &Target<'_>) -> Result<Loaded, StoreError> {
         let not_found = || StoreError::task_not_found(target.task_id);
-        let entry = self.kv.get(&target.partition, target.task_id)?.ok_or_else(not_found)?;
+        let entry = self
+            .kv
+            .get(&target.partition, target.task_id)?
+            .ok_or_else(not_found)?;
         if !entry.is_live(self.env.now_ms()) {
             return Err(not_found());
         }
@@ -270,7 +332,10 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         if stored.owner_id != target.owner || stored.task_id != target.task_id {
             return Err(not_found());
         }
-        Ok(Loaded { stored, version: entry.version })
+        Ok(Loaded {
+            stored,
+            version: entry.version,
+        })
     }
 
     /// Read-validate-write with compare-and-swap, retried on conflict unless
@@ -284,7 +349,10 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
     ) -> Result<TaskRecord, StoreError> {
         let target = self.target(owner, task_id)?;
         self.retrying(expected_version, || {
-            let Loaded { mut stored, version } = self.load(&target)?;
+            let Loaded {
+                mut stored,
+                version,
+            } = self.load(&target)?;
             if expected_version.is_some_and(|v| v != version) {
                 return Err(StoreError::Conflict(format!(
                     "task {task_id} is at version {version}, not the expected {}",
@@ -295,7 +363,14 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             let now = self.env.now_ms();
             stored.last_updated_at = now.max(stored.last_updated_at);
             let bytes = stored.encode(self.config.max_record_bytes)?;
-            let new_version = self.kv.replace(&target.partition, task_id, version, bytes, stored.expires_at(), now)?;
+            let new_version = self.kv.replace(
+                &target.partition,
+                task_id,
+                version,
+                bytes,
+                stored.expires_at(),
+                now,
+            )?;
             Ok(stored.record(new_version, self.config.poll_interval))
         })
     }
@@ -307,7 +382,11 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         expected_version: Option<u64>,
         mut attempt: impl FnMut() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let attempts = if expected_version.is_some() { 1 } else { self.config.max_cas_attempts };
+        let attempts = if expected_version.is_some() {
+            1
+        } else {
+            self.config.max_cas_attempts
+        };
         let mut last = None;
         for _ in 0..attempts {
             match attempt() {
@@ -332,16 +411,22 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
     }
 
     fn parse_result(&self, text: &str) -> Result<Box<RawValue>, StoreError> {
-        let value = parse_limited(text, self.json_limits(self.config.max_result_bytes), "result")?;
+        let value = parse_limited(
+            text,
+            self.json_limits(self.config.max_result_bytes),
+            "result",
+        )?;
         raw_json(canonical(&value))
     }
 
     fn checked_message(&self, message: Option<&str>) -> Result<Option<String>, StoreError> {
         match message {
-            Some(m) if m.len() > self.config.max_string_bytes as usize => Err(StoreError::InvalidParams(format!(
-                "status message exceeds the limit of {} bytes",
-                self.config.max_string_bytes
-            ))),
+            Some(m) if m.len() > self.config.max_string_bytes as usize => {
+                Err(StoreError::InvalidParams(format!(
+                    "status message exceeds the limit of {} bytes",
+                    self.config.max_string_bytes
+                )))
+            }
             m => Ok(m.map(str::to_owned)),
         }
     }
@@ -350,7 +435,11 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
 /// Applies a status change the state machine allows.
 fn transition(task: &mut StoredTask, next: TaskStatus) -> Result<(), StoreError> {
     if !task.status.can_transition_to(next) {
-        let why = if task.status.is_terminal() { "terminal tasks never change" } else { "not a legal transition" };
+        let why = if task.status.is_terminal() {
+            "terminal tasks never change"
+        } else {
+            "not a legal transition"
+        };
         return Err(StoreError::InvalidTransition(format!(
             "cannot move task {} from {} to {next}: {why}",
             task.task_id, task.status
@@ -371,5 +460,6 @@ fn refuse_if_terminal(task: &StoredTask, what: &str) -> Result<(), StoreError> {
 }
 
 fn raw_json(text: String) -> Result<Box<RawValue>, StoreError> {
-    RawValue::from_string(text).map_err(|e| StoreError::Internal(format!("invalid canonical JSON: {e}")))
+    RawValue::from_string(text)
+        .map_err(|e| StoreError::Internal(format!("invalid canonical JSON: {e}")))
 }

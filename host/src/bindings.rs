@@ -36,11 +36,19 @@ impl From<backend::KvError> for kv::KvError {
 }
 
 fn entry(e: backend::Entry) -> kv::Entry {
-    kv::Entry { value: e.value, version: e.version, expires_at: e.expires_at }
+    kv::Entry {
+        value: e.value,
+        version: e.version,
+        expires_at: e.expires_at,
+    }
 }
 
 impl kv::Host for CallState {
-    async fn get(&mut self, partition: String, item: String) -> Result<Option<kv::Entry>, kv::KvError> {
+    async fn get(
+        &mut self,
+        partition: String,
+        item: String,
+    ) -> Result<Option<kv::Entry>, kv::KvError> {
         let backend = self.backend.clone();
         let found = self.timed(backend.get(&partition, &item)).await?;
         Ok(found.map(entry))
@@ -56,7 +64,9 @@ impl kv::Host for CallState {
         now: u64,
     ) -> Result<u64, kv::KvError> {
         let backend = self.backend.clone();
-        Ok(self.timed(backend.create(&partition, &item, value, expires_at, max_live, now)).await?)
+        Ok(self
+            .timed(backend.create(&partition, &item, value, expires_at, max_live, now))
+            .await?)
     }
 
     async fn replace(
@@ -69,12 +79,21 @@ impl kv::Host for CallState {
         now: u64,
     ) -> Result<u64, kv::KvError> {
         let backend = self.backend.clone();
-        Ok(self.timed(backend.replace(&partition, &item, expected_version, value, expires_at, now)).await?)
+        Ok(self
+            .timed(backend.replace(&partition, &item, expected_version, value, expires_at, now))
+            .await?)
     }
 
-    async fn remove(&mut self, partition: String, item: String, expected_version: u64) -> Result<(), kv::KvError> {
+    async fn remove(
+        &mut self,
+        partition: String,
+        item: String,
+        expected_version: u64,
+    ) -> Result<(), kv::KvError> {
         let backend = self.backend.clone();
-        Ok(self.timed(backend.remove(&partition, &item, expected_version)).await?)
+        Ok(self
+            .timed(backend.remove(&partition, &item, expected_version))
+            .await?)
     }
 
     async fn list(
@@ -85,8 +104,16 @@ impl kv::Host for CallState {
         now: u64,
     ) -> Result<Vec<kv::ListedEntry>, kv::KvError> {
         let backend = self.backend.clone();
-        let listed = self.timed(backend.list(&partition, after.as_deref(), limit, now)).await?;
-        Ok(listed.into_iter().map(|(item, e)| kv::ListedEntry { item, entry: entry(e) }).collect())
+        let listed = self
+            .timed(backend.list(&partition, after.as_deref(), limit, now))
+            .await?;
+        Ok(listed
+            .into_iter()
+            .map(|(item, e)| kv::ListedEntry {
+                item,
+                entry: entry(e),
+            })
+            .collect())
     }
 
     async fn sweep(&mut self, now: u64, limit: u32) -> Result<u64, kv::KvError> {
@@ -153,8 +180,9 @@ impl TryFrom<wit::TaskRecord> for TaskRecord {
     type Error = TaskError;
 
     fn try_from(r: wit::TaskRecord) -> Result<Self, TaskError> {
-        let variables: Map<String, Value> = serde_json::from_str(&r.variables)
-            .map_err(|e| TaskError::Internal(format!("the component returned invalid variables: {e}")))?;
+        let variables: Map<String, Value> = serde_json::from_str(&r.variables).map_err(|e| {
+            TaskError::Internal(format!("the component returned invalid variables: {e}"))
+        })?;
         Ok(TaskRecord {
             task: r.task.into(),
             request_method: r.request_method,
@@ -167,7 +195,10 @@ impl TryFrom<wit::TaskRecord> for TaskRecord {
 
 impl From<wit::TaskPage> for TaskPage {
     fn from(p: wit::TaskPage) -> Self {
-        TaskPage { tasks: p.tasks.into_iter().map(Into::into).collect(), next_cursor: p.next_cursor }
+        TaskPage {
+            tasks: p.tasks.into_iter().map(Into::into).collect(),
+            next_cursor: p.next_cursor,
+        }
     }
 }
 

@@ -17,20 +17,24 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Duration {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
     }
 }
 
 /// A clock that moves only when told to; clones share the same time.
 #[derive(Debug, Clone)]
 pub struct ManualClock {
-    millis: Arc<AtomicU64>,
+    micros: Arc<AtomicU64>,
 }
 
 impl ManualClock {
-    /// A clock stopped at `since_epoch` (millisecond resolution).
+    /// A clock stopped at `since_epoch` (microsecond resolution).
     pub fn new(since_epoch: Duration) -> Self {
-        ManualClock { millis: Arc::new(AtomicU64::new(since_epoch.as_millis() as u64)) }
+        ManualClock {
+            micros: Arc::new(AtomicU64::new(micros(since_epoch))),
+        }
     }
 
     /// A clock stopped at the current system time.
@@ -40,19 +44,23 @@ impl ManualClock {
 
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
-        self.millis.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+        self.micros.fetch_add(micros(by), Ordering::SeqCst);
     }
 
     /// Sets the clock.
     pub fn set(&self, since_epoch: Duration) {
-        self.millis.store(since_epoch.as_millis() as u64, Ordering::SeqCst);
+        self.micros.store(micros(since_epoch), Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Duration {
-        Duration::from_millis(self.millis.load(Ordering::SeqCst))
+        Duration::from_micros(self.micros.load(Ordering::SeqCst))
     }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Adapts a [`Clock`] to the WASI wall clock of one guest instance.
@@ -60,7 +68,7 @@ pub(crate) struct WasiWallClock(pub Arc<dyn Clock>);
 
 impl wasmtime_wasi::HostWallClock for WasiWallClock {
     fn resolution(&self) -> Duration {
-        Duration::from_millis(1)
+        Duration::from_micros(1)
     }
 
     fn now(&self) -> Duration {

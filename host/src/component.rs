@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use crate::error::BuildError;
 
 /// The default component, compiled from `guest/` by the build script.
-pub static DEFAULT_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pmcp_tasks_guest.wasm"));
+pub static DEFAULT_COMPONENT: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/pmcp_tasks_guest.wasm"));
 
 /// The guest built with its `fault-injection` feature: it traps, loops or
 /// allocates without bound for reserved owner ids. For sandbox tests only.
@@ -32,9 +33,14 @@ impl ComponentSource {
         match self {
             ComponentSource::Embedded => Ok(Cow::Borrowed(DEFAULT_COMPONENT)),
             ComponentSource::Bytes(bytes) => Ok(Cow::Borrowed(bytes)),
-            ComponentSource::File(path) => std::fs::read(path)
-                .map(Cow::Owned)
-                .map_err(|source| BuildError::ReadComponent { path: path.clone(), source }),
+            ComponentSource::File(path) => {
+                std::fs::read(path)
+                    .map(Cow::Owned)
+                    .map_err(|source| BuildError::ReadComponent {
+                        path: path.clone(),
+                        source,
+                    })
+            }
         }
     }
 }

@@ -72,6 +72,9 @@ pub struct SandboxLimits {
 
 impl Default for SandboxLimits {
     fn default() -> Self {
-        SandboxLimits { max_memory_bytes: 64 << 20, time_budget: Duration::from_secs(5) }
+        SandboxLimits {
+            max_memory_bytes: 64 << 20,
+            time_budget: Duration::from_secs(5),
+        }
     }
 }

@@ -76,11 +76,22 @@ impl TaskHostBuilder {
         let bytes = self.component.load()?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let sandbox = Sandbox::new(&bytes, clock, self.limits)?;
-        let backend = self.backend.unwrap_or_else(|| Arc::new(InMemoryBackend::new()));
+        let backend = self
+            .backend
+            .unwrap_or_else(|| Arc::new(InMemoryBackend::new()));
         let config = WitStoreConfig::from(&self.config);
         // Open once now so a bad configuration fails here, not on first use.
-        sandbox.session(backend.clone(), &config).await.map_err(|e| BuildError::Config(e.to_string()))?;
-        Ok(TaskHost { inner: Arc::new(Inner { sandbox, backend, config }) })
+        sandbox
+            .session(backend.clone(), &config)
+            .await
+            .map_err(|e| BuildError::Config(e.to_string()))?;
+        Ok(TaskHost {
+            inner: Arc::new(Inner {
+                sandbox,
+                backend,
+                config,
+            }),
+        })
     }
 }
 
@@ -102,7 +113,12 @@ impl TaskHost {
     }
 
     /// Creates a task in `working` for `owner`; `ttl` `None` takes the default.
-    pub async fn create(&self, owner: &str, request_method: &str, ttl: Option<Duration>) -> Result<TaskRecord, TaskError> {
+    pub async fn create(
+        &self,
+        owner: &str,
+        request_method: &str,
+        ttl: Option<Duration>,
+    ) -> Result<TaskRecord, TaskError> {
         guest_call!(self, call_create(owner, request_method, ttl_millis(ttl)))?.try_into()
     }
 
@@ -119,11 +135,20 @@ impl TaskHost {
         status: TaskStatus,
         message: Option<&str>,
     ) -> Result<TaskRecord, TaskError> {
-        guest_call!(self, call_update_status(owner, task_id, status.into(), message))?.try_into()
+        guest_call!(
+            self,
+            call_update_status(owner, task_id, status.into(), message)
+        )?
+        .try_into()
     }
 
     /// Merges `patch` into the variables; a `null` value deletes a key.
-    pub async fn set_variables(&self, owner: &str, task_id: &str, patch: &Map<String, Value>) -> Result<TaskRecord, TaskError> {
+    pub async fn set_variables(
+        &self,
+        owner: &str,
+        task_id: &str,
+        patch: &Map<String, Value>,
+    ) -> Result<TaskRecord, TaskError> {
         let patch = json_text(patch);
         guest_call!(self, call_set_variables(owner, task_id, &patch, None))?.try_into()
     }
@@ -138,11 +163,20 @@ impl TaskHost {
         version: u64,
     ) -> Result<TaskRecord, TaskError> {
         let patch = json_text(patch);
-        guest_call!(self, call_set_variables(owner, task_id, &patch, Some(version)))?.try_into()
+        guest_call!(
+            self,
+            call_set_variables(owner, task_id, &patch, Some(version))
+        )?
+        .try_into()
     }
 
     /// Stores a result on a non-terminal task without changing its status.
-    pub async fn set_result(&self, owner: &str, task_id: &str, result: &Value) -> Result<TaskRecord, TaskError> {
+    pub async fn set_result(
+        &self,
+        owner: &str,
+        task_id: &str,
+        result: &Value,
+    ) -> Result<TaskRecord, TaskError> {
         let result = json_text(result);
         guest_call!(self, call_set_result(owner, task_id, &result))?.try_into()
     }
@@ -150,7 +184,9 @@ impl TaskHost {
     /// Returns the stored result.
     pub async fn get_result(&self, owner: &str, task_id: &str) -> Result<Value, TaskError> {
         let text = guest_call!(self, call_get_result(owner, task_id))?;
-        serde_json::from_str(&text).map_err(|e| TaskError::Internal(format!("the component returned an invalid result: {e}")))
+        serde_json::from_str(&text).map_err(|e| {
+            TaskError::Internal(format!("the component returned an invalid result: {e}"))
+        })
     }
 
     /// Moves to `completed` or `failed` and stores `result`, atomically.
@@ -162,12 +198,21 @@ impl TaskHost {
         result: &Value,
     ) -> Result<TaskRecord, TaskError> {
         let result = json_text(result);
-        guest_call!(self, call_complete_with_result(owner, task_id, status.into(), &result))?.try_into()
+        guest_call!(
+            self,
+            call_complete_with_result(owner, task_id, status.into(), &result)
+        )?
+        .try_into()
     }
 
     /// Lists `owner`'s live tasks in creation order; pass the previous
     /// page's `next_cursor` to continue.
-    pub async fn list(&self, owner: &str, cursor: Option<&str>, limit: Option<u32>) -> Result<TaskPage, TaskError> {
+    pub async fn list(
+        &self,
+        owner: &str,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<TaskPage, TaskError> {
         Ok(guest_call!(self, call_list(owner, cursor, limit))?.into())
     }
 

@@ -26,9 +26,9 @@ mod sandbox;
 mod task;
 
 pub use component::ComponentSource;
+pub use component::DEFAULT_COMPONENT;
 #[cfg(feature = "fault-injection-guest")]
 pub use component::FAULT_INJECTION_COMPONENT;
-pub use component::DEFAULT_COMPONENT;
 pub use config::{SandboxLimits, StoreConfig};
 pub use error::{BuildError, TaskError, INTERNAL_ERROR, INVALID_PARAMS};
 pub use host::{TaskHost, TaskHostBuilder};

@@ -50,7 +50,10 @@ impl CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -68,14 +71,24 @@ struct MemoryLimitHit(usize);
 struct TimeBudgetHit(Duration);
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             return Err(wasmtime::Error::new(MemoryLimitHit(self.max_bytes)));
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
     }
 }
@@ -105,7 +118,10 @@ pub(crate) struct Session {
 
 impl Session {
     /// Turns the outcome of a guest call into the host's error type.
-    pub(crate) fn outcome<T, E: Into<TaskError>>(&self, result: wasmtime::Result<Result<T, E>>) -> Result<T, TaskError> {
+    pub(crate) fn outcome<T, E: Into<TaskError>>(
+        &self,
+        result: wasmtime::Result<Result<T, E>>,
+    ) -> Result<T, TaskError> {
         self.diagnostics.outcome(result)
     }
 }
@@ -117,7 +133,10 @@ struct Diagnostics {
 }
 
 impl Diagnostics {
-    fn outcome<T, E: Into<TaskError>>(&self, result: wasmtime::Result<Result<T, E>>) -> Result<T, TaskError> {
+    fn outcome<T, E: Into<TaskError>>(
+        &self,
+        result: wasmtime::Result<Result<T, E>>,
+    ) -> Result<T, TaskError> {
         match result {
             Ok(inner) => inner.map_err(Into::into),
             Err(trap) => Err(self.explain(trap)),
@@ -131,38 +150,58 @@ impl Diagnostics {
         if error.downcast_ref::<MemoryLimitHit>().is_some() {
             return TaskError::GuestMemoryLimit(self.limits.max_memory_bytes);
         }
-        let stderr = String::from_utf8_lossy(&self.stderr.contents()).trim().to_owned();
+        let stderr = String::from_utf8_lossy(&self.stderr.contents())
+            .trim()
+            .to_owned();
         let what = match error.downcast_ref::<Trap>() {
             Some(trap) => trap.to_string(),
             None => format!("{error:#}"),
         };
-        TaskError::GuestTrap(if stderr.is_empty() { what } else { format!("{what}; guest said: {stderr}") })
+        TaskError::GuestTrap(if stderr.is_empty() {
+            what
+        } else {
+            format!("{what}; guest said: {stderr}")
+        })
     }
 }
 
 impl Sandbox {
     /// Compiles and links `component_bytes`, checking it fits the contract.
-    pub(crate) fn new(component_bytes: &[u8], clock: Arc<dyn Clock>, limits: SandboxLimits) -> Result<Self, BuildError> {
+    pub(crate) fn new(
+        component_bytes: &[u8],
+        clock: Arc<dyn Clock>,
+        limits: SandboxLimits,
+    ) -> Result<Self, BuildError> {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| BuildError::Engine(format!("{e:#}")))?;
-        let component = Component::new(&engine, component_bytes)
-            .map_err(|e| BuildError::IncompatibleComponent(format!("not a valid wasm component: {e:#}")))?;
+        let component = Component::new(&engine, component_bytes).map_err(|e| {
+            BuildError::IncompatibleComponent(format!("not a valid wasm component: {e:#}"))
+        })?;
         check_package_version(&engine, &component)?;
         let mut linker: Linker<CallState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| BuildError::Engine(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| BuildError::Engine(format!("{e:#}")))?;
         TaskStoreComponent::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| BuildError::Engine(format!("{e:#}")))?;
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| BuildError::IncompatibleComponent(format!("{e:#}")))?;
         let pre = TaskStoreComponentPre::new(instance_pre).map_err(|e| {
-            BuildError::IncompatibleComponent(format!("it does not export the {WIT_PACKAGE} task store: {e:#}"))
+            BuildError::IncompatibleComponent(format!(
+                "it does not export the {WIT_PACKAGE} task store: {e:#}"
+            ))
         })?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone())
             .map_err(|e| BuildError::Engine(format!("cannot start the epoch thread: {e}")))?;
-        Ok(Sandbox { engine, pre, clock, limits, ticker_stop })
+        Ok(Sandbox {
+            engine,
+            pre,
+            clock,
+            limits,
+            ticker_stop,
+        })
     }
 
     /// Instantiates the component for one call and opens its store.
@@ -183,7 +222,9 @@ impl Sandbox {
             wasi,
             table: ResourceTable::new(),
             backend,
-            limiter: MemoryLimiter { max_bytes: self.limits.max_memory_bytes },
+            limiter: MemoryLimiter {
+                max_bytes: self.limits.max_memory_bytes,
+            },
             waiting: Duration::ZERO,
             started: Instant::now(),
         };
@@ -197,24 +238,41 @@ impl Sandbox {
             }
             Ok(UpdateDeadline::Yield(1))
         });
-        let diagnostics = Diagnostics { stderr, limits: self.limits };
+        let diagnostics = Diagnostics {
+            stderr,
+            limits: self.limits,
+        };
         let instantiated = self.pre.instantiate_async(&mut store).await;
         let bindings = diagnostics.outcome(instantiated.map(Ok::<_, TaskError>))?;
-        let opened = bindings.pmcp_tasks_task_store().store().call_open(&mut store, config).await;
+        let opened = bindings
+            .pmcp_tasks_task_store()
+            .store()
+            .call_open(&mut store, config)
+            .await;
         let handle = diagnostics.outcome(opened)?;
-        Ok(Session { store, bindings, handle, diagnostics })
+        Ok(Session {
+            store,
+            bindings,
+            handle,
+            diagnostics,
+        })
     }
 }
 
 /// Refuses a component built against another version of the WIT package.
 fn check_package_version(engine: &Engine, component: &Component) -> Result<(), BuildError> {
     let ty = component.component_type();
-    let names: Vec<String> = ty.imports(engine).chain(ty.exports(engine)).map(|(name, _)| name.to_owned()).collect();
+    let names: Vec<String> = ty
+        .imports(engine)
+        .chain(ty.exports(engine))
+        .map(|(name, _)| name.to_owned())
+        .collect();
     let ours = WIT_PACKAGE.split('@').next().unwrap_or(WIT_PACKAGE);
     let other = names.iter().find_map(|name| {
         let (package, version) = name.split_once('@')?;
         let package = package.rsplit_once('/').map_or(package, |(p, _)| p);
-        (package == ours && !WIT_PACKAGE.ends_with(&format!("@{version}"))).then(|| version.to_owned())
+        (package == ours && !WIT_PACKAGE.ends_with(&format!("@{version}")))
+            .then(|| version.to_owned())
     });
     match other {
         Some(version) => Err(BuildError::IncompatibleComponent(format!(

@@ -76,7 +76,10 @@ impl Partition {
 #[async_trait]
 impl KvBackend for InMemoryBackend {
     async fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError> {
-        Ok(self.partitions.get(partition).and_then(|p| p.items.get(item).cloned()))
+        Ok(self
+            .partitions
+            .get(partition)
+            .and_then(|p| p.items.get(item).cloned()))
     }
 
     async fn create(
@@ -97,7 +100,14 @@ impl KvBackend for InMemoryBackend {
         if max_live.is_some_and(|max| p.items.len() >= max as usize) {
             return Err(KvError::QuotaExceeded);
         }
-        p.insert(item, Entry { value, version: 1, expires_at });
+        p.insert(
+            item,
+            Entry {
+                value,
+                version: 1,
+                expires_at,
+            },
+        );
         Ok(1)
     }
 
@@ -110,19 +120,37 @@ impl KvBackend for InMemoryBackend {
         expires_at: Option<u64>,
         now: u64,
     ) -> Result<u64, KvError> {
-        let mut p = self.partitions.get_mut(partition).ok_or(KvError::Conflict)?;
+        let mut p = self
+            .partitions
+            .get_mut(partition)
+            .ok_or(KvError::Conflict)?;
         match p.live(item, now) {
             Some(e) if e.version == expected_version => {
                 let version = expected_version + 1;
-                p.insert(item, Entry { value, version, expires_at });
+                p.insert(
+                    item,
+                    Entry {
+                        value,
+                        version,
+                        expires_at,
+                    },
+                );
                 Ok(version)
             }
             _ => Err(KvError::Conflict),
         }
     }
 
-    async fn remove(&self, partition: &str, item: &str, expected_version: u64) -> Result<(), KvError> {
-        let mut p = self.partitions.get_mut(partition).ok_or(KvError::Conflict)?;
+    async fn remove(
+        &self,
+        partition: &str,
+        item: &str,
+        expected_version: u64,
+    ) -> Result<(), KvError> {
+        let mut p = self
+            .partitions
+            .get_mut(partition)
+            .ok_or(KvError::Conflict)?;
         match p.items.get(item) {
             Some(e) if e.version == expected_version => {
                 p.remove(item);
@@ -176,9 +204,15 @@ mod tests {
     async fn create_replace_and_versions() {
         let kv = InMemoryBackend::new();
         assert_eq!(kv.create("p", "a", value("1"), None, None, 0).await, Ok(1));
-        assert_eq!(kv.create("p", "a", value("1"), None, None, 0).await, Err(KvError::Conflict));
+        assert_eq!(
+            kv.create("p", "a", value("1"), None, None, 0).await,
+            Err(KvError::Conflict)
+        );
         assert_eq!(kv.replace("p", "a", 1, value("2"), None, 0).await, Ok(2));
-        assert_eq!(kv.replace("p", "a", 1, value("3"), None, 0).await, Err(KvError::Conflict));
+        assert_eq!(
+            kv.replace("p", "a", 1, value("3"), None, 0).await,
+            Err(KvError::Conflict)
+        );
         assert_eq!(kv.get("p", "a").await.unwrap().unwrap().value, value("2"));
         assert_eq!(kv.remove("p", "a", 1).await, Err(KvError::Conflict));
         assert_eq!(kv.remove("p", "a", 2).await, Ok(()));
@@ -188,23 +222,52 @@ mod tests {
     #[tokio::test]
     async fn expired_items_free_quota_and_vanish_from_listing() {
         let kv = InMemoryBackend::new();
-        kv.create("p", "a", value("a"), Some(10), Some(2), 0).await.unwrap();
-        kv.create("p", "b", value("b"), None, Some(2), 0).await.unwrap();
-        assert_eq!(kv.create("p", "c", value("c"), None, Some(2), 5).await, Err(KvError::QuotaExceeded));
-        assert_eq!(kv.replace("p", "a", 1, value("x"), Some(10), 10).await, Err(KvError::Conflict));
-        let listed: Vec<String> = kv.list("p", None, 10, 10).await.unwrap().into_iter().map(|(k, _)| k).collect();
+        kv.create("p", "a", value("a"), Some(10), Some(2), 0)
+            .await
+            .unwrap();
+        kv.create("p", "b", value("b"), None, Some(2), 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            kv.create("p", "c", value("c"), None, Some(2), 5).await,
+            Err(KvError::QuotaExceeded)
+        );
+        assert_eq!(
+            kv.replace("p", "a", 1, value("x"), Some(10), 10).await,
+            Err(KvError::Conflict)
+        );
+        let listed: Vec<String> = kv
+            .list("p", None, 10, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(listed, ["b"]);
-        assert_eq!(kv.create("p", "c", value("c"), None, Some(2), 10).await, Ok(1));
+        assert_eq!(
+            kv.create("p", "c", value("c"), None, Some(2), 10).await,
+            Ok(1)
+        );
     }
 
     #[tokio::test]
     async fn list_pages_after_a_key_and_sweep_respects_its_limit() {
         let kv = InMemoryBackend::new();
         for item in ["a", "b", "c", "d"] {
-            kv.create("p", item, value(item), Some(5), None, 0).await.unwrap();
+            kv.create("p", item, value(item), Some(5), None, 0)
+                .await
+                .unwrap();
         }
-        kv.create("q", "z", value("z"), None, None, 0).await.unwrap();
-        let page: Vec<String> = kv.list("p", Some("a"), 2, 0).await.unwrap().into_iter().map(|(k, _)| k).collect();
+        kv.create("q", "z", value("z"), None, None, 0)
+            .await
+            .unwrap();
+        let page: Vec<String> = kv
+            .list("p", Some("a"), 2, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(page, ["b", "c"]);
         assert_eq!(kv.sweep(5, 3).await, Ok(3));
         assert_eq!(kv.sweep(5, 3).await, Ok(1));

@@ -77,7 +77,12 @@ pub trait KvBackend: Send + Sync + 'static {
     ) -> Result<u64, KvError>;
 
     /// Removes an item whose version is `expected_version`.
-    async fn remove(&self, partition: &str, item: &str, expected_version: u64) -> Result<(), KvError>;
+    async fn remove(
+        &self,
+        partition: &str,
+        item: &str,
+        expected_version: u64,
+    ) -> Result<(), KvError>;
 
     /// Lists up to `limit` items live at `now`, ordered by item id,
     /// strictly after `after`.

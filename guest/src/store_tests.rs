@@ -1,0 +1,173 @@
+//! Native unit tests of the task store over [`MemoryKv`] and a fixed clock.
+
+use std::cell::Cell;
+
+use crate::{Environment, MemoryKv, StoreConfig, StoreError, TaskStatus, TaskStore};
+
+/// A clock the test moves and a deterministic random source.
+struct TestEnv {
+    now_us: Cell<u64>,
+    counter: Cell<u8>,
+}
+
+impl Environment for TestEnv {
+    fn now_us(&self) -> u64 {
+        self.now_us.get()
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) -> Result<(), StoreError> {
+        self.counter.set(self.counter.get().wrapping_add(1));
+        buf.fill(self.counter.get());
+        Ok(())
+    }
+}
+
+const START_US: u64 = 1_700_000_000_000_000;
+
+fn store(config: StoreConfig) -> TaskStore<MemoryKv, TestEnv> {
+    let env = TestEnv {
+        now_us: Cell::new(START_US),
+        counter: Cell::new(0),
+    };
+    TaskStore::open(MemoryKv::new(), env, config).unwrap()
+}
+
+fn advance_ms(store: &TaskStore<MemoryKv, TestEnv>, ms: u64) {
+    let now = &store.env().now_us;
+    now.set(now.get() + ms * 1_000);
+}
+
+#[test]
+fn create_sets_the_wire_fields() {
+    let s = store(StoreConfig::default());
+    let r = s.create("alice", "tools/call", Some(5_000)).unwrap();
+    assert_eq!(r.task.status, TaskStatus::Working);
+    assert_eq!(r.task.ttl, Some(5_000));
+    assert_eq!(r.task.created_at, "2023-11-14T22:13:20.000Z");
+    assert_eq!(r.task.created_at, r.task.last_updated_at);
+    assert_eq!(r.task.poll_interval, Some(1_000));
+    assert_eq!(
+        (r.variables.as_str(), r.has_result, r.version),
+        ("{}", false, 1)
+    );
+}
+
+#[test]
+fn expiry_hides_the_task_on_every_path() {
+    let s = store(StoreConfig::default());
+    let id = s.create("alice", "m", Some(1_000)).unwrap().task.task_id;
+    advance_ms(&s, 999);
+    assert!(s.get("alice", &id).is_ok());
+    advance_ms(&s, 1);
+    assert!(matches!(s.get("alice", &id), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.cancel("alice", &id),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.get_result("alice", &id),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(s.list("alice", None, None).unwrap().tasks.is_empty());
+    assert_eq!(s.cleanup_expired(10), Ok(1));
+}
+
+#[test]
+fn variables_merge_and_terminal_tasks_are_frozen() {
+    let s = store(StoreConfig::default());
+    let id = s.create("alice", "m", None).unwrap().task.task_id;
+    s.set_variables("alice", &id, r#"{"a":1,"b":2}"#, None)
+        .unwrap();
+    let r = s
+        .set_variables("alice", &id, r#"{"a":null,"c":[3]}"#, None)
+        .unwrap();
+    assert_eq!(r.variables, r#"{"b":2,"c":[3]}"#);
+    s.complete_with_result("alice", &id, TaskStatus::Failed, r#"{"error":"x"}"#)
+        .unwrap();
+    assert!(matches!(
+        s.set_variables("alice", &id, "{}", None),
+        Err(StoreError::InvalidTransition(_))
+    ));
+    assert!(matches!(
+        s.set_result("alice", &id, "1"),
+        Err(StoreError::InvalidTransition(_))
+    ));
+    assert!(matches!(
+        s.cancel("alice", &id),
+        Err(StoreError::InvalidTransition(_))
+    ));
+    assert_eq!(s.get_result("alice", &id).unwrap(), r#"{"error":"x"}"#);
+}
+
+#[test]
+fn pinned_version_conflicts_without_retrying() {
+    let s = store(StoreConfig::default());
+    let id = s.create("alice", "m", None).unwrap().task.task_id;
+    let v1 = s.get("alice", &id).unwrap().version;
+    s.set_variables("alice", &id, r#"{"n":1}"#, Some(v1))
+        .unwrap();
+    assert!(matches!(
+        s.set_variables("alice", &id, r#"{"n":2}"#, Some(v1)),
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+#[test]
+fn quota_counts_live_tasks_only() {
+    let s = store(StoreConfig {
+        max_tasks_per_owner: Some(2),
+        ..StoreConfig::default()
+    });
+    s.create("alice", "m", Some(10)).unwrap();
+    s.create("alice", "m", None).unwrap();
+    assert!(matches!(
+        s.create("alice", "m", None),
+        Err(StoreError::QuotaExceeded(_))
+    ));
+    assert!(s.create("bob", "m", None).is_ok());
+    advance_ms(&s, 10);
+    assert!(s.create("alice", "m", None).is_ok());
+}
+
+#[test]
+fn malformed_ids_and_foreign_owners_are_not_found() {
+    let s = store(StoreConfig::default());
+    let id = s.create("alice", "m", None).unwrap().task.task_id;
+    let foreign = s.get("bob", &id).unwrap_err();
+    let missing = s
+        .get("bob", &format!("{}0", &id[..id.len() - 1]))
+        .unwrap_err();
+    assert!(matches!(foreign, StoreError::NotFound(_)));
+    assert!(matches!(missing, StoreError::NotFound(_)));
+    assert!(matches!(
+        s.get("alice", "not-an-id"),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[test]
+fn pages_walk_every_task_once_and_cursors_are_owner_bound() {
+    let s = store(StoreConfig::default());
+    let mut created = Vec::new();
+    for _ in 0..5 {
+        created.push(s.create("alice", "m", None).unwrap().task.task_id);
+        advance_ms(&s, 1);
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = s.list("alice", cursor.as_deref(), Some(2)).unwrap();
+        seen.extend(page.tasks.into_iter().map(|t| t.task_id));
+        match page.next_cursor {
+            Some(c) => {
+                assert!(matches!(
+                    s.list("bob", Some(&c), None),
+                    Err(StoreError::InvalidParams(_))
+                ));
+                cursor = Some(c);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, created);
+}

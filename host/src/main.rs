@@ -1,0 +1,165 @@
+//! `pmcp-tasks`: command-line front end of the task host.
+//!
+//! `pmcp-tasks [demo] [--component FILE]` runs a short demonstration on the
+//! in-memory backend: two owners, the task lifecycle, pagination, owner
+//! isolation and expiry (with a host-controlled clock, so nothing sleeps).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use pmcp_tasks_host::clock::ManualClock;
+use pmcp_tasks_host::{ComponentSource, StoreConfig, TaskHost, TaskStatus};
+use serde_json::json;
+
+struct Options {
+    component: ComponentSource,
+}
+
+fn parse_args() -> Result<Options> {
+    let mut options = Options {
+        component: ComponentSource::Embedded,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "demo" => {}
+            "--component" => {
+                let path = args.next().context("--component needs a file")?;
+                options.component = ComponentSource::File(PathBuf::from(path));
+            }
+            "-h" | "--help" => {
+                println!("usage: pmcp-tasks [demo] [--component FILE.wasm]");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}; try --help"),
+        }
+    }
+    Ok(options)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let options = parse_args()?;
+    demo(options).await
+}
+
+async fn demo(options: Options) -> Result<()> {
+    let clock = ManualClock::starting_now();
+    let config = StoreConfig {
+        max_tasks_per_owner: Some(10),
+        ..StoreConfig::default()
+    };
+    let host = TaskHost::builder()
+        .config(config)
+        .clock(Arc::new(clock.clone()))
+        .component(options.component)
+        .build()
+        .await
+        .context("starting the task host")?;
+    println!("pmcp-tasks demo: in-memory backend, component sandboxed in wasmtime\n");
+
+    let (alice, bob) = ("https://idp.example/alice", "urn:user:bob");
+    let task = host
+        .create(alice, "tools/call", Some(Duration::from_secs(600)))
+        .await?;
+    let id = task.task.task_id.clone();
+    println!(
+        "alice creates a task:\n  {}",
+        serde_json::to_string(&task.task)?
+    );
+
+    let steps = [
+        (TaskStatus::InputRequired, Some("need a confirmation")),
+        (TaskStatus::Working, Some("confirmed; working")),
+    ];
+    for (status, message) in steps {
+        let t = host.update_status(alice, &id, status, message).await?;
+        println!(
+            "  -> {} ({})",
+            t.task.status,
+            t.task.status_message.unwrap_or_default()
+        );
+    }
+    let vars = json!({"progress": 50, "step": "fetching"});
+    let t = host
+        .set_variables(alice, &id, vars.as_object().expect("object"))
+        .await?;
+    println!("  variables now {}", serde_json::to_string(&t.variables)?);
+    let done = host
+        .complete_with_result(
+            alice,
+            &id,
+            TaskStatus::Completed,
+            &json!({"content": [{"type": "text", "text": "42"}]}),
+        )
+        .await?;
+    println!(
+        "  -> {} with result {}",
+        done.task.status,
+        host.get_result(alice, &id).await?
+    );
+    match host
+        .update_status(alice, &id, TaskStatus::Working, None)
+        .await
+    {
+        Err(e) => println!(
+            "  reopening a completed task is refused ({}): {e}",
+            e.json_rpc_code()
+        ),
+        Ok(_) => bail!("a terminal task changed"),
+    }
+
+    for n in 0..4 {
+        host.create(alice, &format!("tools/call#{n}"), None).await?;
+    }
+    println!("\nalice lists her 5 tasks, 2 per page:");
+    let mut cursor: Option<String> = None;
+    let mut page_no = 1;
+    loop {
+        let page = host.list(alice, cursor.as_deref(), Some(2)).await?;
+        let ids: Vec<&str> = page.tasks.iter().map(|t| &t.task_id[..12]).collect();
+        println!(
+            "  page {page_no}: {} task(s), ids {ids:?}...",
+            page.tasks.len()
+        );
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        page_no += 1;
+    }
+
+    let short = host
+        .create(bob, "tools/call", Some(Duration::from_secs(2)))
+        .await?;
+    println!("\nbob creates a task with ttl 2 s: {}", short.task.task_id);
+    match host.get(bob, &id).await {
+        Err(e) => println!(
+            "bob asks for alice's task: refused ({}): {e}",
+            e.json_rpc_code()
+        ),
+        Ok(_) => bail!("owner isolation broken"),
+    }
+    println!(
+        "bob's listing holds {} task(s)",
+        host.list(bob, None, None).await?.tasks.len()
+    );
+
+    clock.advance(Duration::from_secs(3));
+    println!("\nthe host clock moves 3 s forward");
+    match host.get(bob, &short.task.task_id).await {
+        Err(e) => println!("bob's task has expired: {e}"),
+        Ok(_) => bail!("expired task still visible"),
+    }
+    println!(
+        "bob's listing holds {} task(s)",
+        host.list(bob, None, None).await?.tasks.len()
+    );
+    println!(
+        "cleanup removed {} expired record(s)",
+        host.cleanup_expired(1_000).await?
+    );
+    Ok(())
+}
