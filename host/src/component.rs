@@ -3,8 +3,10 @@
 
 use std::borrow::Cow;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::error::BuildError;
+use crate::sandbox::Runtime;
 
 /// The default component, compiled from `guest/` by the build script.
 pub static DEFAULT_COMPONENT: &[u8] =
@@ -29,18 +31,21 @@ pub enum ComponentSource {
 }
 
 impl ComponentSource {
-    pub(crate) fn load(&self) -> Result<Cow<'_, [u8]>, BuildError> {
-        match self {
-            ComponentSource::Embedded => Ok(Cow::Borrowed(DEFAULT_COMPONENT)),
-            ComponentSource::Bytes(bytes) => Ok(Cow::Borrowed(bytes)),
+    /// The compiled runtime: shared for the embedded component, compiled
+    /// anew for a supplied one.
+    pub(crate) fn runtime(&self) -> Result<Arc<Runtime>, BuildError> {
+        let bytes: Cow<'_, [u8]> = match self {
+            ComponentSource::Embedded => return Runtime::embedded(),
+            ComponentSource::Bytes(bytes) => Cow::Borrowed(bytes),
             ComponentSource::File(path) => {
                 std::fs::read(path)
                     .map(Cow::Owned)
                     .map_err(|source| BuildError::ReadComponent {
                         path: path.clone(),
                         source,
-                    })
+                    })?
             }
-        }
+        };
+        Runtime::new(&bytes).map(Arc::new)
     }
 }

@@ -73,9 +73,9 @@ impl TaskHostBuilder {
 
     /// Compiles the component and checks the configuration with it once.
     pub async fn build(self) -> Result<TaskHost, BuildError> {
-        let bytes = self.component.load()?;
+        let runtime = self.component.runtime()?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let sandbox = Sandbox::new(&bytes, clock, self.limits)?;
+        let sandbox = Sandbox::new(runtime, clock, self.limits);
         let backend = self
             .backend
             .unwrap_or_else(|| Arc::new(InMemoryBackend::new()));

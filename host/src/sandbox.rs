@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceAny, ResourceTable};
@@ -93,19 +93,25 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// The compiled component, ready to instantiate many times.
-pub(crate) struct Sandbox {
+/// An engine and a compiled, pre-linked component: built once, shared by
+/// every host that runs the same component.
+pub(crate) struct Runtime {
     engine: Engine,
     pre: TaskStoreComponentPre<CallState>,
-    clock: Arc<dyn Clock>,
-    limits: SandboxLimits,
     ticker_stop: Arc<AtomicBool>,
 }
 
-impl Drop for Sandbox {
+impl Drop for Runtime {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// A runtime with the clock and limits of one host.
+pub(crate) struct Sandbox {
+    runtime: Arc<Runtime>,
+    clock: Arc<dyn Clock>,
+    limits: SandboxLimits,
 }
 
 /// A live instance with its opened store resource, for one call.
@@ -165,13 +171,19 @@ impl Diagnostics {
     }
 }
 
-impl Sandbox {
+impl Runtime {
+    /// The runtime of the embedded component, compiled on first use.
+    pub(crate) fn embedded() -> Result<Arc<Runtime>, BuildError> {
+        static EMBEDDED: OnceLock<Arc<Runtime>> = OnceLock::new();
+        if let Some(runtime) = EMBEDDED.get() {
+            return Ok(runtime.clone());
+        }
+        let runtime = Arc::new(Runtime::new(crate::DEFAULT_COMPONENT)?);
+        Ok(EMBEDDED.get_or_init(|| runtime).clone())
+    }
+
     /// Compiles and links `component_bytes`, checking it fits the contract.
-    pub(crate) fn new(
-        component_bytes: &[u8],
-        clock: Arc<dyn Clock>,
-        limits: SandboxLimits,
-    ) -> Result<Self, BuildError> {
+    pub(crate) fn new(component_bytes: &[u8]) -> Result<Self, BuildError> {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| BuildError::Engine(format!("{e:#}")))?;
@@ -195,13 +207,22 @@ impl Sandbox {
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone())
             .map_err(|e| BuildError::Engine(format!("cannot start the epoch thread: {e}")))?;
-        Ok(Sandbox {
+        Ok(Runtime {
             engine,
             pre,
-            clock,
-            limits,
             ticker_stop,
         })
+    }
+}
+
+impl Sandbox {
+    /// Runs `runtime` with `clock` and `limits`.
+    pub(crate) fn new(runtime: Arc<Runtime>, clock: Arc<dyn Clock>, limits: SandboxLimits) -> Self {
+        Sandbox {
+            runtime,
+            clock,
+            limits,
+        }
     }
 
     /// Instantiates the component for one call and opens its store.
@@ -228,7 +249,7 @@ impl Sandbox {
             waiting: Duration::ZERO,
             started: Instant::now(),
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|state| &mut state.limiter);
         let budget = self.limits.time_budget;
         store.set_epoch_deadline(1);
@@ -242,7 +263,7 @@ impl Sandbox {
             stderr,
             limits: self.limits,
         };
-        let instantiated = self.pre.instantiate_async(&mut store).await;
+        let instantiated = self.runtime.pre.instantiate_async(&mut store).await;
         let bindings = diagnostics.outcome(instantiated.map(Ok::<_, TaskError>))?;
         let opened = bindings
             .pmcp_tasks_task_store()

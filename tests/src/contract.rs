@@ -1,0 +1,751 @@
+//! The rules, one async function each; see `task-semantics.md`.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use pmcp_tasks_host::{
+    StoreConfig, TaskError, TaskHost, TaskStatus, INTERNAL_ERROR, INVALID_PARAMS,
+};
+use serde_json::{json, Map, Value};
+
+use crate::{BackendFactory, Fixture};
+
+const ALICE: &str = "https://idp.example/users/alice";
+const BOB: &str = "mailto:bob@example.com";
+
+async fn fixture(factory: &dyn BackendFactory) -> Fixture {
+    Fixture::new(factory, StoreConfig::default()).await
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+async fn new_task(host: &TaskHost, owner: &str) -> String {
+    host.create(owner, "tools/call", None)
+        .await
+        .expect("create")
+        .task
+        .task_id
+}
+
+/// Moves a fresh task into `status` along legal transitions.
+async fn task_in(host: &TaskHost, owner: &str, status: TaskStatus) -> String {
+    let id = new_task(host, owner).await;
+    if status != TaskStatus::Working {
+        host.update_status(owner, &id, status, Some("set up"))
+            .await
+            .expect("reach status");
+    }
+    id
+}
+
+fn assert_invalid_params(result: Result<impl std::fmt::Debug, TaskError>, what: &str) -> TaskError {
+    let err = result.expect_err(what);
+    assert_eq!(err.json_rpc_code(), INVALID_PARAMS, "{what}: {err:?}");
+    err
+}
+
+pub async fn create_returns_the_wire_shape(factory: &dyn BackendFactory) {
+    let f = fixture(factory).await;
+    let record = f
+        .host
+        .create(ALICE, "tools/call", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let wire = serde_json::to_value(&record.task).unwrap();
+    let keys: HashSet<&str> = wire
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let expected: HashSet<&str> = [
+        "taskId",
+        "status",
+        "createdAt",
+        "lastUpdatedAt",
+        "ttl",
+        "pollInterval",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(keys, expected);
+    assert_eq!(wire["status"], "working");
+    assert_eq!(wire["ttl"], 60_000);
+    let created = wire["createdAt"].as_str().unwrap();
+    assert_eq!(created.len(), "2025-11-25T00:00:00.000Z".len());
+    assert!(
+        created.ends_with('Z') && created.as_bytes()[10] == b'T',
+        "{created}"
+    );
+    assert_eq!(record.request_method, "tools/call");
+    let id = &record.task.task_id;
+    assert!(
+        id.len() >= 32,
+        "task ids carry at least 128 random bits: {id}"
+    );
+    let again = f.host.create(ALICE, "tools/call", None).await.unwrap();
+    assert_ne!(&again.task.task_id, id);
+    assert_eq!(f.host.get(ALICE, id).await.unwrap().task, record.task);
+}
+
+pub async fn unlimited_ttl_is_null_on_the_wire(factory: &dyn BackendFactory) {
+    let config = StoreConfig {
+        default_ttl: None,
+        max_ttl: None,
+        ..StoreConfig::default()
+    };
+    let f = Fixture::new(factory, config).await;
+    let task = f.host.create(ALICE, "tools/call", None).await.unwrap().task;
+    let wire = serde_json::to_value(&task).unwrap();
+    assert!(wire.as_object().unwrap().contains_key("ttl"));
+    assert_eq!(wire["ttl"], Value::Null);
+    f.clock.advance(Duration::from_secs(10 * 365 * 86_400));
+    assert!(f.host.get(ALICE, &task.task_id).await.is_ok());
+}
+
+pub async fn all_25_status_transitions(factory: &dyn BackendFactory) {
+    let f = fixture(factory).await;
+    let mut legal = 0;
+    for from in TaskStatus::ALL {
+        for to in TaskStatus::ALL {
+            let id = task_in(&f.host, ALICE, from).await;
+            let before = f.host.get(ALICE, &id).await.unwrap();
+            let allowed = !from.is_terminal() && from != to;
+            let outcome = f.host.update_status(ALICE, &id, to, Some("moved")).await;
+            let after = f.host.get(ALICE, &id).await.unwrap();
+            if allowed {
+                legal += 1;
+                let moved = outcome.unwrap_or_else(|e| panic!("{from} -> {to} refused: {e}"));
+                assert_eq!((moved.task.status, after.task.status), (to, to));
+                assert_eq!(after.task.status_message.as_deref(), Some("moved"));
+                assert_eq!(after.version, before.version + 1);
+            } else {
+                let err = assert_invalid_params(outcome, &format!("{from} -> {to}"));
+                assert!(
+                    matches!(err, TaskError::InvalidTransition(_)),
+                    "{from} -> {to}: {err:?}"
+                );
+                assert_eq!(after, before, "{from} -> {to} changed the task");
+            }
+        }
+    }
+    assert_eq!(legal, 8);
+}
+
+pub async fn terminal_tasks_are_immutable(factory: &dyn BackendFactory) {
+    let f = fixture(factory).await;
+    for terminal in [
+        TaskStatus::Completed,
+        TaskStatus::Failed,
+        TaskStatus::Cancelled,
+    ] {
+        let id = task_in(&f.host, ALICE, terminal).await;
+        let before = f.host.get(ALICE, &id).await.unwrap();
+        let h = &f.host;
+        assert_invalid_params(
+            h.set_variables(ALICE, &id, &object(json!({"k": 1}))).await,
+            "variables",
+        );
+        assert_invalid_params(h.set_result(ALICE, &id, &json!(1)).await, "result");
+        assert_invalid_params(
+            h.complete_with_result(ALICE, &id, TaskStatus::Completed, &json!(1))
+                .await,
+            "complete",
+        );
+        assert_invalid_params(h.cancel(ALICE, &id).await, "cancel");
+        assert_invalid_params(
+            h.update_status(ALICE, &id, TaskStatus::Working, None).await,
+            "reopen",
+        );
+        assert_eq!(
+            h.get(ALICE, &id).await.unwrap(),
+            before,
+            "{terminal} task changed"
+        );
+    }
+}
+
+pub async fn ttl_default_and_clamp(factory: &dyn BackendFactory) {
+    let config = StoreConfig {
+        default_ttl: Some(Duration::from_secs(60)),
+        max_ttl: Some(Duration::from_secs(120)),
+        ..StoreConfig::default()
+    };
+    let f = Fixture::new(factory, config).await;
+    let ttl = |r: pmcp_tasks_host::TaskRecord| r.task.ttl;
+    assert_eq!(
+        ttl(f.host.create(ALICE, "m", None).await.unwrap()),
+        Some(60_000)
+    );
+    assert_eq!(
+        ttl(f
+            .host
+            .create(ALICE, "m", Some(Duration::from_secs(90)))
+            .await
+            .unwrap()),
+        Some(90_000)
+    );
+    assert_eq!(
+        ttl(f
+            .host
+            .create(ALICE, "m", Some(Duration::from_secs(500)))
+            .await
+            .unwrap()),
+        Some(120_000)
+    );
+    assert_invalid_params(
+        f.host.create(ALICE, "m", Some(Duration::ZERO)).await,
+        "zero ttl",
+    );
+}
+
+pub async fn expiry_follows_the_injected_clock(factory: &dyn BackendFactory) {
+    let f = fixture(factory).await;
+    let id = f
+        .host
+        .create(ALICE, "m", Some(Duration::from_secs(1)))
+        .await
+        .unwrap()
+        .task
+        .task_id;
+    f.host
+        .set_result(ALICE, &id, &json!("partial"))
+        .await
+        .unwrap();
+    f.clock.advance(Duration::from_millis(999));
+    assert!(f.host.get(ALICE, &id).await.is_ok());
+    f.clock.advance(Duration::from_millis(1));
+    let h = &f.host;
+    assert!(matches!(
+        h.get(ALICE, &id).await,
+        Err(TaskError::NotFound(_))
+    ));
+    assert!(matches!(
+        h.get_result(ALICE, &id).await,
+        Err(TaskError::NotFound(_))
+    ));
+    assert!(matches!(
+        h.update_status(ALICE, &id, TaskStatus::Completed, None)
+            .await,
+        Err(TaskError::NotFound(_))
+    ));
+    assert!(matches!(
+        h.set_variables(ALICE, &id, &object(json!({"a": 1}))).await,
+        Err(TaskError::NotFound(_))
+    ));
+    assert!(matches!(
+        h.cancel(ALICE, &id).await,
+        Err(TaskError::NotFound(_))
+    ));
+    assert!(h.list(ALICE, None, None).await.unwrap().tasks.is_empty());
+}
+
+pub async fn concurrent_increments_lose_no_update(factory: &dyn BackendFactory) {
+    const WRITERS: u64 = 16;
+    let f = fixture(factory).await;
+    let id = new_task(&f.host, ALICE).await;
+    f.host
+        .set_variables(ALICE, &id, &object(json!({"counter": 0})))
+        .await
+        .unwrap();
+    let mut writers = Vec::new();
+    for _ in 0..WRITERS {
+        let (host, id) = (f.host.clone(), id.clone());
+        writers.push(tokio::spawn(async move {
+            let mut conflicts = 0u32;
+            loop {
+                let current = host.get(ALICE, &id).await.unwrap();
+                let n = current.variables["counter"].as_u64().unwrap();
+                let patch = object(json!({"counter": n + 1}));
+                match host
+                    .set_variables_at_version(ALICE, &id, &patch, current.version)
+                    .await
+                {
+                    Ok(_) => return conflicts,
+                    Err(e @ TaskError::Conflict(_)) => {
+                        assert!(e.is_retryable() && e.json_rpc_code() == INTERNAL_ERROR);
+                        conflicts += 1;
+                    }
+                    Err(e) => panic!("increment failed: {e}"),
+                }
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let last = f.host.get(ALICE, &id).await.unwrap();
+    assert_eq!(last.variables["counter"], WRITERS);
+}
+
+pub async fn concurrent_merges_lose_no_key(factory: &dyn BackendFactory) {
+    const WRITERS: usize = 16;
+    let f = fixture(factory).await;
+    let id = new_task(&f.host, ALICE).await;
+    let mut writers = Vec::new();
+    for n in 0..WRITERS {
+        let (host, id) = (f.host.clone(), id.clone());
+        writers.push(tokio::spawn(async move {
+            host.set_variables(ALICE, &id, &object(json!({ format!("k{n}"): n })))
+                .await
+        }));
+    }
+    for writer in writers {
+        writer
+            .await
+            .unwrap()
+            .expect("the store retries lost races itself");
+    }
+    let vars = f.host.get(ALICE, &id).await.unwrap().variables;
+    assert_eq!(vars.len(), WRITERS);
+}
+
+pub async fn quota_holds_under_50_concurrent_creates(factory: &dyn BackendFactory) {
+    let config = StoreConfig {
+        max_tasks_per_owner: Some(10),
+        ..StoreConfig::default()
+    };
+    let f = Fixture::new(factory, config).await;
+    let creates: Vec<_> = (0..50)
+        .map(|_| {
+            let host = f.host.clone();
+            tokio::spawn(async move { host.create(ALICE, "tools/call", None).await })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    for create in creates {
+        match create.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e @ TaskError::QuotaExceeded(_)) => {
+                assert_eq!(e.json_rpc_code(), INVALID_PARAMS);
+                assert!(e.to_string().contains("quota"), "{e}");
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!((ok, refused), (10, 40));
+    assert_eq!(
+        f.host
+            .list(ALICE, None, Some(100))
+            .await
+            .unwrap()
+            .tasks
+            .len(),
+        10
+    );
+    assert!(
+        f.host.create(BOB, "tools/call", None).await.is_ok(),
+        "quota is per owner"
+    );
+}
+
+pub async fn expired_tasks_free_quota(factory: &dyn BackendFactory) {
+    let config = StoreConfig {
+        max_tasks_per_owner: Some(2),
+        ..StoreConfig::default()
+    };
+    let f = Fixture::new(factory, config).await;
+    f.host
+        .create(ALICE, "m", Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    f.host.create(ALICE, "m", None).await.unwrap();
+    assert!(matches!(
+        f.host.create(ALICE, "m", None).await,
+        Err(TaskError::QuotaExceeded(_))
+    ));
+    f.clock.advance(Duration::from_secs(1));
+    assert!(f.host.create(ALICE, "m", None).await.is_ok());
+}
+
+pub async fn pagination_walks_every_task_once(factory: &dyn BackendFactory) {
+    let f = fixture(factory).await;
+    let mut created = Vec::new();
+    for n in 0..23 {
+        created.push(new_task(&f.host, ALICE).await);
+        // Half the tasks share an instant with their neighbour.
+        if n % 2 == 0 {
+            f.clock.advance(Duration::from_millis(1));
+        }
+    }
+    new_task(&f.host, BOB).await;
+    for page_size in [1u32, 7, 100] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let page = f
+                .host
+                .list(ALICE, cursor.as_deref(), Some(page_size))
+                .await
+                .unwrap();
+            assert!(page.tasks.len() <= page_size as usize);
+            seen.extend(page.tasks);
+            pages += 1;
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let ids: Vec<&String> = seen.iter().map(|t| &t.task_id).collect();
+        let unique: HashSet<&String> = ids.iter().copied().collect();
+        assert_eq!(
+            unique.len(),
+            ids.len(),
+            "page size {page_size}: a task appeared twice"
+        );
+        assert_eq!(
+            unique,
+            created.iter().collect(),
+            "page size {page_size}: tasks missing"
+        );
+        assert_eq!(
+            pages,
+            23usize.div_ceil(page_size as usize),
+            "page size {page_size}"
+        );
+        assert!(
+            seen.windows(2).all(|w| w[0].created_at <= w[1].created_at),
+            "creation order"
+        );
+        let again: Vec<String> = f
+            .host
+            .list(ALICE, None, Some(100))
+            .await
+            .unwrap()
+            .tasks
+            .into_iter()
+            .map(|t| t.task_id)
+            .collect();
+        assert_eq!(
+            again.iter().collect::<Vec<_>>(),
+            ids,
+            "order is stable across walks"
+        );
+    }
+}
+
+pub async fn bad_cursors_are_invalid_params(factory: &dyn BackendFactory) {
+    let f = fixture(factory).await;
+    for _ in 0..3 {
+        new_task(&f.host, ALICE).await;
+        new_task(&f.host, BOB).await;
+    }
+    let cursor = f
+        .host
+        .list(ALICE, None, Some(1))
+        .await
+        .unwrap()
+        .next_cursor
+        .expect("more pages");
+    let bobs = f
+        .host
+        .list(BOB, None, Some(1))
+        .await
+        .unwrap()
+        .next_cursor
+        .expect("more pages");
+    let mut tampered = cursor.clone().into_bytes();
+    tampered[10] = if tampered[10] == b'a' { b'b' } else { b'a' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let bad = [
+        "",
+        "not a cursor",
+        "00",
+        &cursor[..cursor.len() - 1],
+        &tampered,
+        &bobs,
+        "\u{0}\u{ffff}",
+    ];
+    for bad_cursor in bad {
+        let err =
+            assert_invalid_params(f.host.list(ALICE, Some(bad_cursor), None).await, bad_cursor);
+        assert!(err.to_string().contains("cursor"), "{err}");
+    }
+    assert!(f.host.list(ALICE, Some(&cursor), None).await.is_ok());
+}
+
+pub async fn page_size_is_clamped(factory: &dyn BackendFactory) {
+    let config = StoreConfig {
+        default_page_size: 3,
+        max_page_size: 5,
+        ..StoreConfig::default()
+    };
+    let f = Fixture::new(factory, config).await;
+    for _ in 0..8 {
+        new_task(&f.host, ALICE).await;
+    }
+    assert_eq!(f.host.list(ALICE, None, None).await.unwrap().tasks.len(), 3);
+    assert_eq!(
+        f.host
+            .list(ALICE, None, Some(1_000))
+            .await
+            .unwrap()
+            .tasks
+            .len(),
+        5
+    );
+    assert_invalid_params(f.host.list(ALICE, None, Some(0)).await, "page size 0");
+}
+
+pub async fn adversarial_owner_ids_never_see_each_other(factory: &dyn BackendFactory) {
+    let config = StoreConfig {
+        max_tasks_per_owner: Some(2),
+        ..StoreConfig::default()
+    };
+    let f = Fixture::new(factory, config).await;
+    let huge = "x".repeat(10 * 1024);
+    let owners = [
+        "a",
+        "a:b",
+        "a:",
+        ":a",
+        "{a}",
+        "*",
+        "a*",
+        "a b",
+        "ä:ö/ü",
+        "👩‍💻{x}:*",
+        "a\u{0}b",
+        huge.as_str(),
+    ];
+    let mut tasks = Vec::new();
+    for owner in owners {
+        let ids = vec![
+            new_task(&f.host, owner).await,
+            new_task(&f.host, owner).await,
+        ];
+        tasks.push((owner, ids));
+    }
+    for (owner, ids) in &tasks {
+        let listed: HashSet<String> = f
+            .host
+            .list(owner, None, Some(100))
+            .await
+            .unwrap()
+            .tasks
+            .into_iter()
+            .map(|t| t.task_id)
+            .collect();
+        assert_eq!(
+            listed,
+            ids.iter().cloned().collect(),
+            "listing of {owner:.20}"
+        );
+        for (other, other_ids) in &tasks {
+            for id in other_ids {
+                let seen = f.host.get(owner, id).await;
+                assert_eq!(
+                    seen.is_ok(),
+                    owner == other,
+                    "{owner:.20} reading a task of {other:.20}"
+                );
+                if owner != other {
+                    let cancel = f.host.cancel(owner, id).await;
+                    assert!(matches!(cancel, Err(TaskError::NotFound(_))));
+                }
+            }
+        }
+    }
+    // Every owner's quota is full, and counted apart from look-alike owners.
+    for (owner, _) in &tasks {
+        assert!(matches!(
+            f.host.create(owner, "m", None).await,
+            Err(TaskError::QuotaExceeded(_))
+        ));
+    }
+    assert_invalid_params(f.host.create("", "m", None).await, "anonymous owner");
+}
+
+pub async fn anonymous_owner_needs_opt_in(factory: &dyn BackendFactory) {
+    let f = fixture(factory).await;
+    let err = assert_invalid_params(f.host.create("", "m", None).await, "anonymous refused");
+    assert!(err.to_string().contains("anonymous"), "{err}");
+    let config = StoreConfig {
+        allow_anonymous: true,
+        ..StoreConfig::default()
+    };
+    let open = Fixture::new(factory, config).await;
+    let id = new_task(&open.host, "").await;
+    assert!(open.host.get("", &id).await.is_ok());
+    assert!(open.host.get(ALICE, &id).await.is_err());
+}
+
+pub async fn foreign_and_missing_tasks_look_the_same(factory: &dyn BackendFactory) {
+    let f = fixture(factory).await;
+    let id = new_task(&f.host, ALICE).await;
+    let foreign = f.host.get(BOB, &id).await.unwrap_err();
+    f.host.delete(ALICE, &id).await.unwrap();
+    let missing = f.host.get(BOB, &id).await.unwrap_err();
+    let deleted = f.host.get(ALICE, &id).await.unwrap_err();
+    assert_eq!(foreign, missing);
+    assert_eq!(foreign, deleted);
+    assert_eq!(foreign.json_rpc_code(), INVALID_PARAMS);
+    let garbage = f.host.get(ALICE, "../../etc/passwd").await.unwrap_err();
+    assert!(matches!(garbage, TaskError::NotFound(_)));
+}
+
+pub async fn oversized_and_malformed_input_is_refused_and_changes_nothing(
+    factory: &dyn BackendFactory,
+) {
+    let config = StoreConfig {
+        max_variables_bytes: 1_024,
+        max_result_bytes: 2_048,
+        max_json_depth: 8,
+        max_string_bytes: 256,
+        ..StoreConfig::default()
+    };
+    let f = Fixture::new(factory, config).await;
+    let id = new_task(&f.host, ALICE).await;
+    let before = f.host.get(ALICE, &id).await.unwrap();
+    let mut deep = json!(1);
+    for _ in 0..20 {
+        deep = json!([deep]);
+    }
+    let cases = [
+        (
+            "big variables",
+            object(json!({"blob": "x".repeat(200), "more": vec!["y".repeat(200); 5]})),
+        ),
+        ("deep variables", object(json!({ "deep": deep.clone() }))),
+        ("long string", object(json!({ "s": "z".repeat(300) }))),
+        ("long key", object(json!({ "k".repeat(300): 1 }))),
+    ];
+    for (what, patch) in cases {
+        let err = assert_invalid_params(f.host.set_variables(ALICE, &id, &patch).await, what);
+        assert!(err.to_string().contains("limit"), "{what}: {err}");
+    }
+    assert_invalid_params(
+        f.host
+            .set_result(ALICE, &id, &json!("r".repeat(250).repeat(10)))
+            .await,
+        "big result",
+    );
+    assert_invalid_params(f.host.set_result(ALICE, &id, &deep).await, "deep result");
+    assert_invalid_params(
+        f.host.create(ALICE, &"m".repeat(300), None).await,
+        "long method",
+    );
+    assert_invalid_params(
+        f.host
+            .update_status(
+                ALICE,
+                &id,
+                TaskStatus::InputRequired,
+                Some(&"m".repeat(300)),
+            )
+            .await,
+        "long message",
+    );
+    assert_eq!(f.host.get(ALICE, &id).await.unwrap(), before);
+}
+
+pub async fn complete_with_result_is_one_write(factory: &dyn BackendFactory) {
+    let f = fixture(factory).await;
+    let id = new_task(&f.host, ALICE).await;
+    let before = f.host.get(ALICE, &id).await.unwrap();
+    assert!(matches!(
+        f.host.get_result(ALICE, &id).await,
+        Err(TaskError::InvalidParams(_))
+    ));
+    let result = json!({"content": [{"type": "text", "text": "done"}], "isError": false});
+    let done = f
+        .host
+        .complete_with_result(ALICE, &id, TaskStatus::Completed, &result)
+        .await
+        .unwrap();
+    assert_eq!(done.version, before.version + 1);
+    assert_eq!(
+        (done.task.status, done.has_result),
+        (TaskStatus::Completed, true)
+    );
+    assert_eq!(f.host.get_result(ALICE, &id).await.unwrap(), result);
+    let other = new_task(&f.host, ALICE).await;
+    let not_terminal = f
+        .host
+        .complete_with_result(ALICE, &other, TaskStatus::InputRequired, &result)
+        .await;
+    assert_invalid_params(not_terminal, "complete into a non-terminal status");
+    let failed = f
+        .host
+        .complete_with_result(ALICE, &other, TaskStatus::Failed, &json!({"error": "boom"}))
+        .await;
+    assert_eq!(failed.unwrap().task.status, TaskStatus::Failed);
+}
+
+pub async fn cancel_and_delete(factory: &dyn BackendFactory) {
+    let f = fixture(factory).await;
+    let id = task_in(&f.host, ALICE, TaskStatus::InputRequired).await;
+    assert_eq!(
+        f.host.cancel(ALICE, &id).await.unwrap().task.status,
+        TaskStatus::Cancelled
+    );
+    let err = assert_invalid_params(f.host.cancel(ALICE, &id).await, "cancel twice");
+    assert!(err.to_string().contains("cancelled"), "{err}");
+    assert!(matches!(
+        f.host.delete(BOB, &id).await,
+        Err(TaskError::NotFound(_))
+    ));
+    f.host.delete(ALICE, &id).await.unwrap();
+    assert!(matches!(
+        f.host.get(ALICE, &id).await,
+        Err(TaskError::NotFound(_))
+    ));
+    assert!(matches!(
+        f.host.delete(ALICE, &id).await,
+        Err(TaskError::NotFound(_))
+    ));
+}
+
+pub async fn variables_merge_with_null_deletion(factory: &dyn BackendFactory) {
+    let f = fixture(factory).await;
+    let id = new_task(&f.host, ALICE).await;
+    f.host
+        .set_variables(ALICE, &id, &object(json!({"a": 1, "b": {"c": [1, 2]}})))
+        .await
+        .unwrap();
+    let r = f
+        .host
+        .set_variables(ALICE, &id, &object(json!({"a": null, "d": "x"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        Value::Object(r.variables),
+        json!({"b": {"c": [1, 2]}, "d": "x"})
+    );
+    let first = f.host.get(ALICE, &id).await.unwrap();
+    let later = f
+        .host
+        .set_variables(ALICE, &id, &object(json!({})))
+        .await
+        .unwrap();
+    assert!(later.task.last_updated_at >= first.task.last_updated_at);
+    assert_eq!(later.version, first.version + 1);
+}
+
+pub async fn cleanup_removes_only_expired(factory: &dyn BackendFactory) {
+    let f = fixture(factory).await;
+    for _ in 0..3 {
+        f.host
+            .create(ALICE, "m", Some(Duration::from_secs(1)))
+            .await
+            .unwrap();
+    }
+    let keep = f
+        .host
+        .create(BOB, "m", Some(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .task
+        .task_id;
+    f.clock.advance(Duration::from_secs(2));
+    assert_eq!(f.host.cleanup_expired(1_000).await.unwrap(), 3);
+    assert_eq!(f.host.cleanup_expired(1_000).await.unwrap(), 0);
+    assert!(f.host.get(BOB, &keep).await.is_ok());
+}
