@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, Linker, ResourceAny, ResourceTable};
+use wasmtime::component::{Component, HasData, HasSelf, Linker, ResourceAny, ResourceTable};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -192,8 +192,7 @@ impl Runtime {
         })?;
         check_package_version(&engine, &component)?;
         let mut linker: Linker<CallState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| BuildError::Engine(format!("{e:#}")))?;
+        add_granted_wasi(&mut linker).map_err(|e| BuildError::Engine(format!("{e:#}")))?;
         TaskStoreComponent::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| BuildError::Engine(format!("{e:#}")))?;
         let instance_pre = linker
@@ -235,9 +234,6 @@ impl Sandbox {
         let wasi = WasiCtx::builder()
             .wall_clock(WasiWallClock(self.clock.clone()))
             .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
             .build();
         let state = CallState {
             wasi,
@@ -278,6 +274,43 @@ impl Sandbox {
             diagnostics,
         })
     }
+}
+
+/// `HasData` for the WASI I/O interfaces, which only need the resource table.
+struct HasIo;
+
+impl HasData for HasIo {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+/// Links only the WASI interfaces Rust's std needs, none of which reaches
+/// outside the sandbox: clocks (the host's), randomness, and stdio streams
+/// that are empty (stdin, stdout) or captured (stderr). No filesystem or
+/// sockets: a component importing them is refused at load.
+fn add_granted_wasi(l: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, random};
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+    use wasmtime_wasi_io::bindings::wasi::io;
+
+    io::error::add_to_linker::<_, HasIo>(l, |t| &mut t.table)?;
+    io::poll::add_to_linker::<_, HasIo>(l, |t| &mut t.table)?;
+    io::streams::add_to_linker::<_, HasIo>(l, |t| &mut t.table)?;
+    clocks::wall_clock::add_to_linker::<_, WasiClocks>(l, CallState::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<_, WasiClocks>(l, CallState::clocks)?;
+    random::random::add_to_linker::<_, WasiRandom>(l, CallState::random)?;
+    cli::exit::add_to_linker::<_, WasiCli>(l, CallState::cli)?;
+    cli::environment::add_to_linker::<_, WasiCli>(l, CallState::cli)?;
+    cli::stdin::add_to_linker::<_, WasiCli>(l, CallState::cli)?;
+    cli::stdout::add_to_linker::<_, WasiCli>(l, CallState::cli)?;
+    cli::stderr::add_to_linker::<_, WasiCli>(l, CallState::cli)?;
+    cli::terminal_input::add_to_linker::<_, WasiCli>(l, CallState::cli)?;
+    cli::terminal_output::add_to_linker::<_, WasiCli>(l, CallState::cli)?;
+    cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, CallState::cli)?;
+    cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, CallState::cli)?;
+    cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, CallState::cli)?;
+    Ok(())
 }
 
 /// Refuses a component built against another version of the WIT package.

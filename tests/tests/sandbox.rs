@@ -1,0 +1,304 @@
+//! The sandbox: what the component may import, and what happens when it
+//! traps, loops, hoards memory or does not fit the contract.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pmcp_tasks_host::backend::{Entry, InMemoryBackend, KvBackend, KvError};
+use pmcp_tasks_host::{
+    BuildError, ComponentSource, SandboxLimits, StoreConfig, TaskError, TaskHost,
+    DEFAULT_COMPONENT, FAULT_INJECTION_COMPONENT,
+};
+use tokio::sync::Semaphore;
+
+const ALICE: &str = "alice";
+
+async fn faulty_host(limits: SandboxLimits) -> TaskHost {
+    TaskHost::builder()
+        .component(ComponentSource::Bytes(FAULT_INJECTION_COMPONENT.to_vec()))
+        .limits(limits)
+        .build()
+        .await
+        .expect("the fault-injection component fits the contract")
+}
+
+/// After a fault, the host still serves alice and her task is intact.
+async fn assert_still_healthy(host: &TaskHost, alice_task: &str) {
+    let task = host
+        .get(ALICE, alice_task)
+        .await
+        .expect("alice's task survives");
+    assert_eq!(task.variables["safe"], true);
+    host.create(ALICE, "tools/call", None)
+        .await
+        .expect("the host still creates tasks");
+}
+
+async fn task_with_data(host: &TaskHost) -> String {
+    let id = host
+        .create(ALICE, "tools/call", None)
+        .await
+        .unwrap()
+        .task
+        .task_id;
+    let vars = serde_json::json!({"safe": true});
+    host.set_variables(ALICE, &id, vars.as_object().unwrap())
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn a_trapping_guest_is_an_error_and_the_host_stays_up() {
+    let host = faulty_host(SandboxLimits::default()).await;
+    let id = task_with_data(&host).await;
+    let err = host
+        .create("fault-injection:trap", "m", None)
+        .await
+        .unwrap_err();
+    match &err {
+        TaskError::GuestTrap(why) => {
+            assert!(why.contains("fault injection: trap requested"), "{why}")
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert_eq!(err.json_rpc_code(), pmcp_tasks_host::INTERNAL_ERROR);
+    assert_still_healthy(&host, &id).await;
+}
+
+#[tokio::test]
+async fn a_looping_guest_is_interrupted_after_its_time_budget() {
+    let limits = SandboxLimits {
+        time_budget: Duration::from_millis(200),
+        ..SandboxLimits::default()
+    };
+    let host = faulty_host(limits).await;
+    let id = task_with_data(&host).await;
+    let err = host
+        .list("fault-injection:loop", None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err, TaskError::GuestTimeout(Duration::from_millis(200)));
+    assert!(err.to_string().contains("time budget"), "{err}");
+    assert_still_healthy(&host, &id).await;
+}
+
+#[tokio::test]
+async fn a_hoarding_guest_hits_the_memory_cap() {
+    let limits = SandboxLimits {
+        max_memory_bytes: 16 << 20,
+        ..SandboxLimits::default()
+    };
+    let host = faulty_host(limits).await;
+    let id = task_with_data(&host).await;
+    let err = host.get("fault-injection:allocate", &id).await.unwrap_err();
+    assert_eq!(err, TaskError::GuestMemoryLimit(16 << 20));
+    assert_still_healthy(&host, &id).await;
+}
+
+#[test]
+fn the_component_imports_only_the_contract_and_harmless_wasi() {
+    let engine = wasmtime::Engine::default();
+    let component = wasmtime::component::Component::new(&engine, DEFAULT_COMPONENT).unwrap();
+    let ty = component.component_type();
+    let imports: Vec<String> = ty
+        .imports(&engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    let exports: Vec<String> = ty
+        .exports(&engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    assert!(
+        imports.iter().any(|i| i == "pmcp:tasks/kv-backend@0.1.0"),
+        "{imports:?}"
+    );
+    assert_eq!(exports, ["pmcp:tasks/task-store@0.1.0"]);
+    let allowed = [
+        "pmcp:tasks/",
+        "wasi:io/",
+        "wasi:clocks/",
+        "wasi:random/random@",
+        "wasi:cli/",
+    ];
+    for import in &imports {
+        assert!(
+            allowed.iter().any(|prefix| import.starts_with(prefix)),
+            "unexpected import {import}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_component_needing_the_filesystem_is_refused() {
+    let wat = r#"(component (import "wasi:filesystem/preopens@0.2.0" (instance (export "get-directories" (func)))))"#;
+    let err = build_with(ComponentSource::Bytes(wat.as_bytes().to_vec())).await;
+    assert!(
+        matches!(err, BuildError::IncompatibleComponent(_)),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("wasi:filesystem/preopens"),
+        "{err}"
+    );
+}
+
+async fn build_with(component: ComponentSource) -> BuildError {
+    match TaskHost::builder().component(component).build().await {
+        Ok(_) => panic!("the component was accepted"),
+        Err(e) => e,
+    }
+}
+
+#[tokio::test]
+async fn components_that_do_not_fit_the_contract_are_refused_with_a_reason() {
+    let garbage = build_with(ComponentSource::Bytes(b"\0asm not really".to_vec())).await;
+    assert!(
+        garbage.to_string().contains("not a valid wasm component"),
+        "{garbage}"
+    );
+
+    let empty = build_with(ComponentSource::Bytes(b"(component)".to_vec())).await;
+    assert!(
+        empty
+            .to_string()
+            .contains("does not export the pmcp:tasks@0.1.0 task store"),
+        "{empty}"
+    );
+
+    let wat = r#"(component (import "pmcp:tasks/kv-backend@0.2.0" (instance)))"#;
+    let newer = build_with(ComponentSource::Bytes(wat.as_bytes().to_vec())).await;
+    let message = newer.to_string();
+    assert!(
+        message.contains("pmcp:tasks@0.2.0") && message.contains("pmcp:tasks@0.1.0"),
+        "{message}"
+    );
+
+    let missing = build_with(ComponentSource::File("/nonexistent/tasks.wasm".into())).await;
+    assert!(
+        matches!(missing, BuildError::ReadComponent { .. }),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_component_file_can_replace_the_embedded_one() {
+    let path = std::env::temp_dir().join(format!("pmcp-tasks-{}.wasm", std::process::id()));
+    std::fs::write(&path, DEFAULT_COMPONENT).unwrap();
+    let host = TaskHost::builder()
+        .component(ComponentSource::File(path.clone()))
+        .build()
+        .await
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let id = host
+        .create(ALICE, "tools/call", None)
+        .await
+        .unwrap()
+        .task
+        .task_id;
+    assert!(host.get(ALICE, &id).await.is_ok());
+}
+
+#[tokio::test]
+async fn an_inconsistent_configuration_is_refused_at_build() {
+    let config = StoreConfig {
+        default_page_size: 0,
+        ..StoreConfig::default()
+    };
+    let err = TaskHost::builder()
+        .config(config)
+        .build()
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(err, BuildError::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("default-page-size"), "{err}");
+}
+
+/// A backend whose listings wait until the test opens a gate.
+struct GatedListing {
+    inner: InMemoryBackend,
+    gate: Arc<Semaphore>,
+}
+
+#[async_trait]
+impl KvBackend for GatedListing {
+    async fn get(&self, p: &str, i: &str) -> Result<Option<Entry>, KvError> {
+        self.inner.get(p, i).await
+    }
+    async fn create(
+        &self,
+        p: &str,
+        i: &str,
+        v: Vec<u8>,
+        e: Option<u64>,
+        m: Option<u32>,
+        n: u64,
+    ) -> Result<u64, KvError> {
+        self.inner.create(p, i, v, e, m, n).await
+    }
+    async fn replace(
+        &self,
+        p: &str,
+        i: &str,
+        x: u64,
+        v: Vec<u8>,
+        e: Option<u64>,
+        n: u64,
+    ) -> Result<u64, KvError> {
+        self.inner.replace(p, i, x, v, e, n).await
+    }
+    async fn remove(&self, p: &str, i: &str, x: u64) -> Result<(), KvError> {
+        self.inner.remove(p, i, x).await
+    }
+    async fn list(
+        &self,
+        p: &str,
+        a: Option<&str>,
+        l: u32,
+        n: u64,
+    ) -> Result<Vec<(String, Entry)>, KvError> {
+        let _permit = self.gate.acquire().await.expect("gate open");
+        self.inner.list(p, a, l, n).await
+    }
+    async fn sweep(&self, n: u64, l: u32) -> Result<u64, KvError> {
+        self.inner.sweep(n, l).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_backend_call_blocks_no_other_caller() {
+    let gate = Arc::new(Semaphore::new(0));
+    let backend = GatedListing {
+        inner: InMemoryBackend::new(),
+        gate: gate.clone(),
+    };
+    // Time spent waiting on the backend is not guest time: a short budget holds.
+    let limits = SandboxLimits {
+        time_budget: Duration::from_millis(100),
+        ..SandboxLimits::default()
+    };
+    let host = TaskHost::builder()
+        .backend(Arc::new(backend))
+        .limits(limits)
+        .build()
+        .await
+        .unwrap();
+    let stuck = {
+        let host = host.clone();
+        tokio::spawn(async move { host.list(ALICE, None, None).await })
+    };
+    for _ in 0..20 {
+        host.create("bob", "tools/call", None)
+            .await
+            .expect("other callers proceed");
+    }
+    assert!(!stuck.is_finished());
+    // Keep the listing waiting well past the guest's time budget.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gate.add_permits(1);
+    let page = stuck.await.unwrap().expect("the slow listing completes");
+    assert!(page.tasks.is_empty());
+}
