@@ -1,6 +1,6 @@
 //! Compiles `guest/` to a wasm32-wasip2 component and puts it in OUT_DIR,
 //! so the host embeds a default component. A nested cargo builds it into
-//! `target/guest-wasm` (its own target directory, so it never waits on the
+//! `<target dir>/guest-wasm` (its own directory, so it never waits on the
 //! outer build's lock).
 
 use std::env;
@@ -31,7 +31,9 @@ fn main() {
 }
 
 fn build_guest(workspace: &Path, extra_args: &[&str], destination: &Path) {
-    let target_dir = workspace.join("target").join("guest-wasm");
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace.join("target"), PathBuf::from)
+        .join("guest-wasm");
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
