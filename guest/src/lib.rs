@@ -2,9 +2,11 @@
 //!
 //! Plain Rust over two small traits, [`kv::Kv`] (storage) and
 //! [`env::Environment`] (clock and randomness), so it is unit-tested and
-//! benchmarked natively. Built for `wasm32`, the [`component`] module
+//! benchmarked natively. Built for `wasm32`, the `component` module
 //! exports it as the `pmcp:tasks` component, with storage imported from
 //! the host through the WIT `kv-backend` interface.
+
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod cursor;
@@ -22,7 +24,7 @@ pub mod time;
 mod store_tests;
 
 #[cfg(target_family = "wasm")]
-pub mod component;
+mod component;
 
 pub use config::StoreConfig;
 pub use env::{Environment, SystemEnvironment};

@@ -15,6 +15,8 @@
 //! instantiates the component per call with nothing granted but the clock
 //! and randomness.
 
+#![warn(missing_docs)]
+
 pub mod backend;
 mod bindings;
 pub mod clock;
