@@ -7,8 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, HasData, HasSelf, Linker, ResourceAny, ResourceTable};
-use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -22,6 +25,12 @@ use crate::SandboxLimits;
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Bytes of guest stderr kept to explain a trap (a panic message).
 const STDERR_CAPTURE: usize = 4096;
+/// Guest calls that run at once per runtime; further calls wait for a slot.
+/// Instance slots (memories, fiber stacks) are pooled and reused, so a call
+/// costs no mmap/munmap.
+pub(crate) const MAX_CONCURRENT_CALLS: u32 = 1000;
+/// Largest linear memory any instance may have; `SandboxLimits` caps lower.
+const POOL_MAX_MEMORY: usize = 1 << 30;
 
 /// State of one guest call.
 pub(crate) struct CallState {
@@ -99,6 +108,8 @@ pub(crate) struct Runtime {
     engine: Engine,
     pre: TaskStoreComponentPre<CallState>,
     ticker_stop: Arc<AtomicBool>,
+    /// One permit per pooled instance slot.
+    slots: Arc<Semaphore>,
 }
 
 impl Drop for Runtime {
@@ -120,6 +131,8 @@ pub(crate) struct Session {
     pub(crate) bindings: TaskStoreComponent,
     pub(crate) handle: ResourceAny,
     diagnostics: Diagnostics,
+    /// Held until the instance is dropped (declared after `store`).
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Session {
@@ -184,8 +197,17 @@ impl Runtime {
 
     /// Compiles and links `component_bytes`, checking it fits the contract.
     pub(crate) fn new(component_bytes: &[u8]) -> Result<Self, BuildError> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(MAX_CONCURRENT_CALLS)
+            .total_core_instances(MAX_CONCURRENT_CALLS * 4)
+            .total_memories(MAX_CONCURRENT_CALLS)
+            .total_tables(MAX_CONCURRENT_CALLS * 4)
+            .total_stacks(MAX_CONCURRENT_CALLS)
+            .max_memory_size(POOL_MAX_MEMORY);
         let mut config = wasmtime::Config::new();
-        config.epoch_interruption(true);
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| BuildError::Engine(format!("{e:#}")))?;
         let component = Component::new(&engine, component_bytes).map_err(|e| {
             BuildError::IncompatibleComponent(format!("not a valid wasm component: {e:#}"))
@@ -210,6 +232,7 @@ impl Runtime {
             engine,
             pre,
             ticker_stop,
+            slots: Arc::new(Semaphore::new(MAX_CONCURRENT_CALLS as usize)),
         })
     }
 }
@@ -230,6 +253,13 @@ impl Sandbox {
         backend: Arc<dyn KvBackend>,
         config: &crate::bindings::pmcp::tasks::types::StoreConfig,
     ) -> Result<Session, TaskError> {
+        let slot = self
+            .runtime
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| TaskError::Internal("the sandbox runtime is shutting down".into()))?;
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         let wasi = WasiCtx::builder()
             .wall_clock(WasiWallClock(self.clock.clone()))
@@ -272,6 +302,7 @@ impl Sandbox {
             bindings,
             handle,
             diagnostics,
+            _slot: slot,
         })
     }
 }
