@@ -7,6 +7,20 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Installs Debian packages that are missing (as root, or through sudo).
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@"
+}
+
+step "services the tests start themselves: redis-server, redis-cli"
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+  apt_install redis-server redis-tools
+fi
+redis-server --version
+
 step "toolchain and wasm32-wasip2 target (from rust-toolchain.toml)"
 rustup toolchain install
 rustup show active-toolchain
@@ -14,15 +28,16 @@ rustup show active-toolchain
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (host platform, all targets)"
+step "cargo clippy (host platform, all targets; default features, then all)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
 
 step "cargo clippy (guest for wasm32-wasip2, with and without test faults)"
 (cd guest && cargo clippy --locked --target wasm32-wasip2 -- -D warnings)
 (cd guest && cargo clippy --locked --target wasm32-wasip2 --all-features -- -D warnings)
 
-step "cargo test (guest unit tests, host unit tests, contract and sandbox suites)"
-cargo test --locked --workspace
+step "cargo test (guest and host unit tests; contract suite on memory, Redis, Redis Cluster; sandbox)"
+cargo test --locked --workspace --all-features
 
 step "demo (the README's run command)"
 cargo run --locked --quiet -p pmcp-tasks-host --bin pmcp-tasks >/dev/null

@@ -1,25 +1,36 @@
 //! `pmcp-tasks`: command-line front end of the task host.
 //!
-//! `pmcp-tasks [demo] [--component FILE]` runs a short demonstration on the
-//! in-memory backend: two owners, the task lifecycle, pagination, owner
-//! isolation and expiry (with a host-controlled clock, so nothing sleeps).
+//! `pmcp-tasks [demo] [--backend URL] [--component FILE]` runs a short
+//! demonstration, on the in-memory backend by default: two owners, the task
+//! lifecycle, pagination, owner isolation and expiry (with a host-controlled
+//! clock, so nothing sleeps).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use pmcp_tasks_host::backend::{InMemoryBackend, KvBackend};
 use pmcp_tasks_host::clock::ManualClock;
 use pmcp_tasks_host::{ComponentSource, StoreConfig, TaskHost, TaskStatus};
 use serde_json::json;
 
 struct Options {
     component: ComponentSource,
+    backend: String,
 }
+
+const USAGE: &str = "usage: pmcp-tasks [demo] [--backend BACKEND] [--component FILE.wasm]
+
+BACKEND is one of:
+  memory                                  in-process (the default)
+  redis://HOST:PORT                       one Redis server (feature `redis`)
+  redis+cluster://HOST:PORT,HOST:PORT     Redis Cluster seed nodes (feature `redis`)";
 
 fn parse_args() -> Result<Options> {
     let mut options = Options {
         component: ComponentSource::Embedded,
+        backend: "memory".into(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -29,8 +40,9 @@ fn parse_args() -> Result<Options> {
                 let path = args.next().context("--component needs a file")?;
                 options.component = ComponentSource::File(PathBuf::from(path));
             }
+            "--backend" => options.backend = args.next().context("--backend needs a value")?,
             "-h" | "--help" => {
-                println!("usage: pmcp-tasks [demo] [--component FILE.wasm]");
+                println!("{USAGE}");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?}; try --help"),
@@ -45,6 +57,20 @@ async fn main() -> Result<()> {
     demo(options).await
 }
 
+/// The backend named on the command line.
+async fn backend(name: &str) -> Result<Arc<dyn KvBackend>> {
+    if name == "memory" {
+        return Ok(Arc::new(InMemoryBackend::new()));
+    }
+    #[cfg(feature = "redis")]
+    if name.starts_with("redis") {
+        use pmcp_tasks_host::backend::redis::{RedisBackend, RedisConfig};
+        let backend = RedisBackend::connect(RedisConfig::from_url(name)?).await?;
+        return Ok(Arc::new(backend));
+    }
+    bail!("unknown or not compiled-in backend {name:?}\n{USAGE}")
+}
+
 async fn demo(options: Options) -> Result<()> {
     let clock = ManualClock::starting_now();
     let config = StoreConfig {
@@ -53,12 +79,16 @@ async fn demo(options: Options) -> Result<()> {
     };
     let host = TaskHost::builder()
         .config(config)
+        .backend(backend(&options.backend).await?)
         .clock(Arc::new(clock.clone()))
         .component(options.component)
         .build()
         .await
         .context("starting the task host")?;
-    println!("pmcp-tasks demo: in-memory backend, component sandboxed in wasmtime\n");
+    println!(
+        "pmcp-tasks demo: {} backend, component sandboxed in wasmtime\n",
+        options.backend
+    );
 
     let (alice, bob) = ("https://idp.example/alice", "urn:user:bob");
     let task = host

@@ -12,6 +12,8 @@ use pmcp_tasks_host::clock::ManualClock;
 use pmcp_tasks_host::{StoreConfig, TaskHost};
 
 pub mod contract;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 /// Makes isolated backends for the suite: every call returns storage that
 /// shares no data with any other call (a new map, key prefix or table).

@@ -5,6 +5,8 @@
 use async_trait::async_trait;
 
 mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 pub use memory::InMemoryBackend;
 

@@ -1,0 +1,19 @@
+-- KEYS[3] = item hash. ARGV[3] = item, ARGV[4] = value, ARGV[5] = expiry
+-- ('' = none), ARGV[6] = max live items ('' = no cap).
+-- Returns 1 (created), -1 (a live item exists), -2 (quota reached).
+local now = ARGV[2]
+prune(now, 64)
+local current = redis.call('HMGET', KEYS[3], 'ver', 'exp')
+if current[1] and is_live(current[2], now) then
+  return -1
+end
+if ARGV[6] ~= '' then
+  local live = redis.call('ZCARD', KEYS[1]) - redis.call('ZCOUNT', KEYS[2], '-inf', now)
+  if live >= tonumber(ARGV[6]) then
+    return -2
+  end
+end
+redis.call('DEL', KEYS[3])
+write_item(KEYS[3], ARGV[3], ARGV[4], 1, ARGV[5])
+redis.call('ZADD', KEYS[1], 0, ARGV[3])
+return 1

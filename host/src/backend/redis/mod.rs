@@ -1,0 +1,507 @@
+//! The Redis backend (feature `redis`): a single server or a Redis Cluster.
+//!
+//! Key schema, for key prefix `P` and partition tag `T` (see [`partition_tag`]):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `P:{T}:t:<item>` | hash | `v` value, `ver` version, `exp` expiry (ms, `''` = none); native `PEXPIREAT` |
+//! | `P:{T}:idx` | sorted set | item ids, all scored 0: id order via `ZRANGEBYLEX` |
+//! | `P:{T}:exp` | sorted set | item ids scored by expiry: pruning and the live count |
+//! | `P:partitions` | set | partitions that ever held an expiring item, for the sweep |
+//!
+//! Every write is one Lua script (cached by SHA, reloaded on `NOSCRIPT`)
+//! touching only keys that share the partition's hash tag, so it is atomic
+//! and runs on one cluster node.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dashmap::DashSet;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
+
+use super::{Entry, KvBackend, KvError};
+
+/// How to reach Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// Server URLs (`redis://host:port/db`); with [`RedisConfig::cluster`]
+    /// these are the cluster's seed nodes.
+    pub urls: Vec<String>,
+    /// Whether to talk the Redis Cluster protocol.
+    pub cluster: bool,
+    /// Prefix of every key, so deployments can share one Redis. No `{` or `}`.
+    pub key_prefix: String,
+    /// Bound on establishing a connection.
+    pub connect_timeout: Duration,
+    /// Bound on one request's response.
+    pub response_timeout: Duration,
+}
+
+impl RedisConfig {
+    /// Parses `redis://host:port` (one server) or
+    /// `redis+cluster://host:port,host:port,...` (cluster seed nodes).
+    pub fn from_url(url: &str) -> Result<Self, RedisBackendError> {
+        let (cluster, rest) = match url.strip_prefix("redis+cluster://") {
+            Some(rest) => (true, rest),
+            None if url.starts_with("redis://") => (false, &url["redis://".len()..]),
+            None => {
+                return Err(RedisBackendError::Config(format!(
+                    "not a redis:// or redis+cluster:// URL: {url}"
+                )))
+            }
+        };
+        let urls: Vec<String> = rest
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|node| format!("redis://{node}"))
+            .collect();
+        if urls.is_empty() {
+            return Err(RedisBackendError::Config(format!("no host in {url}")));
+        }
+        Ok(RedisConfig {
+            urls,
+            cluster,
+            ..RedisConfig::default()
+        })
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            urls: vec!["redis://127.0.0.1:6379".into()],
+            cluster: false,
+            key_prefix: "pmcp-tasks".into(),
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Why the Redis backend could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisBackendError {
+    /// The configuration is unusable.
+    #[error("invalid redis configuration: {0}")]
+    Config(String),
+    /// The server or cluster did not answer.
+    #[error("cannot connect to redis at {address}: {source}")]
+    Connect {
+        /// The address(es) tried.
+        address: String,
+        /// What the client reported.
+        source: RedisError,
+    },
+}
+
+/// A connection that reconnects by itself: a manager for one server, the
+/// cluster client's connection for a cluster.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The Lua scripts, each prefixed with the shared prelude.
+struct Scripts {
+    create: Script,
+    replace: Script,
+    remove: Script,
+    list: Script,
+    sweep: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        let with_prelude =
+            |body: &str| Script::new(&format!("{}\n{body}", include_str!("prelude.lua")));
+        Scripts {
+            create: with_prelude(include_str!("create.lua")),
+            replace: with_prelude(include_str!("replace.lua")),
+            remove: with_prelude(include_str!("remove.lua")),
+            list: with_prelude(include_str!("list.lua")),
+            sweep: with_prelude(include_str!("sweep.lua")),
+        }
+    }
+}
+
+/// Tasks in Redis; cheap to share behind an `Arc`.
+pub struct RedisBackend {
+    connection: Connection,
+    prefix: String,
+    address: String,
+    scripts: Scripts,
+    /// Partitions this process has already added to `P:partitions`.
+    registered: DashSet<String>,
+}
+
+/// The keys of one partition.
+struct PartitionKeys {
+    index: String,
+    expiries: String,
+    item_prefix: String,
+}
+
+impl PartitionKeys {
+    fn item(&self, item: &str) -> String {
+        format!("{}{item}", self.item_prefix)
+    }
+}
+
+/// The hash tag of a partition: partitions made of `[0-9a-z]` (the
+/// component's SHA-256 hex) are used as they are, anything else is hex-encoded
+/// behind another marker, so no partition can produce another's tag.
+pub fn partition_tag(partition: &str) -> String {
+    if !partition.is_empty()
+        && partition
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+    {
+        format!("p:{partition}")
+    } else {
+        let hex: String = partition.bytes().map(|b| format!("{b:02x}")).collect();
+        format!("x:{hex}")
+    }
+}
+
+impl RedisBackend {
+    /// Connects, failing within the connect timeout if Redis is unreachable.
+    pub async fn connect(config: RedisConfig) -> Result<Self, RedisBackendError> {
+        if config.key_prefix.contains(['{', '}']) {
+            return Err(RedisBackendError::Config(
+                "the key prefix must not contain '{' or '}'".into(),
+            ));
+        }
+        let address = config.urls.join(",");
+        let connect_error = |source| RedisBackendError::Connect {
+            address: address.clone(),
+            source,
+        };
+        let connection = if config.cluster {
+            let client = ClusterClientBuilder::new(config.urls.clone())
+                .connection_timeout(config.connect_timeout)
+                .response_timeout(config.response_timeout)
+                .retries(2)
+                .build()
+                .map_err(connect_error)?;
+            Connection::Cluster(client.get_async_connection().await.map_err(connect_error)?)
+        } else {
+            let [url] = config.urls.as_slice() else {
+                return Err(RedisBackendError::Config(
+                    "a single server takes exactly one URL".into(),
+                ));
+            };
+            let client = redis::Client::open(url.as_str()).map_err(connect_error)?;
+            let manager_config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(config.connect_timeout))
+                .set_response_timeout(Some(config.response_timeout))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_secs(1));
+            Connection::Single(
+                ConnectionManager::new_with_config(client, manager_config)
+                    .await
+                    .map_err(connect_error)?,
+            )
+        };
+        Ok(RedisBackend {
+            connection,
+            prefix: config.key_prefix,
+            address,
+            scripts: Scripts::new(),
+            registered: DashSet::new(),
+        })
+    }
+
+    fn keys(&self, partition: &str) -> PartitionKeys {
+        let tag = partition_tag(partition);
+        PartitionKeys {
+            index: format!("{}:{{{tag}}}:idx", self.prefix),
+            expiries: format!("{}:{{{tag}}}:exp", self.prefix),
+            item_prefix: format!("{}:{{{tag}}}:t:", self.prefix),
+        }
+    }
+
+    fn registry_key(&self) -> String {
+        format!("{}:partitions", self.prefix)
+    }
+
+    fn unavailable(&self, e: RedisError) -> KvError {
+        KvError::Unavailable(format!("redis at {}: {e}", self.address))
+    }
+
+    /// Runs a script over a partition's index, expiry set and (optionally) one item.
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &PartitionKeys,
+        item: Option<&str>,
+        now: u64,
+        args: &[&[u8]],
+    ) -> Result<T, KvError> {
+        let mut invocation = script.key(&keys.index);
+        invocation.key(&keys.expiries);
+        if let Some(item) = item {
+            invocation.key(keys.item(item));
+        }
+        invocation.arg(&keys.item_prefix).arg(now);
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let mut connection = self.connection.clone();
+        invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.unavailable(e))
+    }
+
+    /// Adds the partition to the sweep registry once per process.
+    async fn register_for_sweep(&self, partition: &str) -> Result<(), KvError> {
+        if self.registered.contains(partition) {
+            return Ok(());
+        }
+        let mut connection = self.connection.clone();
+        redis::cmd("SADD")
+            .arg(self.registry_key())
+            .arg(partition)
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        self.registered.insert(partition.to_owned());
+        Ok(())
+    }
+}
+
+fn expiry_arg(expires_at: Option<u64>) -> Vec<u8> {
+    expires_at
+        .map(|at| at.to_string().into_bytes())
+        .unwrap_or_default()
+}
+
+fn parse_expiry(field: &[u8]) -> Result<Option<u64>, KvError> {
+    if field.is_empty() {
+        return Ok(None);
+    }
+    let text = std::str::from_utf8(field).ok();
+    text.and_then(|t| t.parse().ok())
+        .map(Some)
+        .ok_or_else(|| KvError::Unavailable("redis returned a malformed expiry".into()))
+}
+
+fn parse_version(field: &[u8]) -> Result<u64, KvError> {
+    std::str::from_utf8(field)
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| KvError::Unavailable("redis returned a malformed version".into()))
+}
+
+#[async_trait]
+impl KvBackend for RedisBackend {
+    async fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError> {
+        let key = self.keys(partition).item(item);
+        let mut connection = self.connection.clone();
+        let (value, version, expires_at): (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>) =
+            redis::cmd("HMGET")
+                .arg(&key)
+                .arg(&["v", "ver", "exp"][..])
+                .query_async(&mut connection)
+                .await
+                .map_err(|e| self.unavailable(e))?;
+        match (value, version) {
+            (Some(value), Some(version)) => Ok(Some(Entry {
+                value,
+                version: parse_version(&version)?,
+                expires_at: parse_expiry(&expires_at.unwrap_or_default())?,
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    async fn create(
+        &self,
+        partition: &str,
+        item: &str,
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+        max_live: Option<u32>,
+        now: u64,
+    ) -> Result<u64, KvError> {
+        if expires_at.is_some() {
+            self.register_for_sweep(partition).await?;
+        }
+        let keys = self.keys(partition);
+        let cap = max_live
+            .map(|m| m.to_string().into_bytes())
+            .unwrap_or_default();
+        let args: [&[u8]; 4] = [item.as_bytes(), &value, &expiry_arg(expires_at), &cap];
+        match self
+            .run::<i64>(&self.scripts.create, &keys, Some(item), now, &args)
+            .await?
+        {
+            1 => Ok(1),
+            -2 => Err(KvError::QuotaExceeded),
+            _ => Err(KvError::Conflict),
+        }
+    }
+
+    async fn replace(
+        &self,
+        partition: &str,
+        item: &str,
+        expected_version: u64,
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+        now: u64,
+    ) -> Result<u64, KvError> {
+        let keys = self.keys(partition);
+        let expected = expected_version.to_string();
+        let args: [&[u8]; 4] = [
+            item.as_bytes(),
+            expected.as_bytes(),
+            &value,
+            &expiry_arg(expires_at),
+        ];
+        match self
+            .run::<i64>(&self.scripts.replace, &keys, Some(item), now, &args)
+            .await?
+        {
+            version if version > 0 => Ok(version as u64),
+            _ => Err(KvError::Conflict),
+        }
+    }
+
+    async fn remove(
+        &self,
+        partition: &str,
+        item: &str,
+        expected_version: u64,
+    ) -> Result<(), KvError> {
+        let keys = self.keys(partition);
+        let expected = expected_version.to_string();
+        let args: [&[u8]; 2] = [item.as_bytes(), expected.as_bytes()];
+        match self
+            .run::<i64>(&self.scripts.remove, &keys, Some(item), 0, &args)
+            .await?
+        {
+            1 => Ok(()),
+            _ => Err(KvError::Conflict),
+        }
+    }
+
+    async fn list(
+        &self,
+        partition: &str,
+        after: Option<&str>,
+        limit: u32,
+        now: u64,
+    ) -> Result<Vec<(String, Entry)>, KvError> {
+        let keys = self.keys(partition);
+        let limit_arg = limit.to_string();
+        let args: [&[u8]; 2] = [after.unwrap_or("").as_bytes(), limit_arg.as_bytes()];
+        let flat: Vec<Vec<u8>> = self
+            .run(&self.scripts.list, &keys, None, now, &args)
+            .await?;
+        flat.chunks_exact(4)
+            .map(|row| {
+                let item = String::from_utf8(row[0].clone()).map_err(|_| {
+                    KvError::Unavailable("redis returned a non-UTF-8 item id".into())
+                })?;
+                let entry = Entry {
+                    value: row[1].clone(),
+                    version: parse_version(&row[2])?,
+                    expires_at: parse_expiry(&row[3])?,
+                };
+                Ok((item, entry))
+            })
+            .collect()
+    }
+
+    async fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError> {
+        let mut connection = self.connection.clone();
+        let partitions: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.registry_key())
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let mut removed = 0u64;
+        for partition in partitions {
+            let left = u64::from(limit) - removed;
+            if left == 0 {
+                break;
+            }
+            let keys = self.keys(&partition);
+            let left_arg = left.to_string();
+            removed += self
+                .run::<u64>(
+                    &self.scripts.sweep,
+                    &keys,
+                    None,
+                    now,
+                    &[left_arg.as_bytes()],
+                )
+                .await?;
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_never_collide_and_never_contain_braces() {
+        let hex = "ab12".to_string();
+        let crafted = ["a}b", "{x}", "", "AB12", "p:ab12", "x:6162"];
+        let mut tags: Vec<String> = crafted.iter().map(|p| partition_tag(p)).collect();
+        tags.push(partition_tag(&hex));
+        let unique: std::collections::HashSet<&String> = tags.iter().collect();
+        assert_eq!(unique.len(), tags.len());
+        assert!(tags.iter().all(|t| !t.contains(['{', '}'])));
+        assert_eq!(partition_tag("ab12"), "p:ab12");
+    }
+
+    #[test]
+    fn urls_choose_single_server_or_cluster() {
+        let single = RedisConfig::from_url("redis://127.0.0.1:7000").unwrap();
+        assert_eq!((single.cluster, single.urls.len()), (false, 1));
+        let cluster =
+            RedisConfig::from_url("redis+cluster://127.0.0.1:7000,127.0.0.1:7001").unwrap();
+        assert_eq!(
+            cluster.urls,
+            ["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]
+        );
+        assert!(cluster.cluster);
+        assert!(RedisConfig::from_url("http://x").is_err());
+    }
+}

@@ -1,0 +1,36 @@
+-- Shared by every script. KEYS[1] = the partition's index (a sorted set of
+-- item ids, all scored 0, so ZRANGEBYLEX gives id order); KEYS[2] = its
+-- expiry set (item ids scored by expiry, ms). ARGV[1] = the key prefix of the
+-- partition's item hashes; ARGV[2] = now (ms, the component's clock).
+-- Every key shares the partition's hash tag, so a script is cluster-safe.
+
+local function item_key(item)
+  return ARGV[1] .. item
+end
+
+local function is_live(expires_at, now)
+  return expires_at == false or expires_at == '' or tonumber(now) < tonumber(expires_at)
+end
+
+-- Drops up to `limit` items expired at `now` from the hashes and both sets.
+local function prune(now, limit)
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
+  for _, item in ipairs(expired) do
+    redis.call('DEL', item_key(item))
+    redis.call('ZREM', KEYS[1], item)
+    redis.call('ZREM', KEYS[2], item)
+  end
+  return #expired
+end
+
+-- Writes an item hash with its expiry, keeping the expiry set in step.
+local function write_item(key, item, value, version, expires_at)
+  redis.call('HSET', key, 'v', value, 'ver', version, 'exp', expires_at)
+  if expires_at ~= '' then
+    redis.call('PEXPIREAT', key, expires_at)
+    redis.call('ZADD', KEYS[2], expires_at, item)
+  else
+    redis.call('PERSIST', key)
+    redis.call('ZREM', KEYS[2], item)
+  end
+end

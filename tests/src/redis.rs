@@ -1,0 +1,235 @@
+//! Real `redis-server` processes for the suite: one server or a 3-master
+//! cluster, on free loopback ports, data in a temporary directory, killed
+//! when dropped.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pmcp_tasks_host::backend::redis::{RedisBackend, RedisConfig};
+use pmcp_tasks_host::backend::KvBackend;
+
+use crate::BackendFactory;
+
+/// How long a server may take to start or a cluster to form.
+const STARTUP: Duration = Duration::from_secs(20);
+
+/// One `redis-server` child process.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl RedisServer {
+    /// Starts a standalone server with an append-only file (so a restart keeps data).
+    pub fn start() -> Self {
+        Self::start_with(
+            free_port(),
+            &["--appendonly", "yes", "--appendfsync", "always"],
+        )
+    }
+
+    fn start_with(port: u16, extra_args: &[&str]) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("pmcp-tasks-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("creating the redis data directory");
+        let mut server = RedisServer {
+            child: None,
+            port,
+            dir,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
+        server.restart();
+        server
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server gracefully (it flushes its append-only file).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + STARTUP;
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--loglevel", "warning", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&self.extra_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting redis-server (is it installed? tests/run-all.sh installs it)");
+        self.child = Some(child);
+        wait_until(|| ping(self.port), "redis-server to answer PING");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn wait_until(mut ready: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + STARTUP;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut reply = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}
+
+/// A free loopback port whose cluster bus port (+10000) is free too.
+pub fn free_port() -> u16 {
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("binding a loopback port")
+            .local_addr()
+            .unwrap()
+            .port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A suite backend factory over real Redis: each `fresh()` gets its own key prefix.
+pub struct RedisFactory {
+    servers: Vec<RedisServer>,
+    cluster: bool,
+    next_prefix: AtomicU32,
+}
+
+impl RedisFactory {
+    /// One standalone server.
+    pub fn single() -> Self {
+        RedisFactory {
+            servers: vec![RedisServer::start()],
+            cluster: false,
+            next_prefix: AtomicU32::new(0),
+        }
+    }
+
+    /// A Redis Cluster of three masters.
+    pub fn cluster() -> Self {
+        let cluster_args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-node-timeout",
+            "5000",
+            "--appendonly",
+            "no",
+        ];
+        let servers: Vec<RedisServer> = (0..3)
+            .map(|_| RedisServer::start_with(free_port(), &cluster_args))
+            .collect();
+        let nodes: Vec<String> = servers
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port()))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("running redis-cli --cluster create");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        for server in &servers {
+            wait_until(
+                || cluster_ok(server.port()),
+                "the cluster to report cluster_state:ok",
+            );
+        }
+        RedisFactory {
+            servers,
+            cluster: true,
+            next_prefix: AtomicU32::new(0),
+        }
+    }
+
+    /// The configuration for a backend on these servers.
+    pub fn config(&self, key_prefix: &str) -> RedisConfig {
+        RedisConfig {
+            urls: self.servers.iter().map(RedisServer::url).collect(),
+            cluster: self.cluster,
+            key_prefix: key_prefix.to_owned(),
+            ..RedisConfig::default()
+        }
+    }
+
+    /// The servers, to stop and restart them.
+    pub fn servers_mut(&mut self) -> &mut [RedisServer] {
+        &mut self.servers
+    }
+}
+
+fn cluster_ok(port: u16) -> bool {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "cluster", "info"])
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok"))
+}
+
+#[async_trait]
+impl BackendFactory for RedisFactory {
+    async fn fresh(&self) -> Arc<dyn KvBackend> {
+        let prefix = format!("suite{}", self.next_prefix.fetch_add(1, Ordering::SeqCst));
+        Arc::new(
+            RedisBackend::connect(self.config(&prefix))
+                .await
+                .expect("connecting to the test redis"),
+        )
+    }
+}

@@ -1,0 +1,81 @@
+//! The contract suite on one real `redis-server`, plus reconnection.
+#![cfg(feature = "redis")]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pmcp_tasks_host::backend::redis::{RedisBackend, RedisBackendError, RedisConfig};
+use pmcp_tasks_host::{TaskError, TaskHost};
+use pmcp_tasks_tests::redis::{free_port, RedisFactory};
+
+pmcp_tasks_tests::contract_suite!(RedisFactory::single());
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_clear_error_naming_it() {
+    let port = free_port();
+    let config = RedisConfig {
+        urls: vec![format!("redis://127.0.0.1:{port}")],
+        ..RedisConfig::default()
+    };
+    let started = Instant::now();
+    let err = RedisBackend::connect(config)
+        .await
+        .err()
+        .expect("nothing listens there");
+    assert!(matches!(err, RedisBackendError::Connect { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "connecting must be bounded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_recovers_after_the_server_restarts() {
+    let mut redis = RedisFactory::single();
+    let backend = RedisBackend::connect(redis.config("restart"))
+        .await
+        .unwrap();
+    let host = TaskHost::builder()
+        .backend(Arc::new(backend))
+        .build()
+        .await
+        .unwrap();
+    let id = host
+        .create("alice", "tools/call", None)
+        .await
+        .unwrap()
+        .task
+        .task_id;
+
+    let port = redis.servers_mut()[0].port();
+    redis.servers_mut()[0].stop();
+    let err = host.get("alice", &id).await.unwrap_err();
+    assert!(matches!(err, TaskError::Backend(_)), "{err:?}");
+    assert!(err.is_retryable());
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+
+    redis.servers_mut()[0].restart();
+    // The connection manager reconnects in the background; the same host
+    // serves again within a bounded number of attempts.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let task = loop {
+        match host.get("alice", &id).await {
+            Ok(task) => break task,
+            Err(TaskError::Backend(_)) if Instant::now() < deadline => {
+                tokio::task::yield_now().await
+            }
+            Err(e) => panic!("the host did not recover: {e}"),
+        }
+    };
+    assert_eq!(task.task.task_id, id, "the append-only file kept the task");
+    host.create("alice", "tools/call", None)
+        .await
+        .expect("writes work again");
+}
