@@ -21,6 +21,18 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
 fi
 redis-server --version
 
+step "DynamoDB emulator: moto's server mode, in a virtual environment under target/"
+moto_env="target/dynamodb-emulator"
+if [ ! -x "$moto_env/bin/moto_server" ]; then
+  if ! python3 -m venv "$moto_env" 2>/dev/null; then
+    apt_install python3-venv
+    python3 -m venv "$moto_env"
+  fi
+  "$moto_env/bin/pip" install --quiet "moto[server]==5.2.5"
+fi
+export PMCP_MOTO_SERVER="$PWD/$moto_env/bin/moto_server"
+"$moto_env/bin/python" -c 'import moto; print("moto", moto.__version__)'
+
 step "toolchain and wasm32-wasip2 target (from rust-toolchain.toml)"
 rustup toolchain install
 rustup show active-toolchain
@@ -36,7 +48,7 @@ step "cargo clippy (guest for wasm32-wasip2, with and without test faults)"
 (cd guest && cargo clippy --locked --target wasm32-wasip2 -- -D warnings)
 (cd guest && cargo clippy --locked --target wasm32-wasip2 --all-features -- -D warnings)
 
-step "cargo test (guest and host unit tests; contract suite on memory, Redis, Redis Cluster; sandbox)"
+step "cargo test (unit tests; contract suite on memory, Redis, Redis Cluster, DynamoDB; sandbox)"
 cargo test --locked --workspace --all-features
 
 step "demo (the README's run command)"

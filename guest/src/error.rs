@@ -1,24 +1,29 @@
 //! Errors of the task store, one variant per JSON-RPC-relevant situation.
 
-use std::fmt;
-
 /// Why a store operation failed. Every message says what went wrong in
 /// words a caller can act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// Unknown, expired, malformed or another owner's task id (all the same).
+    #[error("{0}")]
     NotFound(String),
     /// The state machine forbids the change.
+    #[error("{0}")]
     InvalidTransition(String),
     /// Input rejected by policy (cursor, limits, ttl, anonymous owner).
+    #[error("{0}")]
     InvalidParams(String),
     /// The owner holds the maximum number of live tasks.
+    #[error("{0}")]
     QuotaExceeded(String),
     /// Lost every compare-and-swap attempt, or the expected version differed.
+    #[error("{0}")]
     Conflict(String),
     /// The storage backend failed.
+    #[error("{0}")]
     Backend(String),
     /// Corrupt data or a bug.
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -43,11 +48,3 @@ impl StoreError {
         }
     }
 }
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message())
-    }
-}
-
-impl std::error::Error for StoreError {}

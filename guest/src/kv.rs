@@ -23,15 +23,19 @@ impl Entry {
 }
 
 /// Why a backend call did not apply.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KvError {
-    /// The precondition did not hold (retry-able).
+    /// The precondition did not hold; the caller re-reads and retries.
+    #[error("conflict: the item changed concurrently")]
     Conflict,
-    /// The partition holds `max_live` live items already.
+    /// The partition already holds the maximum number of live items.
+    #[error("the partition holds the maximum number of live items")]
     QuotaExceeded,
     /// The value does not fit the backend.
+    #[error("value too large: {0}")]
     TooLarge(String),
-    /// The backend failed or is unreachable.
+    /// The backend is unreachable or failed.
+    #[error("{0}")]
     Unavailable(String),
 }
 

@@ -39,23 +39,28 @@ pub struct StoreConfig {
 }
 
 impl Default for StoreConfig {
+    /// The component's own defaults: 1 h default ttl, 24 h max, 1 000 live
+    /// tasks per owner, pages of 50 (at most 100), 64 KiB variables, 256 KiB
+    /// results, 350 KB records, depth 32.
     fn default() -> Self {
+        let d = pmcp_tasks_guest::StoreConfig::default();
+        let ms = Duration::from_millis;
         StoreConfig {
-            default_ttl: Some(Duration::from_secs(3_600)),
-            max_ttl: Some(Duration::from_secs(86_400)),
-            poll_interval: Some(Duration::from_secs(1)),
-            max_tasks_per_owner: Some(1_000),
-            default_page_size: 50,
-            max_page_size: 100,
-            max_variables_bytes: 64 * 1024,
-            max_result_bytes: 256 * 1024,
-            max_record_bytes: 350 * 1024,
-            max_json_depth: 32,
-            max_string_bytes: 64 * 1024,
-            max_owner_bytes: 16 * 1024,
-            allow_anonymous: false,
-            cursor_secret: Vec::new(),
-            max_cas_attempts: 16,
+            default_ttl: d.default_ttl.map(ms),
+            max_ttl: d.max_ttl.map(ms),
+            poll_interval: d.poll_interval.map(ms),
+            max_tasks_per_owner: d.max_tasks_per_owner,
+            default_page_size: d.default_page_size,
+            max_page_size: d.max_page_size,
+            max_variables_bytes: d.max_variables_bytes,
+            max_result_bytes: d.max_result_bytes,
+            max_record_bytes: d.max_record_bytes,
+            max_json_depth: d.max_json_depth,
+            max_string_bytes: d.max_string_bytes,
+            max_owner_bytes: d.max_owner_bytes,
+            allow_anonymous: d.allow_anonymous,
+            cursor_secret: d.cursor_secret,
+            max_cas_attempts: d.max_cas_attempts,
         }
     }
 }

@@ -3,7 +3,8 @@
 //! `pmcp-tasks [demo] [--backend URL] [--component FILE]` runs a short
 //! demonstration, on the in-memory backend by default: two owners, the task
 //! lifecycle, pagination, owner isolation and expiry (with a host-controlled
-//! clock, so nothing sleeps).
+//! clock, so nothing sleeps). `pmcp-tasks create-table --backend
+//! dynamodb://TABLE` bootstraps a DynamoDB table.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,27 +16,55 @@ use pmcp_tasks_host::clock::ManualClock;
 use pmcp_tasks_host::{ComponentSource, StoreConfig, TaskHost, TaskStatus};
 use serde_json::json;
 
-struct Options {
-    component: ComponentSource,
-    backend: String,
+/// What to do.
+#[derive(PartialEq, Eq)]
+enum Command {
+    Demo,
+    CreateTable,
 }
 
-const USAGE: &str = "usage: pmcp-tasks [demo] [--backend BACKEND] [--component FILE.wasm]
+struct Options {
+    command: Command,
+    component: ComponentSource,
+    backend: String,
+    aws_endpoint: Option<String>,
+    aws_region: Option<String>,
+}
+
+const USAGE: &str =
+    "usage: pmcp-tasks [demo | create-table] [--backend BACKEND] [--component FILE.wasm]
+                  [--aws-endpoint URL] [--aws-region REGION]
+
+  demo           run the demonstration (the default)
+  create-table   create the DynamoDB table of --backend dynamodb://TABLE (idempotent)
 
 BACKEND is one of:
   memory                                  in-process (the default)
   redis://HOST:PORT                       one Redis server (feature `redis`)
-  redis+cluster://HOST:PORT,HOST:PORT     Redis Cluster seed nodes (feature `redis`)";
+  redis+cluster://HOST:PORT,HOST:PORT     Redis Cluster seed nodes (feature `redis`)
+  dynamodb://TABLE                        a DynamoDB table (feature `dynamodb`); region,
+                                          credentials and endpoint from the AWS environment
+                                          (AWS_REGION, AWS_ENDPOINT_URL, ...) or the flags";
 
 fn parse_args() -> Result<Options> {
     let mut options = Options {
+        command: Command::Demo,
         component: ComponentSource::Embedded,
         backend: "memory".into(),
+        aws_endpoint: None,
+        aws_region: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "demo" => {}
+            "demo" => options.command = Command::Demo,
+            "create-table" => options.command = Command::CreateTable,
+            "--aws-endpoint" => {
+                options.aws_endpoint = Some(args.next().context("--aws-endpoint needs a URL")?)
+            }
+            "--aws-region" => {
+                options.aws_region = Some(args.next().context("--aws-region needs a region")?)
+            }
             "--component" => {
                 let path = args.next().context("--component needs a file")?;
                 options.component = ComponentSource::File(PathBuf::from(path));
@@ -54,13 +83,46 @@ fn parse_args() -> Result<Options> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let options = parse_args()?;
-    demo(options).await
+    match options.command {
+        Command::Demo => demo(options).await,
+        Command::CreateTable => create_table(&options).await,
+    }
+}
+
+#[cfg(feature = "dynamodb")]
+async fn dynamodb(
+    options: &Options,
+) -> Option<pmcp_tasks_host::backend::dynamodb::DynamoDbBackend> {
+    let table = options.backend.strip_prefix("dynamodb://")?;
+    let (endpoint, region) = (
+        options.aws_endpoint.as_deref(),
+        options.aws_region.as_deref(),
+    );
+    Some(
+        pmcp_tasks_host::backend::dynamodb::DynamoDbBackend::from_env(table, endpoint, region)
+            .await,
+    )
+}
+
+async fn create_table(options: &Options) -> Result<()> {
+    #[cfg(feature = "dynamodb")]
+    if let Some(backend) = dynamodb(options).await {
+        backend.create_table().await?;
+        println!("table ready: {}", options.backend);
+        return Ok(());
+    }
+    bail!("create-table needs --backend dynamodb://TABLE and the `dynamodb` feature")
 }
 
 /// The backend named on the command line.
-async fn backend(name: &str) -> Result<Arc<dyn KvBackend>> {
+async fn backend(options: &Options) -> Result<Arc<dyn KvBackend>> {
+    let name = options.backend.as_str();
     if name == "memory" {
         return Ok(Arc::new(InMemoryBackend::new()));
+    }
+    #[cfg(feature = "dynamodb")]
+    if let Some(backend) = dynamodb(options).await {
+        return Ok(Arc::new(backend));
     }
     #[cfg(feature = "redis")]
     if name.starts_with("redis") {
@@ -79,7 +141,7 @@ async fn demo(options: Options) -> Result<()> {
     };
     let host = TaskHost::builder()
         .config(config)
-        .backend(backend(&options.backend).await?)
+        .backend(backend(&options).await?)
         .clock(Arc::new(clock.clone()))
         .component(options.component)
         .build()

@@ -3,47 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// Lifecycle state of a task; serializes as `working`, `input_required`, ...
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskStatus {
-    /// Being worked on (the initial state).
-    Working,
-    /// Waiting for input from the requester.
-    InputRequired,
-    /// Finished successfully (terminal).
-    Completed,
-    /// Finished with an error (terminal).
-    Failed,
-    /// Cancelled (terminal).
-    Cancelled,
-}
-
-impl TaskStatus {
-    /// Every status.
-    pub const ALL: [TaskStatus; 5] = [
-        TaskStatus::Working,
-        TaskStatus::InputRequired,
-        TaskStatus::Completed,
-        TaskStatus::Failed,
-        TaskStatus::Cancelled,
-    ];
-
-    /// Terminal tasks never change again.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled
-        )
-    }
-}
-
-impl std::fmt::Display for TaskStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = serde_json::to_value(self).ok();
-        f.write_str(text.as_ref().and_then(Value::as_str).unwrap_or("?"))
-    }
-}
+pub use pmcp_tasks_guest::TaskStatus;
 
 /// A task exactly as MCP puts it on the wire (camelCase; `ttl` always
 /// present, `null` for unlimited).

@@ -12,6 +12,8 @@ use pmcp_tasks_host::clock::ManualClock;
 use pmcp_tasks_host::{StoreConfig, TaskHost};
 
 pub mod contract;
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 #[cfg(feature = "redis")]
 pub mod redis;
 

@@ -4,46 +4,15 @@
 
 use async_trait::async_trait;
 
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 
 pub use memory::InMemoryBackend;
 
-/// A stored value with its version and absolute expiry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// Opaque bytes (the component's canonical JSON record).
-    pub value: Vec<u8>,
-    /// 1 on create, +1 per replace.
-    pub version: u64,
-    /// Expiry in milliseconds since the Unix epoch; `None` = never.
-    pub expires_at: Option<u64>,
-}
-
-impl Entry {
-    /// Whether the entry is live at `now` (ms since the epoch).
-    pub fn is_live(&self, now: u64) -> bool {
-        self.expires_at.is_none_or(|at| now < at)
-    }
-}
-
-/// Why a backend call did not apply.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KvError {
-    /// The precondition did not hold; the caller re-reads and retries.
-    #[error("conflict: the item changed concurrently")]
-    Conflict,
-    /// The partition already holds the maximum number of live items.
-    #[error("the partition holds the maximum number of live items")]
-    QuotaExceeded,
-    /// The value does not fit this backend.
-    #[error("value too large: {0}")]
-    TooLarge(String),
-    /// The backend is unreachable or failed.
-    #[error("{0}")]
-    Unavailable(String),
-}
+pub use pmcp_tasks_guest::kv::{Entry, KvError};
 
 /// The atomic key-value steps the task component needs; see
 /// `wit/tasks.wit` (`interface kv-backend`) for the exact contract.

@@ -1,0 +1,678 @@
+//! The DynamoDB backend (feature `dynamodb`): one table, conditional
+//! writes, native TTL, `Query` pagination.
+//!
+//! Table schema (see [`DynamoDbBackend::create_table`]):
+//!
+//! | attribute | type | holds |
+//! |---|---|---|
+//! | `pk` (partition key) | S | the partition, stored as given (never parsed) |
+//! | `sk` (sort key) | S | `i#<item>` for items; `q#count` for the partition's live-item counter |
+//! | `v` | B | the value |
+//! | `ver` | N | the version |
+//! | `exp_ms` | N | expiry in ms (what every read and condition checks) |
+//! | `exp` | N | expiry in epoch seconds: the table's TTL attribute (deletes late) |
+//! | `n` | N | on the counter item: items created and not yet removed |
+//!
+//! Reads are strongly consistent. DynamoDB's TTL deletes hours or days
+//! late, so expired items are filtered on every read and conditions treat
+//! them as absent.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    TimeToLiveStatus, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+
+use super::{Entry, KvBackend, KvError};
+
+/// Largest item DynamoDB stores is 400 KB; keep room for keys and attributes.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 350 * 1024;
+const ITEM_PREFIX: &str = "i#";
+const COUNTER_SK: &str = "q#count";
+/// Expired items deleted per partition when a create finds the quota full.
+const PRUNE_BATCH: i32 = 100;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The AWS SDK this backend is built on, for callers that configure a client.
+pub use aws_sdk_dynamodb as sdk;
+
+/// Bounded timeouts, so an unreachable endpoint is an error within seconds
+/// (the SDK's standard retry policy still retries throttling and transient errors).
+pub fn default_timeouts() -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
+    aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(15))
+        .build()
+}
+
+/// Tasks in one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoDbBackend {
+    client: Client,
+    table: String,
+    max_value_bytes: usize,
+}
+
+/// Why the table could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("dynamodb table {table}: {message}")]
+pub struct DynamoDbSetupError {
+    /// The table.
+    pub table: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl DynamoDbBackend {
+    /// A backend over `table` with `client`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoDbBackend {
+            client,
+            table: table.into(),
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+        }
+    }
+
+    /// A backend with region, credentials and endpoint from the standard AWS
+    /// chain (`AWS_REGION`, `AWS_ENDPOINT_URL`, profiles, instance roles...),
+    /// where `endpoint_url` and `region` override the chain when given.
+    pub async fn from_env(
+        table: impl Into<String>,
+        endpoint_url: Option<&str>,
+        region: Option<&str>,
+    ) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(default_timeouts());
+        if let Some(endpoint) = endpoint_url {
+            loader = loader.endpoint_url(endpoint);
+        }
+        if let Some(region) = region {
+            loader = loader.region(aws_config::Region::new(region.to_owned()));
+        }
+        Self::new(Client::new(&loader.load().await), table)
+    }
+
+    /// Refuses values larger than `bytes` before any request (default 350 KB).
+    pub fn with_max_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_value_bytes = bytes;
+        self
+    }
+
+    /// Creates the table (on-demand billing) and enables TTL on `exp`, or
+    /// does nothing where that is already so. Waits until the table is active.
+    pub async fn create_table(&self) -> Result<(), DynamoDbSetupError> {
+        let fail = |message: String| DynamoDbSetupError {
+            table: self.table.clone(),
+            message,
+        };
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+        };
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash).map_err(|e| fail(e.to_string()))?)
+            .key_schema(key("sk", KeyType::Range).map_err(|e| fail(e.to_string()))?)
+            .attribute_definitions(attribute("pk").map_err(|e| fail(e.to_string()))?)
+            .attribute_definitions(attribute("sk").map_err(|e| fail(e.to_string()))?)
+            .send()
+            .await;
+        if let Err(e) = created {
+            let exists = e
+                .as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception());
+            if !exists {
+                return Err(fail(format!(
+                    "create-table failed: {}",
+                    DisplayErrorContext(&e)
+                )));
+            }
+        }
+        self.wait_until_active().await.map_err(fail)?;
+        let ttl = self
+            .client
+            .describe_time_to_live()
+            .table_name(&self.table)
+            .send()
+            .await;
+        let status = ttl
+            .map_err(|e| {
+                fail(format!(
+                    "describe-time-to-live failed: {}",
+                    DisplayErrorContext(&e)
+                ))
+            })?
+            .time_to_live_description
+            .and_then(|d| d.time_to_live_status);
+        if !matches!(
+            status,
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+        ) {
+            let spec = TimeToLiveSpecification::builder()
+                .attribute_name("exp")
+                .enabled(true)
+                .build()
+                .map_err(|e| fail(e.to_string()))?;
+            self.client
+                .update_time_to_live()
+                .table_name(&self.table)
+                .time_to_live_specification(spec)
+                .send()
+                .await
+                .map_err(|e| {
+                    fail(format!(
+                        "update-time-to-live failed: {}",
+                        DisplayErrorContext(&e)
+                    ))
+                })?;
+        }
+        Ok(())
+    }
+
+    async fn wait_until_active(&self) -> Result<(), String> {
+        for _ in 0..120 {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await;
+            let status = described
+                .map_err(|e| format!("describe-table failed: {}", DisplayErrorContext(&e)))?
+                .table
+                .and_then(|t| t.table_status);
+            if status == Some(TableStatus::Active) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err("the table did not become active within a minute".into())
+    }
+
+    fn unavailable<E>(&self, e: &SdkError<E>) -> KvError
+    where
+        E: std::error::Error + 'static,
+    {
+        KvError::Unavailable(format!(
+            "dynamodb table {}: {}",
+            self.table,
+            DisplayErrorContext(e)
+        ))
+    }
+
+    fn item_key(&self, partition: &str, item: &str) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(partition.to_owned())),
+            (
+                "sk".to_owned(),
+                AttributeValue::S(format!("{ITEM_PREFIX}{item}")),
+            ),
+        ])
+    }
+
+    fn counter_key(&self, partition: &str) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(partition.to_owned())),
+            ("sk".to_owned(), AttributeValue::S(COUNTER_SK.to_owned())),
+        ])
+    }
+
+    fn check_size(&self, value: &[u8]) -> Result<(), KvError> {
+        if value.len() > self.max_value_bytes {
+            return Err(KvError::TooLarge(format!(
+                "{} bytes exceeds the DynamoDB item cap of {} bytes",
+                value.len(),
+                self.max_value_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn full_item(
+        &self,
+        partition: &str,
+        item: &str,
+        value: Vec<u8>,
+        version: u64,
+        expires_at: Option<u64>,
+    ) -> Item {
+        let mut attributes = self.item_key(partition, item);
+        attributes.insert("v".into(), AttributeValue::B(Blob::new(value)));
+        attributes.insert("ver".into(), AttributeValue::N(version.to_string()));
+        if let Some(at) = expires_at {
+            attributes.insert("exp_ms".into(), AttributeValue::N(at.to_string()));
+            attributes.insert(
+                "exp".into(),
+                AttributeValue::N(at.div_ceil(1_000).to_string()),
+            );
+        }
+        attributes
+    }
+
+    /// The counter step of a create: +1 unless the partition is at `max_live`.
+    fn count_up(&self, partition: &str, max_live: Option<u32>) -> Result<Update, KvError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.counter_key(partition)))
+            .update_expression("ADD n :one")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()));
+        if let Some(max) = max_live {
+            update = update
+                .condition_expression("attribute_not_exists(n) OR n < :max")
+                .expression_attribute_values(":max", AttributeValue::N(max.to_string()));
+        }
+        update
+            .build()
+            .map_err(|e| KvError::Unavailable(e.to_string()))
+    }
+
+    fn count_down(&self, partition: &str) -> Result<Update, KvError> {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.counter_key(partition)))
+            .update_expression("ADD n :minus")
+            .expression_attribute_values(":minus", AttributeValue::N("-1".into()))
+            .build()
+            .map_err(|e| KvError::Unavailable(e.to_string()))
+    }
+
+    /// Deletes items, each with the counter step, only where the condition
+    /// (on `:now`/`:ver`) still holds. Returns how many were deleted.
+    async fn delete_counted(
+        &self,
+        partition: &str,
+        item: &str,
+        condition: &str,
+        value: AttributeValue,
+    ) -> Result<bool, KvError> {
+        let placeholder = if condition.contains(":now") {
+            ":now"
+        } else {
+            ":ver"
+        };
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(self.item_key(partition, item)))
+            .condition_expression(condition)
+            .expression_attribute_values(placeholder, value)
+            .build()
+            .map_err(|e| KvError::Unavailable(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(self.count_down(partition)?)
+                    .build(),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(self.unavailable(&e)),
+        }
+    }
+
+    /// Deletes up to `limit` items of `partition` expired at `now`.
+    async fn prune_partition(&self, partition: &str, now: u64, limit: i32) -> Result<u64, KvError> {
+        let expired = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :items)")
+            .filter_expression("exp_ms <= :now")
+            .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
+            .expression_attribute_values(":items", AttributeValue::S(ITEM_PREFIX.to_owned()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .projection_expression("sk")
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| self.unavailable(&e))?;
+        let mut removed = 0;
+        for found in expired.items() {
+            if let Some(item) = found
+                .get("sk")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|sk| sk.strip_prefix(ITEM_PREFIX))
+            {
+                let now_value = AttributeValue::N(now.to_string());
+                removed += u64::from(
+                    self.delete_counted(partition, item, "exp_ms <= :now", now_value)
+                        .await?,
+                );
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn try_create(
+        &self,
+        partition: &str,
+        attributes: &Item,
+        max_live: Option<u32>,
+    ) -> Result<(), CreateRefusal> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(attributes.clone()))
+            .condition_expression("attribute_not_exists(sk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| CreateRefusal::Failed(KvError::Unavailable(e.to_string())))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(
+                        self.count_up(partition, max_live)
+                            .map_err(CreateRefusal::Failed)?,
+                    )
+                    .build(),
+            )
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+            err.as_service_error()
+        else {
+            return Err(CreateRefusal::Failed(self.unavailable(&err)));
+        };
+        let reasons = cancelled.cancellation_reasons();
+        let failed =
+            |i: usize| reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+        if failed(0) {
+            let old_expiry = reasons[0]
+                .item()
+                .and_then(|old| expiry_of(old).ok().flatten());
+            return Err(CreateRefusal::Exists {
+                expires_at: old_expiry,
+            });
+        }
+        if failed(1) {
+            return Err(CreateRefusal::Quota);
+        }
+        Err(CreateRefusal::Failed(self.unavailable(&err)))
+    }
+}
+
+/// Why one create attempt did not apply.
+enum CreateRefusal {
+    Exists { expires_at: Option<u64> },
+    Quota,
+    Failed(KvError),
+}
+
+fn is_condition_failure(e: &SdkError<TransactWriteItemsError>) -> bool {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => c
+            .cancellation_reasons()
+            .iter()
+            .any(|r| r.code() == Some("ConditionalCheckFailed")),
+        _ => false,
+    }
+}
+
+fn number(item: &Item, name: &str) -> Result<Option<u64>, KvError> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_n()
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .map(Some)
+            .ok_or_else(|| KvError::Unavailable(format!("dynamodb returned a malformed {name}"))),
+    }
+}
+
+fn expiry_of(item: &Item) -> Result<Option<u64>, KvError> {
+    number(item, "exp_ms")
+}
+
+fn entry_of(item: &Item) -> Result<Entry, KvError> {
+    let value = item
+        .get("v")
+        .and_then(|v| v.as_b().ok())
+        .map(|b| b.as_ref().to_vec());
+    let version = number(item, "ver")?;
+    match (value, version) {
+        (Some(value), Some(version)) => Ok(Entry {
+            value,
+            version,
+            expires_at: expiry_of(item)?,
+        }),
+        _ => Err(KvError::Unavailable(
+            "dynamodb returned an item without value or version".into(),
+        )),
+    }
+}
+
+#[async_trait]
+impl KvBackend for DynamoDbBackend {
+    async fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self.item_key(partition, item)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.unavailable(&e))?;
+        found.item().map(entry_of).transpose()
+    }
+
+    async fn create(
+        &self,
+        partition: &str,
+        item: &str,
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+        max_live: Option<u32>,
+        now: u64,
+    ) -> Result<u64, KvError> {
+        self.check_size(&value)?;
+        let attributes = self.full_item(partition, item, value, 1, expires_at);
+        let mut pruned = false;
+        loop {
+            match self.try_create(partition, &attributes, max_live).await {
+                Ok(()) => return Ok(1),
+                Err(CreateRefusal::Failed(e)) => return Err(e),
+                // An expired item with the same id: delete it, then retry.
+                Err(CreateRefusal::Exists {
+                    expires_at: Some(at),
+                }) if at <= now && !pruned => {
+                    self.delete_counted(
+                        partition,
+                        item,
+                        "exp_ms <= :now",
+                        AttributeValue::N(now.to_string()),
+                    )
+                    .await?;
+                    pruned = true;
+                }
+                Err(CreateRefusal::Exists { .. }) => return Err(KvError::Conflict),
+                // The counter still counts expired items until they are deleted.
+                Err(CreateRefusal::Quota) if !pruned => {
+                    pruned = true;
+                    if self.prune_partition(partition, now, PRUNE_BATCH).await? == 0 {
+                        return Err(KvError::QuotaExceeded);
+                    }
+                }
+                Err(CreateRefusal::Quota) => return Err(KvError::QuotaExceeded),
+            }
+        }
+    }
+
+    async fn replace(
+        &self,
+        partition: &str,
+        item: &str,
+        expected_version: u64,
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+        now: u64,
+    ) -> Result<u64, KvError> {
+        self.check_size(&value)?;
+        let version = expected_version + 1;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(
+                self.full_item(partition, item, value, version, expires_at),
+            ))
+            .condition_expression(
+                "ver = :expected AND (attribute_not_exists(exp_ms) OR exp_ms > :now)",
+            )
+            .expression_attribute_values(
+                ":expected",
+                AttributeValue::N(expected_version.to_string()),
+            )
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(version),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Err(KvError::Conflict)
+            }
+            Err(e) => Err(self.unavailable(&e)),
+        }
+    }
+
+    async fn remove(
+        &self,
+        partition: &str,
+        item: &str,
+        expected_version: u64,
+    ) -> Result<(), KvError> {
+        let version = AttributeValue::N(expected_version.to_string());
+        match self
+            .delete_counted(partition, item, "ver = :ver", version)
+            .await?
+        {
+            true => Ok(()),
+            false => Err(KvError::Conflict),
+        }
+    }
+
+    async fn list(
+        &self,
+        partition: &str,
+        after: Option<&str>,
+        limit: u32,
+        now: u64,
+    ) -> Result<Vec<(String, Entry)>, KvError> {
+        let mut out = Vec::new();
+        let mut start = after.map(|a| self.item_key(partition, a));
+        // The filter applies after `Limit`, so expired items can shorten a
+        // page: query on until the page is full or the partition ends.
+        while out.len() < limit as usize {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :items)")
+                .filter_expression("attribute_not_exists(exp_ms) OR exp_ms > :now")
+                .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
+                .expression_attribute_values(":items", AttributeValue::S(ITEM_PREFIX.to_owned()))
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .set_exclusive_start_key(start.take())
+                .limit((limit as usize - out.len()) as i32)
+                .send()
+                .await
+                .map_err(|e| self.unavailable(&e))?;
+            for found in page.items() {
+                let sk = found
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                if let Some(item) = sk.strip_prefix(ITEM_PREFIX) {
+                    out.push((item.to_owned(), entry_of(found)?));
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError> {
+        let mut removed = 0u64;
+        let mut start = None;
+        while removed < u64::from(limit) {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .filter_expression("exp_ms <= :now")
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .projection_expression("pk, sk")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.unavailable(&e))?;
+            for found in page.items() {
+                let pk = found.get("pk").and_then(|v| v.as_s().ok());
+                let item = found
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|sk| sk.strip_prefix(ITEM_PREFIX));
+                if let (Some(pk), Some(item)) = (pk, item) {
+                    if removed < u64::from(limit) {
+                        let now_value = AttributeValue::N(now.to_string());
+                        removed += u64::from(
+                            self.delete_counted(pk, item, "exp_ms <= :now", now_value)
+                                .await?,
+                        );
+                    }
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => break,
+            }
+        }
+        Ok(removed)
+    }
+}

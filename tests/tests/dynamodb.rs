@@ -1,0 +1,172 @@
+//! The contract suite on moto's DynamoDB server, plus what is specific to DynamoDB.
+#![cfg(feature = "dynamodb")]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pmcp_tasks_host::backend::dynamodb::{sdk, DynamoDbBackend};
+use pmcp_tasks_host::backend::{KvBackend, KvError};
+use pmcp_tasks_host::clock::ManualClock;
+use pmcp_tasks_host::{StoreConfig, TaskError, TaskHost};
+use pmcp_tasks_tests::dynamodb::{client_for, DynamoDbFactory};
+
+pmcp_tasks_tests::contract_suite!(DynamoDbFactory::start());
+
+#[tokio::test]
+async fn oversized_values_are_refused_before_any_request() {
+    // Nothing listens on this endpoint: a request would fail as unavailable.
+    let backend = DynamoDbBackend::new(client_for("http://127.0.0.1:9"), "unused");
+    let value = vec![b'x'; 350 * 1024 + 1];
+    let err = backend
+        .create("p", "i", value.clone(), None, None, 0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, KvError::TooLarge(m) if m.contains("358400")),
+        "{err:?}"
+    );
+    let err = backend
+        .replace("p", "i", 1, value, None, 0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KvError::TooLarge(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_a_clear_bounded_error() {
+    let backend = DynamoDbBackend::new(client_for("http://127.0.0.1:9"), "tasks");
+    let started = Instant::now();
+    let err = backend.get("p", "i").await.unwrap_err();
+    assert!(
+        matches!(&err, KvError::Unavailable(m) if m.contains("dynamodb table tasks")),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn expired_items_not_yet_deleted_are_invisible() {
+    let factory = DynamoDbFactory::start();
+    let backend = factory.backend().await;
+    let raw = factory.server().client();
+    let table = raw
+        .list_tables()
+        .send()
+        .await
+        .unwrap()
+        .table_names()
+        .to_vec();
+    let clock = ManualClock::starting_now();
+    let host = TaskHost::builder()
+        .backend(Arc::new(backend))
+        .clock(Arc::new(clock.clone()))
+        .config(StoreConfig {
+            max_tasks_per_owner: Some(1),
+            ..StoreConfig::default()
+        })
+        .build()
+        .await
+        .unwrap();
+    let id = host
+        .create("alice", "m", Some(Duration::from_secs(1)))
+        .await
+        .unwrap()
+        .task
+        .task_id;
+    clock.advance(Duration::from_secs(5));
+    // The item is still in the table (TTL deletion is DynamoDB's, and late) ...
+    let scanned = raw.scan().table_name(&table[0]).send().await.unwrap();
+    assert!(scanned
+        .items()
+        .iter()
+        .any(|i| i.get("sk").and_then(|v| v.as_s().ok()) == Some(&format!("i#{id}"))));
+    // ... but reads, listings and the quota ignore it.
+    assert!(matches!(
+        host.get("alice", &id).await,
+        Err(TaskError::NotFound(_))
+    ));
+    assert!(host
+        .list("alice", None, None)
+        .await
+        .unwrap()
+        .tasks
+        .is_empty());
+    host.create("alice", "m", None)
+        .await
+        .expect("the expired task does not count against the quota of 1");
+}
+
+#[tokio::test]
+async fn lost_races_are_conflicts() {
+    let factory = DynamoDbFactory::start();
+    let backend = factory.backend().await;
+    assert_eq!(
+        backend.create("p", "i", b"a".to_vec(), None, None, 0).await,
+        Ok(1)
+    );
+    assert_eq!(
+        backend.create("p", "i", b"b".to_vec(), None, None, 0).await,
+        Err(KvError::Conflict)
+    );
+    assert_eq!(
+        backend.replace("p", "i", 1, b"c".to_vec(), None, 0).await,
+        Ok(2)
+    );
+    assert_eq!(
+        backend.replace("p", "i", 1, b"d".to_vec(), None, 0).await,
+        Err(KvError::Conflict)
+    );
+    assert_eq!(backend.remove("p", "i", 1).await, Err(KvError::Conflict));
+    assert_eq!(
+        backend.get("p", "i").await.unwrap().map(|e| e.value),
+        Some(b"c".to_vec())
+    );
+}
+
+#[tokio::test]
+async fn bootstrap_is_idempotent_and_enables_ttl() {
+    let factory = DynamoDbFactory::start();
+    let backend = factory.backend().await;
+    backend
+        .create_table()
+        .await
+        .expect("a second bootstrap is a no-op");
+    let raw = factory.server().client();
+    let table = raw.list_tables().send().await.unwrap().table_names()[0].clone();
+    let ttl = raw
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let description = ttl.time_to_live_description.unwrap();
+    assert_eq!(description.attribute_name(), Some("exp"));
+    assert_eq!(
+        description.time_to_live_status,
+        Some(sdk::types::TimeToLiveStatus::Enabled)
+    );
+    let described = raw
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let keys: Vec<(&str, &sdk::types::KeyType)> = described
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name(), k.key_type()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("pk", &sdk::types::KeyType::Hash),
+            ("sk", &sdk::types::KeyType::Range)
+        ]
+    );
+}
