@@ -30,7 +30,7 @@ if [ ! -x "$moto_env/bin/moto_server" ]; then
   fi
   "$moto_env/bin/pip" install --quiet "moto[server]==5.2.5"
 fi
-export PMCP_MOTO_SERVER="$PWD/$moto_env/bin/moto_server"
+export PMCP_MOTO_PYTHON="$PWD/$moto_env/bin/python"
 "$moto_env/bin/python" -c 'import moto; print("moto", moto.__version__)'
 
 step "toolchain and wasm32-wasip2 target (from rust-toolchain.toml)"

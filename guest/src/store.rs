@@ -114,7 +114,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                 now,
             ) {
                 Ok(version) => return Ok(stored.record(version, self.config.poll_interval)),
-                // An id collision: draw another id.
+                // An id collision or a lost race on the quota step: try again.
                 Err(KvError::Conflict) => continue,
                 Err(KvError::QuotaExceeded) => {
                     return Err(StoreError::QuotaExceeded(format!(
@@ -125,9 +125,10 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(StoreError::Internal(
-            "could not allocate a unique task id".into(),
-        ))
+        Err(StoreError::Conflict(format!(
+            "the task could not be created in {} attempts under concurrent writes; retry",
+            self.config.max_cas_attempts
+        )))
     }
 
     /// Reads a live task of `owner`.

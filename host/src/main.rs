@@ -111,7 +111,10 @@ async fn create_table(options: &Options) -> Result<()> {
         println!("table ready: {}", options.backend);
         return Ok(());
     }
-    bail!("create-table needs --backend dynamodb://TABLE and the `dynamodb` feature")
+    bail!(
+        "create-table needs --backend dynamodb://TABLE (not {:?}) and the `dynamodb` feature",
+        options.backend
+    )
 }
 
 /// The backend named on the command line.

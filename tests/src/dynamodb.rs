@@ -1,6 +1,11 @@
 //! A real DynamoDB-compatible HTTP server for the suite: moto's server mode
 //! on a free loopback port, one table per `fresh()` backend, killed when
 //! dropped. `tests/run-all.sh` installs moto into `target/dynamodb-emulator`.
+//!
+//! With `PMCP_TEST_REAL_DYNAMODB=<table prefix>` set, the same tests run
+//! against real DynamoDB instead (credentials and region from the AWS
+//! environment). They create tables named `<prefix>-<pid>-<n>` and leave
+//! them behind; never set in CI.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -10,18 +15,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pmcp_tasks_host::backend::dynamodb::{default_timeouts, sdk, DynamoDbBackend};
+use pmcp_tasks_host::backend::dynamodb::{client_from_env, default_timeouts, sdk, DynamoDbBackend};
 use pmcp_tasks_host::backend::KvBackend;
 
 use crate::BackendFactory;
 
-/// The moto server: `$PMCP_MOTO_SERVER`, else the one `tests/run-all.sh` installs.
-fn moto_server_binary() -> PathBuf {
-    std::env::var_os("PMCP_MOTO_SERVER")
+/// The Python that has moto: `$PMCP_MOTO_PYTHON`, else the virtual
+/// environment `tests/run-all.sh` installs.
+fn moto_python() -> PathBuf {
+    std::env::var_os("PMCP_MOTO_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/dynamodb-emulator/bin/moto_server")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/dynamodb-emulator/bin/python")
         })
 }
 
@@ -39,16 +44,19 @@ impl MotoServer {
             .local_addr()
             .unwrap()
             .port();
-        let binary = moto_server_binary();
-        let child = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let python = moto_python();
+        // tests/moto_server.py: moto's server with per-request atomicity.
+        let launcher = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("moto_server.py");
+        let child = Command::new(&python)
+            .arg(&launcher)
+            .args(["127.0.0.1", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
-                    "starting {} ({e}); tests/run-all.sh installs it",
-                    binary.display()
+                    "starting moto with {} ({e}); tests/run-all.sh installs it",
+                    python.display()
                 )
             });
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -68,7 +76,7 @@ impl MotoServer {
     }
 
     /// A client for this server with dummy credentials.
-    pub fn client(&self) -> sdk::Client {
+    fn client(&self) -> sdk::Client {
         client_for(&self.endpoint())
     }
 }
@@ -98,30 +106,50 @@ impl Drop for MotoServer {
     }
 }
 
-/// A suite backend factory over moto: each `fresh()` gets a new table.
+/// A suite backend factory over moto (or real DynamoDB, see the module
+/// docs): each `fresh()` gets a new table.
 pub struct DynamoDbFactory {
-    server: MotoServer,
+    client: sdk::Client,
+    table_prefix: String,
     next_table: AtomicU32,
+    _server: Option<MotoServer>,
 }
 
 impl DynamoDbFactory {
-    /// Starts a moto server.
-    pub fn start() -> Self {
+    /// Starts a moto server, or uses real DynamoDB when asked to.
+    pub async fn start() -> Self {
+        let (client, table_prefix, server) = match std::env::var("PMCP_TEST_REAL_DYNAMODB") {
+            Ok(prefix) => (
+                client_from_env(None, None).await,
+                format!("{prefix}-{}", std::process::id()),
+                None,
+            ),
+            Err(_) => {
+                let server = MotoServer::start();
+                (server.client(), "tasks".to_owned(), Some(server))
+            }
+        };
         DynamoDbFactory {
-            server: MotoServer::start(),
+            client,
+            table_prefix,
             next_table: AtomicU32::new(0),
+            _server: server,
         }
     }
 
-    /// The server, for tests that need a raw client.
-    pub fn server(&self) -> &MotoServer {
-        &self.server
+    /// A client for the DynamoDB the factory uses.
+    pub fn client(&self) -> &sdk::Client {
+        &self.client
     }
 
     /// A backend over a new, bootstrapped table.
     pub async fn backend(&self) -> DynamoDbBackend {
-        let table = format!("tasks-{}", self.next_table.fetch_add(1, Ordering::SeqCst));
-        let backend = DynamoDbBackend::new(self.server.client(), table);
+        let table = format!(
+            "{}-{}",
+            self.table_prefix,
+            self.next_table.fetch_add(1, Ordering::SeqCst)
+        );
+        let backend = DynamoDbBackend::new(self.client.clone(), table);
         backend
             .create_table()
             .await

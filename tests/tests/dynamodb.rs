@@ -10,7 +10,7 @@ use pmcp_tasks_host::clock::ManualClock;
 use pmcp_tasks_host::{StoreConfig, TaskError, TaskHost};
 use pmcp_tasks_tests::dynamodb::{client_for, DynamoDbFactory};
 
-pmcp_tasks_tests::contract_suite!(DynamoDbFactory::start());
+pmcp_tasks_tests::contract_suite!(DynamoDbFactory::start().await);
 
 #[tokio::test]
 async fn oversized_values_are_refused_before_any_request() {
@@ -50,16 +50,10 @@ async fn an_unreachable_endpoint_is_a_clear_bounded_error() {
 
 #[tokio::test]
 async fn expired_items_not_yet_deleted_are_invisible() {
-    let factory = DynamoDbFactory::start();
+    let factory = DynamoDbFactory::start().await;
     let backend = factory.backend().await;
-    let raw = factory.server().client();
-    let table = raw
-        .list_tables()
-        .send()
-        .await
-        .unwrap()
-        .table_names()
-        .to_vec();
+    let raw = factory.client();
+    let table = backend.table().to_owned();
     let clock = ManualClock::starting_now();
     let host = TaskHost::builder()
         .backend(Arc::new(backend))
@@ -79,7 +73,7 @@ async fn expired_items_not_yet_deleted_are_invisible() {
         .task_id;
     clock.advance(Duration::from_secs(5));
     // The item is still in the table (TTL deletion is DynamoDB's, and late) ...
-    let scanned = raw.scan().table_name(&table[0]).send().await.unwrap();
+    let scanned = raw.scan().table_name(&table).send().await.unwrap();
     assert!(scanned
         .items()
         .iter()
@@ -102,7 +96,7 @@ async fn expired_items_not_yet_deleted_are_invisible() {
 
 #[tokio::test]
 async fn lost_races_are_conflicts() {
-    let factory = DynamoDbFactory::start();
+    let factory = DynamoDbFactory::start().await;
     let backend = factory.backend().await;
     assert_eq!(
         backend.create("p", "i", b"a".to_vec(), None, None, 0).await,
@@ -129,14 +123,14 @@ async fn lost_races_are_conflicts() {
 
 #[tokio::test]
 async fn bootstrap_is_idempotent_and_enables_ttl() {
-    let factory = DynamoDbFactory::start();
+    let factory = DynamoDbFactory::start().await;
     let backend = factory.backend().await;
     backend
         .create_table()
         .await
         .expect("a second bootstrap is a no-op");
-    let raw = factory.server().client();
-    let table = raw.list_tables().send().await.unwrap().table_names()[0].clone();
+    let raw = factory.client();
+    let table = backend.table().to_owned();
     let ttl = raw
         .describe_time_to_live()
         .table_name(&table)

@@ -46,6 +46,22 @@ type Item = HashMap<String, AttributeValue>;
 /// The AWS SDK this backend is built on, for callers that configure a client.
 pub use aws_sdk_dynamodb as sdk;
 
+/// A client with region, credentials and endpoint from the standard AWS
+/// chain (`AWS_REGION`, `AWS_ENDPOINT_URL`, profiles, instance roles...),
+/// `endpoint_url` and `region` overriding the chain when given, and
+/// [`default_timeouts`].
+pub async fn client_from_env(endpoint_url: Option<&str>, region: Option<&str>) -> Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(default_timeouts());
+    if let Some(endpoint) = endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_owned()));
+    }
+    Client::new(&loader.load().await)
+}
+
 /// Bounded timeouts, so an unreachable endpoint is an error within seconds
 /// (the SDK's standard retry policy still retries throttling and transient errors).
 pub fn default_timeouts() -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
@@ -85,22 +101,18 @@ impl DynamoDbBackend {
     }
 
     /// A backend with region, credentials and endpoint from the standard AWS
-    /// chain (`AWS_REGION`, `AWS_ENDPOINT_URL`, profiles, instance roles...),
-    /// where `endpoint_url` and `region` override the chain when given.
+    /// chain; see [`client_from_env`].
     pub async fn from_env(
         table: impl Into<String>,
         endpoint_url: Option<&str>,
         region: Option<&str>,
     ) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .timeout_config(default_timeouts());
-        if let Some(endpoint) = endpoint_url {
-            loader = loader.endpoint_url(endpoint);
-        }
-        if let Some(region) = region {
-            loader = loader.region(aws_config::Region::new(region.to_owned()));
-        }
-        Self::new(Client::new(&loader.load().await), table)
+        Self::new(client_from_env(endpoint_url, region).await, table)
+    }
+
+    /// The table this backend uses.
+    pub fn table(&self) -> &str {
+        &self.table
     }
 
     /// Refuses values larger than `bytes` before any request (default 350 KB).
@@ -332,7 +344,7 @@ impl DynamoDbBackend {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) if lost_race(&e) => Ok(false),
             Err(e) => Err(self.unavailable(&e)),
         }
     }
@@ -421,6 +433,10 @@ impl DynamoDbBackend {
         if failed(1) {
             return Err(CreateRefusal::Quota);
         }
+        if lost_race(&err) {
+            // Cancelled by a concurrent transaction on the counter.
+            return Err(CreateRefusal::Failed(KvError::Conflict));
+        }
         Err(CreateRefusal::Failed(self.unavailable(&err)))
     }
 }
@@ -432,12 +448,18 @@ enum CreateRefusal {
     Failed(KvError),
 }
 
-fn is_condition_failure(e: &SdkError<TransactWriteItemsError>) -> bool {
+/// Whether a transaction was cancelled by a condition or by a concurrent
+/// transaction on the same items: a lost race, never a backend failure.
+fn lost_race(e: &SdkError<TransactWriteItemsError>) -> bool {
     match e.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(c)) => c
-            .cancellation_reasons()
-            .iter()
-            .any(|r| r.code() == Some("ConditionalCheckFailed")),
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+            c.cancellation_reasons().iter().any(|r| {
+                matches!(
+                    r.code(),
+                    Some("ConditionalCheckFailed" | "TransactionConflict")
+                )
+            })
+        }
         _ => false,
     }
 }
