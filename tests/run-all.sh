@@ -1,19 +1,42 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints (host and guest targets), the
-# guest's unit tests and the host contract suite. CI runs exactly this
-# (.ci/run calls it). Safe to run again: every setup step is idempotent.
+# The whole test suite and release gates. CI runs exactly this (.ci/run
+# calls it). Every setup step is idempotent, so it is safe to run again.
+#
+#   1. tools and services the tests need (redis-server, moto, cargo-hack,
+#      cargo-component, the wasm32-wasip2 target)
+#   2. cargo fmt --check
+#   3. the feature matrix: check and clippy -D warnings for every feature
+#      combination of every package (cargo hack --feature-powerset)
+#   4. clippy of the guest for wasm32-wasip2
+#   5. cargo doc -D warnings (no broken intra-doc links)
+#   6. tests: unit and doc tests with all features, then the contract,
+#      sandbox and backend suites for every feature combination
+#   7. the component built by cargo-component, loaded by the host, and the demo
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# Installs Debian packages that are missing (as root, or through sudo).
+# Installs Debian packages (as root, or through sudo).
 apt_install() {
   local sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@"
 }
+
+# Installs a cargo subcommand at a pinned version unless that version is
+# already in the cargo bin directory (so later runs skip the build).
+cargo_tool() {
+  local crate=$1 version=$2
+  if ! cargo install --list | grep -qx "$crate v$version:"; then
+    cargo install --locked "$crate@$version"
+  fi
+}
+
+step "toolchain and wasm32-wasip2 target (from rust-toolchain.toml)"
+rustup toolchain install
+rustup show active-toolchain
 
 step "services the tests start themselves: redis-server, redis-cli"
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
@@ -33,23 +56,38 @@ fi
 export PMCP_MOTO_PYTHON="$PWD/$moto_env/bin/python"
 "$moto_env/bin/python" -c 'import moto; print("moto", moto.__version__)'
 
-step "toolchain and wasm32-wasip2 target (from rust-toolchain.toml)"
-rustup toolchain install
-rustup show active-toolchain
+step "cargo-hack and cargo-component"
+cargo_tool cargo-hack 0.6.46
+cargo_tool cargo-component 0.21.1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (host platform, all targets; default features, then all)"
-cargo clippy --locked --workspace --all-targets -- -D warnings
-cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
+step "feature matrix: cargo check (without dev-dependencies) of every combination"
+# (no --locked: cargo-hack edits the manifests while it runs, and restores them)
+cargo hack check --workspace --feature-powerset --no-dev-deps
+
+step "feature matrix: cargo clippy --all-targets -D warnings of every combination"
+cargo hack clippy --locked --workspace --feature-powerset --all-targets -- -D warnings
 
 step "cargo clippy (guest for wasm32-wasip2, with and without test faults)"
 (cd guest && cargo clippy --locked --target wasm32-wasip2 -- -D warnings)
 (cd guest && cargo clippy --locked --target wasm32-wasip2 --all-features -- -D warnings)
 
-step "cargo test (unit tests; contract suite on memory, Redis, Redis Cluster, DynamoDB; sandbox)"
-cargo test --locked --workspace --all-features
+step "cargo doc -D warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --all-features --no-deps
+
+step "unit and doc tests (guest, host; all features)"
+cargo test --locked -p pmcp-tasks-guest -p pmcp-tasks-host --all-features
+
+step "contract suite (memory, Redis, Redis Cluster, DynamoDB) and sandbox tests, every feature combination"
+cargo hack test --locked -p pmcp-tasks-tests --feature-powerset
+
+step "the component built by cargo component, loaded by the host"
+(cd guest && cargo component build --locked --release --target wasm32-wasip2)
+cargo run --locked --quiet -p pmcp-tasks-host --bin pmcp-tasks -- \
+  --component target/wasm32-wasip2/release/pmcp_tasks_guest.wasm >/dev/null
+echo "the cargo-component build ran the demo"
 
 step "demo (the README's run command)"
 cargo run --locked --quiet -p pmcp-tasks-host --bin pmcp-tasks >/dev/null
