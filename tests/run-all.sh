@@ -9,9 +9,10 @@
 #      combination of every package (cargo hack --feature-powerset)
 #   4. clippy of the guest for wasm32-wasip2
 #   5. cargo doc -D warnings (no broken intra-doc links)
-#   6. tests: unit and doc tests with all features, then the contract,
-#      sandbox and backend suites for every feature combination
-#   7. the component built by cargo-component, loaded by the host, and the demo
+#   6. the component built by cargo-component; tests: unit and doc tests
+#      with all features, then the contract, sandbox (which also loads the
+#      cargo-component build) and backend suites for every feature combination
+#   7. the demo (the README's run command)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,17 +78,17 @@ step "cargo clippy (guest for wasm32-wasip2, with and without test faults)"
 step "cargo doc -D warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --all-features --no-deps
 
+step "the component built by cargo component (the sandbox tests load it too)"
+(cd guest && cargo component build --locked --release --target wasm32-wasip2)
+export PMCP_CARGO_COMPONENT_WASM="$PWD/target/wasm32-wasip2/release/pmcp_tasks_guest.wasm"
+cargo run --locked --quiet -p pmcp-tasks-host --bin pmcp-tasks -- --component "$PMCP_CARGO_COMPONENT_WASM" >/dev/null
+echo "the host ran the demo on the cargo-component build"
+
 step "unit and doc tests (guest, host; all features)"
 cargo test --locked -p pmcp-tasks-guest -p pmcp-tasks-host --all-features
 
 step "contract suite (memory, Redis, Redis Cluster, DynamoDB) and sandbox tests, every feature combination"
 cargo hack test --locked -p pmcp-tasks-tests --feature-powerset
-
-step "the component built by cargo component, loaded by the host"
-(cd guest && cargo component build --locked --release --target wasm32-wasip2)
-cargo run --locked --quiet -p pmcp-tasks-host --bin pmcp-tasks -- \
-  --component target/wasm32-wasip2/release/pmcp_tasks_guest.wasm >/dev/null
-echo "the cargo-component build ran the demo"
 
 step "demo (the README's run command)"
 cargo run --locked --quiet -p pmcp-tasks-host --bin pmcp-tasks >/dev/null

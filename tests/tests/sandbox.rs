@@ -121,30 +121,44 @@ const ALLOWED_IMPORTS: [&str; 18] = [
     "wasi:cli/terminal-stderr",
 ];
 
+/// The components under test: the embedded one, and the one
+/// `cargo component build` made when `tests/run-all.sh` names it in
+/// `PMCP_CARGO_COMPONENT_WASM`.
+fn components_under_test() -> Vec<(String, Vec<u8>)> {
+    let mut components = vec![("embedded".to_owned(), DEFAULT_COMPONENT.to_vec())];
+    if let Some(path) = std::env::var_os("PMCP_CARGO_COMPONENT_WASM") {
+        let bytes = std::fs::read(&path).expect("reading the cargo-component build");
+        components.push((path.to_string_lossy().into_owned(), bytes));
+    }
+    components
+}
+
 #[test]
 fn the_component_imports_only_the_contract_and_harmless_wasi() {
     let engine = wasmtime::Engine::default();
-    let component = wasmtime::component::Component::new(&engine, DEFAULT_COMPONENT).unwrap();
-    let ty = component.component_type();
-    let unversioned = |name: &str| name.split('@').next().unwrap_or(name).to_owned();
-    let imports: Vec<String> = ty
-        .imports(&engine)
-        .map(|(name, _)| unversioned(name))
-        .collect();
-    let exports: Vec<String> = ty
-        .exports(&engine)
-        .map(|(name, _)| name.to_owned())
-        .collect();
-    assert!(
-        imports.iter().any(|i| i == "pmcp:tasks/kv-backend"),
-        "{imports:?}"
-    );
-    assert_eq!(exports, ["pmcp:tasks/task-store@0.1.0"]);
-    for import in &imports {
+    for (name, bytes) in components_under_test() {
+        let component = wasmtime::component::Component::new(&engine, &bytes).unwrap();
+        let ty = component.component_type();
+        let unversioned = |name: &str| name.split('@').next().unwrap_or(name).to_owned();
+        let imports: Vec<String> = ty
+            .imports(&engine)
+            .map(|(name, _)| unversioned(name))
+            .collect();
+        let exports: Vec<String> = ty
+            .exports(&engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
         assert!(
-            ALLOWED_IMPORTS.contains(&import.as_str()),
-            "unexpected import {import}"
+            imports.iter().any(|i| i == "pmcp:tasks/kv-backend"),
+            "{name}: {imports:?}"
         );
+        assert_eq!(exports, ["pmcp:tasks/task-store@0.1.0"], "{name}");
+        for import in &imports {
+            assert!(
+                ALLOWED_IMPORTS.contains(&import.as_str()),
+                "{name}: unexpected import {import}"
+            );
+        }
     }
 }
 
@@ -202,21 +216,23 @@ async fn components_that_do_not_fit_the_contract_are_refused_with_a_reason() {
 
 #[tokio::test]
 async fn a_component_file_can_replace_the_embedded_one() {
-    let path = std::env::temp_dir().join(format!("pmcp-tasks-{}.wasm", std::process::id()));
-    std::fs::write(&path, DEFAULT_COMPONENT).unwrap();
-    let host = TaskHost::builder()
-        .component(ComponentSource::File(path.clone()))
-        .build()
-        .await
-        .unwrap();
-    std::fs::remove_file(&path).unwrap();
-    let id = host
-        .create(ALICE, "tools/call", None)
-        .await
-        .unwrap()
-        .task
-        .task_id;
-    assert!(host.get(ALICE, &id).await.is_ok());
+    for (name, bytes) in components_under_test() {
+        let path = std::env::temp_dir().join(format!("pmcp-tasks-{}.wasm", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        let built = TaskHost::builder()
+            .component(ComponentSource::File(path.clone()))
+            .build()
+            .await;
+        std::fs::remove_file(&path).unwrap();
+        let host = built.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let id = host
+            .create(ALICE, "tools/call", None)
+            .await
+            .unwrap()
+            .task
+            .task_id;
+        assert!(host.get(ALICE, &id).await.is_ok(), "{name}");
+    }
 }
 
 #[tokio::test]
