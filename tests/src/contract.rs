@@ -32,6 +32,12 @@ async fn new_task(host: &TaskHost, owner: &str) -> String {
         .task_id
 }
 
+/// The ids on the first page (up to 100 tasks) of `owner`'s listing.
+async fn first_page_ids(host: &TaskHost, owner: &str) -> Vec<String> {
+    let page = host.list(owner, None, Some(100)).await.expect("list");
+    page.tasks.into_iter().map(|t| t.task_id).collect()
+}
+
 /// Moves a fresh task into `status` along legal transitions.
 async fn task_in(host: &TaskHost, owner: &str, status: TaskStatus) -> String {
     let id = new_task(host, owner).await;
@@ -414,15 +420,7 @@ pub async fn pagination_walks_every_task_once(factory: &dyn BackendFactory) {
             seen.windows(2).all(|w| w[0].created_at <= w[1].created_at),
             "creation order"
         );
-        let again: Vec<String> = f
-            .host
-            .list(ALICE, None, Some(100))
-            .await
-            .unwrap()
-            .tasks
-            .into_iter()
-            .map(|t| t.task_id)
-            .collect();
+        let again = first_page_ids(&f.host, ALICE).await;
         assert_eq!(
             again.iter().collect::<Vec<_>>(),
             ids,
@@ -524,15 +522,7 @@ pub async fn adversarial_owner_ids_never_see_each_other(factory: &dyn BackendFac
         tasks.push((owner, ids));
     }
     for (owner, ids) in &tasks {
-        let listed: HashSet<String> = f
-            .host
-            .list(owner, None, Some(100))
-            .await
-            .unwrap()
-            .tasks
-            .into_iter()
-            .map(|t| t.task_id)
-            .collect();
+        let listed: HashSet<String> = first_page_ids(&f.host, owner).await.into_iter().collect();
         assert_eq!(
             listed,
             ids.iter().cloned().collect(),
