@@ -68,10 +68,12 @@ impl Default for StoreConfig {
 /// What one guest call may consume before the host stops it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SandboxLimits {
-    /// Largest linear memory of one instance, in bytes.
+    /// Largest linear memory of one instance, in bytes (at most 1 GiB, the
+    /// size of a pooled memory slot).
     pub max_memory_bytes: usize,
     /// Time one call may spend running guest code (time waiting for the
-    /// backend does not count). A guest that loops is interrupted after it.
+    /// backend or for the executor does not count). A guest that loops is
+    /// interrupted after it.
     pub time_budget: Duration,
 }
 

@@ -3,7 +3,7 @@
 //! clock and randomness, capped in memory and in guest running time.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ const STDERR_CAPTURE: usize = 4096;
 /// Guest calls that run at once per runtime; further calls wait for a slot.
 /// Instance slots (memories, fiber stacks) are pooled and reused, so a call
 /// costs no mmap/munmap.
-pub(crate) const MAX_CONCURRENT_CALLS: u32 = 1000;
+const MAX_CONCURRENT_CALLS: u32 = 1000;
 /// Largest linear memory any instance may have; `SandboxLimits` caps lower.
 const POOL_MAX_MEMORY: usize = 1 << 30;
 
@@ -40,6 +40,10 @@ pub(crate) struct CallState {
     limiter: MemoryLimiter,
     /// Time spent awaiting the backend, which does not count as guest time.
     waiting: Duration,
+    /// Nanoseconds spent yielded to the executor at epoch ticks (written by
+    /// the yield future, which cannot borrow the store): not guest time either,
+    /// so a busy executor never makes a guest look slow.
+    yielded: Arc<AtomicU64>,
     started: Instant,
 }
 
@@ -53,7 +57,11 @@ impl CallState {
     }
 
     fn guest_time(&self) -> Duration {
-        self.started.elapsed().saturating_sub(self.waiting)
+        let yielded = Duration::from_nanos(self.yielded.load(Ordering::Relaxed));
+        self.started
+            .elapsed()
+            .saturating_sub(self.waiting)
+            .saturating_sub(yielded)
     }
 }
 
@@ -273,6 +281,7 @@ impl Sandbox {
                 max_bytes: self.limits.max_memory_bytes,
             },
             waiting: Duration::ZERO,
+            yielded: Arc::new(AtomicU64::new(0)),
             started: Instant::now(),
         };
         let mut store = Store::new(&self.runtime.engine, state);
@@ -283,7 +292,16 @@ impl Sandbox {
             if ctx.data().guest_time() > budget {
                 return Err(wasmtime::Error::new(TimeBudgetHit(budget)));
             }
-            Ok(UpdateDeadline::Yield(1))
+            let yielded = ctx.data().yielded.clone();
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(async move {
+                    let start = Instant::now();
+                    tokio::task::yield_now().await;
+                    let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    yielded.fetch_add(nanos, Ordering::Relaxed);
+                }),
+            ))
         });
         let diagnostics = Diagnostics {
             stderr,
