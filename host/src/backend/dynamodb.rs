@@ -23,6 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
@@ -349,18 +350,24 @@ impl DynamoDbBackend {
         }
     }
 
-    /// Deletes up to `limit` items of `partition` expired at `now`.
-    async fn prune_partition(&self, partition: &str, now: u64, limit: i32) -> Result<u64, KvError> {
-        let expired = self
-            .client
+    /// A strongly consistent Query over the items of `partition` (not its
+    /// counter), filtered by `filter` on `:now`.
+    fn items_query(&self, partition: &str, filter: &str, now: u64) -> QueryFluentBuilder {
+        self.client
             .query()
             .table_name(&self.table)
             .consistent_read(true)
             .key_condition_expression("pk = :pk AND begins_with(sk, :items)")
-            .filter_expression("exp_ms <= :now")
+            .filter_expression(filter)
             .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
             .expression_attribute_values(":items", AttributeValue::S(ITEM_PREFIX.to_owned()))
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+    }
+
+    /// Deletes up to `limit` items of `partition` expired at `now`.
+    async fn prune_partition(&self, partition: &str, now: u64, limit: i32) -> Result<u64, KvError> {
+        let expired = self
+            .items_query(partition, "exp_ms <= :now", now)
             .projection_expression("sk")
             .limit(limit)
             .send()
@@ -368,11 +375,7 @@ impl DynamoDbBackend {
             .map_err(|e| self.unavailable(&e))?;
         let mut removed = 0;
         for found in expired.items() {
-            if let Some(item) = found
-                .get("sk")
-                .and_then(|v| v.as_s().ok())
-                .and_then(|sk| sk.strip_prefix(ITEM_PREFIX))
-            {
+            if let Some(item) = item_id(found) {
                 let now_value = AttributeValue::N(now.to_string());
                 removed += u64::from(
                     self.delete_counted(partition, item, "exp_ms <= :now", now_value)
@@ -462,6 +465,14 @@ fn lost_race(e: &SdkError<TransactWriteItemsError>) -> bool {
         }
         _ => false,
     }
+}
+
+/// The item id of a stored item (`None` for the counter).
+fn item_id(found: &Item) -> Option<&str> {
+    found
+        .get("sk")
+        .and_then(|v| v.as_s().ok())
+        .and_then(|sk| sk.strip_prefix(ITEM_PREFIX))
 }
 
 fn number(item: &Item, name: &str) -> Result<Option<u64>, KvError> {
@@ -626,27 +637,18 @@ impl KvBackend for DynamoDbBackend {
         // page: query on until the page is full or the partition ends.
         while out.len() < limit as usize {
             let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :items)")
-                .filter_expression("attribute_not_exists(exp_ms) OR exp_ms > :now")
-                .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
-                .expression_attribute_values(":items", AttributeValue::S(ITEM_PREFIX.to_owned()))
-                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .items_query(
+                    partition,
+                    "attribute_not_exists(exp_ms) OR exp_ms > :now",
+                    now,
+                )
                 .set_exclusive_start_key(start.take())
                 .limit((limit as usize - out.len()) as i32)
                 .send()
                 .await
                 .map_err(|e| self.unavailable(&e))?;
             for found in page.items() {
-                let sk = found
-                    .get("sk")
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                if let Some(item) = sk.strip_prefix(ITEM_PREFIX) {
+                if let Some(item) = item_id(found) {
                     out.push((item.to_owned(), entry_of(found)?));
                 }
             }
@@ -676,10 +678,7 @@ impl KvBackend for DynamoDbBackend {
                 .map_err(|e| self.unavailable(&e))?;
             for found in page.items() {
                 let pk = found.get("pk").and_then(|v| v.as_s().ok());
-                let item = found
-                    .get("sk")
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|sk| sk.strip_prefix(ITEM_PREFIX));
+                let item = item_id(found);
                 if let (Some(pk), Some(item)) = (pk, item) {
                     if removed < u64::from(limit) {
                         let now_value = AttributeValue::N(now.to_string());
