@@ -85,3 +85,35 @@ impl Default for SandboxLimits {
         }
     }
 }
+
+/// How the host gets an instance of the component for a call.
+///
+/// Either way a call runs alone on its instance, and an instance whose call
+/// trapped, timed out or hit the memory cap is dropped, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceStrategy {
+    /// Instantiate for every call and drop the instance after it: nothing a
+    /// call leaves in guest memory is seen by the next. Costs one
+    /// instantiation (pooled slots, no mmap) per call.
+    FreshPerCall,
+    /// Keep up to `max_idle` warm instances per host and reuse them, each
+    /// for at most `max_uses` calls. Skips instantiation; guest memory
+    /// persists between the calls of one host (never across hosts). Idle
+    /// instances are dropped when another host needs their slots.
+    Reuse {
+        /// Warm instances kept between calls.
+        max_idle: usize,
+        /// Calls after which an instance is retired, bounding the effect
+        /// of guest heap fragmentation.
+        max_uses: u32,
+    },
+}
+
+impl Default for InstanceStrategy {
+    fn default() -> Self {
+        InstanceStrategy::Reuse {
+            max_idle: 64,
+            max_uses: 10_000,
+        }
+    }
+}

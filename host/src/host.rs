@@ -12,13 +12,14 @@ use crate::component::ComponentSource;
 use crate::error::{BuildError, TaskError};
 use crate::sandbox::Sandbox;
 use crate::task::{TaskPage, TaskRecord, TaskStatus};
-use crate::{SandboxLimits, StoreConfig};
+use crate::{InstanceStrategy, SandboxLimits, StoreConfig};
 
 /// A task store running in the wasm sandbox over a storage backend.
 ///
-/// Cheap to clone; clones share the engine and the backend. Every call runs
-/// on a fresh instance of the component, so concurrent calls run in
-/// parallel and a trap in one call affects no other.
+/// Cheap to clone; clones share the engine, the backend and the warm
+/// instances. Every call runs alone on an instance of the component (see
+/// [`InstanceStrategy`]), so concurrent calls run in parallel and a trap in
+/// one call affects no other.
 #[derive(Clone)]
 pub struct TaskHost {
     inner: Arc<Inner>,
@@ -38,6 +39,7 @@ pub struct TaskHostBuilder {
     limits: SandboxLimits,
     clock: Option<Arc<dyn Clock>>,
     component: ComponentSource,
+    instances: InstanceStrategy,
 }
 
 impl TaskHostBuilder {
@@ -59,6 +61,12 @@ impl TaskHostBuilder {
         self
     }
 
+    /// Fresh or reused instances (default: [`InstanceStrategy::default`]).
+    pub fn instances(mut self, strategy: InstanceStrategy) -> Self {
+        self.instances = strategy;
+        self
+    }
+
     /// The wall clock the component sees (default: the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
@@ -75,16 +83,17 @@ impl TaskHostBuilder {
     pub async fn build(self) -> Result<TaskHost, BuildError> {
         let runtime = self.component.runtime()?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let sandbox = Sandbox::new(runtime, clock, self.limits);
+        let sandbox = Sandbox::new(runtime, clock, self.limits, self.instances);
         let backend = self
             .backend
             .unwrap_or_else(|| Arc::new(InMemoryBackend::new()));
         let config = WitStoreConfig::from(&self.config);
         // Open once now so a bad configuration fails here, not on first use.
-        sandbox
-            .session(backend.clone(), &config)
+        let session = sandbox
+            .session(&backend, &config)
             .await
             .map_err(|e| BuildError::Config(e.to_string()))?;
+        sandbox.release(session);
         Ok(TaskHost {
             inner: Arc::new(Inner {
                 sandbox,
@@ -95,14 +104,15 @@ impl TaskHostBuilder {
     }
 }
 
-/// Runs one exported method on a fresh session.
+/// Runs one exported method on a session of the sandbox.
 macro_rules! guest_call {
     ($self:ident, $method:ident ( $($arg:expr),* )) => {{
-        let mut session = $self.inner.sandbox.session($self.inner.backend.clone(), &$self.inner.config).await?;
+        let sandbox = &$self.inner.sandbox;
+        let mut session = sandbox.session(&$self.inner.backend, &$self.inner.config).await?;
         let handle = session.handle;
         let api = session.bindings.pmcp_tasks_task_store();
         let result = api.store().$method(&mut session.store, handle, $($arg),*).await;
-        session.outcome(result)
+        sandbox.finish(session, result)
     }};
 }
 

@@ -12,8 +12,8 @@
 //!
 //! Layout: [`TaskHost`] (the API), [`backend`] (storage, one module per
 //! backend), [`clock`] (the injectable wall clock), and the sandbox that
-//! instantiates the component per call with nothing granted but the clock
-//! and randomness.
+//! runs each call alone on an instance of the component ([`InstanceStrategy`])
+//! with nothing granted but the clock and randomness.
 
 #![warn(missing_docs)]
 
@@ -31,7 +31,7 @@ pub use component::ComponentSource;
 pub use component::DEFAULT_COMPONENT;
 #[cfg(feature = "fault-injection-guest")]
 pub use component::FAULT_INJECTION_COMPONENT;
-pub use config::{SandboxLimits, StoreConfig};
+pub use config::{InstanceStrategy, SandboxLimits, StoreConfig};
 pub use error::{BuildError, TaskError, INTERNAL_ERROR, INVALID_PARAMS};
 pub use host::{TaskHost, TaskHostBuilder};
 pub use task::{Task, TaskPage, TaskRecord, TaskStatus};

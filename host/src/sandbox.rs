@@ -1,10 +1,11 @@
-//! The sandbox: one wasmtime engine and pre-linked component, and a fresh
-//! store per call that grants the guest nothing but a host-controlled wall
-//! clock and randomness, capped in memory and in guest running time.
+//! The sandbox: one wasmtime engine and pre-linked component, and stores
+//! (fresh per call, or warm and reused per host: [`InstanceStrategy`]) that
+//! grant the guest nothing but a host-controlled wall clock and randomness,
+//! capped in memory and in guest running time.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -19,7 +20,7 @@ use crate::backend::KvBackend;
 use crate::bindings::{TaskStoreComponent, TaskStoreComponentPre, WIT_PACKAGE};
 use crate::clock::{Clock, WasiWallClock};
 use crate::error::{BuildError, TaskError};
-use crate::SandboxLimits;
+use crate::{InstanceStrategy, SandboxLimits};
 
 /// How often the engine's epoch advances; the granularity of the time budget.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -118,7 +119,13 @@ pub(crate) struct Runtime {
     ticker_stop: Arc<AtomicBool>,
     /// One permit per pooled instance slot.
     slots: Arc<Semaphore>,
+    /// The warm instances of every host on this runtime, so that a call
+    /// short of slots can reclaim idle ones.
+    idle_pools: Mutex<Vec<Weak<IdlePool>>>,
 }
+
+/// Warm sessions of one host, ready for reuse.
+type IdlePool = Mutex<Vec<Session>>;
 
 impl Drop for Runtime {
     fn drop(&mut self) {
@@ -126,11 +133,13 @@ impl Drop for Runtime {
     }
 }
 
-/// A runtime with the clock and limits of one host.
+/// A runtime with the clock, limits and instance strategy of one host.
 pub(crate) struct Sandbox {
     runtime: Arc<Runtime>,
     clock: Arc<dyn Clock>,
     limits: SandboxLimits,
+    strategy: InstanceStrategy,
+    idle: Arc<IdlePool>,
 }
 
 /// A live instance with its opened store resource, for one call.
@@ -139,17 +148,21 @@ pub(crate) struct Session {
     pub(crate) bindings: TaskStoreComponent,
     pub(crate) handle: ResourceAny,
     diagnostics: Diagnostics,
+    /// Calls this instance has served.
+    uses: u32,
     /// Held until the instance is dropped (declared after `store`).
     _slot: OwnedSemaphorePermit,
 }
 
 impl Session {
-    /// Turns the outcome of a guest call into the host's error type.
-    pub(crate) fn outcome<T, E: Into<TaskError>>(
-        &self,
-        result: wasmtime::Result<Result<T, E>>,
-    ) -> Result<T, TaskError> {
-        self.diagnostics.outcome(result)
+    /// Readies the store for another call: a fresh time budget.
+    fn start_call(&mut self) {
+        let state = self.store.data_mut();
+        state.waiting = Duration::ZERO;
+        state.yielded.store(0, Ordering::Relaxed);
+        state.started = Instant::now();
+        self.store.set_epoch_deadline(1);
+        self.uses += 1;
     }
 }
 
@@ -241,33 +254,119 @@ impl Runtime {
             pre,
             ticker_stop,
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_CALLS as usize)),
+            idle_pools: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Takes an instance slot, first reclaiming other hosts' idle
+    /// instances if none is free.
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, TaskError> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        self.drop_idle_instances();
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| TaskError::Internal("the sandbox runtime is shutting down".into()))
+    }
+
+    fn drop_idle_instances(&self) {
+        let pools: Vec<Arc<IdlePool>> = lock(&self.idle_pools)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for pool in pools {
+            let idle = std::mem::take(&mut *lock(&pool));
+            drop(idle);
+        }
+    }
+
+    fn register(&self, pool: &Arc<IdlePool>) {
+        let mut pools = lock(&self.idle_pools);
+        pools.retain(|p| p.strong_count() > 0);
+        pools.push(Arc::downgrade(pool));
     }
 }
 
+/// Locks a mutex whose data stays consistent even if a holder panicked
+/// (every critical section here is a single push, pop or take).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl Sandbox {
-    /// Runs `runtime` with `clock` and `limits`.
-    pub(crate) fn new(runtime: Arc<Runtime>, clock: Arc<dyn Clock>, limits: SandboxLimits) -> Self {
+    /// Runs `runtime` with `clock`, `limits` and `strategy`.
+    pub(crate) fn new(
+        runtime: Arc<Runtime>,
+        clock: Arc<dyn Clock>,
+        limits: SandboxLimits,
+        strategy: InstanceStrategy,
+    ) -> Self {
+        let idle = Arc::new(Mutex::new(Vec::new()));
+        runtime.register(&idle);
         Sandbox {
             runtime,
             clock,
             limits,
+            strategy,
+            idle,
         }
     }
 
-    /// Instantiates the component for one call and opens its store.
+    /// A session for one call: a warm one if the strategy keeps them,
+    /// otherwise a new instance with its store opened.
     pub(crate) async fn session(
+        &self,
+        backend: &Arc<dyn KvBackend>,
+        config: &crate::bindings::pmcp::tasks::types::StoreConfig,
+    ) -> Result<Session, TaskError> {
+        let warm = lock(&self.idle).pop();
+        let mut session = match warm {
+            Some(session) => session,
+            None => self.instantiate(backend.clone(), config).await?,
+        };
+        session.start_call();
+        Ok(session)
+    }
+
+    /// Ends a call: converts its outcome and keeps the instance for reuse
+    /// if the strategy says so and the call left it sound.
+    pub(crate) fn finish<T, E: Into<TaskError>>(
+        &self,
+        session: Session,
+        result: wasmtime::Result<Result<T, E>>,
+    ) -> Result<T, TaskError> {
+        let sound = result.is_ok();
+        let outcome = session.diagnostics.outcome(result);
+        if sound {
+            self.release(session);
+        }
+        outcome
+    }
+
+    /// Keeps a sound session for reuse, or drops it, per the strategy.
+    pub(crate) fn release(&self, session: Session) {
+        if let InstanceStrategy::Reuse { max_idle, max_uses } = self.strategy {
+            if session.uses < max_uses {
+                let mut idle = lock(&self.idle);
+                if idle.len() < max_idle {
+                    idle.push(session);
+                }
+            }
+        }
+    }
+
+    /// Instantiates the component and opens its store.
+    async fn instantiate(
         &self,
         backend: Arc<dyn KvBackend>,
         config: &crate::bindings::pmcp::tasks::types::StoreConfig,
     ) -> Result<Session, TaskError> {
-        let slot = self
-            .runtime
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| TaskError::Internal("the sandbox runtime is shutting down".into()))?;
+        let slot = self.runtime.slot().await?;
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         let wasi = WasiCtx::builder()
             .wall_clock(WasiWallClock(self.clock.clone()))
@@ -320,6 +419,7 @@ impl Sandbox {
             bindings,
             handle,
             diagnostics,
+            uses: 0,
             _slot: slot,
         })
     }

@@ -11,6 +11,7 @@ use pmcp_tasks_host::backend::KvBackend;
 use pmcp_tasks_host::clock::ManualClock;
 use pmcp_tasks_host::{StoreConfig, TaskHost};
 
+pub mod bench;
 pub mod contract;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;

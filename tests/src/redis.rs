@@ -36,6 +36,12 @@ impl RedisServer {
         )
     }
 
+    /// Starts a standalone server that keeps data in memory only, as a
+    /// cache-style deployment would (benchmarks: no fsync in the figures).
+    pub fn start_volatile() -> Self {
+        Self::start_with(free_port(), &["--appendonly", "no"])
+    }
+
     fn start_with(port: u16, extra_args: &[&str]) -> Self {
         let dir =
             std::env::temp_dir().join(format!("pmcp-tasks-redis-{}-{port}", std::process::id()));
@@ -154,8 +160,17 @@ pub struct RedisFactory {
 impl RedisFactory {
     /// One standalone server.
     pub fn single() -> Self {
+        Self::standalone(RedisServer::start())
+    }
+
+    /// One standalone server without persistence (benchmarks).
+    pub fn volatile() -> Self {
+        Self::standalone(RedisServer::start_volatile())
+    }
+
+    fn standalone(server: RedisServer) -> Self {
         RedisFactory {
-            servers: vec![RedisServer::start()],
+            servers: vec![server],
             cluster: false,
             next_prefix: AtomicU32::new(0),
         }

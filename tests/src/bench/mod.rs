@@ -1,0 +1,491 @@
+//! Shared parts of the benchmarks (`benches/overhead.rs` and the
+//! `pmcp-tasks-bench` harness): the two subjects compared side by side and
+//! the payloads they are given.
+//!
+//! A [`Subject`] is one way of running the task store: [`NativeSubject`] is
+//! the domain library compiled natively over the host's in-memory backend
+//! (no sandbox), [`HostSubject`] is the public host API running the
+//! component. Both take the same inputs in the form their API takes them.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pmcp_tasks_guest::{Kv, SystemEnvironment, TaskStore};
+use pmcp_tasks_host::backend::{Entry, InMemoryBackend, KvBackend, KvError};
+use pmcp_tasks_host::{InstanceStrategy, StoreConfig, TaskHost, TaskStatus};
+use serde_json::{json, Map, Value};
+
+/// The owner of the benchmarks' tasks.
+pub const OWNER: &str = "bench-owner@example.com";
+/// Tasks per listed page.
+pub const PAGE_SIZE: u32 = 50;
+
+/// A store operation measured by the overhead benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `create`.
+    Create,
+    /// `get`.
+    Get,
+    /// `update-status` (working <-> input_required).
+    UpdateStatus,
+    /// `set-variables` with the 1 KB patch.
+    SetVariables,
+    /// `complete-with-result` with the 4 KB result.
+    CompleteWithResult,
+    /// `list`, one page of [`PAGE_SIZE`].
+    ListPage,
+    /// `cancel`.
+    Cancel,
+}
+
+impl Operation {
+    /// Every measured operation, in report order.
+    pub const ALL: [Operation; 7] = [
+        Operation::Create,
+        Operation::Get,
+        Operation::UpdateStatus,
+        Operation::SetVariables,
+        Operation::CompleteWithResult,
+        Operation::ListPage,
+        Operation::Cancel,
+    ];
+
+    /// The name used in reports and as the criterion group.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Get => "get",
+            Operation::UpdateStatus => "update-status",
+            Operation::SetVariables => "set-variables",
+            Operation::CompleteWithResult => "complete-with-result",
+            Operation::ListPage => "list-page",
+            Operation::Cancel => "cancel",
+        }
+    }
+
+    /// The largest acceptable component/native time ratio: reads 1.5,
+    /// writes 2 (writes do more native work per boundary crossing).
+    pub fn target_ratio(self) -> f64 {
+        match self {
+            Operation::Get | Operation::ListPage => 1.5,
+            _ => 2.0,
+        }
+    }
+}
+
+/// What runs the operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectKind {
+    /// [`NativeSubject`].
+    Native,
+    /// [`HostSubject`] with the given instance strategy.
+    Component(InstanceStrategy),
+}
+
+impl SubjectKind {
+    /// The native baseline and the component with each instance strategy
+    /// (reuse as configured by default).
+    pub fn all() -> [SubjectKind; 3] {
+        [
+            SubjectKind::Native,
+            SubjectKind::Component(InstanceStrategy::FreshPerCall),
+            SubjectKind::Component(InstanceStrategy::default()),
+        ]
+    }
+
+    /// The name used in reports and as the criterion benchmark id.
+    pub fn name(self) -> &'static str {
+        match self {
+            SubjectKind::Native => "native",
+            SubjectKind::Component(InstanceStrategy::FreshPerCall) => "component-fresh",
+            SubjectKind::Component(InstanceStrategy::Reuse { .. }) => "component-reuse",
+        }
+    }
+}
+
+/// Tasks an operation cycles over when it does not consume them.
+const POOL: u64 = 1_000;
+
+/// A subject of `kind` over a fresh in-memory backend.
+pub async fn in_memory_subject(kind: SubjectKind) -> Box<dyn Subject> {
+    let backend = Arc::new(InMemoryBackend::new());
+    match kind {
+        SubjectKind::Native => Box::new(NativeSubject::new(backend)),
+        SubjectKind::Component(strategy) => Box::new(HostSubject::new(backend, strategy).await),
+    }
+}
+
+/// Times `iters` runs of `operation` on a fresh subject of `kind`, after
+/// creating (untimed) the tasks it works on. Operations that consume a
+/// task (complete, cancel) get one each; the others cycle over a pool.
+pub async fn time_operation(
+    kind: SubjectKind,
+    operation: Operation,
+    iters: u64,
+    payloads: &Payloads,
+) -> Duration {
+    let subject = in_memory_subject(kind).await;
+    let tasks = match operation {
+        Operation::Create => 0,
+        Operation::CompleteWithResult | Operation::Cancel => iters,
+        _ => iters.min(POOL),
+    };
+    let mut ids = Vec::with_capacity(tasks as usize);
+    for _ in 0..tasks {
+        ids.push(subject.create(OWNER).await);
+    }
+    let id = |i: u64| ids[(i % tasks.max(1)) as usize].as_str();
+    let mut cursor = None;
+    let start = Instant::now();
+    for i in 0..iters {
+        match operation {
+            Operation::Create => drop(subject.create(OWNER).await),
+            Operation::Get => subject.get(OWNER, id(i)).await,
+            Operation::UpdateStatus => {
+                // Each pass over the pool flips every task: working <-> input_required.
+                let status = if (i / tasks) % 2 == 0 {
+                    TaskStatus::InputRequired
+                } else {
+                    TaskStatus::Working
+                };
+                subject.update_status(OWNER, id(i), status).await
+            }
+            Operation::SetVariables => subject.set_variables(OWNER, id(i), payloads).await,
+            Operation::CompleteWithResult => {
+                subject.complete_with_result(OWNER, id(i), payloads).await
+            }
+            Operation::ListPage => {
+                cursor = subject.list_page(OWNER, cursor.as_deref(), PAGE_SIZE).await
+            }
+            Operation::Cancel => subject.cancel(OWNER, id(i)).await,
+        }
+    }
+    start.elapsed()
+}
+
+/// The inputs of the write operations, prepared once.
+pub struct Payloads {
+    /// A variables patch of about 1 KB, as a map (the host API's form).
+    pub variables: Map<String, Value>,
+    /// The same patch as JSON text (the domain library's form).
+    pub variables_text: String,
+    /// A result of about 4 KB.
+    pub result: Value,
+    /// The same result as JSON text.
+    pub result_text: String,
+}
+
+impl Payloads {
+    /// A 1 KB variables patch and a 4 KB result, both shaped like real
+    /// tool output (several keys, nested objects, arrays).
+    pub fn new() -> Payloads {
+        let variables = json!({
+            "step": 3,
+            "progress": {"done": 120, "total": 400, "unit": "files"},
+            "cursor": "c".repeat(300),
+            "notes": ["n".repeat(200), "m".repeat(200), "o".repeat(200)],
+        });
+        let lines: Vec<Value> = (0..40)
+            .map(|i| json!({"line": i, "text": "r".repeat(70)}))
+            .collect();
+        let result = json!({"content": [{"type": "text", "text": "done"}], "lines": lines});
+        let Value::Object(variables) = variables else {
+            unreachable!("a json object literal")
+        };
+        Payloads {
+            variables_text: Value::Object(variables.clone()).to_string(),
+            variables,
+            result_text: result.to_string(),
+            result,
+        }
+    }
+}
+
+impl Default for Payloads {
+    fn default() -> Self {
+        Payloads::new()
+    }
+}
+
+/// A store configuration without the per-owner quota, so benchmarks can
+/// hold any number of tasks.
+pub fn unlimited_config() -> StoreConfig {
+    StoreConfig {
+        max_tasks_per_owner: None,
+        ..StoreConfig::default()
+    }
+}
+
+/// One way of running the task store. Failures panic: a benchmark whose
+/// operation fails measures nothing.
+#[async_trait]
+pub trait Subject: Send + Sync {
+    /// Creates a task for `owner`; returns its id.
+    async fn create(&self, owner: &str) -> String;
+    /// Reads a task.
+    async fn get(&self, owner: &str, id: &str);
+    /// Moves a task to `status`.
+    async fn update_status(&self, owner: &str, id: &str, status: TaskStatus);
+    /// Merges the 1 KB variables patch.
+    async fn set_variables(&self, owner: &str, id: &str, payloads: &Payloads);
+    /// Completes a task with the 4 KB result.
+    async fn complete_with_result(&self, owner: &str, id: &str, payloads: &Payloads);
+    /// Lists one page of `limit` tasks; returns the next cursor.
+    async fn list_page(&self, owner: &str, cursor: Option<&str>, limit: u32) -> Option<String>;
+    /// Cancels a task.
+    async fn cancel(&self, owner: &str, id: &str);
+}
+
+/// The domain library natively over an [`InMemoryBackend`]: the baseline
+/// the sandbox's overhead is measured against.
+pub struct NativeSubject {
+    store: TaskStore<ReadyKv, SystemEnvironment>,
+}
+
+impl NativeSubject {
+    /// A store over `backend` with the same policy as [`unlimited_config`].
+    pub fn new(backend: Arc<InMemoryBackend>) -> NativeSubject {
+        let config = pmcp_tasks_guest::StoreConfig {
+            max_tasks_per_owner: None,
+            ..pmcp_tasks_guest::StoreConfig::default()
+        };
+        let store = TaskStore::open(ReadyKv(backend), SystemEnvironment, config)
+            .expect("the default configuration is valid");
+        NativeSubject { store }
+    }
+}
+
+#[async_trait]
+impl Subject for NativeSubject {
+    async fn create(&self, owner: &str) -> String {
+        let record = self.store.create(owner, "tools/call", None);
+        record.expect("native create").task.task_id
+    }
+
+    async fn get(&self, owner: &str, id: &str) {
+        self.store.get(owner, id).expect("native get");
+    }
+
+    async fn update_status(&self, owner: &str, id: &str, status: TaskStatus) {
+        let updated = self.store.update_status(owner, id, status, None);
+        updated.expect("native update-status");
+    }
+
+    async fn set_variables(&self, owner: &str, id: &str, payloads: &Payloads) {
+        let patch = &payloads.variables_text;
+        let updated = self.store.set_variables(owner, id, patch, None);
+        updated.expect("native set-variables");
+    }
+
+    async fn complete_with_result(&self, owner: &str, id: &str, payloads: &Payloads) {
+        let result = &payloads.result_text;
+        let completed = self
+            .store
+            .complete_with_result(owner, id, TaskStatus::Completed, result);
+        completed.expect("native complete-with-result");
+    }
+
+    async fn list_page(&self, owner: &str, cursor: Option<&str>, limit: u32) -> Option<String> {
+        let page = self.store.list(owner, cursor, Some(limit));
+        page.expect("native list").next_cursor
+    }
+
+    async fn cancel(&self, owner: &str, id: &str) {
+        self.store.cancel(owner, id).expect("native cancel");
+    }
+}
+
+/// The public host API, running the embedded component.
+pub struct HostSubject {
+    /// The host under measurement.
+    pub host: TaskHost,
+}
+
+impl HostSubject {
+    /// A host over `backend` with `strategy` and [`unlimited_config`].
+    pub async fn new(backend: Arc<dyn KvBackend>, strategy: InstanceStrategy) -> HostSubject {
+        let host = TaskHost::builder()
+            .backend(backend)
+            .config(unlimited_config())
+            .instances(strategy)
+            .build()
+            .await
+            .expect("building the host");
+        HostSubject { host }
+    }
+}
+
+#[async_trait]
+impl Subject for HostSubject {
+    async fn create(&self, owner: &str) -> String {
+        let record = self.host.create(owner, "tools/call", None).await;
+        record.expect("host create").task.task_id
+    }
+
+    async fn get(&self, owner: &str, id: &str) {
+        self.host.get(owner, id).await.expect("host get");
+    }
+
+    async fn update_status(&self, owner: &str, id: &str, status: TaskStatus) {
+        let updated = self.host.update_status(owner, id, status, None).await;
+        updated.expect("host update-status");
+    }
+
+    async fn set_variables(&self, owner: &str, id: &str, payloads: &Payloads) {
+        let patch = &payloads.variables;
+        let updated = self.host.set_variables(owner, id, patch).await;
+        updated.expect("host set-variables");
+    }
+
+    async fn complete_with_result(&self, owner: &str, id: &str, payloads: &Payloads) {
+        let result = &payloads.result;
+        let completed = self
+            .host
+            .complete_with_result(owner, id, TaskStatus::Completed, result)
+            .await;
+        completed.expect("host complete-with-result");
+    }
+
+    async fn list_page(&self, owner: &str, cursor: Option<&str>, limit: u32) -> Option<String> {
+        let page = self.host.list(owner, cursor, Some(limit)).await;
+        page.expect("host list").next_cursor
+    }
+
+    async fn cancel(&self, owner: &str, id: &str) {
+        self.host.cancel(owner, id).await.expect("host cancel");
+    }
+}
+
+/// The host's in-memory backend seen through the domain library's
+/// synchronous [`Kv`] trait. Its futures never wait, so each is polled once.
+pub struct ReadyKv(pub Arc<InMemoryBackend>);
+
+/// Polls a future that is ready on its first poll.
+fn ready<T>(future: impl Future<Output = Result<T, KvError>>) -> Result<T, KvError> {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => Err(KvError::Unavailable(
+            "the in-memory backend unexpectedly waited".into(),
+        )),
+    }
+}
+
+impl Kv for ReadyKv {
+    fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError> {
+        ready(self.0.get(partition, item))
+    }
+
+    fn create(
+        &self,
+        partition: &str,
+        item: &str,
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+        max_live: Option<u32>,
+        now: u64,
+    ) -> Result<u64, KvError> {
+        ready(
+            self.0
+                .create(partition, item, value, expires_at, max_live, now),
+        )
+    }
+
+    fn replace(
+        &self,
+        partition: &str,
+        item: &str,
+        expected_version: u64,
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+        now: u64,
+    ) -> Result<u64, KvError> {
+        ready(
+            self.0
+                .replace(partition, item, expected_version, value, expires_at, now),
+        )
+    }
+
+    fn remove(&self, partition: &str, item: &str, expected_version: u64) -> Result<(), KvError> {
+        ready(self.0.remove(partition, item, expected_version))
+    }
+
+    fn list(
+        &self,
+        partition: &str,
+        after: Option<&str>,
+        limit: u32,
+        now: u64,
+    ) -> Result<Vec<(String, Entry)>, KvError> {
+        ready(self.0.list(partition, after, limit, now))
+    }
+
+    fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError> {
+        ready(self.0.sweep(now, limit))
+    }
+}
+
+/// A small deterministic generator (xorshift64*): benchmarks pick tasks
+/// and operations from it, so a run is repeatable.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (any value; zero is replaced).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    /// The next value in `0..bound` (`bound` > 0).
+    pub fn below(&mut self, bound: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let value = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        (value % bound as u64) as usize
+    }
+}
+
+/// The median of `samples` (sorted in place); zero when empty.
+pub fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort_unstable();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rng_stays_below_its_bound_and_varies() {
+        let mut rng = Rng::new(7);
+        let values: Vec<usize> = (0..1000).map(|_| rng.below(10)).collect();
+        assert!(values.iter().all(|v| *v < 10));
+        assert!((0..10).all(|d| values.contains(&d)), "every digit drawn");
+    }
+
+    #[test]
+    fn median_is_the_middle_sample() {
+        let ms = Duration::from_millis;
+        assert_eq!(median(&mut [ms(9), ms(1), ms(5)]), ms(5));
+        assert_eq!(median(&mut []), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn native_and_component_agree_on_a_round_trip() {
+        let payloads = Payloads::new();
+        assert!(payloads.variables_text.len() >= 1000);
+        assert!(payloads.result_text.len() >= 4000);
+        for kind in SubjectKind::all() {
+            let subject = in_memory_subject(kind).await;
+            let id = subject.create(OWNER).await;
+            subject.set_variables(OWNER, &id, &payloads).await;
+            subject.complete_with_result(OWNER, &id, &payloads).await;
+            assert_eq!(subject.list_page(OWNER, None, 1).await, None, "{kind:?}");
+        }
+    }
+}

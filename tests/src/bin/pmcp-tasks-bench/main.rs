@@ -1,0 +1,211 @@
+//! `pmcp-tasks-bench`: the benchmark harness. Runs the scenarios that need
+//! many tasks or many callers (scaling, concurrency, memory), adds the
+//! per-operation figures criterion measured (`benches/overhead.rs`), prints
+//! one markdown report and writes the same figures as JSON.
+//!
+//! ```text
+//! pmcp-tasks-bench [--smoke] [--criterion DIR] [--json FILE] [--markdown FILE]
+//! ```
+//!
+//! `--smoke` runs every scenario at tiny sizes (CI keeps the harness from
+//! rotting; its figures mean nothing). Without `--criterion`, or when DIR
+//! lacks an estimate, the harness times the operations itself. With the
+//! `redis` feature it starts a `redis-server` on a free loopback port.
+
+mod concurrency;
+mod memory;
+mod overhead;
+mod report;
+mod scaling;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use report::{Machine, Report};
+
+/// How big each scenario is.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    /// Live-task counts of the measured owner.
+    pub task_counts: &'static [usize],
+    /// Other owners present (one task each) while scaling.
+    pub other_owners: usize,
+    /// Timed operations per figure.
+    pub samples: usize,
+    /// Caller counts on the in-memory backend.
+    pub callers: &'static [usize],
+    /// Callers on Redis.
+    pub redis_callers: usize,
+    /// How long each throughput figure runs.
+    pub run_for: Duration,
+    /// Calls parked in the backend for the memory figure.
+    pub in_flight: usize,
+}
+
+const FULL: Sizes = Sizes {
+    task_counts: &[100, 10_000, 100_000],
+    other_owners: 10_000,
+    samples: 2_000,
+    callers: &[1, 2, 8, 64],
+    redis_callers: 64,
+    run_for: Duration::from_secs(3),
+    in_flight: 1_000,
+};
+
+const SMOKE: Sizes = Sizes {
+    task_counts: &[10, 100],
+    other_owners: 10,
+    samples: 20,
+    callers: &[1, 4],
+    redis_callers: 4,
+    run_for: Duration::from_millis(100),
+    in_flight: 16,
+};
+
+struct Args {
+    smoke: bool,
+    criterion: Option<PathBuf>,
+    json: Option<PathBuf>,
+    markdown: Option<PathBuf>,
+}
+
+impl Args {
+    fn parse() -> anyhow::Result<Args> {
+        let mut args = Args {
+            smoke: false,
+            criterion: None,
+            json: None,
+            markdown: None,
+        };
+        let mut words = std::env::args().skip(1);
+        while let Some(word) = words.next() {
+            let mut path = || {
+                words
+                    .next()
+                    .map(PathBuf::from)
+                    .with_context(|| format!("{word} needs a path"))
+            };
+            match word.as_str() {
+                "--smoke" => args.smoke = true,
+                "--criterion" => args.criterion = Some(path()?),
+                "--json" => args.json = Some(path()?),
+                "--markdown" => args.markdown = Some(path()?),
+                other => bail!(
+                    "unknown argument {other:?}; usage: pmcp-tasks-bench [--smoke] \
+                     [--criterion DIR] [--json FILE] [--markdown FILE]"
+                ),
+            }
+        }
+        Ok(args)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let report = runtime.block_on(run(&args))?;
+    let markdown = report.markdown();
+    println!("{markdown}");
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &markdown).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let json = serde_json::to_string_pretty(&report)?;
+    match &args.json {
+        Some(path) => {
+            std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => println!("```json\n{json}\n```"),
+    }
+    Ok(())
+}
+
+async fn run(args: &Args) -> anyhow::Result<Report> {
+    let sizes = if args.smoke { SMOKE } else { FULL };
+    let measured_at = now_iso8601();
+    // Memory first: the peak resident set is the process's, and the later
+    // scenarios hold many tasks.
+    eprintln!("memory...");
+    let memory = memory::measure(sizes).await?;
+    eprintln!("overhead...");
+    let (overhead_source, overhead) = overhead::measure(args.criterion.as_deref(), sizes).await?;
+    let backends = Backends::start();
+    eprintln!("scaling...");
+    let scaling = scaling::measure(&backends, sizes).await;
+    eprintln!("concurrency...");
+    let concurrency = concurrency::measure(&backends, sizes).await;
+    Ok(Report {
+        measured_at,
+        mode: if args.smoke { "smoke" } else { "full" },
+        machine: machine(),
+        overhead_source,
+        overhead,
+        scaling,
+        concurrency,
+        memory,
+    })
+}
+
+/// The backends the scenarios run on; Redis (with the `redis` feature) is
+/// a `redis-server` of its own on a free loopback port, stopped on drop.
+pub struct Backends {
+    memory: pmcp_tasks_tests::InMemory,
+    #[cfg(feature = "redis")]
+    redis: pmcp_tasks_tests::redis::RedisFactory,
+}
+
+impl Backends {
+    fn start() -> Backends {
+        Backends {
+            memory: pmcp_tasks_tests::InMemory,
+            #[cfg(feature = "redis")]
+            redis: pmcp_tasks_tests::redis::RedisFactory::volatile(),
+        }
+    }
+
+    /// Each backend with its report name.
+    pub fn list(&self) -> Vec<(&'static str, &dyn pmcp_tasks_tests::BackendFactory)> {
+        vec![
+            ("memory", &self.memory),
+            #[cfg(feature = "redis")]
+            ("redis", &self.redis),
+        ]
+    }
+
+    /// The Redis server's URL.
+    #[cfg(feature = "redis")]
+    pub fn redis_url(&self) -> String {
+        self.redis.config("").urls.remove(0)
+    }
+}
+
+fn now_iso8601() -> String {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    pmcp_tasks_guest::time::iso8601_utc(ms)
+}
+
+fn machine() -> Machine {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let field = |text: &str, key: &str| {
+        text.lines()
+            .find(|line| line.starts_with(key))
+            .and_then(|line| line.split_once(':'))
+            .map(|(_, value)| value.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let memory_kib: u64 = field(&read("/proc/meminfo"), "MemTotal")
+        .trim_end_matches(" kB")
+        .parse()
+        .unwrap_or(0);
+    Machine {
+        cpu: field(&read("/proc/cpuinfo"), "model name"),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        memory_mib: memory_kib / 1024,
+        kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+    }
+}

@@ -1,0 +1,247 @@
+//! The report: every figure of one run, as JSON and as a markdown table.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+/// Every figure of one run of the harness.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// When the run started (UTC, ISO 8601).
+    pub measured_at: String,
+    /// `full` or `smoke` (tiny sizes, figures meaningless).
+    pub mode: &'static str,
+    /// What ran it.
+    pub machine: Machine,
+    /// Where the per-operation figures come from (`criterion` or `harness`).
+    pub overhead_source: &'static str,
+    /// Sandbox overhead per operation.
+    pub overhead: Vec<OverheadRow>,
+    /// Latency by number of live tasks.
+    pub scaling: Vec<ScalingRow>,
+    /// Throughput by number of callers.
+    pub concurrency: Vec<ConcurrencyRow>,
+    /// Resident memory with many calls in flight.
+    pub memory: Vec<MemoryRow>,
+}
+
+/// The machine a report was measured on.
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    /// CPU model.
+    pub cpu: String,
+    /// Logical CPUs available to the process.
+    pub cpus: usize,
+    /// Total memory, in MiB.
+    pub memory_mib: u64,
+    /// Kernel release.
+    pub kernel: String,
+}
+
+/// One operation, native and through the component.
+#[derive(Debug, Serialize)]
+pub struct OverheadRow {
+    /// Operation name.
+    pub operation: &'static str,
+    /// Domain library natively, ns per operation.
+    pub native_ns: f64,
+    /// Component, a fresh instance per call, ns per operation.
+    pub fresh_ns: f64,
+    /// Component, warm instances reused, ns per operation.
+    pub reuse_ns: f64,
+    /// Largest acceptable `reuse_ns / native_ns` (the default strategy).
+    pub target_ratio: f64,
+}
+
+/// One operation at one task count on one backend.
+#[derive(Debug, Serialize)]
+pub struct ScalingRow {
+    /// Backend name.
+    pub backend: &'static str,
+    /// Operation name.
+    pub operation: &'static str,
+    /// Live tasks of the measured owner.
+    pub tasks: usize,
+    /// Other owners, each with one task.
+    pub other_owners: usize,
+    /// Median latency, ns.
+    pub median_ns: f64,
+}
+
+/// Throughput of the mixed workload.
+#[derive(Debug, Serialize)]
+pub struct ConcurrencyRow {
+    /// Backend name.
+    pub backend: &'static str,
+    /// What served the calls: `component-fresh`, `component-reuse` or
+    /// `redis-rs baseline`.
+    pub subject: &'static str,
+    /// Concurrent callers.
+    pub callers: usize,
+    /// Operations per second.
+    pub ops_per_sec: f64,
+}
+
+/// Resident memory of the process with calls parked in the backend.
+#[derive(Debug, Serialize)]
+pub struct MemoryRow {
+    /// Instance strategy.
+    pub strategy: &'static str,
+    /// Calls in flight at the reading.
+    pub in_flight: usize,
+    /// Resident set before the calls, KiB.
+    pub rss_before_kib: u64,
+    /// Resident set with every call in flight, KiB.
+    pub rss_in_flight_kib: u64,
+    /// Peak resident set of the process so far, KiB.
+    pub peak_rss_kib: u64,
+}
+
+impl MemoryRow {
+    /// Resident memory added per in-flight call (one instance each), KiB.
+    pub fn per_instance_kib(&self) -> f64 {
+        self.rss_in_flight_kib.saturating_sub(self.rss_before_kib) as f64 / self.in_flight as f64
+    }
+}
+
+/// "holds" or "misses", for a target check.
+fn verdict(holds: bool) -> &'static str {
+    if holds {
+        "holds"
+    } else {
+        "**misses**"
+    }
+}
+
+/// A duration in ns, in the unit that reads best.
+fn time(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.1} µs", ns / 1e3)
+    }
+}
+
+impl Report {
+    /// The report as markdown: one table per scenario, targets checked.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let m = &self.machine;
+        let _ = writeln!(
+            out,
+            "# pmcp-tasks benchmarks\n\nMeasured {} ({} mode) on {} × {}, {} MiB, Linux {}.\n",
+            self.measured_at, self.mode, m.cpus, m.cpu, m.memory_mib, m.kernel
+        );
+        self.overhead_table(&mut out);
+        self.scaling_table(&mut out);
+        self.concurrency_table(&mut out);
+        self.memory_table(&mut out);
+        out
+    }
+
+    fn overhead_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "## Sandbox overhead (in-memory backend; figures from {})\n\n\
+             | operation | native | component, fresh instance | component, reused instance | ratio fresh | ratio reused | target | reused vs target |\n\
+             |---|---:|---:|---:|---:|---:|---:|---|",
+            self.overhead_source
+        );
+        for row in &self.overhead {
+            let fresh = row.fresh_ns / row.native_ns;
+            let reuse = row.reuse_ns / row.native_ns;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {fresh:.1} | {reuse:.1} | ≤ {} | {} |",
+                row.operation,
+                time(row.native_ns),
+                time(row.fresh_ns),
+                time(row.reuse_ns),
+                row.target_ratio,
+                verdict(reuse <= row.target_ratio)
+            );
+        }
+        out.push('\n');
+    }
+
+    fn scaling_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "## Scaling with task count (one caller, reused instances; median latency)\n\n\
+             | backend | operation | tasks of the owner | other owners | median | vs smallest | target ≤ 1.5 |\n\
+             |---|---|---:|---:|---:|---:|---|"
+        );
+        for row in &self.scaling {
+            let smallest = self
+                .scaling
+                .iter()
+                .filter(|r| r.backend == row.backend && r.operation == row.operation)
+                .min_by_key(|r| r.tasks)
+                .map_or(row.median_ns, |r| r.median_ns);
+            let ratio = row.median_ns / smallest;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {ratio:.2} | {} |",
+                row.backend,
+                row.operation,
+                row.tasks,
+                row.other_owners,
+                time(row.median_ns),
+                verdict(ratio <= 1.5)
+            );
+        }
+        out.push('\n');
+    }
+
+    fn concurrency_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "## Concurrency (mixed: 60% get, 30% update-status, 10% create)\n\n\
+             | backend | subject | callers | operations/s |\n|---|---|---:|---:|"
+        );
+        for row in &self.concurrency {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.0} |",
+                row.backend, row.subject, row.callers, row.ops_per_sec
+            );
+        }
+        let find = |subject: &str| {
+            self.concurrency
+                .iter()
+                .filter(|r| r.backend == "redis" && r.subject == subject)
+                .max_by_key(|r| r.callers)
+        };
+        if let (Some(host), Some(base)) = (find("component-reuse"), find("redis-rs baseline")) {
+            let ratio = host.ops_per_sec / base.ops_per_sec;
+            let _ = writeln!(
+                out,
+                "\nRedis, {} callers: component / redis-rs baseline = {ratio:.2} (target ≥ 0.7: {}).",
+                host.callers,
+                verdict(ratio >= 0.7)
+            );
+        }
+        out.push('\n');
+    }
+
+    fn memory_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "## Memory (calls parked in the backend, one instance each)\n\n\
+             | strategy | in flight | RSS before | RSS in flight | per instance | peak RSS |\n\
+             |---|---:|---:|---:|---:|---:|"
+        );
+        for row in &self.memory {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.1} MiB | {:.1} MiB | {:.0} KiB | {:.1} MiB |",
+                row.strategy,
+                row.in_flight,
+                row.rss_before_kib as f64 / 1024.0,
+                row.rss_in_flight_kib as f64 / 1024.0,
+                row.per_instance_kib(),
+                row.peak_rss_kib as f64 / 1024.0
+            );
+        }
+    }
+}
