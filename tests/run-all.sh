@@ -16,46 +16,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
-
-# Installs Debian packages (as root, or through sudo).
-apt_install() {
-  local sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@"
-}
-
-# Installs a cargo subcommand at a pinned version unless that version is
-# already in the cargo bin directory (so later runs skip the build).
-cargo_tool() {
-  local crate=$1 version=$2
-  if ! cargo install --list | grep -qx "$crate v$version:"; then
-    cargo install --locked "$crate@$version"
-  fi
-}
+# shellcheck source=tests/setup.sh
+source tests/setup.sh
 
 step "toolchain and wasm32-wasip2 target (from rust-toolchain.toml)"
-rustup toolchain install
-rustup show active-toolchain
+ensure_toolchain
 
 step "services the tests start themselves: redis-server, redis-cli"
-if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
-  apt_install redis-server redis-tools
-fi
-redis-server --version
+ensure_redis
 
 step "DynamoDB emulator: moto's server mode, in a virtual environment under target/"
-moto_env="target/dynamodb-emulator"
-if [ ! -x "$moto_env/bin/moto_server" ]; then
-  if ! python3 -m venv "$moto_env" 2>/dev/null; then
-    apt_install python3-venv
-    python3 -m venv "$moto_env"
-  fi
-  "$moto_env/bin/pip" install --quiet "moto[server]==5.2.5"
-fi
-export PMCP_MOTO_PYTHON="$PWD/$moto_env/bin/python"
-"$moto_env/bin/python" -c 'import moto; print("moto", moto.__version__)'
+ensure_moto
 
 step "cargo-hack and cargo-component"
 cargo_tool cargo-hack 0.6.46

@@ -15,6 +15,7 @@ pub mod bench;
 pub mod contract;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+pub mod gated;
 #[cfg(feature = "redis")]
 pub mod redis;
 

@@ -1,16 +1,13 @@
 //! The sandbox: what the component may import, and what happens when it
 //! traps, loops, hoards memory or does not fit the contract.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use pmcp_tasks_host::backend::{Entry, InMemoryBackend, KvBackend, KvError};
 use pmcp_tasks_host::{
     BuildError, ComponentSource, SandboxLimits, StoreConfig, TaskError, TaskHost,
     DEFAULT_COMPONENT, FAULT_INJECTION_COMPONENT,
 };
-use tokio::sync::Semaphore;
+use pmcp_tasks_tests::gated::GatedBackend;
 
 const ALICE: &str = "alice";
 
@@ -251,71 +248,16 @@ async fn an_inconsistent_configuration_is_refused_at_build() {
     assert!(err.to_string().contains("default-page-size"), "{err}");
 }
 
-/// A backend whose listings wait until the test opens a gate.
-struct GatedListing {
-    inner: InMemoryBackend,
-    gate: Arc<Semaphore>,
-}
-
-#[async_trait]
-impl KvBackend for GatedListing {
-    async fn get(&self, p: &str, i: &str) -> Result<Option<Entry>, KvError> {
-        self.inner.get(p, i).await
-    }
-    async fn create(
-        &self,
-        p: &str,
-        i: &str,
-        v: Vec<u8>,
-        e: Option<u64>,
-        m: Option<u32>,
-        n: u64,
-    ) -> Result<u64, KvError> {
-        self.inner.create(p, i, v, e, m, n).await
-    }
-    async fn replace(
-        &self,
-        p: &str,
-        i: &str,
-        x: u64,
-        v: Vec<u8>,
-        e: Option<u64>,
-        n: u64,
-    ) -> Result<u64, KvError> {
-        self.inner.replace(p, i, x, v, e, n).await
-    }
-    async fn remove(&self, p: &str, i: &str, x: u64) -> Result<(), KvError> {
-        self.inner.remove(p, i, x).await
-    }
-    async fn list(
-        &self,
-        p: &str,
-        a: Option<&str>,
-        l: u32,
-        n: u64,
-    ) -> Result<Vec<(String, Entry)>, KvError> {
-        let _permit = self.gate.acquire().await.expect("gate open");
-        self.inner.list(p, a, l, n).await
-    }
-    async fn sweep(&self, n: u64, l: u32) -> Result<u64, KvError> {
-        self.inner.sweep(n, l).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_backend_call_blocks_no_other_caller() {
-    let gate = Arc::new(Semaphore::new(0));
-    let backend = GatedListing {
-        inner: InMemoryBackend::new(),
-        gate: gate.clone(),
-    };
+    let backend = GatedBackend::new();
     // Time spent waiting on the backend is not guest time: a short budget holds.
     let limits = SandboxLimits {
         time_budget: Duration::from_millis(100),
         ..SandboxLimits::default()
     };
     let host = TaskHost::builder()
-        .backend(Arc::new(backend))
+        .backend(backend.clone())
         .limits(limits)
         .build()
         .await
@@ -332,7 +274,7 @@ async fn a_slow_backend_call_blocks_no_other_caller() {
     assert!(!stuck.is_finished());
     // Keep the listing waiting well past the guest's time budget.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    gate.add_permits(1);
+    backend.open();
     let page = stuck.await.unwrap().expect("the slow listing completes");
     assert!(page.tasks.is_empty());
 }

@@ -4,8 +4,10 @@
 //! one markdown report and writes the same figures as JSON.
 //!
 //! ```text
-//! pmcp-tasks-bench [--smoke] [--criterion DIR] [--json FILE] [--markdown FILE]
+//! pmcp-tasks-bench [--smoke] [--only SCENARIOS] [--criterion DIR] [--json FILE] [--markdown FILE]
 //! ```
+//!
+//! SCENARIOS is a comma-separated subset of `memory,overhead,scaling,concurrency`.
 //!
 //! `--smoke` runs every scenario at tiny sizes (CI keeps the harness from
 //! rotting; its figures mean nothing). Without `--criterion`, or when DIR
@@ -63,8 +65,12 @@ const SMOKE: Sizes = Sizes {
     in_flight: 16,
 };
 
+/// Every scenario, in the order they run.
+const SCENARIOS: [&str; 4] = ["memory", "overhead", "scaling", "concurrency"];
+
 struct Args {
     smoke: bool,
+    only: Vec<String>,
     criterion: Option<PathBuf>,
     json: Option<PathBuf>,
     markdown: Option<PathBuf>,
@@ -74,6 +80,7 @@ impl Args {
     fn parse() -> anyhow::Result<Args> {
         let mut args = Args {
             smoke: false,
+            only: SCENARIOS.map(String::from).to_vec(),
             criterion: None,
             json: None,
             markdown: None,
@@ -88,12 +95,19 @@ impl Args {
             };
             match word.as_str() {
                 "--smoke" => args.smoke = true,
+                "--only" => {
+                    let list = words.next().context("--only needs a list of scenarios")?;
+                    args.only = list.split(',').map(str::to_owned).collect();
+                    if let Some(bad) = args.only.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
+                        bail!("unknown scenario {bad:?}; the scenarios are {SCENARIOS:?}");
+                    }
+                }
                 "--criterion" => args.criterion = Some(path()?),
                 "--json" => args.json = Some(path()?),
                 "--markdown" => args.markdown = Some(path()?),
                 other => bail!(
                     "unknown argument {other:?}; usage: pmcp-tasks-bench [--smoke] \
-                     [--criterion DIR] [--json FILE] [--markdown FILE]"
+                     [--only SCENARIOS] [--criterion DIR] [--json FILE] [--markdown FILE]"
                 ),
             }
         }
@@ -126,17 +140,32 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: &Args) -> anyhow::Result<Report> {
     let sizes = if args.smoke { SMOKE } else { FULL };
     let measured_at = now_iso8601();
+    let wanted = |scenario: &str| {
+        let run = args.only.iter().any(|s| s == scenario);
+        if run {
+            eprintln!("running the {scenario} scenario");
+        }
+        run
+    };
     // Memory first: the peak resident set is the process's, and the later
     // scenarios hold many tasks.
-    eprintln!("memory...");
-    let memory = memory::measure(sizes).await?;
-    eprintln!("overhead...");
-    let (overhead_source, overhead) = overhead::measure(args.criterion.as_deref(), sizes).await?;
+    let mut memory = Vec::new();
+    if wanted("memory") {
+        memory = memory::measure(sizes).await?;
+    }
+    let (mut overhead_source, mut overhead) = ("not run", Vec::new());
+    if wanted("overhead") {
+        (overhead_source, overhead) = overhead::measure(args.criterion.as_deref(), sizes).await?;
+    }
     let backends = Backends::start();
-    eprintln!("scaling...");
-    let scaling = scaling::measure(&backends, sizes).await;
-    eprintln!("concurrency...");
-    let concurrency = concurrency::measure(&backends, sizes).await;
+    let mut scaling = Vec::new();
+    if wanted("scaling") {
+        scaling = scaling::measure(&backends, sizes).await;
+    }
+    let mut concurrency = Vec::new();
+    if wanted("concurrency") {
+        concurrency = concurrency::measure(&backends, sizes).await;
+    }
     Ok(Report {
         measured_at,
         mode: if args.smoke { "smoke" } else { "full" },

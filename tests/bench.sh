@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The benchmark suite, one command. Starts its own redis-server (on a free
+# loopback port); the in-memory part needs no service.
+#
+#   ./tests/bench.sh            full run, release build (about 15 minutes):
+#                               criterion's per-operation figures
+#                               (benches/overhead.rs), then the harness
+#                               (scaling, concurrency, memory), which prints
+#                               the markdown report and writes it with its
+#                               JSON to tests/bench-results/latest.{md,json}
+#   ./tests/bench.sh --smoke    every benchmark once at tiny sizes, debug
+#                               build, nothing written: keeps the suite
+#                               from rotting (.ci/run runs it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=tests/setup.sh
+source tests/setup.sh
+
+features="redis"
+ensure_toolchain >/dev/null
+ensure_redis >/dev/null
+
+if [ "${1:-}" = "--smoke" ]; then
+  step "benchmark smoke: criterion overhead bench in test mode (each benchmark once)"
+  cargo test --locked -p pmcp-tasks-tests --features "$features" --bench overhead
+  step "benchmark smoke: the harness at tiny sizes"
+  cargo run --locked --quiet -p pmcp-tasks-tests --features "$features" --bin pmcp-tasks-bench -- \
+    --smoke --json target/bench-smoke.json >/dev/null
+  echo "harness smoke run: every scenario ran (figures in target/bench-smoke.json)"
+  exit 0
+fi
+
+results="tests/bench-results"
+mkdir -p "$results"
+export CRITERION_HOME="$PWD/target/criterion-overhead"
+step "per-operation overhead (criterion)"
+cargo bench --locked -p pmcp-tasks-tests --features "$features" --bench overhead
+step "harness: scaling, concurrency, memory; the report"
+cargo run --locked --release -p pmcp-tasks-tests --features "$features" --bin pmcp-tasks-bench -- \
+  --criterion "$CRITERION_HOME" --json "$results/latest.json" --markdown "$results/latest.md"
