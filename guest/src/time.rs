@@ -1,17 +1,40 @@
 //! Millisecond timestamps and their ISO-8601 wire form.
 
 /// Formats milliseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+///
+/// Every task read formats two timestamps, so this writes digits directly
+/// rather than through `format!` (several times faster, in wasm above all).
 pub fn iso8601_utc(epoch_ms: u64) -> String {
     let ms = epoch_ms % 1000;
     let secs = epoch_ms / 1000;
     let (days, secs_of_day) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        secs_of_day / 3600,
-        secs_of_day / 60 % 60,
-        secs_of_day % 60
-    )
+    let mut out = Vec::with_capacity(24);
+    let year = year.max(0) as u64;
+    let year_width = year.checked_ilog10().map_or(1, |d| d + 1).max(4);
+    push_digits(&mut out, year, year_width);
+    out.push(b'-');
+    push_digits(&mut out, month.into(), 2);
+    out.push(b'-');
+    push_digits(&mut out, day.into(), 2);
+    out.push(b'T');
+    push_digits(&mut out, secs_of_day / 3600, 2);
+    out.push(b':');
+    push_digits(&mut out, secs_of_day / 60 % 60, 2);
+    out.push(b':');
+    push_digits(&mut out, secs_of_day % 60, 2);
+    out.push(b'.');
+    push_digits(&mut out, ms, 3);
+    out.push(b'Z');
+    // Only ASCII digits and punctuation were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends the last `width` decimal digits of `value`, zero-padded.
+fn push_digits(out: &mut Vec<u8>, value: u64, width: u32) {
+    for power in (0..width).rev() {
+        out.push(b'0' + (value / 10u64.pow(power) % 10) as u8);
+    }
 }
 
 /// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
@@ -38,5 +61,9 @@ mod tests {
         assert_eq!(iso8601_utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(iso8601_utc(1_764_145_845_123), "2025-11-26T08:30:45.123Z");
         assert_eq!(iso8601_utc(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
+        assert_eq!(
+            iso8601_utc(253_402_300_800_000),
+            "10000-01-01T00:00:00.000Z"
+        );
     }
 }

@@ -13,20 +13,45 @@ use tokio::task::JoinSet;
 use crate::report::MemoryRow;
 use crate::Sizes;
 
-/// One figure per instance strategy.
-pub async fn measure(sizes: Sizes) -> anyhow::Result<Vec<MemoryRow>> {
+/// The strategies measured, by the name a probe process is given.
+const STRATEGIES: [(&str, &str); 2] = [
+    ("fresh", "fresh instance per call"),
+    ("reuse", "reused instances"),
+];
+
+/// One figure per instance strategy, each read in a process of its own
+/// (`--memory-probe`), so no figure inherits another's resident pages.
+pub fn measure(sizes: Sizes) -> anyhow::Result<Vec<MemoryRow>> {
+    let exe = std::env::current_exe().context("locating the harness binary")?;
     let mut rows = Vec::new();
-    for (name, strategy) in [
-        ("fresh instance per call", InstanceStrategy::FreshPerCall),
-        ("reused instances", InstanceStrategy::default()),
-    ] {
-        rows.push(parked_calls(name, strategy, sizes.in_flight).await?);
+    for (key, _) in STRATEGIES {
+        // Blocking is fine: nothing else runs while the probe does.
+        let output = std::process::Command::new(&exe)
+            .args(["--memory-probe", key, &sizes.in_flight.to_string()])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .context("running the memory probe")?;
+        anyhow::ensure!(output.status.success(), "the {key} memory probe failed");
+        rows.push(serde_json::from_slice(&output.stdout).context("reading the probe's figure")?);
     }
     Ok(rows)
 }
 
+/// The probe process: parks `in_flight` calls with the strategy named
+/// `key` and prints the figure as JSON.
+pub async fn probe(key: &str, in_flight: usize) -> anyhow::Result<()> {
+    let (strategy_name, strategy) = match key {
+        "fresh" => (STRATEGIES[0].1, InstanceStrategy::FreshPerCall),
+        "reuse" => (STRATEGIES[1].1, InstanceStrategy::default()),
+        other => anyhow::bail!("unknown strategy {other:?}"),
+    };
+    let row = parked_calls(strategy_name, strategy, in_flight).await?;
+    println!("{}", serde_json::to_string(&row)?);
+    Ok(())
+}
+
 async fn parked_calls(
-    strategy_name: &'static str,
+    strategy_name: &str,
     strategy: InstanceStrategy,
     in_flight: usize,
 ) -> anyhow::Result<MemoryRow> {
@@ -46,11 +71,13 @@ async fn parked_calls(
     while let Some(done) = calls.join_next().await {
         done.context("a parked call failed")?;
     }
+    let rss_after_kib = status_kib("VmRSS")?;
     Ok(MemoryRow {
-        strategy: strategy_name,
+        strategy: strategy_name.to_owned(),
         in_flight,
         rss_before_kib,
         rss_in_flight_kib,
+        rss_after_kib,
         peak_rss_kib,
     })
 }

@@ -26,13 +26,18 @@ pub async fn measure(
     let payloads = Payloads::new();
     let mut rows = Vec::new();
     for operation in Operation::ALL {
-        let mut ns = [0.0; 3];
-        for (slot, kind) in ns.iter_mut().zip(SubjectKind::all()) {
-            *slot = harness_estimate(kind, operation, sizes, &payloads).await;
+        let mut ns = [f64::INFINITY; 3];
+        // Subjects take turns, so a noisy moment hits all of them alike.
+        for _ in 0..5 {
+            for (best, kind) in ns.iter_mut().zip(SubjectKind::all()) {
+                let iters = sizes.samples as u64;
+                let elapsed = time_operation(kind, operation, iters, &payloads).await;
+                *best = best.min(elapsed.as_nanos() as f64 / iters as f64);
+            }
         }
         rows.push(row(operation, ns));
     }
-    Ok(("harness (best of 5 runs)", rows))
+    Ok(("harness (best of 5 interleaved runs)", rows))
 }
 
 fn row(operation: Operation, [native_ns, fresh_ns, reuse_ns]: [f64; 3]) -> OverheadRow {
@@ -43,22 +48,6 @@ fn row(operation: Operation, [native_ns, fresh_ns, reuse_ns]: [f64; 3]) -> Overh
         reuse_ns,
         target_ratio: operation.target_ratio(),
     }
-}
-
-/// ns per operation: the best of five timed runs of `sizes.samples` each.
-async fn harness_estimate(
-    kind: SubjectKind,
-    operation: Operation,
-    sizes: Sizes,
-    payloads: &Payloads,
-) -> f64 {
-    let iters = sizes.samples as u64;
-    let mut best = f64::INFINITY;
-    for _ in 0..5 {
-        let elapsed = time_operation(kind, operation, iters, payloads).await;
-        best = best.min(elapsed.as_nanos() as f64 / iters as f64);
-    }
-    best
 }
 
 /// Reads `<dir>/<operation>/<subject>/new/estimates.json` for every pair.

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Every figure of one run of the harness.
 #[derive(Debug, Serialize)]
@@ -83,16 +83,19 @@ pub struct ConcurrencyRow {
 }
 
 /// Resident memory of the process with calls parked in the backend.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct MemoryRow {
     /// Instance strategy.
-    pub strategy: &'static str,
+    pub strategy: String,
     /// Calls in flight at the reading.
     pub in_flight: usize,
     /// Resident set before the calls, KiB.
     pub rss_before_kib: u64,
     /// Resident set with every call in flight, KiB.
     pub rss_in_flight_kib: u64,
+    /// Resident set once they have all returned, KiB (what stays resident:
+    /// idle instances, slots kept resident for the next instantiation).
+    pub rss_after_kib: u64,
     /// Peak resident set of the process so far, KiB.
     pub peak_rss_kib: u64,
 }
@@ -111,6 +114,11 @@ fn verdict(holds: bool) -> &'static str {
     } else {
         "**misses**"
     }
+}
+
+/// KiB as MiB with one decimal.
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
 /// A duration in ns, in the unit that reads best.
@@ -132,10 +140,18 @@ impl Report {
             "# pmcp-tasks benchmarks\n\nMeasured {} ({} mode) on {} × {}, {} MiB, Linux {}.\n",
             self.measured_at, self.mode, m.cpus, m.cpu, m.memory_mib, m.kernel
         );
-        self.overhead_table(&mut out);
-        self.scaling_table(&mut out);
-        self.concurrency_table(&mut out);
-        self.memory_table(&mut out);
+        if !self.overhead.is_empty() {
+            self.overhead_table(&mut out);
+        }
+        if !self.scaling.is_empty() {
+            self.scaling_table(&mut out);
+        }
+        if !self.concurrency.is_empty() {
+            self.concurrency_table(&mut out);
+        }
+        if !self.memory.is_empty() {
+            self.memory_table(&mut out);
+        }
         out
     }
 
@@ -228,19 +244,20 @@ impl Report {
         let _ = writeln!(
             out,
             "## Memory (calls parked in the backend, one instance each)\n\n\
-             | strategy | in flight | RSS before | RSS in flight | per instance | peak RSS |\n\
-             |---|---:|---:|---:|---:|---:|"
+             | strategy | in flight | RSS before | RSS in flight | per instance | RSS after | peak RSS |\n\
+             |---|---:|---:|---:|---:|---:|---:|"
         );
         for row in &self.memory {
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.1} MiB | {:.1} MiB | {:.0} KiB | {:.1} MiB |",
+                "| {} | {} | {} | {} | {:.0} KiB | {} | {} |",
                 row.strategy,
                 row.in_flight,
-                row.rss_before_kib as f64 / 1024.0,
-                row.rss_in_flight_kib as f64 / 1024.0,
+                mib(row.rss_before_kib),
+                mib(row.rss_in_flight_kib),
                 row.per_instance_kib(),
-                row.peak_rss_kib as f64 / 1024.0
+                mib(row.rss_after_kib),
+                mib(row.peak_rss_kib)
             );
         }
     }
