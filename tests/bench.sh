@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The benchmark suite, one command. Starts its own redis-server (on a free
-# loopback port); the in-memory part needs no service.
+# The benchmark suite, one command. The in-memory part needs no service;
+# the Redis and DynamoDB parts start a redis-server and a moto server of
+# their own on free loopback ports, as the tests do.
 #
-#   ./tests/bench.sh            full run, release build (about 15 minutes):
+#   ./tests/bench.sh            full run, release build (about 10 minutes
+#                               once built; the first build takes longer):
 #                               criterion's per-operation figures
 #                               (benches/overhead.rs), then the harness
 #                               (scaling, concurrency, memory), which prints
@@ -16,9 +18,10 @@ cd "$(dirname "$0")/.."
 # shellcheck source=tests/setup.sh
 source tests/setup.sh
 
-features="redis"
+features="redis,dynamodb"
 ensure_toolchain >/dev/null
 ensure_redis >/dev/null
+ensure_moto >/dev/null
 
 if [ "${1:-}" = "--smoke" ]; then
   step "benchmark smoke: criterion overhead bench in test mode (each benchmark once)"

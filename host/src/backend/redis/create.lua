@@ -13,7 +13,10 @@ if ARGV[6] ~= '' then
     return -2
   end
 end
-redis.call('DEL', KEYS[3])
-write_item(KEYS[3], ARGV[3], ARGV[4], 1, ARGV[5])
+-- An expired item's hash may linger until Redis deletes it.
+if current[1] then
+  redis.call('DEL', KEYS[3])
+end
+write_item(KEYS[3], ARGV[3], ARGV[4], 1, ARGV[5], false)
 redis.call('ZADD', KEYS[1], 0, ARGV[3])
 return 1

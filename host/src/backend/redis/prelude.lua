@@ -23,9 +23,14 @@ local function prune(now, limit)
   return #expired
 end
 
--- Writes an item hash with its expiry, keeping the expiry set in step.
-local function write_item(key, item, value, version, expires_at)
+-- Writes an item hash with its expiry, keeping the key's TTL and the expiry
+-- set in step. `previous` is the expiry the hash had (false if none): when
+-- unchanged, both already say so (this function is their only writer).
+local function write_item(key, item, value, version, expires_at, previous)
   redis.call('HSET', key, 'v', value, 'ver', version, 'exp', expires_at)
+  if expires_at == previous then
+    return
+  end
   if expires_at ~= '' then
     redis.call('PEXPIREAT', key, expires_at)
     redis.call('ZADD', KEYS[2], expires_at, item)

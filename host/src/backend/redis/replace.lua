@@ -7,5 +7,5 @@ if not current[1] or current[1] ~= ARGV[4] or not is_live(current[2], ARGV[2]) t
   return -1
 end
 local version = tonumber(current[1]) + 1
-write_item(KEYS[3], ARGV[3], ARGV[5], version, ARGV[6])
+write_item(KEYS[3], ARGV[3], ARGV[5], version, ARGV[6], current[2])
 return version

@@ -1,6 +1,6 @@
 //! Throughput of a mixed workload (60% get, 30% update-status, 10% create)
-//! by number of concurrent callers; on Redis also a baseline that makes the
-//! same round trips straight through redis-rs.
+//! by number of concurrent callers; on Redis and DynamoDB also a baseline
+//! that makes the same round trips straight through the client library.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,10 +45,10 @@ impl Mixed for HostSubject {
 pub async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ConcurrencyRow> {
     let mut rows = Vec::new();
     for (backend, factory) in backends.list() {
-        let callers: &[usize] = if backend == "memory" {
-            sizes.callers
-        } else {
-            std::slice::from_ref(&sizes.redis_callers)
+        let callers = match backend {
+            "memory" => sizes.callers,
+            "redis" => std::slice::from_ref(&sizes.redis_callers),
+            _ => std::slice::from_ref(&sizes.dynamodb_callers),
         };
         for strategy in [InstanceStrategy::FreshPerCall, InstanceStrategy::default()] {
             let subject = HostSubject::new(factory.fresh().await, strategy).await;
@@ -65,17 +65,33 @@ pub async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ConcurrencyRow> {
     }
     #[cfg(feature = "redis")]
     {
-        let baseline: Arc<dyn Mixed> =
-            Arc::new(redis_baseline::RoundTrips::connect(&backends.redis_url()).await);
+        let requests = redis_baseline::Requests::connect(&backends.redis_url()).await;
+        let baseline: Arc<dyn Mixed> = Arc::new(Baseline::new(requests));
+        let callers = sizes.redis_callers;
         rows.push(ConcurrencyRow {
             backend: "redis",
-            subject: "redis-rs baseline",
-            callers: sizes.redis_callers,
-            ops_per_sec: throughput(&baseline, sizes.redis_callers, sizes.run_for).await,
+            subject: BASELINE,
+            callers,
+            ops_per_sec: throughput(&baseline, callers, sizes.run_for).await,
+        });
+    }
+    #[cfg(feature = "dynamodb")]
+    {
+        let requests = dynamodb_baseline::Requests::create(backends.dynamodb.client()).await;
+        let baseline: Arc<dyn Mixed> = Arc::new(Baseline::new(requests));
+        let callers = sizes.dynamodb_callers;
+        rows.push(ConcurrencyRow {
+            backend: "dynamodb",
+            subject: BASELINE,
+            callers,
+            ops_per_sec: throughput(&baseline, callers, sizes.run_for).await,
         });
     }
     rows
 }
+
+/// The name of the client-library baselines in the report.
+pub const BASELINE: &str = "client-library baseline";
 
 fn strategy_name(strategy: InstanceStrategy) -> &'static str {
     match strategy {
@@ -136,44 +152,85 @@ async fn throughput(subject: &Arc<dyn Mixed>, callers: usize, run_for: Duration)
     total as f64 / elapsed.as_secs_f64()
 }
 
+/// The two requests a backend baseline makes: a plain read and a plain
+/// write of a record-sized value.
+#[async_trait]
+trait RoundTrips: Send + Sync + 'static {
+    async fn read(&self, owner: &str, id: &str);
+    async fn write(&self, owner: &str, id: &str);
+}
+
+/// A backend's ceiling: the mixed workload with the same round trips per
+/// operation as the store makes on that backend (get: a read; update: a
+/// read, then a write; create: a write), straight through the client
+/// library, with none of the store's work.
+struct Baseline<R> {
+    requests: R,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl<R> Baseline<R> {
+    fn new(requests: R) -> Self {
+        Baseline {
+            requests,
+            next_id: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+#[async_trait]
+impl<R: RoundTrips> Mixed for Baseline<R> {
+    async fn create(&self, owner: &str) -> String {
+        let next = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = next.to_string();
+        self.requests.write(owner, &id).await;
+        id
+    }
+
+    async fn get(&self, owner: &str, id: &str) {
+        self.requests.read(owner, id).await
+    }
+
+    async fn update(&self, owner: &str, id: &str, _status: TaskStatus) {
+        self.requests.read(owner, id).await;
+        self.requests.write(owner, id).await
+    }
+}
+
+/// A value the size of a stored task record.
+const RECORD_BYTES: usize = 400;
+
 #[cfg(feature = "redis")]
 mod redis_baseline {
-    //! The Redis ceiling: the same round trips per operation as the Redis
-    //! backend makes (get: one read; update: a read, then a script; create:
-    //! a script), issued directly through redis-rs with trivial work.
-
-    use std::sync::atomic::{AtomicU64, Ordering};
+    //! Redis round trips: `HMGET` to read, a trivial Lua script to write
+    //! (the store's writes are scripts too).
 
     use async_trait::async_trait;
-    use pmcp_tasks_host::TaskStatus;
     use redis::aio::ConnectionManager;
     use redis::Script;
 
-    use super::Mixed;
+    use super::{RoundTrips, RECORD_BYTES};
 
-    /// A value the size of a stored task record.
-    const RECORD_BYTES: usize = 400;
-
-    pub struct RoundTrips {
+    pub struct Requests {
         connection: ConnectionManager,
-        write: Script,
-        next_id: AtomicU64,
+        script: Script,
         value: Vec<u8>,
     }
 
-    impl RoundTrips {
-        pub async fn connect(url: &str) -> RoundTrips {
+    impl Requests {
+        pub async fn connect(url: &str) -> Requests {
             let client = redis::Client::open(url).expect("a redis url");
             let connection = ConnectionManager::new(client)
                 .await
                 .expect("connecting to the benchmark redis");
-            RoundTrips {
+            Requests {
                 connection,
-                write: Script::new(
+                script: Script::new(
                     "redis.call('HSET', KEYS[1], 'v', ARGV[1]) \
                      return redis.call('HINCRBY', KEYS[1], 'ver', 1)",
                 ),
-                next_id: AtomicU64::new(0),
                 value: vec![b'x'; RECORD_BYTES],
             }
         }
@@ -181,7 +238,10 @@ mod redis_baseline {
         fn key(owner: &str, id: &str) -> String {
             format!("baseline:{{{owner}}}:{id}")
         }
+    }
 
+    #[async_trait]
+    impl RoundTrips for Requests {
         async fn read(&self, owner: &str, id: &str) {
             let _: (Option<Vec<u8>>, Option<u64>) = redis::cmd("HMGET")
                 .arg(Self::key(owner, id))
@@ -193,7 +253,7 @@ mod redis_baseline {
 
         async fn write(&self, owner: &str, id: &str) {
             let _: u64 = self
-                .write
+                .script
                 .key(Self::key(owner, id))
                 .arg(&self.value)
                 .invoke_async(&mut self.connection.clone())
@@ -201,22 +261,74 @@ mod redis_baseline {
                 .expect("baseline write");
         }
     }
+}
+
+#[cfg(feature = "dynamodb")]
+mod dynamodb_baseline {
+    //! DynamoDB requests: a strongly consistent `GetItem` to read, a
+    //! `PutItem` to write, on a table of the store's schema.
+
+    use std::collections::HashMap;
+
+    use async_trait::async_trait;
+    use pmcp_tasks_host::backend::dynamodb::{sdk, DynamoDbBackend};
+    use sdk::primitives::Blob;
+    use sdk::types::AttributeValue;
+
+    use super::{RoundTrips, RECORD_BYTES};
+
+    pub struct Requests {
+        client: sdk::Client,
+        table: String,
+        value: Blob,
+    }
+
+    impl Requests {
+        pub async fn create(client: &sdk::Client) -> Requests {
+            let table = "baseline".to_owned();
+            DynamoDbBackend::new(client.clone(), table.clone())
+                .create_table()
+                .await
+                .expect("creating the baseline table");
+            Requests {
+                client: client.clone(),
+                table,
+                value: Blob::new(vec![b'x'; RECORD_BYTES]),
+            }
+        }
+
+        fn key(owner: &str, id: &str) -> HashMap<String, AttributeValue> {
+            HashMap::from([
+                ("pk".to_owned(), AttributeValue::S(owner.to_owned())),
+                ("sk".to_owned(), AttributeValue::S(format!("i#{id}"))),
+            ])
+        }
+    }
 
     #[async_trait]
-    impl Mixed for RoundTrips {
-        async fn create(&self, owner: &str) -> String {
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed).to_string();
-            self.write(owner, &id).await;
-            id
+    impl RoundTrips for Requests {
+        async fn read(&self, owner: &str, id: &str) {
+            self.client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(owner, id)))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("baseline GetItem");
         }
 
-        async fn get(&self, owner: &str, id: &str) {
-            self.read(owner, id).await
-        }
-
-        async fn update(&self, owner: &str, id: &str, _status: TaskStatus) {
-            self.read(owner, id).await;
-            self.write(owner, id).await
+        async fn write(&self, owner: &str, id: &str) {
+            let mut item = Self::key(owner, id);
+            item.insert("v".to_owned(), AttributeValue::B(self.value.clone()));
+            item.insert("ver".to_owned(), AttributeValue::N("1".to_owned()));
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .expect("baseline PutItem");
         }
     }
 }

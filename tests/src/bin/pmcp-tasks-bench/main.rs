@@ -12,7 +12,8 @@
 //! `--smoke` runs every scenario at tiny sizes (CI keeps the harness from
 //! rotting; its figures mean nothing). Without `--criterion`, or when DIR
 //! lacks an estimate, the harness times the operations itself. With the
-//! `redis` feature it starts a `redis-server` on a free loopback port.
+//! `redis` and `dynamodb` features it also measures those backends, on a
+//! `redis-server` and a moto server it starts on free loopback ports.
 
 mod concurrency;
 mod memory;
@@ -39,6 +40,8 @@ pub struct Sizes {
     pub callers: &'static [usize],
     /// Callers on Redis.
     pub redis_callers: usize,
+    /// Callers on DynamoDB (moto serves one request at a time).
+    pub dynamodb_callers: usize,
     /// How long each throughput figure runs.
     pub run_for: Duration,
     /// Calls parked in the backend for the memory figure.
@@ -51,6 +54,7 @@ const FULL: Sizes = Sizes {
     samples: 2_000,
     callers: &[1, 2, 8, 64],
     redis_callers: 64,
+    dynamodb_callers: 8,
     run_for: Duration::from_secs(3),
     in_flight: 1_000,
 };
@@ -61,6 +65,7 @@ const SMOKE: Sizes = Sizes {
     samples: 20,
     callers: &[1, 4],
     redis_callers: 4,
+    dynamodb_callers: 2,
     run_for: Duration::from_millis(100),
     in_flight: 16,
 };
@@ -163,7 +168,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     if wanted("overhead") {
         (overhead_source, overhead) = overhead::measure(args.criterion.as_deref(), sizes).await?;
     }
-    let backends = Backends::start();
+    let backends = Backends::start().await;
     let mut scaling = Vec::new();
     if wanted("scaling") {
         scaling = scaling::measure(&backends, sizes).await;
@@ -184,20 +189,25 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     })
 }
 
-/// The backends the scenarios run on; Redis (with the `redis` feature) is
-/// a `redis-server` of its own on a free loopback port, stopped on drop.
+/// The backends the scenarios run on: the in-memory one, and with the
+/// `redis` and `dynamodb` features a `redis-server` and a moto server of
+/// their own on free loopback ports (stopped on drop).
 pub struct Backends {
     memory: pmcp_tasks_tests::InMemory,
     #[cfg(feature = "redis")]
     redis: pmcp_tasks_tests::redis::RedisFactory,
+    #[cfg(feature = "dynamodb")]
+    dynamodb: pmcp_tasks_tests::dynamodb::DynamoDbFactory,
 }
 
 impl Backends {
-    fn start() -> Backends {
+    async fn start() -> Backends {
         Backends {
             memory: pmcp_tasks_tests::InMemory,
             #[cfg(feature = "redis")]
             redis: pmcp_tasks_tests::redis::RedisFactory::volatile(),
+            #[cfg(feature = "dynamodb")]
+            dynamodb: pmcp_tasks_tests::dynamodb::DynamoDbFactory::start().await,
         }
     }
 
@@ -207,6 +217,8 @@ impl Backends {
             ("memory", &self.memory),
             #[cfg(feature = "redis")]
             ("redis", &self.redis),
+            #[cfg(feature = "dynamodb")]
+            ("dynamodb", &self.dynamodb),
         ]
     }
 

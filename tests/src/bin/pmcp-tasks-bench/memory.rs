@@ -66,12 +66,12 @@ async fn parked_calls(
     }
     backend.wait_for_arrivals(in_flight).await;
     let rss_in_flight_kib = status_kib("VmRSS")?;
-    let peak_rss_kib = status_kib("VmHWM")?;
     backend.open();
     while let Some(done) = calls.join_next().await {
         done.context("a parked call failed")?;
     }
     let rss_after_kib = status_kib("VmRSS")?;
+    let peak_rss_kib = status_kib("VmHWM")?;
     Ok(MemoryRow {
         strategy: strategy_name.to_owned(),
         in_flight,
