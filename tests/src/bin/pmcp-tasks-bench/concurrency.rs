@@ -11,6 +11,8 @@ use pmcp_tasks_tests::bench::{HostSubject, Rng, Subject};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
+#[cfg(any(feature = "redis", feature = "dynamodb"))]
+use crate::baseline::{self, Baseline};
 use crate::report::ConcurrencyRow;
 use crate::{Backends, Sizes};
 
@@ -19,9 +21,12 @@ const TASKS_PER_CALLER: usize = 16;
 
 /// The three operations of the mixed workload.
 #[async_trait]
-trait Mixed: Send + Sync + 'static {
+pub trait Mixed: Send + Sync + 'static {
+    /// Creates a task; returns its id.
     async fn create(&self, owner: &str) -> String;
+    /// Reads a task.
     async fn get(&self, owner: &str, id: &str);
+    /// Moves a task to `status`.
     async fn update(&self, owner: &str, id: &str, status: TaskStatus);
 }
 
@@ -41,7 +46,7 @@ impl Mixed for HostSubject {
 }
 
 /// Every throughput figure: each backend with each strategy, then the
-/// Redis baseline.
+/// client-library baselines.
 pub async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ConcurrencyRow> {
     let mut rows = Vec::new();
     for (backend, factory) in backends.list() {
@@ -51,43 +56,44 @@ pub async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ConcurrencyRow> {
             _ => std::slice::from_ref(&sizes.dynamodb_callers),
         };
         for strategy in [InstanceStrategy::FreshPerCall, InstanceStrategy::default()] {
-            let subject = HostSubject::new(factory.fresh().await, strategy).await;
-            let subject: Arc<dyn Mixed> = Arc::new(subject);
+            let subject = Arc::new(HostSubject::new(factory.fresh().await, strategy).await);
             for &n in callers {
-                rows.push(ConcurrencyRow {
-                    backend,
-                    subject: strategy_name(strategy),
-                    callers: n,
-                    ops_per_sec: throughput(&subject, n, sizes.run_for).await,
-                });
+                let name = strategy_name(strategy);
+                rows.push(row(backend, name, subject.clone(), n, sizes.run_for).await);
             }
         }
     }
     #[cfg(feature = "redis")]
     {
-        let requests = redis_baseline::Requests::connect(&backends.redis_url()).await;
-        let baseline: Arc<dyn Mixed> = Arc::new(Baseline::new(requests));
-        let callers = sizes.redis_callers;
-        rows.push(ConcurrencyRow {
-            backend: "redis",
-            subject: BASELINE,
-            callers,
-            ops_per_sec: throughput(&baseline, callers, sizes.run_for).await,
-        });
+        let requests = baseline::redis::Requests::connect(&backends.redis_url()).await;
+        let baseline = Arc::new(Baseline::new(requests));
+        let n = sizes.redis_callers;
+        rows.push(row("redis", BASELINE, baseline, n, sizes.run_for).await);
     }
     #[cfg(feature = "dynamodb")]
     {
-        let requests = dynamodb_baseline::Requests::create(backends.dynamodb.client()).await;
-        let baseline: Arc<dyn Mixed> = Arc::new(Baseline::new(requests));
-        let callers = sizes.dynamodb_callers;
-        rows.push(ConcurrencyRow {
-            backend: "dynamodb",
-            subject: BASELINE,
-            callers,
-            ops_per_sec: throughput(&baseline, callers, sizes.run_for).await,
-        });
+        let requests = baseline::dynamodb::Requests::create(backends.dynamodb.client()).await;
+        let baseline = Arc::new(Baseline::new(requests));
+        let n = sizes.dynamodb_callers;
+        rows.push(row("dynamodb", BASELINE, baseline, n, sizes.run_for).await);
     }
     rows
+}
+
+/// The throughput of `subject` with `callers` callers, as a report row.
+async fn row(
+    backend: &'static str,
+    subject_name: &'static str,
+    subject: Arc<dyn Mixed>,
+    callers: usize,
+    run_for: Duration,
+) -> ConcurrencyRow {
+    ConcurrencyRow {
+        backend,
+        subject: subject_name,
+        callers,
+        ops_per_sec: throughput(&subject, callers, run_for).await,
+    }
 }
 
 /// The name of the client-library baselines in the report.
@@ -150,185 +156,4 @@ async fn throughput(subject: &Arc<dyn Mixed>, callers: usize, run_for: Duration)
         _ => return 0.0,
     };
     total as f64 / elapsed.as_secs_f64()
-}
-
-/// The two requests a backend baseline makes: a plain read and a plain
-/// write of a record-sized value.
-#[async_trait]
-trait RoundTrips: Send + Sync + 'static {
-    async fn read(&self, owner: &str, id: &str);
-    async fn write(&self, owner: &str, id: &str);
-}
-
-/// A backend's ceiling: the mixed workload with the same round trips per
-/// operation as the store makes on that backend (get: a read; update: a
-/// read, then a write; create: a write), straight through the client
-/// library, with none of the store's work.
-struct Baseline<R> {
-    requests: R,
-    next_id: std::sync::atomic::AtomicU64,
-}
-
-impl<R> Baseline<R> {
-    fn new(requests: R) -> Self {
-        Baseline {
-            requests,
-            next_id: std::sync::atomic::AtomicU64::new(0),
-        }
-    }
-}
-
-#[async_trait]
-impl<R: RoundTrips> Mixed for Baseline<R> {
-    async fn create(&self, owner: &str) -> String {
-        let next = self
-            .next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = next.to_string();
-        self.requests.write(owner, &id).await;
-        id
-    }
-
-    async fn get(&self, owner: &str, id: &str) {
-        self.requests.read(owner, id).await
-    }
-
-    async fn update(&self, owner: &str, id: &str, _status: TaskStatus) {
-        self.requests.read(owner, id).await;
-        self.requests.write(owner, id).await
-    }
-}
-
-/// A value the size of a stored task record.
-const RECORD_BYTES: usize = 400;
-
-#[cfg(feature = "redis")]
-mod redis_baseline {
-    //! Redis round trips: `HMGET` to read, a trivial Lua script to write
-    //! (the store's writes are scripts too).
-
-    use async_trait::async_trait;
-    use redis::aio::ConnectionManager;
-    use redis::Script;
-
-    use super::{RoundTrips, RECORD_BYTES};
-
-    pub struct Requests {
-        connection: ConnectionManager,
-        script: Script,
-        value: Vec<u8>,
-    }
-
-    impl Requests {
-        pub async fn connect(url: &str) -> Requests {
-            let client = redis::Client::open(url).expect("a redis url");
-            let connection = ConnectionManager::new(client)
-                .await
-                .expect("connecting to the benchmark redis");
-            Requests {
-                connection,
-                script: Script::new(
-                    "redis.call('HSET', KEYS[1], 'v', ARGV[1]) \
-                     return redis.call('HINCRBY', KEYS[1], 'ver', 1)",
-                ),
-                value: vec![b'x'; RECORD_BYTES],
-            }
-        }
-
-        fn key(owner: &str, id: &str) -> String {
-            format!("baseline:{{{owner}}}:{id}")
-        }
-    }
-
-    #[async_trait]
-    impl RoundTrips for Requests {
-        async fn read(&self, owner: &str, id: &str) {
-            let _: (Option<Vec<u8>>, Option<u64>) = redis::cmd("HMGET")
-                .arg(Self::key(owner, id))
-                .arg(&["v", "ver"][..])
-                .query_async(&mut self.connection.clone())
-                .await
-                .expect("baseline read");
-        }
-
-        async fn write(&self, owner: &str, id: &str) {
-            let _: u64 = self
-                .script
-                .key(Self::key(owner, id))
-                .arg(&self.value)
-                .invoke_async(&mut self.connection.clone())
-                .await
-                .expect("baseline write");
-        }
-    }
-}
-
-#[cfg(feature = "dynamodb")]
-mod dynamodb_baseline {
-    //! DynamoDB requests: a strongly consistent `GetItem` to read, a
-    //! `PutItem` to write, on a table of the store's schema.
-
-    use std::collections::HashMap;
-
-    use async_trait::async_trait;
-    use pmcp_tasks_host::backend::dynamodb::{sdk, DynamoDbBackend};
-    use sdk::primitives::Blob;
-    use sdk::types::AttributeValue;
-
-    use super::{RoundTrips, RECORD_BYTES};
-
-    pub struct Requests {
-        client: sdk::Client,
-        table: String,
-        value: Blob,
-    }
-
-    impl Requests {
-        pub async fn create(client: &sdk::Client) -> Requests {
-            let table = "baseline".to_owned();
-            DynamoDbBackend::new(client.clone(), table.clone())
-                .create_table()
-                .await
-                .expect("creating the baseline table");
-            Requests {
-                client: client.clone(),
-                table,
-                value: Blob::new(vec![b'x'; RECORD_BYTES]),
-            }
-        }
-
-        fn key(owner: &str, id: &str) -> HashMap<String, AttributeValue> {
-            HashMap::from([
-                ("pk".to_owned(), AttributeValue::S(owner.to_owned())),
-                ("sk".to_owned(), AttributeValue::S(format!("i#{id}"))),
-            ])
-        }
-    }
-
-    #[async_trait]
-    impl RoundTrips for Requests {
-        async fn read(&self, owner: &str, id: &str) {
-            self.client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(Self::key(owner, id)))
-                .consistent_read(true)
-                .send()
-                .await
-                .expect("baseline GetItem");
-        }
-
-        async fn write(&self, owner: &str, id: &str) {
-            let mut item = Self::key(owner, id);
-            item.insert("v".to_owned(), AttributeValue::B(self.value.clone()));
-            item.insert("ver".to_owned(), AttributeValue::N("1".to_owned()));
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .expect("baseline PutItem");
-        }
-    }
 }

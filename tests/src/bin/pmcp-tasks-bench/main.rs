@@ -15,6 +15,8 @@
 //! `redis` and `dynamodb` features it also measures those backends, on a
 //! `redis-server` and a moto server it starts on free loopback ports.
 
+#[cfg(any(feature = "redis", feature = "dynamodb"))]
+mod baseline;
 mod concurrency;
 mod memory;
 mod overhead;
