@@ -187,10 +187,10 @@ impl Payloads {
         let variables = json!({
             "step": 3,
             "progress": {"done": 120, "total": 400, "unit": "files"},
-            "cursor": "c".repeat(300),
+            "cursor": "c".repeat(330),
             "notes": ["n".repeat(200), "m".repeat(200), "o".repeat(200)],
         });
-        let lines: Vec<Value> = (0..40)
+        let lines: Vec<Value> = (0..44)
             .map(|i| json!({"line": i, "text": "r".repeat(70)}))
             .collect();
         let result = json!({"content": [{"type": "text", "text": "done"}], "lines": lines});
