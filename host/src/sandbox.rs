@@ -356,9 +356,11 @@ impl Sandbox {
     }
 
     /// Keeps a sound session for reuse, or drops it, per the strategy.
+    /// With every slot taken it is dropped: a call may be waiting for one,
+    /// and an idle instance must never keep it waiting.
     pub(crate) fn release(&self, session: Session) {
         if let InstanceStrategy::Reuse { max_idle, max_uses } = self.strategy {
-            if session.uses < max_uses {
+            if session.uses < max_uses && self.runtime.slots.available_permits() > 0 {
                 let mut idle = lock(&self.idle);
                 if idle.len() < max_idle {
                     idle.push(session);

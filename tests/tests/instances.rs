@@ -7,11 +7,15 @@
 
 use std::time::Duration;
 
-use pmcp_tasks_host::{InstanceStrategy, TaskHost, TaskStatus};
+use pmcp_tasks_host::{InstanceStrategy, TaskError, TaskHost, TaskRecord, TaskStatus};
 use pmcp_tasks_tests::gated::GatedBackend;
 
 /// Instance slots of a runtime (`MAX_CONCURRENT_CALLS` in the host).
 const SLOTS: usize = 1000;
+
+/// Held by each test that fills every slot: two at once would each hold
+/// part of the slots and wait for the rest.
+static ALL_SLOTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test]
 async fn both_strategies_serve_the_same_results() {
@@ -50,8 +54,85 @@ async fn both_strategies_serve_the_same_results() {
     }
 }
 
+/// Starts `count` reads on `host` that park in `backend`, and waits until
+/// all are parked (each holding an instance slot).
+async fn park_reads(
+    host: &TaskHost,
+    backend: &GatedBackend,
+    id: &str,
+    count: usize,
+) -> Vec<tokio::task::JoinHandle<Result<TaskRecord, TaskError>>> {
+    let calls = (0..count)
+        .map(|_| {
+            let (host, id) = (host.clone(), id.to_owned());
+            tokio::spawn(async move { host.get("alice", &id).await })
+        })
+        .collect();
+    backend.wait_for_arrivals(count).await;
+    calls
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_instances_of_one_host_yield_their_slots_to_another() {
+    let _all_slots = ALL_SLOTS.lock().await;
+    let hoarder_backend = GatedBackend::new();
+    let hoarder = TaskHost::builder()
+        .backend(hoarder_backend.clone())
+        .instances(InstanceStrategy::Reuse {
+            max_idle: SLOTS,
+            max_uses: 10_000,
+        })
+        .build()
+        .await
+        .unwrap();
+    let id = hoarder
+        .create("alice", "m", None)
+        .await
+        .unwrap()
+        .task
+        .task_id;
+    // Every slot of the runtime in use at once...
+    let calls = park_reads(&hoarder, &hoarder_backend, &id, SLOTS).await;
+    hoarder_backend.open();
+    for call in calls {
+        call.await.unwrap().expect("a parked call completes");
+    }
+    // ...then (all but the one freed while every slot was taken) idle in
+    // the hoarder's pool. Another host needing many slots at once must
+    // reclaim them rather than wait forever.
+    let other_backend = GatedBackend::new();
+    let parked = tokio::time::timeout(Duration::from_secs(20), async {
+        let other = TaskHost::builder()
+            .backend(other_backend.clone())
+            .build()
+            .await
+            .expect("another host builds");
+        let id = other.create("alice", "m", None).await.unwrap().task.task_id;
+        let calls = park_reads(&other, &other_backend, &id, 10).await;
+        (other, calls)
+    })
+    .await;
+    let (_other, calls) =
+        parked.expect("another host gets 10 slots while the first holds idle instances");
+    other_backend.open();
+    for call in calls {
+        call.await.unwrap().expect("the other host's calls succeed");
+    }
+    // The hoarder still works: it instantiates again as needed.
+    hoarder
+        .get("alice", &id)
+        .await
+        .expect("the hoarder still serves");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_call_waiting_for_a_slot_is_not_starved_by_instances_going_idle() {
+    let _all_slots = ALL_SLOTS.lock().await;
+    let waiter = TaskHost::builder()
+        .instances(InstanceStrategy::FreshPerCall)
+        .build()
+        .await
+        .unwrap();
     let backend = GatedBackend::new();
     let hoarder = TaskHost::builder()
         .backend(backend.clone())
@@ -68,33 +149,20 @@ async fn idle_instances_of_one_host_yield_their_slots_to_another() {
         .unwrap()
         .task
         .task_id;
-    // Every slot of the runtime in use at once, each call parked in the backend...
-    let calls: Vec<_> = (0..SLOTS)
-        .map(|_| {
-            let (host, id) = (hoarder.clone(), id.clone());
-            tokio::spawn(async move { host.get("alice", &id).await })
-        })
-        .collect();
-    backend.wait_for_arrivals(SLOTS).await;
+    let calls = park_reads(&hoarder, &backend, &id, SLOTS).await;
+    // Every slot is in flight, none idle: the waiter's call queues for one
+    // (on this single-threaded runtime, one yield takes it to that wait).
+    let waiting = tokio::spawn(async move { waiter.create("bob", "m", None).await });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished(), "no slot was free");
+    // The hoarder's calls finish; were their instances all kept idle, the
+    // waiter would wait forever.
     backend.open();
     for call in calls {
         call.await.unwrap().expect("a parked call completes");
     }
-    // ...then all of them idle in the hoarder's pool. Another host's call
-    // must reclaim them rather than wait forever.
-    let created = tokio::time::timeout(Duration::from_secs(20), async {
-        let other = TaskHost::builder()
-            .build()
-            .await
-            .expect("another host builds");
-        other.create("bob", "m", None).await
-    })
-    .await
-    .expect("another host gets a slot while the first holds idle instances");
-    created.expect("the other host's call succeeds");
-    // The hoarder still works: it instantiates again as needed.
-    hoarder
-        .get("alice", &id)
+    let created = tokio::time::timeout(Duration::from_secs(20), waiting)
         .await
-        .expect("the hoarder still serves");
+        .expect("the waiting call gets a slot");
+    created.unwrap().expect("the waiting call succeeds");
 }
