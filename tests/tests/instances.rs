@@ -5,6 +5,7 @@
 //! Its own test binary: the slot test fills every slot of the shared
 //! embedded runtime, which other tests in the same process would share.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pmcp_tasks_host::{InstanceStrategy, TaskError, TaskHost, TaskRecord, TaskStatus};
@@ -72,12 +73,12 @@ async fn park_reads(
     calls
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_instances_of_one_host_yield_their_slots_to_another() {
-    let _all_slots = ALL_SLOTS.lock().await;
-    let hoarder_backend = GatedBackend::new();
-    let hoarder = TaskHost::builder()
-        .backend(hoarder_backend.clone())
+/// A host that keeps every instance it ever used idle, over a gated
+/// backend, with one task of alice's.
+async fn hoarder() -> (TaskHost, Arc<GatedBackend>, String) {
+    let backend = GatedBackend::new();
+    let host = TaskHost::builder()
+        .backend(backend.clone())
         .instances(InstanceStrategy::Reuse {
             max_idle: SLOTS,
             max_uses: 10_000,
@@ -85,12 +86,14 @@ async fn idle_instances_of_one_host_yield_their_slots_to_another() {
         .build()
         .await
         .unwrap();
-    let id = hoarder
-        .create("alice", "m", None)
-        .await
-        .unwrap()
-        .task
-        .task_id;
+    let created = host.create("alice", "m", None).await.unwrap();
+    (host, backend, created.task.task_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_instances_of_one_host_yield_their_slots_to_another() {
+    let _all_slots = ALL_SLOTS.lock().await;
+    let (hoarder, hoarder_backend, id) = hoarder().await;
     // Every slot of the runtime in use at once...
     let calls = park_reads(&hoarder, &hoarder_backend, &id, SLOTS).await;
     hoarder_backend.open();
@@ -133,22 +136,7 @@ async fn a_call_waiting_for_a_slot_is_not_starved_by_instances_going_idle() {
         .build()
         .await
         .unwrap();
-    let backend = GatedBackend::new();
-    let hoarder = TaskHost::builder()
-        .backend(backend.clone())
-        .instances(InstanceStrategy::Reuse {
-            max_idle: SLOTS,
-            max_uses: 10_000,
-        })
-        .build()
-        .await
-        .unwrap();
-    let id = hoarder
-        .create("alice", "m", None)
-        .await
-        .unwrap()
-        .task
-        .task_id;
+    let (hoarder, backend, id) = hoarder().await;
     let calls = park_reads(&hoarder, &backend, &id, SLOTS).await;
     // Every slot is in flight, none idle: the waiter's call queues for one
     // (on this single-threaded runtime, one yield takes it to that wait).
