@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pmcp_tasks_host::{InstanceStrategy, TaskStatus};
-use pmcp_tasks_tests::bench::{HostSubject, Rng, Subject};
+use pmcp_tasks_tests::bench::{HostSubject, Rng, Subject, SubjectKind};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
@@ -58,7 +58,7 @@ pub async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ConcurrencyRow> {
         for strategy in [InstanceStrategy::FreshPerCall, InstanceStrategy::default()] {
             let subject = Arc::new(HostSubject::new(factory.fresh().await, strategy).await);
             for &n in callers {
-                let name = strategy_name(strategy);
+                let name = SubjectKind::Component(strategy).name();
                 rows.push(row(backend, name, subject.clone(), n, sizes.run_for).await);
             }
         }
@@ -98,13 +98,6 @@ async fn row(
 
 /// The name of the client-library baselines in the report.
 pub const BASELINE: &str = "client-library baseline";
-
-fn strategy_name(strategy: InstanceStrategy) -> &'static str {
-    match strategy {
-        InstanceStrategy::FreshPerCall => "component-fresh",
-        InstanceStrategy::Reuse { .. } => "component-reuse",
-    }
-}
 
 /// Operations per second of `callers` concurrent callers running the mixed
 /// workload for `run_for`, each on its own owner's tasks.
