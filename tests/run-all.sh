@@ -1,66 +1,91 @@
 #!/usr/bin/env bash
-# The whole test suite and release gates. CI runs exactly this (.ci/run
-# calls it). Every setup step is idempotent, so it is safe to run again.
+# The whole test suite and release gates: the README's test command, and
+# what CI runs (.ci/run calls it). Every setup step is idempotent, so it is
+# safe to run again; on a machine that has everything it only builds and tests.
 #
-#   1. tools and services the tests need (redis-server, moto, cargo-hack,
-#      cargo-component, the wasm32-wasip2 target)
-#   2. cargo fmt --check
-#   3. the feature matrix: check and clippy -D warnings for every feature
-#      combination of every package (cargo hack --feature-powerset)
-#   4. clippy of the guest for wasm32-wasip2
-#   5. cargo doc -D warnings (no broken intra-doc links)
-#   6. the component built by cargo-component; tests: unit and doc tests
-#      with all features, then the contract, sandbox (which also loads the
-#      cargo-component build) and backend suites for every feature combination
-#   7. the demo (the README's run command)
+#   1. tools and services: the wasm32-wasip2 target, cargo-component,
+#      redis-server (Debian) and moto (PyPI), the last two installed in the
+#      background while the first builds run
+#   2. cargo fmt --check; the committed default component is what the
+#      reproducible build makes of guest/ (byte for byte)
+#   3. clippy -D warnings on every feature combination of every package
+#      (and the guest for wasm32-wasip2), cargo doc -D warnings
+#   4. every test suite once, with every backend: unit and doc tests, the
+#      contract and KvBackend conformance suites on memory, Redis, Redis
+#      Cluster and DynamoDB (moto), sandbox and instance tests; the host's
+#      own tests without features too
+#   5. the cargo-component build, loaded by the host; cargo package of the
+#      host; the README's run command and the CLI
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$SECONDS
 
 # shellcheck source=tests/setup.sh
 source tests/setup.sh
 
-step "toolchain and wasm32-wasip2 target (from rust-toolchain.toml)"
+step "toolchain and the wasm32-wasip2 target (rust-toolchain.toml)"
 ensure_toolchain
 
-step "services the tests start themselves: redis-server, redis-cli"
-ensure_redis
-
-step "DynamoDB emulator: moto's server mode, in a virtual environment under target/"
-ensure_moto
-
-step "cargo-hack and cargo-component"
-cargo_tool cargo-hack 0.6.46
-cargo_tool cargo-component 0.21.1
+step "services the tests start themselves (redis-server, moto): installing in the background"
+services_log="target/setup-services.log"
+mkdir -p target
+( ensure_redis && ensure_moto ) >"$services_log" 2>&1 &
+services_pid=$!
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "feature matrix: cargo check (without dev-dependencies) of every combination"
-# (no --locked: cargo-hack edits the manifests while it runs, and restores them)
-cargo hack check --workspace --feature-powerset --no-dev-deps
+step "the embedded component is the reproducible build of guest/"
+./tests/build-component.sh --check
 
-step "feature matrix: cargo clippy --all-targets -D warnings of every combination"
-cargo hack clippy --locked --workspace --feature-powerset --all-targets -- -D warnings
-
-step "cargo clippy (guest for wasm32-wasip2, with and without test faults)"
-(cd guest && cargo clippy --locked --target wasm32-wasip2 -- -D warnings)
-(cd guest && cargo clippy --locked --target wasm32-wasip2 --all-features -- -D warnings)
+step "clippy -D warnings, every feature combination"
+for features in "" cli redis dynamodb cli,redis cli,dynamodb redis,dynamodb cli,redis,dynamodb; do
+  echo "pmcp-tasks-host [${features:-no features}]"
+  cargo clippy --locked --quiet -p pmcp-tasks-host --no-default-features --features "$features" --all-targets -- -D warnings
+done
+for features in "" redis dynamodb redis,dynamodb; do
+  echo "pmcp-tasks-tests [${features:-no features}]"
+  cargo clippy --locked --quiet -p pmcp-tasks-tests -p pmcp-tasks-test-artifacts --features "$features" --all-targets -- -D warnings
+done
+for features in "" fault-injection; do
+  echo "pmcp-tasks-guest [${features:-no features}] native and wasm32-wasip2"
+  cargo clippy --locked --quiet -p pmcp-tasks-guest --features "$features" --all-targets -- -D warnings
+  cargo clippy --locked --quiet -p pmcp-tasks-guest --features "$features" --target wasm32-wasip2 -- -D warnings
+done
 
 step "cargo doc -D warnings"
-RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --all-features --no-deps
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --quiet --workspace --all-features --no-deps
+
+step "cargo-component (pinned)"
+cargo_tool cargo-component 0.21.1
 
 step "the component built by cargo component (the sandbox tests load it too)"
-(cd guest && cargo component build --locked --release --target wasm32-wasip2)
+(cd guest && cargo component build --locked --quiet --release --target wasm32-wasip2)
 export PMCP_CARGO_COMPONENT_WASM="$PWD/target/wasm32-wasip2/release/pmcp_tasks_guest.wasm"
-cargo run --locked --quiet -p pmcp-tasks-host --bin pmcp-tasks -- --component "$PMCP_CARGO_COMPONENT_WASM" >/dev/null
-echo "the host ran the demo on the cargo-component build"
 
-step "unit and doc tests (guest, host; all features)"
-cargo test --locked -p pmcp-tasks-guest -p pmcp-tasks-host --all-features
+step "waiting for the services' installation"
+if ! wait "$services_pid"; then
+  cat "$services_log"
+  echo "installing redis-server or moto failed" >&2
+  exit 1
+fi
+cat "$services_log"
+export PMCP_MOTO_PYTHON="$PWD/target/dynamodb-emulator/bin/python"
 
-step "contract suite (memory, Redis, Redis Cluster, DynamoDB) and sandbox tests, every feature combination"
-cargo hack test --locked -p pmcp-tasks-tests --feature-powerset
+step "tests: every package, every backend"
+cargo test --locked --workspace --all-features
 
-step "demo (the README's run command)"
-cargo run --locked --quiet -p pmcp-tasks-host --bin pmcp-tasks >/dev/null
-echo "demo ran"
+step "tests: the host without optional features"
+cargo test --locked -p pmcp-tasks-host --no-default-features --lib
+
+step "cargo package -p pmcp-tasks-host (builds from the packaged sources alone)"
+cargo package --locked --quiet -p pmcp-tasks-host --allow-dirty
+
+step "the README's run command, the CLI, and a component from a file"
+cargo run --locked --quiet -p pmcp-tasks-host --example demo >/dev/null
+echo "the demo ran"
+cargo run --locked --quiet -p pmcp-tasks-host --bin pmcp-tasks -- --component "$PMCP_CARGO_COMPONENT_WASM" list --owner someone >/dev/null
+echo "the CLI ran the cargo-component build"
+
+echo
+echo "all gates passed in $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"

@@ -15,14 +15,20 @@ apt_install() {
 # already in the cargo bin directory (so later runs skip the build).
 cargo_tool() {
   local crate=$1 version=$2
+  export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
   if ! cargo install --list | grep -qx "$crate v$version:"; then
     cargo install --locked "$crate@$version"
   fi
 }
 
 # The pinned toolchain and the wasm32-wasip2 target (rust-toolchain.toml).
+# A machine may already have the toolchain without the target, and rustup
+# then does not add it by itself: `rustup toolchain install` reads the
+# toolchain file and adds what is missing.
 ensure_toolchain() {
-  rustup toolchain install
+  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    rustup toolchain install
+  fi
   rustup show active-toolchain
 }
 

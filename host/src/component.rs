@@ -8,18 +8,15 @@ use std::sync::Arc;
 use crate::error::BuildError;
 use crate::sandbox::Runtime;
 
-/// The default component, compiled from `guest/` by the build script.
-pub static DEFAULT_COMPONENT: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/pmcp_tasks_guest.wasm"));
-
-/// The guest built with its `fault-injection` feature: it traps, loops or
-/// allocates without bound for reserved owner ids. For sandbox tests only.
-#[cfg(feature = "fault-injection-guest")]
-pub static FAULT_INJECTION_COMPONENT: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/pmcp_tasks_guest_faults.wasm"));
+/// The default component: `guest/` built for `wasm32-wasip2` by the
+/// reproducible build (`./tests/build-component.sh`), shipped with this
+/// crate so that building the host needs no wasm toolchain. CI rebuilds it
+/// and checks the bytes match.
+pub static DEFAULT_COMPONENT: &[u8] = include_bytes!("../component/pmcp_tasks.wasm");
 
 /// Source of the component a host runs.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub enum ComponentSource {
     /// The component embedded in this crate.
     #[default]

@@ -2,8 +2,18 @@
 
 use std::time::Duration;
 
-/// Task-store policy, passed to the component when it is opened.
+/// Task-store policy, passed to the component when it is opened; the
+/// component refuses an inconsistent one when the host is built.
+///
+/// Start from [`StoreConfig::default`] and set the fields you need:
+///
+/// ```
+/// # use pmcp_tasks_host::StoreConfig;
+/// let mut config = StoreConfig::default();
+/// config.max_tasks_per_owner = Some(100);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StoreConfig {
     /// ttl applied when a create asks for none; `None` = unlimited.
     pub default_ttl: Option<Duration>,
@@ -39,34 +49,34 @@ pub struct StoreConfig {
 }
 
 impl Default for StoreConfig {
-    /// The component's own defaults: 1 h default ttl, 24 h max, 1 000 live
-    /// tasks per owner, pages of 50 (at most 100), 64 KiB variables, 256 KiB
-    /// results, 350 KB records, depth 32.
+    /// 1 h default ttl, 24 h max, 1 s poll interval, 1 000 live tasks per
+    /// owner, pages of 50 (at most 100), 64 KiB variables, 256 KiB results,
+    /// 350 KB records (under DynamoDB's 400 KB item cap), depth 32, 64 KiB
+    /// strings, 16 KiB owner ids, no anonymous owner, 16 CAS attempts.
     fn default() -> Self {
-        let d = pmcp_tasks_guest::StoreConfig::default();
-        let ms = Duration::from_millis;
         StoreConfig {
-            default_ttl: d.default_ttl.map(ms),
-            max_ttl: d.max_ttl.map(ms),
-            poll_interval: d.poll_interval.map(ms),
-            max_tasks_per_owner: d.max_tasks_per_owner,
-            default_page_size: d.default_page_size,
-            max_page_size: d.max_page_size,
-            max_variables_bytes: d.max_variables_bytes,
-            max_result_bytes: d.max_result_bytes,
-            max_record_bytes: d.max_record_bytes,
-            max_json_depth: d.max_json_depth,
-            max_string_bytes: d.max_string_bytes,
-            max_owner_bytes: d.max_owner_bytes,
-            allow_anonymous: d.allow_anonymous,
-            cursor_secret: d.cursor_secret,
-            max_cas_attempts: d.max_cas_attempts,
+            default_ttl: Some(Duration::from_secs(3_600)),
+            max_ttl: Some(Duration::from_secs(86_400)),
+            poll_interval: Some(Duration::from_secs(1)),
+            max_tasks_per_owner: Some(1_000),
+            default_page_size: 50,
+            max_page_size: 100,
+            max_variables_bytes: 64 * 1024,
+            max_result_bytes: 256 * 1024,
+            max_record_bytes: 350 * 1024,
+            max_json_depth: 32,
+            max_string_bytes: 64 * 1024,
+            max_owner_bytes: 16 * 1024,
+            allow_anonymous: false,
+            cursor_secret: Vec::new(),
+            max_cas_attempts: 16,
         }
     }
 }
 
 /// What one guest call may consume before the host stops it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SandboxLimits {
     /// Largest linear memory of one instance, in bytes (at most 1 GiB, the
     /// size of a pooled memory slot).
@@ -75,6 +85,17 @@ pub struct SandboxLimits {
     /// backend or for the executor does not count). A guest that loops is
     /// interrupted after it.
     pub time_budget: Duration,
+}
+
+impl SandboxLimits {
+    /// Limits of `max_memory_bytes` of linear memory and `time_budget` of
+    /// guest running time per call.
+    pub fn new(max_memory_bytes: usize, time_budget: Duration) -> Self {
+        SandboxLimits {
+            max_memory_bytes,
+            time_budget,
+        }
+    }
 }
 
 impl Default for SandboxLimits {
@@ -91,6 +112,7 @@ impl Default for SandboxLimits {
 /// Either way a call runs alone on its instance, and an instance whose call
 /// trapped, timed out or hit the memory cap is dropped, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InstanceStrategy {
     /// Instantiate for every call and drop the instance after it: nothing a
     /// call leaves in guest memory is seen by the next. Costs one

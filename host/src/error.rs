@@ -1,6 +1,9 @@
 //! Typed errors of the host, each with its JSON-RPC code.
 
+use std::error::Error as StdError;
 use std::time::Duration;
+
+use crate::backend::KvError;
 
 /// JSON-RPC "invalid params".
 pub const INVALID_PARAMS: i32 = -32602;
@@ -8,7 +11,12 @@ pub const INVALID_PARAMS: i32 = -32602;
 pub const INTERNAL_ERROR: i32 = -32603;
 
 /// Why a task operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// The first four variants are the caller's to fix (JSON-RPC -32602), the
+/// rest are the server's (-32603); [`TaskError::is_retryable`] says which
+/// may succeed when simply retried.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum TaskError {
     /// Unknown, expired or another owner's task (indistinguishable by design).
     #[error("{0}")]
@@ -26,8 +34,15 @@ pub enum TaskError {
     #[error("{0}")]
     Conflict(String),
     /// The storage backend failed or is unreachable.
-    #[error("{0}")]
-    Backend(String),
+    #[error("{message}")]
+    Backend {
+        /// What the component reported.
+        message: String,
+        /// The backend's own error for the call that failed, when the
+        /// component's failure came from one.
+        #[source]
+        source: Option<KvError>,
+    },
     /// The component reported corrupt data or a bug.
     #[error("{0}")]
     Internal(String),
@@ -56,28 +71,40 @@ impl TaskError {
 
     /// Whether the same call may succeed if simply retried.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, TaskError::Conflict(_) | TaskError::Backend(_))
+        matches!(self, TaskError::Conflict(_) | TaskError::Backend { .. })
     }
 }
 
+/// An error from the wasm engine, kept as the source of a [`BuildError`].
+pub type EngineError = Box<dyn StdError + Send + Sync + 'static>;
+
 /// Why a [`crate::TaskHost`] could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     /// The wasm engine could not be configured.
-    #[error("cannot configure the wasm engine: {0}")]
-    Engine(String),
+    #[error("cannot configure the wasm engine")]
+    Engine(#[source] EngineError),
     /// The bytes are not a component that fits the `pmcp:tasks` contract.
     #[error("the component does not fit the pmcp:tasks contract: {0}")]
     IncompatibleComponent(String),
     /// The component file could not be read.
-    #[error("cannot read component file {path}: {source}")]
+    #[error("cannot read component file {path}")]
     ReadComponent {
         /// File that was asked for.
         path: std::path::PathBuf,
         /// Underlying I/O error.
+        #[source]
         source: std::io::Error,
     },
     /// The store configuration was refused by the component.
     #[error("invalid store configuration: {0}")]
-    Config(String),
+    Config(#[source] TaskError),
+}
+
+impl BuildError {
+    /// A [`BuildError::Engine`] from wasmtime's error type.
+    pub(crate) fn engine(error: wasmtime::Error) -> Self {
+        BuildError::Engine(error.into())
+    }
 }

@@ -6,11 +6,11 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::backend::{InMemoryBackend, KvBackend};
-use crate::bindings::{pmcp::tasks::types::StoreConfig as WitStoreConfig, ttl_millis};
+use crate::bindings::{ttl_millis, GuestConfig};
 use crate::clock::{Clock, SystemClock};
 use crate::component::ComponentSource;
 use crate::error::{BuildError, TaskError};
-use crate::sandbox::Sandbox;
+use crate::sandbox::{CallCost, Sandbox};
 use crate::task::{TaskPage, TaskRecord, TaskStatus};
 use crate::{InstanceStrategy, SandboxLimits, StoreConfig};
 
@@ -28,7 +28,7 @@ pub struct TaskHost {
 struct Inner {
     sandbox: Sandbox,
     backend: Arc<dyn KvBackend>,
-    config: WitStoreConfig,
+    config: GuestConfig,
 }
 
 /// Builds a [`TaskHost`]; every setting has a default.
@@ -87,12 +87,12 @@ impl TaskHostBuilder {
         let backend = self
             .backend
             .unwrap_or_else(|| Arc::new(InMemoryBackend::new()));
-        let config = WitStoreConfig::from(&self.config);
+        let config = GuestConfig::from(&self.config);
         // Open once now so a bad configuration fails here, not on first use.
         let session = sandbox
             .session(&backend, &config)
             .await
-            .map_err(|e| BuildError::Config(e.to_string()))?;
+            .map_err(BuildError::Config)?;
         sandbox.release(session);
         Ok(TaskHost {
             inner: Arc::new(Inner {
@@ -104,16 +104,53 @@ impl TaskHostBuilder {
     }
 }
 
-/// Runs one exported method on a session of the sandbox.
+/// Runs one exported method on a session of the sandbox, inside a tracing
+/// span named after the operation (owner ids appear only as
+/// [`owner_tag`]s) that records where the call's time went.
 macro_rules! guest_call {
-    ($self:ident, $method:ident ( $($arg:expr),* )) => {{
-        let sandbox = &$self.inner.sandbox;
-        let mut session = sandbox.session(&$self.inner.backend, &$self.inner.config).await?;
-        let handle = session.handle;
-        let api = session.bindings.pmcp_tasks_task_store();
-        let result = api.store().$method(&mut session.store, handle, $($arg),*).await;
-        sandbox.finish(session, result)
+    ($self:ident, $op:literal, $owner_tag:expr, $method:ident ( $($arg:expr),* )) => {{
+        let span = tracing::debug_span!(
+            "pmcp_tasks.call",
+            op = $op,
+            owner = %$owner_tag,
+            guest_us = tracing::field::Empty,
+            backend_us = tracing::field::Empty,
+            backend_calls = tracing::field::Empty,
+        );
+        tracing::Instrument::instrument(async {
+            let sandbox = &$self.inner.sandbox;
+            let mut session = sandbox.session(&$self.inner.backend, &$self.inner.config).await?;
+            let handle = session.handle;
+            let api = session.bindings.pmcp_tasks_task_store();
+            let result = api.store().$method(&mut session.store, handle, $($arg),*).await;
+            let (outcome, cost) = sandbox.finish(session, result);
+            record_cost(&cost, &outcome);
+            outcome
+        }, span).await
     }};
+}
+
+/// Records a finished call's cost on the current span and, at debug level,
+/// as an event (with the error, if any).
+fn record_cost<T>(cost: &CallCost, outcome: &Result<T, TaskError>) {
+    let span = tracing::Span::current();
+    let guest_us = u64::try_from(cost.guest.as_micros()).unwrap_or(u64::MAX);
+    let backend_us = u64::try_from(cost.backend.as_micros()).unwrap_or(u64::MAX);
+    span.record("guest_us", guest_us);
+    span.record("backend_us", backend_us);
+    span.record("backend_calls", cost.backend_calls);
+    match outcome {
+        Ok(_) => tracing::debug!(guest_us, backend_us, "store call done"),
+        Err(error) => tracing::debug!(guest_us, backend_us, %error, "store call failed"),
+    }
+}
+
+/// A short, stable tag for an owner id (the first 8 bytes of its SHA-256
+/// in hex), so logs can correlate one owner's calls without showing who it is.
+pub fn owner_tag(owner: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(owner.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl TaskHost {
@@ -129,12 +166,18 @@ impl TaskHost {
         request_method: &str,
         ttl: Option<Duration>,
     ) -> Result<TaskRecord, TaskError> {
-        guest_call!(self, call_create(owner, request_method, ttl_millis(ttl)))?.try_into()
+        guest_call!(
+            self,
+            "create",
+            owner_tag(owner),
+            call_create(owner, request_method, ttl_millis(ttl))
+        )?
+        .try_into()
     }
 
     /// Reads a live task of `owner`.
     pub async fn get(&self, owner: &str, task_id: &str) -> Result<TaskRecord, TaskError> {
-        guest_call!(self, call_get(owner, task_id))?.try_into()
+        guest_call!(self, "get", owner_tag(owner), call_get(owner, task_id))?.try_into()
     }
 
     /// Moves a task to `status`, replacing its status message.
@@ -147,6 +190,8 @@ impl TaskHost {
     ) -> Result<TaskRecord, TaskError> {
         guest_call!(
             self,
+            "update-status",
+            owner_tag(owner),
             call_update_status(owner, task_id, status.into(), message)
         )?
         .try_into()
@@ -160,7 +205,13 @@ impl TaskHost {
         patch: &Map<String, Value>,
     ) -> Result<TaskRecord, TaskError> {
         let patch = json_text(patch);
-        guest_call!(self, call_set_variables(owner, task_id, &patch, None))?.try_into()
+        guest_call!(
+            self,
+            "set-variables",
+            owner_tag(owner),
+            call_set_variables(owner, task_id, &patch, None)
+        )?
+        .try_into()
     }
 
     /// Like [`TaskHost::set_variables`], but only if the task is still at
@@ -175,6 +226,8 @@ impl TaskHost {
         let patch = json_text(patch);
         guest_call!(
             self,
+            "set-variables",
+            owner_tag(owner),
             call_set_variables(owner, task_id, &patch, Some(version))
         )?
         .try_into()
@@ -188,12 +241,23 @@ impl TaskHost {
         result: &Value,
     ) -> Result<TaskRecord, TaskError> {
         let result = json_text(result);
-        guest_call!(self, call_set_result(owner, task_id, &result))?.try_into()
+        guest_call!(
+            self,
+            "set-result",
+            owner_tag(owner),
+            call_set_result(owner, task_id, &result)
+        )?
+        .try_into()
     }
 
     /// Returns the stored result.
     pub async fn get_result(&self, owner: &str, task_id: &str) -> Result<Value, TaskError> {
-        let text = guest_call!(self, call_get_result(owner, task_id))?;
+        let text = guest_call!(
+            self,
+            "get-result",
+            owner_tag(owner),
+            call_get_result(owner, task_id)
+        )?;
         serde_json::from_str(&text).map_err(|e| {
             TaskError::Internal(format!("the component returned an invalid result: {e}"))
         })
@@ -210,6 +274,8 @@ impl TaskHost {
         let result = json_text(result);
         guest_call!(
             self,
+            "complete-with-result",
+            owner_tag(owner),
             call_complete_with_result(owner, task_id, status.into(), &result)
         )?
         .try_into()
@@ -223,23 +289,45 @@ impl TaskHost {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<TaskPage, TaskError> {
-        Ok(guest_call!(self, call_list(owner, cursor, limit))?.into())
+        Ok(guest_call!(
+            self,
+            "list",
+            owner_tag(owner),
+            call_list(owner, cursor, limit)
+        )?
+        .into())
     }
 
     /// Cancels a non-terminal task.
     pub async fn cancel(&self, owner: &str, task_id: &str) -> Result<TaskRecord, TaskError> {
-        guest_call!(self, call_cancel(owner, task_id))?.try_into()
+        guest_call!(
+            self,
+            "cancel",
+            owner_tag(owner),
+            call_cancel(owner, task_id)
+        )?
+        .try_into()
     }
 
     /// Deletes a task whatever its status.
     pub async fn delete(&self, owner: &str, task_id: &str) -> Result<(), TaskError> {
-        guest_call!(self, call_delete(owner, task_id))
+        guest_call!(
+            self,
+            "delete",
+            owner_tag(owner),
+            call_delete(owner, task_id)
+        )
     }
 
     /// Physically removes up to `limit` expired records (reads already hide
     /// them); returns how many were removed.
     pub async fn cleanup_expired(&self, limit: u32) -> Result<u64, TaskError> {
-        guest_call!(self, call_cleanup_expired(limit))
+        guest_call!(
+            self,
+            "cleanup-expired",
+            "(every owner)",
+            call_cleanup_expired(limit)
+        )
     }
 }
 

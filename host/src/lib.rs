@@ -11,9 +11,12 @@
 //! ```
 //!
 //! Layout: [`TaskHost`] (the API), [`backend`] (storage, one module per
-//! backend), [`clock`] (the injectable wall clock), and the sandbox that
-//! runs each call alone on an instance of the component ([`InstanceStrategy`])
-//! with nothing granted but the clock and randomness.
+//! backend, and [`backend::connect`] by URL), [`clock`] (the injectable
+//! wall clock), and the sandbox that runs each call alone on an instance
+//! of the component ([`InstanceStrategy`]) with nothing granted but the
+//! clock and randomness. Every call runs in a `tracing` span
+//! `pmcp_tasks.call` with the operation, the owner's [`owner_tag`], and the
+//! guest and backend time it took.
 
 #![warn(missing_docs)]
 
@@ -29,9 +32,7 @@ mod task;
 
 pub use component::ComponentSource;
 pub use component::DEFAULT_COMPONENT;
-#[cfg(feature = "fault-injection-guest")]
-pub use component::FAULT_INJECTION_COMPONENT;
 pub use config::{InstanceStrategy, SandboxLimits, StoreConfig};
-pub use error::{BuildError, TaskError, INTERNAL_ERROR, INVALID_PARAMS};
-pub use host::{TaskHost, TaskHostBuilder};
+pub use error::{BuildError, EngineError, TaskError, INTERNAL_ERROR, INVALID_PARAMS};
+pub use host::{owner_tag, TaskHost, TaskHostBuilder};
 pub use task::{Task, TaskPage, TaskRecord, TaskStatus};

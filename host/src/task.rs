@@ -3,7 +3,59 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use pmcp_tasks_guest::TaskStatus;
+/// Lifecycle state of a task, as MCP names it on the wire (`input_required`, ...).
+///
+/// A vocabulary type: the state machine itself lives in the component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Being worked on (the initial state).
+    Working,
+    /// Waiting for input from the requester.
+    InputRequired,
+    /// Finished successfully (terminal).
+    Completed,
+    /// Finished with an error (terminal).
+    Failed,
+    /// Cancelled (terminal).
+    Cancelled,
+}
+
+impl TaskStatus {
+    /// Every status, in declaration order.
+    pub const ALL: [TaskStatus; 5] = [
+        TaskStatus::Working,
+        TaskStatus::InputRequired,
+        TaskStatus::Completed,
+        TaskStatus::Failed,
+        TaskStatus::Cancelled,
+    ];
+
+    /// Whether no status change can follow (completed, failed, cancelled).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled
+        )
+    }
+
+    /// The wire name (`input_required`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Working => "working",
+            TaskStatus::InputRequired => "input_required",
+            TaskStatus::Completed => "completed",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A task exactly as MCP puts it on the wire (camelCase; `ttl` always
 /// present, `null` for unlimited).

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pmcp_tasks_host::backend::dynamodb::{client_from_env, default_timeouts, sdk, DynamoDbBackend};
+use aws_sdk_dynamodb as sdk;
+use pmcp_tasks_host::backend::dynamodb::{client_from_env, default_timeouts, DynamoDbBackend};
 use pmcp_tasks_host::backend::KvBackend;
 
 use crate::BackendFactory;

@@ -1,8 +1,12 @@
 //! The contract suite: every rule of the task store, written once against
 //! the host API and run unchanged against each backend.
 //!
+//! Two suites, each declared once with [`rule_list!`]: [`contract`] (the
+//! task store's rules, through the host and the component) and
+//! [`kv_conformance`] (the `KvBackend` contract, on the backend alone).
 //! A backend's test file supplies a [`BackendFactory`] and expands
-//! [`contract_suite!`], which generates one `#[tokio::test]` per rule.
+//! `contract_suite!` and `kv_conformance_suite!`, which generate one
+//! `#[tokio::test]` per rule.
 
 use std::sync::Arc;
 
@@ -16,6 +20,7 @@ pub mod contract;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 pub mod gated;
+pub mod kv_conformance;
 #[cfg(feature = "redis")]
 pub mod redis;
 
@@ -60,40 +65,39 @@ impl BackendFactory for InMemory {
     }
 }
 
-/// Generates one test per contract rule for the factory expression given.
+/// Declares a suite's rules once. For a module whose rules are private
+/// `async fn(&dyn BackendFactory)`, generates public entry points
+/// (`<module>::run::<rule>`) and an exported macro `$suite!(factory)` that
+/// expands to one `#[tokio::test]` per rule. A rule missing from the list
+/// is never called, which `-D warnings` (dead code) turns into a build
+/// error: no rule can silently drop out of any backend's run.
+///
+/// Invoked as `rule_list! { $ suite_macro, module; rule_a, rule_b }` (the
+/// leading `$` lets the generated macro have metavariables of its own).
 #[macro_export]
-macro_rules! contract_suite {
-    ($factory:expr) => {
-        $crate::contract_suite!(@tests $factory;
-            create_returns_the_wire_shape,
-            unlimited_ttl_is_null_on_the_wire,
-            all_25_status_transitions,
-            terminal_tasks_are_immutable,
-            ttl_default_and_clamp,
-            expiry_follows_the_injected_clock,
-            concurrent_increments_lose_no_update,
-            concurrent_merges_lose_no_key,
-            quota_holds_under_50_concurrent_creates,
-            expired_tasks_free_quota,
-            pagination_walks_every_task_once,
-            bad_cursors_are_invalid_params,
-            page_size_is_clamped,
-            adversarial_owner_ids_never_see_each_other,
-            anonymous_owner_needs_opt_in,
-            foreign_and_missing_tasks_look_the_same,
-            oversized_and_malformed_input_is_refused_and_changes_nothing,
-            complete_with_result_is_one_write,
-            cancel_and_delete,
-            variables_merge_with_null_deletion,
-            cleanup_removes_only_expired
-        );
-    };
-    (@tests $factory:expr; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                $crate::contract::$name(&$factory).await;
-            }
-        )*
+macro_rules! rule_list {
+    ($d:tt $suite:ident, $module:ident; $($name:ident),* $(,)?) => {
+        /// Entry points of every rule of this suite (see [`crate::rule_list`]).
+        pub mod run {
+            $(
+                #[doc = concat!("Runs the rule `", stringify!($name), "`.")]
+                pub async fn $name(factory: &dyn $crate::BackendFactory) {
+                    super::$name(factory).await
+                }
+            )*
+        }
+
+        #[doc = concat!("Generates one test per rule of `", stringify!($module), "` for a backend factory expression.")]
+        #[macro_export]
+        macro_rules! $suite {
+            ($d factory:expr) => {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn $name() {
+                        $crate::$module::run::$name(&$d factory).await;
+                    }
+                )*
+            };
+        }
     };
 }

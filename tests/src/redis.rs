@@ -216,12 +216,11 @@ impl RedisFactory {
 
     /// The configuration for a backend on these servers.
     pub fn config(&self, key_prefix: &str) -> RedisConfig {
-        RedisConfig {
-            urls: self.servers.iter().map(RedisServer::url).collect(),
-            cluster: self.cluster,
-            key_prefix: key_prefix.to_owned(),
-            ..RedisConfig::default()
-        }
+        let mut config = RedisConfig::default();
+        config.urls = self.servers.iter().map(RedisServer::url).collect();
+        config.cluster = self.cluster;
+        config.key_prefix = key_prefix.to_owned();
+        config
     }
 
     /// The servers, to stop and restart them.

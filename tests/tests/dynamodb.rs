@@ -4,13 +4,26 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pmcp_tasks_host::backend::dynamodb::{sdk, DynamoDbBackend};
+use aws_sdk_dynamodb as sdk;
+use pmcp_tasks_host::backend::dynamodb::DynamoDbBackend;
 use pmcp_tasks_host::backend::{KvBackend, KvError};
 use pmcp_tasks_host::clock::ManualClock;
 use pmcp_tasks_host::{StoreConfig, TaskError, TaskHost};
 use pmcp_tasks_tests::dynamodb::{client_for, DynamoDbFactory};
 
-pmcp_tasks_tests::contract_suite!(DynamoDbFactory::start().await);
+/// Every rule of the task store, through the component.
+mod contract {
+    #[allow(unused_imports)]
+    use super::*;
+    pmcp_tasks_tests::contract_suite!(DynamoDbFactory::start().await);
+}
+
+/// The `KvBackend` contract, on the backend alone.
+mod kv {
+    #[allow(unused_imports)]
+    use super::*;
+    pmcp_tasks_tests::kv_conformance_suite!(DynamoDbFactory::start().await);
+}
 
 #[tokio::test]
 async fn oversized_values_are_refused_before_any_request() {
@@ -38,7 +51,7 @@ async fn an_unreachable_endpoint_is_a_clear_bounded_error() {
     let started = Instant::now();
     let err = backend.get("p", "i").await.unwrap_err();
     assert!(
-        matches!(&err, KvError::Unavailable(m) if m.contains("dynamodb table tasks")),
+        matches!(&err, KvError::Unavailable { message, source: Some(_) } if message.contains("dynamodb table tasks")),
         "{err:?}"
     );
     assert!(
@@ -58,9 +71,10 @@ async fn expired_items_not_yet_deleted_are_invisible() {
     let host = TaskHost::builder()
         .backend(Arc::new(backend))
         .clock(Arc::new(clock.clone()))
-        .config(StoreConfig {
-            max_tasks_per_owner: Some(1),
-            ..StoreConfig::default()
+        .config({
+            let mut config = StoreConfig::default();
+            config.max_tasks_per_owner = Some(1);
+            config
         })
         .build()
         .await
@@ -92,33 +106,6 @@ async fn expired_items_not_yet_deleted_are_invisible() {
     host.create("alice", "m", None)
         .await
         .expect("the expired task does not count against the quota of 1");
-}
-
-#[tokio::test]
-async fn lost_races_are_conflicts() {
-    let factory = DynamoDbFactory::start().await;
-    let backend = factory.backend().await;
-    assert_eq!(
-        backend.create("p", "i", b"a".to_vec(), None, None, 0).await,
-        Ok(1)
-    );
-    assert_eq!(
-        backend.create("p", "i", b"b".to_vec(), None, None, 0).await,
-        Err(KvError::Conflict)
-    );
-    assert_eq!(
-        backend.replace("p", "i", 1, b"c".to_vec(), None, 0).await,
-        Ok(2)
-    );
-    assert_eq!(
-        backend.replace("p", "i", 1, b"d".to_vec(), None, 0).await,
-        Err(KvError::Conflict)
-    );
-    assert_eq!(backend.remove("p", "i", 1).await, Err(KvError::Conflict));
-    assert_eq!(
-        backend.get("p", "i").await.unwrap().map(|e| e.value),
-        Some(b"c".to_vec())
-    );
 }
 
 #[tokio::test]

@@ -1,3 +1,15 @@
-//! The contract suite on the in-memory backend, through the component.
+//! The contract and `KvBackend` conformance suites on the in-memory backend.
 
-pmcp_tasks_tests::contract_suite!(pmcp_tasks_tests::InMemory);
+/// Every rule of the task store, through the component.
+mod contract {
+    #[allow(unused_imports)]
+    use super::*;
+    pmcp_tasks_tests::contract_suite!(pmcp_tasks_tests::InMemory);
+}
+
+/// The `KvBackend` contract, on the backend alone.
+mod kv {
+    #[allow(unused_imports)]
+    use super::*;
+    pmcp_tasks_tests::kv_conformance_suite!(pmcp_tasks_tests::InMemory);
+}

@@ -1,4 +1,16 @@
 //! The contract suite on a 3-master Redis Cluster of real servers.
 #![cfg(feature = "redis")]
 
-pmcp_tasks_tests::contract_suite!(pmcp_tasks_tests::redis::RedisFactory::cluster());
+/// Every rule of the task store, through the component.
+mod contract {
+    #[allow(unused_imports)]
+    use super::*;
+    pmcp_tasks_tests::contract_suite!(pmcp_tasks_tests::redis::RedisFactory::cluster());
+}
+
+/// The `KvBackend` contract, on the backend alone.
+mod kv {
+    #[allow(unused_imports)]
+    use super::*;
+    pmcp_tasks_tests::kv_conformance_suite!(pmcp_tasks_tests::redis::RedisFactory::cluster());
+}

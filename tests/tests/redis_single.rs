@@ -8,15 +8,24 @@ use pmcp_tasks_host::backend::redis::{RedisBackend, RedisBackendError, RedisConf
 use pmcp_tasks_host::{TaskError, TaskHost};
 use pmcp_tasks_tests::redis::{free_port, RedisFactory};
 
-pmcp_tasks_tests::contract_suite!(RedisFactory::single());
+/// Every rule of the task store, through the component.
+mod contract {
+    #[allow(unused_imports)]
+    use super::*;
+    pmcp_tasks_tests::contract_suite!(RedisFactory::single());
+}
+
+/// The `KvBackend` contract, on the backend alone.
+mod kv {
+    #[allow(unused_imports)]
+    use super::*;
+    pmcp_tasks_tests::kv_conformance_suite!(RedisFactory::single());
+}
 
 #[tokio::test]
 async fn an_unreachable_server_is_a_clear_error_naming_it() {
     let port = free_port();
-    let config = RedisConfig {
-        urls: vec![format!("redis://127.0.0.1:{port}")],
-        ..RedisConfig::default()
-    };
+    let config = RedisConfig::from_url(&format!("redis://127.0.0.1:{port}")).unwrap();
     let started = Instant::now();
     let err = RedisBackend::connect(config)
         .await
@@ -54,7 +63,7 @@ async fn the_host_recovers_after_the_server_restarts() {
     let port = redis.servers_mut()[0].port();
     redis.servers_mut()[0].stop();
     let err = host.get("alice", &id).await.unwrap_err();
-    assert!(matches!(err, TaskError::Backend(_)), "{err:?}");
+    assert!(matches!(err, TaskError::Backend { .. }), "{err:?}");
     assert!(err.is_retryable());
     assert!(
         err.to_string().contains(&format!("127.0.0.1:{port}")),
@@ -68,7 +77,7 @@ async fn the_host_recovers_after_the_server_restarts() {
     let task = loop {
         match host.get("alice", &id).await {
             Ok(task) => break task,
-            Err(TaskError::Backend(_)) if Instant::now() < deadline => {
+            Err(TaskError::Backend { .. }) if Instant::now() < deadline => {
                 tokio::task::yield_now().await
             }
             Err(e) => panic!("the host did not recover: {e}"),

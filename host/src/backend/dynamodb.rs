@@ -31,7 +31,6 @@ use aws_sdk_dynamodb::types::{
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
     TimeToLiveStatus, TransactWriteItem, Update,
 };
-use aws_sdk_dynamodb::Client;
 
 use super::{Entry, KvBackend, KvError};
 
@@ -44,9 +43,8 @@ const PRUNE_BATCH: i32 = 100;
 
 type Item = HashMap<String, AttributeValue>;
 
-/// The AWS SDK this backend is built on, for callers that configure a client.
-pub use aws_sdk_dynamodb as sdk;
-
+/// The AWS SDK client a backend is built from ([`DynamoDbBackend::new`]).
+pub use aws_sdk_dynamodb::Client;
 /// A client with region, credentials and endpoint from the standard AWS
 /// chain (`AWS_REGION`, `AWS_ENDPOINT_URL`, profiles, instance roles...),
 /// `endpoint_url` and `region` overriding the chain when given, and
@@ -224,15 +222,12 @@ impl DynamoDbBackend {
         Err("the table did not become active within a minute".into())
     }
 
-    fn unavailable<E>(&self, e: &SdkError<E>) -> KvError
+    fn unavailable<E>(&self, e: SdkError<E>) -> KvError
     where
-        E: std::error::Error + 'static,
+        E: std::error::Error + Send + Sync + 'static,
     {
-        KvError::Unavailable(format!(
-            "dynamodb table {}: {}",
-            self.table,
-            DisplayErrorContext(e)
-        ))
+        let message = format!("dynamodb table {}: {}", self.table, DisplayErrorContext(&e));
+        KvError::unavailable(message, e)
     }
 
     fn item_key(&self, partition: &str, item: &str) -> Item {
@@ -298,7 +293,7 @@ impl DynamoDbBackend {
         }
         update
             .build()
-            .map_err(|e| KvError::Unavailable(e.to_string()))
+            .map_err(|e| KvError::unavailable("building a dynamodb request", e))
     }
 
     fn count_down(&self, partition: &str) -> Result<Update, KvError> {
@@ -308,7 +303,7 @@ impl DynamoDbBackend {
             .update_expression("ADD n :minus")
             .expression_attribute_values(":minus", AttributeValue::N("-1".into()))
             .build()
-            .map_err(|e| KvError::Unavailable(e.to_string()))
+            .map_err(|e| KvError::unavailable("building a dynamodb request", e))
     }
 
     /// Deletes items, each with the counter step, only where the condition
@@ -331,7 +326,7 @@ impl DynamoDbBackend {
             .condition_expression(condition)
             .expression_attribute_values(placeholder, value)
             .build()
-            .map_err(|e| KvError::Unavailable(e.to_string()))?;
+            .map_err(|e| KvError::unavailable("building a dynamodb request", e))?;
         let result = self
             .client
             .transact_write_items()
@@ -346,7 +341,7 @@ impl DynamoDbBackend {
         match result {
             Ok(_) => Ok(true),
             Err(e) if lost_race(&e) => Ok(false),
-            Err(e) => Err(self.unavailable(&e)),
+            Err(e) => Err(self.unavailable(e)),
         }
     }
 
@@ -372,7 +367,7 @@ impl DynamoDbBackend {
             .limit(limit)
             .send()
             .await
-            .map_err(|e| self.unavailable(&e))?;
+            .map_err(|e| self.unavailable(e))?;
         let mut removed = 0;
         for found in expired.items() {
             if let Some(item) = item_id(found) {
@@ -398,7 +393,9 @@ impl DynamoDbBackend {
             .condition_expression("attribute_not_exists(sk)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
-            .map_err(|e| CreateRefusal::Failed(KvError::Unavailable(e.to_string())))?;
+            .map_err(|e| {
+                CreateRefusal::Failed(KvError::unavailable("building a dynamodb request", e))
+            })?;
         let result = self
             .client
             .transact_write_items()
@@ -417,10 +414,11 @@ impl DynamoDbBackend {
             Ok(_) => return Ok(()),
             Err(e) => e,
         };
-        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-            err.as_service_error()
-        else {
-            return Err(CreateRefusal::Failed(self.unavailable(&err)));
+        let cancelled = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                cancelled.clone()
+            }
+            _ => return Err(CreateRefusal::Failed(self.unavailable(err))),
         };
         let reasons = cancelled.cancellation_reasons();
         let failed =
@@ -440,7 +438,7 @@ impl DynamoDbBackend {
             // Cancelled by a concurrent transaction on the counter.
             return Err(CreateRefusal::Failed(KvError::Conflict));
         }
-        Err(CreateRefusal::Failed(self.unavailable(&err)))
+        Err(CreateRefusal::Failed(self.unavailable(err)))
     }
 }
 
@@ -483,7 +481,9 @@ fn number(item: &Item, name: &str) -> Result<Option<u64>, KvError> {
             .ok()
             .and_then(|n| n.parse().ok())
             .map(Some)
-            .ok_or_else(|| KvError::Unavailable(format!("dynamodb returned a malformed {name}"))),
+            .ok_or_else(|| {
+                KvError::unavailable_because(format!("dynamodb returned a malformed {name}"))
+            }),
     }
 }
 
@@ -503,8 +503,8 @@ fn entry_of(item: &Item) -> Result<Entry, KvError> {
             version,
             expires_at: expiry_of(item)?,
         }),
-        _ => Err(KvError::Unavailable(
-            "dynamodb returned an item without value or version".into(),
+        _ => Err(KvError::unavailable_because(
+            "dynamodb returned an item without value or version",
         )),
     }
 }
@@ -520,7 +520,7 @@ impl KvBackend for DynamoDbBackend {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.unavailable(&e))?;
+            .map_err(|e| self.unavailable(e))?;
         found.item().map(entry_of).transpose()
     }
 
@@ -604,7 +604,7 @@ impl KvBackend for DynamoDbBackend {
             {
                 Err(KvError::Conflict)
             }
-            Err(e) => Err(self.unavailable(&e)),
+            Err(e) => Err(self.unavailable(e)),
         }
     }
 
@@ -646,7 +646,7 @@ impl KvBackend for DynamoDbBackend {
                 .limit((limit as usize - out.len()) as i32)
                 .send()
                 .await
-                .map_err(|e| self.unavailable(&e))?;
+                .map_err(|e| self.unavailable(e))?;
             for found in page.items() {
                 if let Some(item) = item_id(found) {
                     out.push((item.to_owned(), entry_of(found)?));
@@ -675,7 +675,7 @@ impl KvBackend for DynamoDbBackend {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| self.unavailable(&e))?;
+                .map_err(|e| self.unavailable(e))?;
             for found in page.items() {
                 let pk = found.get("pk").and_then(|v| v.as_s().ok());
                 let item = item_id(found);

@@ -1,6 +1,10 @@
 //! Storage backends: dumb key-value stores behind one trait. The domain
 //! logic lives in the component; a backend only offers the atomic steps of
-//! the WIT `kv-backend` interface.
+//! the WIT `kv-backend` interface, in this module's vocabulary ([`Entry`],
+//! [`KvError`]), and never depends on guest code.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -9,10 +13,79 @@ pub mod dynamodb;
 mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod url;
 
 pub use memory::InMemoryBackend;
+pub use url::{connect, BackendUrl, BackendUrlError};
 
-pub use pmcp_tasks_guest::kv::{Entry, KvError};
+/// A stored value with its version and absolute expiry (ms since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The stored bytes (the component's serialized record).
+    pub value: Vec<u8>,
+    /// Backend-assigned version: 1 on create, +1 per replace.
+    pub version: u64,
+    /// When the entry stops being live; `None` = never.
+    pub expires_at: Option<u64>,
+}
+
+impl Entry {
+    /// Whether the entry is live at `now` (it expires at `expires_at` exactly).
+    pub fn is_live(&self, now: u64) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
+    }
+}
+
+/// The underlying cause of a backend failure, shareable so errors stay `Clone`.
+pub type ErrorSource = Arc<dyn StdError + Send + Sync + 'static>;
+
+/// Why a backend call did not apply.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum KvError {
+    /// The precondition did not hold (the item exists on create, or is
+    /// missing or at another version on replace or remove): the caller
+    /// re-reads and retries. Never a failure.
+    #[error("conflict: the item changed concurrently")]
+    Conflict,
+    /// Create refused: the partition already holds `max_live` live items.
+    #[error("the partition holds the maximum number of live items")]
+    QuotaExceeded,
+    /// The value is larger than this backend can store.
+    #[error("value too large: {0}")]
+    TooLarge(String),
+    /// The backend is unreachable or failed; `message` names the endpoint.
+    #[error("{message}")]
+    Unavailable {
+        /// What failed, and where.
+        message: String,
+        /// The client library's error, when there is one.
+        #[source]
+        source: Option<ErrorSource>,
+    },
+}
+
+impl KvError {
+    /// An [`KvError::Unavailable`] caused by `source`.
+    pub fn unavailable(
+        message: impl Into<String>,
+        source: impl StdError + Send + Sync + 'static,
+    ) -> Self {
+        KvError::Unavailable {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// An [`KvError::Unavailable`] with no underlying error (for example a
+    /// reply the backend should never give).
+    pub fn unavailable_because(message: impl Into<String>) -> Self {
+        KvError::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+}
 
 /// The atomic key-value steps the task component needs; see
 /// `wit/tasks.wit` (`interface kv-backend`) for the exact contract.

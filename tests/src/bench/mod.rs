@@ -14,6 +14,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use pmcp_tasks_guest::kv::{Entry as GuestEntry, KvError as GuestKvError};
 use pmcp_tasks_guest::{Kv, SystemEnvironment, TaskStore};
 use pmcp_tasks_host::backend::{Entry, InMemoryBackend, KvBackend, KvError};
 use pmcp_tasks_host::{InstanceStrategy, StoreConfig, TaskHost, TaskStatus};
@@ -103,7 +104,7 @@ impl SubjectKind {
         match self {
             SubjectKind::Native => "native",
             SubjectKind::Component(InstanceStrategy::FreshPerCall) => "component-fresh",
-            SubjectKind::Component(InstanceStrategy::Reuse { .. }) => "component-reuse",
+            SubjectKind::Component(_) => "component-reuse",
         }
     }
 }
@@ -215,10 +216,38 @@ impl Default for Payloads {
 /// A store configuration without the per-owner quota, so benchmarks can
 /// hold any number of tasks.
 pub fn unlimited_config() -> StoreConfig {
-    StoreConfig {
-        max_tasks_per_owner: None,
-        ..StoreConfig::default()
+    let mut config = StoreConfig::default();
+    config.max_tasks_per_owner = None;
+    config
+}
+
+/// `config` in the domain library's terms (what the component receives
+/// through the WIT `store-config` record).
+pub fn native_config(config: &StoreConfig) -> pmcp_tasks_guest::StoreConfig {
+    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    pmcp_tasks_guest::StoreConfig {
+        default_ttl: config.default_ttl.map(millis),
+        max_ttl: config.max_ttl.map(millis),
+        poll_interval: config.poll_interval.map(millis),
+        max_tasks_per_owner: config.max_tasks_per_owner,
+        default_page_size: config.default_page_size,
+        max_page_size: config.max_page_size,
+        max_variables_bytes: config.max_variables_bytes,
+        max_result_bytes: config.max_result_bytes,
+        max_record_bytes: config.max_record_bytes,
+        max_json_depth: config.max_json_depth,
+        max_string_bytes: config.max_string_bytes,
+        max_owner_bytes: config.max_owner_bytes,
+        allow_anonymous: config.allow_anonymous,
+        cursor_secret: config.cursor_secret.clone(),
+        max_cas_attempts: config.max_cas_attempts,
     }
+}
+
+/// The domain library's status for the host's (same wire names).
+fn native_status(status: TaskStatus) -> pmcp_tasks_guest::TaskStatus {
+    serde_json::from_value(serde_json::to_value(status).expect("a status serializes"))
+        .expect("both sides name the statuses alike")
 }
 
 /// One way of running the task store. Failures panic: a benchmark whose
@@ -250,10 +279,7 @@ pub struct NativeSubject {
 impl NativeSubject {
     /// A store over `backend` with the same policy as [`unlimited_config`].
     pub fn new(backend: Arc<InMemoryBackend>) -> NativeSubject {
-        let config = pmcp_tasks_guest::StoreConfig {
-            max_tasks_per_owner: None,
-            ..pmcp_tasks_guest::StoreConfig::default()
-        };
+        let config = native_config(&unlimited_config());
         let store = TaskStore::open(ReadyKv(backend), SystemEnvironment, config)
             .expect("the default configuration is valid");
         NativeSubject { store }
@@ -272,7 +298,9 @@ impl Subject for NativeSubject {
     }
 
     async fn update_status(&self, owner: &str, id: &str, status: TaskStatus) {
-        let updated = self.store.update_status(owner, id, status, None);
+        let updated = self
+            .store
+            .update_status(owner, id, native_status(status), None);
         updated.expect("native update-status");
     }
 
@@ -284,9 +312,12 @@ impl Subject for NativeSubject {
 
     async fn complete_with_result(&self, owner: &str, id: &str, payloads: &Payloads) {
         let result = &payloads.result_text;
-        let completed = self
-            .store
-            .complete_with_result(owner, id, TaskStatus::Completed, result);
+        let completed = self.store.complete_with_result(
+            owner,
+            id,
+            pmcp_tasks_guest::TaskStatus::Completed,
+            result,
+        );
         completed.expect("native complete-with-result");
     }
 
@@ -365,19 +396,32 @@ impl Subject for HostSubject {
 /// synchronous [`Kv`] trait. Its futures never wait, so each is polled once.
 pub struct ReadyKv(pub Arc<InMemoryBackend>);
 
-/// Polls a future that is ready on its first poll.
-fn ready<T>(future: impl Future<Output = Result<T, KvError>>) -> Result<T, KvError> {
+/// Polls a future that is ready on its first poll, in the domain library's
+/// error terms.
+fn ready<T>(future: impl Future<Output = Result<T, KvError>>) -> Result<T, GuestKvError> {
     match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(out) => out,
-        Poll::Pending => Err(KvError::Unavailable(
+        Poll::Ready(out) => out.map_err(|e| match e {
+            KvError::Conflict => GuestKvError::Conflict,
+            KvError::QuotaExceeded => GuestKvError::QuotaExceeded,
+            other => GuestKvError::Unavailable(other.to_string()),
+        }),
+        Poll::Pending => Err(GuestKvError::Unavailable(
             "the in-memory backend unexpectedly waited".into(),
         )),
     }
 }
 
+fn native_entry(e: Entry) -> GuestEntry {
+    GuestEntry {
+        value: e.value,
+        version: e.version,
+        expires_at: e.expires_at,
+    }
+}
+
 impl Kv for ReadyKv {
-    fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError> {
-        ready(self.0.get(partition, item))
+    fn get(&self, partition: &str, item: &str) -> Result<Option<GuestEntry>, GuestKvError> {
+        ready(self.0.get(partition, item)).map(|found| found.map(native_entry))
     }
 
     fn create(
@@ -388,7 +432,7 @@ impl Kv for ReadyKv {
         expires_at: Option<u64>,
         max_live: Option<u32>,
         now: u64,
-    ) -> Result<u64, KvError> {
+    ) -> Result<u64, GuestKvError> {
         ready(
             self.0
                 .create(partition, item, value, expires_at, max_live, now),
@@ -403,14 +447,19 @@ impl Kv for ReadyKv {
         value: Vec<u8>,
         expires_at: Option<u64>,
         now: u64,
-    ) -> Result<u64, KvError> {
+    ) -> Result<u64, GuestKvError> {
         ready(
             self.0
                 .replace(partition, item, expected_version, value, expires_at, now),
         )
     }
 
-    fn remove(&self, partition: &str, item: &str, expected_version: u64) -> Result<(), KvError> {
+    fn remove(
+        &self,
+        partition: &str,
+        item: &str,
+        expected_version: u64,
+    ) -> Result<(), GuestKvError> {
         ready(self.0.remove(partition, item, expected_version))
     }
 
@@ -420,11 +469,16 @@ impl Kv for ReadyKv {
         after: Option<&str>,
         limit: u32,
         now: u64,
-    ) -> Result<Vec<(String, Entry)>, KvError> {
-        ready(self.0.list(partition, after, limit, now))
+    ) -> Result<Vec<(String, GuestEntry)>, GuestKvError> {
+        ready(self.0.list(partition, after, limit, now)).map(|listed| {
+            listed
+                .into_iter()
+                .map(|(item, e)| (item, native_entry(e)))
+                .collect()
+        })
     }
 
-    fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError> {
+    fn sweep(&self, now: u64, limit: u32) -> Result<u64, GuestKvError> {
         ready(self.0.sweep(now, limit))
     }
 }
@@ -487,5 +541,15 @@ mod tests {
             subject.complete_with_result(OWNER, &id, &payloads).await;
             assert_eq!(subject.list_page(OWNER, None, 1).await, None, "{kind:?}");
         }
+    }
+
+    /// The host's defaults are the product's; the domain library's own
+    /// `Default` (used only natively) must not drift from them.
+    #[test]
+    fn native_defaults_agree_with_the_hosts() {
+        assert_eq!(
+            native_config(&StoreConfig::default()),
+            pmcp_tasks_guest::StoreConfig::default()
+        );
     }
 }

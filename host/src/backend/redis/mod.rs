@@ -1,6 +1,8 @@
 //! The Redis backend (feature `redis`): a single server or a Redis Cluster.
 //!
-//! Key schema, for key prefix `P` and partition tag `T` (see [`partition_tag`]):
+//! Key schema, for key prefix `P` and partition tag `T` (the partition
+//! itself when it is lowercase hex, as the component's are, else
+//! hex-encoded behind another marker, so no partition can produce another's tag):
 //!
 //! | key | type | holds |
 //! |---|---|---|
@@ -26,6 +28,7 @@ use super::{Entry, KvBackend, KvError};
 
 /// How to reach Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RedisConfig {
     /// Server URLs (`redis://host:port/db`); with [`RedisConfig::cluster`]
     /// these are the cluster's seed nodes.
@@ -41,29 +44,29 @@ pub struct RedisConfig {
 }
 
 impl RedisConfig {
-    /// Parses `redis://host:port` (one server) or
-    /// `redis+cluster://host:port,host:port,...` (cluster seed nodes).
+    /// Parses `redis://host:port[/db]` or `rediss://host:port[/db]` (one
+    /// server, the second over TLS; `#insecure` skips certificate checks)
+    /// or `redis+cluster://host:port,host:port,...` (cluster seed nodes).
     pub fn from_url(url: &str) -> Result<Self, RedisBackendError> {
-        let (cluster, rest) = match url.strip_prefix("redis+cluster://") {
-            Some(rest) => (true, rest),
-            None if url.starts_with("redis://") => (false, &url["redis://".len()..]),
-            None => {
-                return Err(RedisBackendError::Config(format!(
-                    "not a redis:// or redis+cluster:// URL: {url}"
-                )))
-            }
+        let invalid = |why: &str| RedisBackendError::Config(format!("{why}: {url}"));
+        let urls: Vec<String> = if let Some(nodes) = url.strip_prefix("redis+cluster://") {
+            nodes
+                .split(',')
+                .filter(|node| !node.is_empty())
+                .map(|node| format!("redis://{node}"))
+                .collect()
+        } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+            redis::parse_redis_url(url).ok_or_else(|| invalid("not a valid Redis URL"))?;
+            vec![url.to_owned()]
+        } else {
+            return Err(invalid("not a redis://, rediss:// or redis+cluster:// URL"));
         };
-        let urls: Vec<String> = rest
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(|node| format!("redis://{node}"))
-            .collect();
-        if urls.is_empty() {
-            return Err(RedisBackendError::Config(format!("no host in {url}")));
+        if urls.is_empty() || urls.iter().any(|u| u.ends_with("://")) {
+            return Err(invalid("no host"));
         }
         Ok(RedisConfig {
             urls,
-            cluster,
+            cluster: url.starts_with("redis+cluster://"),
             ..RedisConfig::default()
         })
     }
@@ -83,6 +86,7 @@ impl Default for RedisConfig {
 
 /// Why the Redis backend could not be set up.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RedisBackendError {
     /// The configuration is unusable.
     #[error("invalid redis configuration: {0}")]
@@ -182,7 +186,7 @@ impl PartitionKeys {
 /// The hash tag of a partition: partitions made of `[0-9a-z]` (the
 /// component's SHA-256 hex) are used as they are, anything else is hex-encoded
 /// behind another marker, so no partition can produce another's tag.
-pub fn partition_tag(partition: &str) -> String {
+pub(crate) fn partition_tag(partition: &str) -> String {
     if !partition.is_empty()
         && partition
             .bytes()
@@ -202,6 +206,10 @@ impl RedisBackend {
             return Err(RedisBackendError::Config(
                 "the key prefix must not contain '{' or '}'".into(),
             ));
+        }
+        if config.urls.iter().any(|url| url.starts_with("rediss://")) {
+            // One process-wide TLS crypto provider (a no-op if one is set).
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         }
         let address = config.urls.join(",");
         let connect_error = |source| RedisBackendError::Connect {
@@ -257,7 +265,7 @@ impl RedisBackend {
     }
 
     fn unavailable(&self, e: RedisError) -> KvError {
-        KvError::Unavailable(format!("redis at {}: {e}", self.address))
+        KvError::unavailable(format!("redis at {}: {e}", self.address), e)
     }
 
     /// Runs a script over a partition's index, expiry set and (optionally) one item.
@@ -315,14 +323,14 @@ fn parse_expiry(field: &[u8]) -> Result<Option<u64>, KvError> {
     let text = std::str::from_utf8(field).ok();
     text.and_then(|t| t.parse().ok())
         .map(Some)
-        .ok_or_else(|| KvError::Unavailable("redis returned a malformed expiry".into()))
+        .ok_or_else(|| KvError::unavailable_because("redis returned a malformed expiry"))
 }
 
 fn parse_version(field: &[u8]) -> Result<u64, KvError> {
     std::str::from_utf8(field)
         .ok()
         .and_then(|t| t.parse().ok())
-        .ok_or_else(|| KvError::Unavailable("redis returned a malformed version".into()))
+        .ok_or_else(|| KvError::unavailable_because("redis returned a malformed version"))
 }
 
 #[async_trait]
@@ -434,7 +442,7 @@ impl KvBackend for RedisBackend {
         flat.chunks_exact(4)
             .map(|row| {
                 let item = String::from_utf8(row[0].clone()).map_err(|_| {
-                    KvError::Unavailable("redis returned a non-UTF-8 item id".into())
+                    KvError::unavailable_because("redis returned a non-UTF-8 item id")
                 })?;
                 let entry = Entry {
                     value: row[1].clone(),

@@ -126,7 +126,8 @@ pub mod dynamodb {
     use std::collections::HashMap;
 
     use async_trait::async_trait;
-    use pmcp_tasks_host::backend::dynamodb::{sdk, DynamoDbBackend};
+    use aws_sdk_dynamodb as sdk;
+    use pmcp_tasks_host::backend::dynamodb::DynamoDbBackend;
     use sdk::primitives::Blob;
     use sdk::types::AttributeValue;
 

@@ -1,128 +1,18 @@
-//! Generated bindings of `wit/tasks.wit` and the conversions between them
-//! and the public types of this crate.
+//! Conversions between the generated WIT types and the crate's public ones:
+//! one function or `From` impl per pair.
 
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::backend;
+use super::pmcp::tasks::types as wit;
 use crate::error::TaskError;
-use crate::sandbox::CallState;
 use crate::task::{Task, TaskPage, TaskRecord, TaskStatus};
 use crate::StoreConfig;
 
-wasmtime::component::bindgen!({
-    path: "../wit",
-    world: "task-store-component",
-    imports: { default: async },
-    exports: { default: async },
-});
-
-use pmcp::tasks::kv_backend as kv;
-use pmcp::tasks::types as wit;
-
-/// The WIT package the host was built against; components must match it.
-pub(crate) const WIT_PACKAGE: &str = "pmcp:tasks@0.1.0";
-
-impl From<backend::KvError> for kv::KvError {
-    fn from(e: backend::KvError) -> Self {
-        match e {
-            backend::KvError::Conflict => kv::KvError::Conflict,
-            backend::KvError::QuotaExceeded => kv::KvError::QuotaExceeded,
-            backend::KvError::TooLarge(m) => kv::KvError::TooLarge(m),
-            backend::KvError::Unavailable(m) => kv::KvError::Unavailable(m),
-        }
-    }
-}
-
-fn entry(e: backend::Entry) -> kv::Entry {
-    kv::Entry {
-        value: e.value,
-        version: e.version,
-        expires_at: e.expires_at,
-    }
-}
-
-impl kv::Host for CallState {
-    async fn get(
-        &mut self,
-        partition: String,
-        item: String,
-    ) -> Result<Option<kv::Entry>, kv::KvError> {
-        let backend = self.backend.clone();
-        let found = self.timed(backend.get(&partition, &item)).await?;
-        Ok(found.map(entry))
-    }
-
-    async fn create(
-        &mut self,
-        partition: String,
-        item: String,
-        value: Vec<u8>,
-        expires_at: Option<u64>,
-        max_live: Option<u32>,
-        now: u64,
-    ) -> Result<u64, kv::KvError> {
-        let backend = self.backend.clone();
-        Ok(self
-            .timed(backend.create(&partition, &item, value, expires_at, max_live, now))
-            .await?)
-    }
-
-    async fn replace(
-        &mut self,
-        partition: String,
-        item: String,
-        expected_version: u64,
-        value: Vec<u8>,
-        expires_at: Option<u64>,
-        now: u64,
-    ) -> Result<u64, kv::KvError> {
-        let backend = self.backend.clone();
-        Ok(self
-            .timed(backend.replace(&partition, &item, expected_version, value, expires_at, now))
-            .await?)
-    }
-
-    async fn remove(
-        &mut self,
-        partition: String,
-        item: String,
-        expected_version: u64,
-    ) -> Result<(), kv::KvError> {
-        let backend = self.backend.clone();
-        Ok(self
-            .timed(backend.remove(&partition, &item, expected_version))
-            .await?)
-    }
-
-    async fn list(
-        &mut self,
-        partition: String,
-        after: Option<String>,
-        limit: u32,
-        now: u64,
-    ) -> Result<Vec<kv::ListedEntry>, kv::KvError> {
-        let backend = self.backend.clone();
-        let listed = self
-            .timed(backend.list(&partition, after.as_deref(), limit, now))
-            .await?;
-        Ok(listed
-            .into_iter()
-            .map(|(item, e)| kv::ListedEntry {
-                item,
-                entry: entry(e),
-            })
-            .collect())
-    }
-
-    async fn sweep(&mut self, now: u64, limit: u32) -> Result<u64, kv::KvError> {
-        let backend = self.backend.clone();
-        Ok(self.timed(backend.sweep(now, limit)).await?)
-    }
-}
-
-impl wit::Host for CallState {}
+/// A store configuration in the component's terms, converted once per host.
+#[derive(Debug, Clone)]
+pub(crate) struct GuestConfig(pub(crate) wit::StoreConfig);
 
 impl From<wit::TaskStatus> for TaskStatus {
     fn from(s: wit::TaskStatus) -> Self {
@@ -156,7 +46,10 @@ impl From<wit::StoreError> for TaskError {
             wit::StoreError::InvalidParams(m) => TaskError::InvalidParams(m),
             wit::StoreError::QuotaExceeded(m) => TaskError::QuotaExceeded(m),
             wit::StoreError::Conflict(m) => TaskError::Conflict(m),
-            wit::StoreError::Backend(m) => TaskError::Backend(m),
+            wit::StoreError::Backend(message) => TaskError::Backend {
+                message,
+                source: None,
+            },
             wit::StoreError::Internal(m) => TaskError::Internal(m),
         }
     }
@@ -206,9 +99,9 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-impl From<&StoreConfig> for wit::StoreConfig {
+impl From<&StoreConfig> for GuestConfig {
     fn from(c: &StoreConfig) -> Self {
-        wit::StoreConfig {
+        GuestConfig(wit::StoreConfig {
             default_ttl: c.default_ttl.map(millis),
             max_ttl: c.max_ttl.map(millis),
             poll_interval: c.poll_interval.map(millis),
@@ -224,7 +117,7 @@ impl From<&StoreConfig> for wit::StoreConfig {
             allow_anonymous: c.allow_anonymous,
             cursor_secret: c.cursor_secret.clone(),
             max_cas_attempts: c.max_cas_attempts,
-        }
+        })
     }
 }
 

@@ -1,0 +1,163 @@
+//! The `kv-backend` import, shaped like wasmtime's own host crates: a view
+//! borrowed from a call's state implements the generated host trait, and
+//! one [`add_to_linker`] puts it in a linker.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{HasData, Linker};
+
+use super::pmcp::tasks::kv_backend as kv;
+use crate::backend::{self, KvBackend};
+
+/// What a call's backend traffic cost, kept off the guest's time budget
+/// and reported on the call's tracing span.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct BackendUse {
+    /// Time spent awaiting the backend.
+    pub(crate) waiting: Duration,
+    /// Backend calls made.
+    pub(crate) calls: u32,
+    /// The last backend error, kept as the source of the call's error.
+    pub(crate) last_error: Option<backend::KvError>,
+}
+
+/// The part of a call's state the `kv-backend` import needs.
+pub(crate) struct KvView<'a> {
+    /// The storage of the host that runs the call.
+    pub(crate) backend: &'a Arc<dyn KvBackend>,
+    /// Accounting of the call's backend traffic.
+    pub(crate) usage: &'a mut BackendUse,
+}
+
+impl KvView<'_> {
+    /// Awaits one backend call, accounting its time and keeping its error.
+    async fn timed<T>(
+        &mut self,
+        call: impl std::future::Future<Output = Result<T, backend::KvError>>,
+    ) -> Result<T, kv::KvError> {
+        let start = Instant::now();
+        let out = call.await;
+        self.usage.waiting += start.elapsed();
+        self.usage.calls += 1;
+        out.map_err(|error| {
+            let wire = kv::KvError::from(&error);
+            self.usage.last_error = Some(error);
+            wire
+        })
+    }
+}
+
+impl From<&backend::KvError> for kv::KvError {
+    fn from(e: &backend::KvError) -> Self {
+        match e {
+            backend::KvError::Conflict => kv::KvError::Conflict,
+            backend::KvError::QuotaExceeded => kv::KvError::QuotaExceeded,
+            backend::KvError::TooLarge(m) => kv::KvError::TooLarge(m.clone()),
+            other => kv::KvError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+fn entry(e: backend::Entry) -> kv::Entry {
+    kv::Entry {
+        value: e.value,
+        version: e.version,
+        expires_at: e.expires_at,
+    }
+}
+
+impl kv::Host for KvView<'_> {
+    async fn get(
+        &mut self,
+        partition: String,
+        item: String,
+    ) -> Result<Option<kv::Entry>, kv::KvError> {
+        let backend = self.backend.clone();
+        let found = self.timed(backend.get(&partition, &item)).await?;
+        Ok(found.map(entry))
+    }
+
+    async fn create(
+        &mut self,
+        partition: String,
+        item: String,
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+        max_live: Option<u32>,
+        now: u64,
+    ) -> Result<u64, kv::KvError> {
+        let backend = self.backend.clone();
+        self.timed(backend.create(&partition, &item, value, expires_at, max_live, now))
+            .await
+    }
+
+    async fn replace(
+        &mut self,
+        partition: String,
+        item: String,
+        expected_version: u64,
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+        now: u64,
+    ) -> Result<u64, kv::KvError> {
+        let backend = self.backend.clone();
+        self.timed(backend.replace(&partition, &item, expected_version, value, expires_at, now))
+            .await
+    }
+
+    async fn remove(
+        &mut self,
+        partition: String,
+        item: String,
+        expected_version: u64,
+    ) -> Result<(), kv::KvError> {
+        let backend = self.backend.clone();
+        self.timed(backend.remove(&partition, &item, expected_version))
+            .await
+    }
+
+    async fn list(
+        &mut self,
+        partition: String,
+        after: Option<String>,
+        limit: u32,
+        now: u64,
+    ) -> Result<Vec<kv::ListedEntry>, kv::KvError> {
+        let backend = self.backend.clone();
+        let listed = self
+            .timed(backend.list(&partition, after.as_deref(), limit, now))
+            .await?;
+        Ok(listed
+            .into_iter()
+            .map(|(item, e)| kv::ListedEntry {
+                item,
+                entry: entry(e),
+            })
+            .collect())
+    }
+
+    async fn sweep(&mut self, now: u64, limit: u32) -> Result<u64, kv::KvError> {
+        let backend = self.backend.clone();
+        self.timed(backend.sweep(now, limit)).await
+    }
+}
+
+/// `HasData` for the `kv-backend` import: the data is a [`KvView`].
+struct KvLink;
+
+impl HasData for KvLink {
+    type Data<'a> = KvView<'a>;
+}
+
+/// Adds the `kv-backend` import (and the types interface it uses) to
+/// `linker`; `view` borrows a call's [`KvView`] from the store data.
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> KvView<'_>,
+) -> wasmtime::Result<()> {
+    kv::add_to_linker::<T, KvLink>(linker, view)?;
+    super::pmcp::tasks::types::add_to_linker::<T, KvLink>(linker, view)
+}
+
+impl super::pmcp::tasks::types::Host for KvView<'_> {}

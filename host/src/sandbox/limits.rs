@@ -1,0 +1,81 @@
+//! Enforcement of [`SandboxLimits`]: the memory cap (a resource limiter)
+//! and the time budget (epoch deadlines that do not count backend waits or
+//! executor yields).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use wasmtime::{Store, UpdateDeadline};
+
+use super::call_state::CallState;
+use crate::SandboxLimits;
+
+/// Refuses memory growth past the cap with an error the host recognizes.
+pub(crate) struct MemoryLimiter {
+    max_bytes: usize,
+}
+
+impl MemoryLimiter {
+    /// A limiter enforcing `limits`.
+    pub(super) fn new(limits: &SandboxLimits) -> Self {
+        MemoryLimiter {
+            max_bytes: limits.max_memory_bytes,
+        }
+    }
+}
+
+/// A guest asked for more memory than its cap.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {0} bytes exceeded")]
+pub(super) struct MemoryLimitHit(pub(super) usize);
+
+/// A guest ran past its time budget.
+#[derive(Debug, thiserror::Error)]
+#[error("time budget of {0:?} exceeded")]
+pub(super) struct TimeBudgetHit(pub(super) Duration);
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            return Err(wasmtime::Error::new(MemoryLimitHit(self.max_bytes)));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// Installs both limits on `store`: at every epoch tick a guest past its
+/// budget traps, otherwise it yields to the executor (time not charged).
+pub(super) fn enforce(store: &mut Store<CallState>, limits: &SandboxLimits) {
+    store.limiter(|state| &mut state.limiter);
+    let budget = limits.time_budget;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |ctx| {
+        if ctx.data().guest_time() > budget {
+            return Err(wasmtime::Error::new(TimeBudgetHit(budget)));
+        }
+        let yielded = ctx.data().yield_counter();
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(async move {
+                let start = Instant::now();
+                tokio::task::yield_now().await;
+                let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                yielded.fetch_add(nanos, Ordering::Relaxed);
+            }),
+        ))
+    });
+}

@@ -1,0 +1,209 @@
+//! The sandbox: a shared [`Runtime`] (engine, pool, compiled component)
+//! and, per host, sessions on instances (fresh per call, or warm and reused:
+//! [`InstanceStrategy`]) that grant the guest nothing but a host-controlled
+//! wall clock and randomness, capped in memory and in guest running time.
+//!
+//! Modules: `runtime` (engine and slots), `call_state` (an instance's
+//! store data), `limits` (memory cap, time budget), `wasi` (the grants),
+//! `diagnostics` (why a call failed), `contract` (version check).
+
+mod call_state;
+mod contract;
+mod diagnostics;
+mod limits;
+mod runtime;
+mod wasi;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::component::ResourceAny;
+use wasmtime::Store;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::WasiCtx;
+
+pub(crate) use call_state::CallState;
+use diagnostics::Diagnostics;
+pub(crate) use runtime::Runtime;
+
+use crate::backend::KvBackend;
+use crate::bindings::{GuestConfig, TaskStoreComponent};
+use crate::clock::{Clock, WasiWallClock};
+use crate::error::TaskError;
+use crate::{InstanceStrategy, SandboxLimits};
+
+/// Bytes of guest stderr kept to explain a trap (a panic message).
+const STDERR_CAPTURE: usize = 4096;
+
+/// Warm sessions of one host, ready for reuse.
+type IdlePool = Mutex<Vec<Session>>;
+
+/// Locks a mutex whose data stays consistent even if a holder panicked
+/// (every critical section here is a single push, pop or take).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A runtime with the clock, limits and instance strategy of one host.
+pub(crate) struct Sandbox {
+    runtime: Arc<Runtime>,
+    clock: Arc<dyn Clock>,
+    limits: SandboxLimits,
+    strategy: InstanceStrategy,
+    idle: Arc<IdlePool>,
+}
+
+/// A live instance with its opened store resource, for one call.
+pub(crate) struct Session {
+    pub(crate) store: Store<CallState>,
+    pub(crate) bindings: TaskStoreComponent,
+    pub(crate) handle: ResourceAny,
+    diagnostics: Diagnostics,
+    /// Calls this instance has served.
+    uses: u32,
+    /// Held until the instance is dropped (declared after `store`).
+    _slot: OwnedSemaphorePermit,
+}
+
+/// Where one finished call spent its time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallCost {
+    /// Time running guest code.
+    pub(crate) guest: Duration,
+    /// Time awaiting the backend.
+    pub(crate) backend: Duration,
+    /// Backend calls made.
+    pub(crate) backend_calls: u32,
+}
+
+impl Session {
+    /// Readies the store for another call: a fresh time budget.
+    fn start_call(&mut self) {
+        self.store.data_mut().start_call();
+        self.store.set_epoch_deadline(1);
+        self.uses += 1;
+    }
+
+    fn cost(&self) -> CallCost {
+        let state = self.store.data();
+        CallCost {
+            guest: state.guest_time(),
+            backend: state.usage().waiting,
+            backend_calls: state.usage().calls,
+        }
+    }
+}
+
+impl Sandbox {
+    /// Runs `runtime` with `clock`, `limits` and `strategy`.
+    pub(crate) fn new(
+        runtime: Arc<Runtime>,
+        clock: Arc<dyn Clock>,
+        limits: SandboxLimits,
+        strategy: InstanceStrategy,
+    ) -> Self {
+        let idle = Arc::new(Mutex::new(Vec::new()));
+        runtime.register(&idle);
+        Sandbox {
+            runtime,
+            clock,
+            limits,
+            strategy,
+            idle,
+        }
+    }
+
+    /// A session for one call: a warm one if the strategy keeps them,
+    /// otherwise a new instance with its store opened.
+    pub(crate) async fn session(
+        &self,
+        backend: &Arc<dyn KvBackend>,
+        config: &GuestConfig,
+    ) -> Result<Session, TaskError> {
+        let warm = lock(&self.idle).pop();
+        let mut session = match warm {
+            Some(session) => session,
+            None => self.instantiate(backend.clone(), config).await?,
+        };
+        session.start_call();
+        Ok(session)
+    }
+
+    /// Ends a call: converts its outcome (a backend failure keeps the
+    /// backend's error as its source), reports its cost, and keeps the
+    /// instance for reuse if the strategy says so and the call left it sound.
+    pub(crate) fn finish<T, E: Into<TaskError>>(
+        &self,
+        mut session: Session,
+        result: wasmtime::Result<Result<T, E>>,
+    ) -> (Result<T, TaskError>, CallCost) {
+        let sound = result.is_ok();
+        let cost = session.cost();
+        let backend_error = session.store.data_mut().take_backend_error();
+        let outcome = session.diagnostics.outcome(result).map_err(|e| match e {
+            TaskError::Backend { message, .. } => TaskError::Backend {
+                message,
+                source: backend_error,
+            },
+            other => other,
+        });
+        if sound {
+            self.release(session);
+        }
+        (outcome, cost)
+    }
+
+    /// Keeps a sound session for reuse, or drops it, per the strategy.
+    /// With every slot taken it is dropped: a call may be waiting for one,
+    /// and an idle instance must never keep it waiting.
+    pub(crate) fn release(&self, session: Session) {
+        if let InstanceStrategy::Reuse { max_idle, max_uses } = self.strategy {
+            if session.uses < max_uses && self.runtime.has_free_slot() {
+                let mut idle = lock(&self.idle);
+                if idle.len() < max_idle {
+                    idle.push(session);
+                }
+            }
+        }
+    }
+
+    /// Instantiates the component and opens its store.
+    async fn instantiate(
+        &self,
+        backend: Arc<dyn KvBackend>,
+        config: &GuestConfig,
+    ) -> Result<Session, TaskError> {
+        let slot = self.runtime.slot().await?;
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let wasi = WasiCtx::builder()
+            .wall_clock(WasiWallClock(self.clock.clone()))
+            .stderr(stderr.clone())
+            .build();
+        let state = CallState::new(wasi, backend, limits::MemoryLimiter::new(&self.limits));
+        let mut store = Store::new(&self.runtime.engine, state);
+        limits::enforce(&mut store, &self.limits);
+        let diagnostics = Diagnostics {
+            stderr,
+            limits: self.limits,
+        };
+        let instantiated = self.runtime.pre.instantiate_async(&mut store).await;
+        let bindings = diagnostics.outcome(instantiated.map(Ok::<_, TaskError>))?;
+        let opened = bindings
+            .pmcp_tasks_task_store()
+            .store()
+            .call_open(&mut store, &config.0)
+            .await;
+        let handle = diagnostics.outcome(opened)?;
+        Ok(Session {
+            store,
+            bindings,
+            handle,
+            diagnostics,
+            uses: 0,
+            _slot: slot,
+        })
+    }
+}
