@@ -5,7 +5,8 @@ use crate::error::StoreError;
 /// Deepest nesting serde_json parses before refusing (its recursion limit).
 pub const PARSER_DEPTH_LIMIT: u32 = 127;
 
-/// What the host configures; see the WIT `store-config` record.
+/// What the host configures; see the WIT `store-config` record. It has no
+/// defaults here: the host chooses them and passes them in at `open`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
     /// ttl (ms) applied when a create asks for none; `None` = unlimited.
@@ -40,8 +41,12 @@ pub struct StoreConfig {
     pub max_cas_attempts: u32,
 }
 
-impl Default for StoreConfig {
-    fn default() -> Self {
+impl StoreConfig {
+    /// A valid configuration for the native unit tests. The product's
+    /// defaults are the host's (`pmcp_tasks_host::StoreConfig::default`):
+    /// the component always receives its configuration from the host.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Self {
         StoreConfig {
             default_ttl: Some(3_600_000),
             max_ttl: Some(86_400_000),
@@ -143,7 +148,7 @@ mod tests {
         StoreConfig {
             default_ttl,
             max_ttl,
-            ..StoreConfig::default()
+            ..StoreConfig::for_tests()
         }
     }
 
@@ -171,7 +176,7 @@ mod tests {
 
     #[test]
     fn page_size_defaults_and_clamps() {
-        let c = StoreConfig::default();
+        let c = StoreConfig::for_tests();
         assert_eq!(c.page_size(None), Ok(50));
         assert_eq!(c.page_size(Some(7)), Ok(7));
         assert_eq!(c.page_size(Some(10_000)), Ok(100));
@@ -180,7 +185,7 @@ mod tests {
 
     #[test]
     fn empty_owner_needs_opt_in() {
-        let mut c = StoreConfig::default();
+        let mut c = StoreConfig::for_tests();
         assert!(matches!(
             c.check_owner(""),
             Err(StoreError::InvalidParams(_))
@@ -194,14 +199,14 @@ mod tests {
     fn inconsistent_configuration_is_refused() {
         let bad = StoreConfig {
             default_page_size: 500,
-            ..StoreConfig::default()
+            ..StoreConfig::for_tests()
         };
         assert!(bad.validate().is_err());
         let deep = StoreConfig {
             max_json_depth: 1_000,
-            ..StoreConfig::default()
+            ..StoreConfig::for_tests()
         };
         assert!(deep.validate().is_err());
-        assert!(StoreConfig::default().validate().is_ok());
+        assert!(StoreConfig::for_tests().validate().is_ok());
     }
 }

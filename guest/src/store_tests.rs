@@ -39,7 +39,7 @@ fn advance_ms(store: &TaskStore<MemoryKv, TestEnv>, ms: u64) {
 
 #[test]
 fn create_sets_the_wire_fields() {
-    let s = store(StoreConfig::default());
+    let s = store(StoreConfig::for_tests());
     let r = s.create("alice", "tools/call", Some(5_000)).unwrap();
     assert_eq!(r.task.status, TaskStatus::Working);
     assert_eq!(r.task.ttl, Some(5_000));
@@ -54,7 +54,7 @@ fn create_sets_the_wire_fields() {
 
 #[test]
 fn expiry_hides_the_task_on_every_path() {
-    let s = store(StoreConfig::default());
+    let s = store(StoreConfig::for_tests());
     let id = s.create("alice", "m", Some(1_000)).unwrap().task.task_id;
     advance_ms(&s, 999);
     assert!(s.get("alice", &id).is_ok());
@@ -74,7 +74,7 @@ fn expiry_hides_the_task_on_every_path() {
 
 #[test]
 fn variables_merge_and_terminal_tasks_are_frozen() {
-    let s = store(StoreConfig::default());
+    let s = store(StoreConfig::for_tests());
     let id = s.create("alice", "m", None).unwrap().task.task_id;
     s.set_variables("alice", &id, r#"{"a":1,"b":2}"#, None)
         .unwrap();
@@ -101,7 +101,7 @@ fn variables_merge_and_terminal_tasks_are_frozen() {
 
 #[test]
 fn pinned_version_conflicts_without_retrying() {
-    let s = store(StoreConfig::default());
+    let s = store(StoreConfig::for_tests());
     let id = s.create("alice", "m", None).unwrap().task.task_id;
     let v1 = s.get("alice", &id).unwrap().version;
     s.set_variables("alice", &id, r#"{"n":1}"#, Some(v1))
@@ -116,7 +116,7 @@ fn pinned_version_conflicts_without_retrying() {
 fn quota_counts_live_tasks_only() {
     let s = store(StoreConfig {
         max_tasks_per_owner: Some(2),
-        ..StoreConfig::default()
+        ..StoreConfig::for_tests()
     });
     s.create("alice", "m", Some(10)).unwrap();
     s.create("alice", "m", None).unwrap();
@@ -131,7 +131,7 @@ fn quota_counts_live_tasks_only() {
 
 #[test]
 fn malformed_ids_and_foreign_owners_are_not_found() {
-    let s = store(StoreConfig::default());
+    let s = store(StoreConfig::for_tests());
     let id = s.create("alice", "m", None).unwrap().task.task_id;
     let foreign = s.get("bob", &id).unwrap_err();
     let missing = s
@@ -147,7 +147,7 @@ fn malformed_ids_and_foreign_owners_are_not_found() {
 
 #[test]
 fn pages_walk_every_task_once_and_cursors_are_owner_bound() {
-    let s = store(StoreConfig::default());
+    let s = store(StoreConfig::for_tests());
     let mut created = Vec::new();
     for _ in 0..5 {
         created.push(s.create("alice", "m", None).unwrap().task.task_id);

@@ -542,14 +542,4 @@ mod tests {
             assert_eq!(subject.list_page(OWNER, None, 1).await, None, "{kind:?}");
         }
     }
-
-    /// The host's defaults are the product's; the domain library's own
-    /// `Default` (used only natively) must not drift from them.
-    #[test]
-    fn native_defaults_agree_with_the_hosts() {
-        assert_eq!(
-            native_config(&StoreConfig::default()),
-            pmcp_tasks_guest::StoreConfig::default()
-        );
-    }
 }
