@@ -5,6 +5,11 @@ use crate::error::StoreError;
 /// Deepest nesting serde_json parses before refusing (its recursion limit).
 pub const PARSER_DEPTH_LIMIT: u32 = 127;
 
+/// Longest ttl any task may have, in ms (about 1 000 years). Expiries stay
+/// far below 2^53 ms, so every backend represents them exactly (Redis
+/// scores and Lua numbers are doubles; `PEXPIREAT` takes an i64).
+pub const MAX_TTL_MS: u64 = 1_000 * 365 * 86_400_000;
+
 /// What the host configures; see the WIT `store-config` record. It has no
 /// defaults here: the host chooses them and passes them in at `open`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +97,10 @@ impl StoreConfig {
         if matches!(self.max_ttl, Some(0)) || matches!(self.default_ttl, Some(0)) {
             return invalid("ttl settings must be positive");
         }
+        let too_long = |ttl: Option<u64>| ttl.is_some_and(|ttl| ttl > MAX_TTL_MS);
+        if too_long(self.max_ttl) || too_long(self.default_ttl) {
+            return invalid(&format!("ttl settings must be at most {MAX_TTL_MS} ms"));
+        }
         Ok(())
     }
 
@@ -104,11 +113,18 @@ impl StoreConfig {
             ));
         }
         let wanted = requested.or(self.default_ttl);
-        Ok(match (wanted, self.max_ttl) {
+        let effective = match (wanted, self.max_ttl) {
             (Some(ttl), Some(max)) => Some(ttl.min(max)),
             (None, max) => max,
             (ttl, None) => ttl,
-        })
+        };
+        match effective {
+            Some(ttl) if ttl > MAX_TTL_MS => Err(StoreError::InvalidParams(format!(
+                "ttl of {ttl} ms exceeds the longest the store keeps a task, {MAX_TTL_MS} ms; \
+                 ask for no ttl for a task that never expires"
+            ))),
+            ttl => Ok(ttl),
+        }
     }
 
     /// The page size a list gets: the default, or the request clamped to the cap.
@@ -169,9 +185,21 @@ mod tests {
         assert_eq!(config(None, None).effective_ttl(None), Ok(None));
         assert_eq!(config(None, Some(7)).effective_ttl(None), Ok(Some(7)));
         assert_eq!(
-            config(Some(3), None).effective_ttl(Some(u64::MAX)),
-            Ok(Some(u64::MAX))
+            config(Some(3), None).effective_ttl(Some(MAX_TTL_MS)),
+            Ok(Some(MAX_TTL_MS))
         );
+    }
+
+    #[test]
+    fn a_ttl_past_the_longest_is_refused_not_wrapped() {
+        let unbounded = config(None, None);
+        for ttl in [MAX_TTL_MS + 1, u64::MAX] {
+            assert!(matches!(
+                unbounded.effective_ttl(Some(ttl)),
+                Err(StoreError::InvalidParams(_))
+            ));
+        }
+        assert!(config(Some(u64::MAX), None).validate().is_err());
     }
 
     #[test]

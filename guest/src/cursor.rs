@@ -87,4 +87,16 @@ mod tests {
         tampered[last] = if tampered[last] == b'0' { b'1' } else { b'0' };
         assert!(decode(b"k", "alice", std::str::from_utf8(&tampered).unwrap()).is_err());
     }
+
+    #[test]
+    fn only_the_canonical_spelling_decodes() {
+        let c = encode(b"k", "alice", &task_id(42, [0xab; 16]));
+        assert!(c.starts_with("01"), "{c}");
+        let plus = format!("+1{}", &c[2..]);
+        let upper = c.to_uppercase();
+        for variant in [plus, upper] {
+            assert_ne!(variant, c);
+            assert!(decode(b"k", "alice", &variant).is_err(), "{variant}");
+        }
+    }
 }

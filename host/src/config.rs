@@ -41,8 +41,11 @@ pub struct StoreConfig {
     pub max_owner_bytes: u32,
     /// Whether the empty owner id is accepted.
     pub allow_anonymous: bool,
-    /// Secret mixed into list cursors; set the same value on every host of a
-    /// deployment to make cursors unforgeable. Empty binds cursors to the owner only.
+    /// Secret mixed into list cursors, so that clients cannot mint them.
+    /// Empty (the default): each host draws a random one when it is built,
+    /// so a cursor is only good on the host that issued it. Replicas that
+    /// serve one deployment (any of them may receive the next page's
+    /// request) must all be configured with the same secret.
     pub cursor_secret: Vec<u8>,
     /// Attempts for one read-validate-write under contention before a conflict.
     pub max_cas_attempts: u32,

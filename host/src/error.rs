@@ -97,6 +97,9 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    /// The operating system gave no randomness for the cursor secret.
+    #[error("cannot draw a random cursor secret")]
+    Randomness(#[source] EngineError),
     /// The store configuration was refused by the component.
     #[error("invalid store configuration: {0}")]
     Config(#[source] TaskError),

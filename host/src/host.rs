@@ -87,7 +87,11 @@ impl TaskHostBuilder {
         let backend = self
             .backend
             .unwrap_or_else(|| Arc::new(InMemoryBackend::new()));
-        let config = GuestConfig::from(&self.config);
+        let mut store_config = self.config;
+        if store_config.cursor_secret.is_empty() {
+            store_config.cursor_secret = random_cursor_secret()?;
+        }
+        let config = GuestConfig::from(&store_config);
         // Open once now so a bad configuration fails here, not on first use.
         let session = sandbox
             .session(&backend, &config)
@@ -102,6 +106,16 @@ impl TaskHostBuilder {
             }),
         })
     }
+}
+
+/// A secret for list cursors when the configuration names none: without
+/// one, anybody who knows the cursor format could mint cursors. Each host
+/// then has its own, so replicas behind one load balancer must share a
+/// configured secret (see [`StoreConfig::cursor_secret`]).
+fn random_cursor_secret() -> Result<Vec<u8>, BuildError> {
+    let mut secret = vec![0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| BuildError::Randomness(Box::new(e)))?;
+    Ok(secret)
 }
 
 /// Runs one exported method on a session of the sandbox, inside a tracing

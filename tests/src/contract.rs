@@ -36,6 +36,8 @@ crate::rule_list! {
     cancel_and_delete,
     variables_merge_with_null_deletion,
     cleanup_removes_only_expired,
+    a_ttl_past_the_longest_is_refused_and_leaves_nothing,
+    cursors_are_good_only_where_their_secret_is,
 }
 
 const ALICE: &str = "https://idp.example/users/alice";
@@ -751,4 +753,79 @@ async fn cleanup_removes_only_expired(factory: &dyn BackendFactory) {
     assert_eq!(f.host.cleanup_expired(1_000).await.unwrap(), 3);
     assert_eq!(f.host.cleanup_expired(1_000).await.unwrap(), 0);
     assert!(f.host.get(BOB, &keep).await.is_ok());
+}
+
+async fn a_ttl_past_the_longest_is_refused_and_leaves_nothing(factory: &dyn BackendFactory) {
+    let mut config = StoreConfig::default();
+    config.default_ttl = None;
+    config.max_ttl = None;
+    let f = Fixture::new(factory, config).await;
+    for ttl in [Duration::from_millis(u64::MAX), Duration::MAX] {
+        let refused = f.host.create(ALICE, "tools/call", Some(ttl)).await;
+        let err = assert_invalid_params(refused, "a ttl no backend can represent");
+        assert!(err.to_string().contains("ttl"), "{err}");
+    }
+    assert!(
+        first_page_ids(&f.host, ALICE).await.is_empty(),
+        "nothing was written"
+    );
+    let kept = f.host.create(ALICE, "tools/call", None).await.unwrap();
+    assert_eq!(kept.task.ttl, None, "no ttl is how a task lives forever");
+    assert_eq!(first_page_ids(&f.host, ALICE).await, [kept.task.task_id]);
+}
+
+async fn cursors_are_good_only_where_their_secret_is(factory: &dyn BackendFactory) {
+    let backend = factory.fresh().await;
+    let host_with = |secret: &[u8]| {
+        let mut config = StoreConfig::default();
+        config.cursor_secret = secret.to_vec();
+        TaskHost::builder()
+            .backend(backend.clone())
+            .config(config)
+            .build()
+    };
+    let (first, second) = (host_with(b"").await.unwrap(), host_with(b"").await.unwrap());
+    for _ in 0..3 {
+        new_task(&first, ALICE).await;
+    }
+    let cursor = first
+        .list(ALICE, None, Some(1))
+        .await
+        .unwrap()
+        .next_cursor
+        .expect("more");
+    assert_eq!(
+        first
+            .list(ALICE, Some(&cursor), Some(1))
+            .await
+            .unwrap()
+            .tasks
+            .len(),
+        1
+    );
+    // No secret configured: each host draws its own, so nobody can mint a
+    // cursor, and another host does not take this one.
+    assert_invalid_params(
+        second.list(ALICE, Some(&cursor), Some(1)).await,
+        "another host's random secret",
+    );
+    // Replicas configured with one secret honour each other's cursors.
+    let (a, b) = (
+        host_with(b"shared").await.unwrap(),
+        host_with(b"shared").await.unwrap(),
+    );
+    let shared = a
+        .list(ALICE, None, Some(1))
+        .await
+        .unwrap()
+        .next_cursor
+        .expect("more");
+    assert_eq!(
+        b.list(ALICE, Some(&shared), Some(2))
+            .await
+            .unwrap()
+            .tasks
+            .len(),
+        2
+    );
 }

@@ -25,6 +25,7 @@ crate::rule_list! {
     concurrent_creates_never_exceed_max_live,
     concurrent_replaces_have_one_winner,
     values_round_trip_byte_for_byte,
+    any_expiry_is_stored_or_refused_without_a_trace,
 }
 
 /// Partitions as the component makes them (lowercase hex).
@@ -215,6 +216,11 @@ async fn listing_is_ordered_bounded_and_live_only(factory: &dyn BackendFactory) 
     kv.create(P, "bb", bytes("bb"), Some(NOW + 1), None, NOW)
         .await
         .unwrap();
+    assert_eq!(
+        listed(&*kv, P, Some("b"), 10, NOW).await,
+        ["bb", "c", "d", "e"],
+        "live at its own now"
+    );
     assert_eq!(listed(&*kv, P, None, 3, NOW + 1).await, ["a", "b", "c"]);
     assert_eq!(
         listed(&*kv, P, Some("b"), 10, NOW + 1).await,
@@ -227,11 +233,6 @@ async fn listing_is_ordered_bounded_and_live_only(factory: &dyn BackendFactory) 
         "after a key that is not stored"
     );
     assert!(listed(&*kv, P, Some("e"), 10, NOW + 1).await.is_empty());
-    assert_eq!(
-        listed(&*kv, P, Some("b"), 10, NOW).await,
-        ["bb", "c", "d", "e"],
-        "live at its own now"
-    );
     let page = kv.list(P, None, 1, NOW).await.unwrap();
     assert_eq!(
         page[0].1.value,
@@ -359,4 +360,39 @@ async fn values_round_trip_byte_for_byte(factory: &dyn BackendFactory) {
         .await
         .unwrap();
     assert_eq!(value_of(&*kv, P, "empty").await, Some(Vec::new()));
+}
+
+async fn any_expiry_is_stored_or_refused_without_a_trace(factory: &dyn BackendFactory) {
+    let kv = factory.fresh().await;
+    for (item, expiry) in [
+        ("max", u64::MAX),
+        ("i64", i64::MAX as u64 + 1),
+        ("2^53", 1 << 53),
+    ] {
+        match kv
+            .create(P, item, bytes(item), Some(expiry), Some(100), NOW)
+            .await
+        {
+            Ok(_) => {
+                let entry = kv.get(P, item).await.unwrap().expect("stored");
+                assert_eq!(entry.expires_at, Some(expiry), "{item}: stored as given");
+                assert!(
+                    listed(&*kv, P, None, 10, NOW)
+                        .await
+                        .contains(&item.to_owned()),
+                    "{item}"
+                );
+            }
+            Err(refused) => {
+                assert!(
+                    !matches!(refused, KvError::Unavailable { .. }),
+                    "{item}: {refused:?} is no outage"
+                );
+                assert!(
+                    kv.get(P, item).await.unwrap().is_none(),
+                    "{item}: refused, yet written"
+                );
+            }
+        }
+    }
 }

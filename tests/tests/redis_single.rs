@@ -88,3 +88,40 @@ async fn the_host_recovers_after_the_server_restarts() {
         .await
         .expect("writes work again");
 }
+
+/// Redis deletes keys on its own clock; the store decides expiry on the
+/// component's. A host clock behind Redis's must not lose live tasks.
+#[tokio::test]
+async fn a_redis_clock_ahead_of_the_hosts_loses_no_live_task() {
+    use pmcp_tasks_host::clock::ManualClock;
+    let factory = RedisFactory::single();
+    let clock = ManualClock::starting_now();
+    clock.set(clock_now() - Duration::from_secs(3_600));
+    let host = TaskHost::builder()
+        .backend(pmcp_tasks_tests::BackendFactory::fresh(&factory).await)
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .await
+        .unwrap();
+    let id = host
+        .create("alice", "tools/call", Some(Duration::from_secs(600)))
+        .await
+        .unwrap()
+        .task
+        .task_id;
+    host.get("alice", &id)
+        .await
+        .expect("live for the store: still there");
+    let listed = host.list("alice", None, None).await.unwrap();
+    assert_eq!(listed.tasks.len(), 1);
+    clock.advance(Duration::from_secs(601));
+    assert!(matches!(
+        host.get("alice", &id).await,
+        Err(TaskError::NotFound(_))
+    ));
+}
+
+fn clock_now() -> Duration {
+    use pmcp_tasks_host::clock::{Clock, SystemClock};
+    SystemClock.now()
+}

@@ -1,6 +1,11 @@
 -- KEYS[3] = item hash. ARGV[3] = item, ARGV[4] = value, ARGV[5] = expiry
--- ('' = none), ARGV[6] = max live items ('' = no cap).
+-- ('' = none), ARGV[6] = max live items ('' = no cap), ARGV[7] = Redis's own
+-- expiry of the key ('' = none).
 -- Returns 1 (created), -1 (a live item exists), -2 (quota reached).
+local refused = check_numbers(false, ARGV[2]) or check_numbers(true, ARGV[5], ARGV[6], ARGV[7])
+if refused then
+  return refused
+end
 local now = ARGV[2]
 prune(now, 64)
 local current = redis.call('HMGET', KEYS[3], 'ver', 'exp')
@@ -17,6 +22,6 @@ end
 if current[1] then
   redis.call('DEL', KEYS[3])
 end
-write_item(KEYS[3], ARGV[3], ARGV[4], 1, ARGV[5], false)
+write_item(KEYS[3], ARGV[3], ARGV[4], 1, ARGV[5], false, ARGV[7])
 redis.call('ZADD', KEYS[1], 0, ARGV[3])
 return 1

@@ -6,7 +6,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:{T}:t:<item>` | hash | `v` value, `ver` version, `exp` expiry (ms, `''` = none); native `PEXPIREAT` |
+//! | `P:{T}:t:<item>` | hash | `v` value, `ver` version, `exp` expiry (ms, `''` = none); native `PEXPIREAT` [`NATIVE_EXPIRY_MARGIN`] after `exp` |
 //! | `P:{T}:idx` | sorted set | item ids, all scored 0: id order via `ZRANGEBYLEX` |
 //! | `P:{T}:exp` | sorted set | item ids scored by expiry: pruning and the live count |
 //! | `P:partitions` | set | partitions that ever held an expiring item, for the sweep |
@@ -310,10 +310,27 @@ impl RedisBackend {
     }
 }
 
+/// How long after the store's expiry Redis itself deletes a task's hash.
+/// The component's clock decides expiry (every read checks it); Redis's
+/// native expiry only collects garbage, and runs on Redis's clock, so it
+/// must not fire while the component may still consider the task live.
+/// Covers a Redis clock up to this far ahead of the host's.
+pub const NATIVE_EXPIRY_MARGIN: Duration = Duration::from_secs(24 * 3_600);
+
+/// Latest native expiry handed to `PEXPIREAT` (2^53 ms, some 285 000
+/// years): exact as a Lua number and far inside Redis's i64 range.
+const MAX_NATIVE_EXPIRY_MS: u64 = 1 << 53;
+
 fn expiry_arg(expires_at: Option<u64>) -> Vec<u8> {
     expires_at
         .map(|at| at.to_string().into_bytes())
         .unwrap_or_default()
+}
+
+/// The time Redis deletes the key: the store's expiry plus the margin.
+fn native_expiry_arg(expires_at: Option<u64>) -> Vec<u8> {
+    let margin = NATIVE_EXPIRY_MARGIN.as_millis() as u64;
+    expiry_arg(expires_at.map(|at| at.saturating_add(margin).min(MAX_NATIVE_EXPIRY_MS)))
 }
 
 fn parse_expiry(field: &[u8]) -> Result<Option<u64>, KvError> {
@@ -371,7 +388,13 @@ impl KvBackend for RedisBackend {
         let cap = max_live
             .map(|m| m.to_string().into_bytes())
             .unwrap_or_default();
-        let args: [&[u8]; 4] = [item.as_bytes(), &value, &expiry_arg(expires_at), &cap];
+        let args: [&[u8]; 5] = [
+            item.as_bytes(),
+            &value,
+            &expiry_arg(expires_at),
+            &cap,
+            &native_expiry_arg(expires_at),
+        ];
         match self
             .run::<i64>(&self.scripts.create, &keys, Some(item), now, &args)
             .await?
@@ -393,11 +416,12 @@ impl KvBackend for RedisBackend {
     ) -> Result<u64, KvError> {
         let keys = self.keys(partition);
         let expected = expected_version.to_string();
-        let args: [&[u8]; 4] = [
+        let args: [&[u8]; 5] = [
             item.as_bytes(),
             expected.as_bytes(),
             &value,
             &expiry_arg(expires_at),
+            &native_expiry_arg(expires_at),
         ];
         match self
             .run::<i64>(&self.scripts.replace, &keys, Some(item), now, &args)

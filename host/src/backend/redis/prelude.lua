@@ -23,16 +23,30 @@ local function prune(now, limit)
   return #expired
 end
 
+-- Refuses a script call whose numeric arguments are not numbers ('' allowed
+-- where `optional`), before the script writes anything: scripts do not roll back.
+local function check_numbers(optional, ...)
+  for _, value in ipairs({...}) do
+    if not (tonumber(value) or (optional and value == '')) then
+      return redis.error_reply('pmcp-tasks: invalid numeric argument ' .. tostring(value))
+    end
+  end
+  return nil
+end
+
 -- Writes an item hash with its expiry, keeping the key's TTL and the expiry
 -- set in step. `previous` is the expiry the hash had (false if none): when
 -- unchanged, both already say so (this function is their only writer).
-local function write_item(key, item, value, version, expires_at, previous)
+-- `native` is the time Redis itself deletes the key: later than the
+-- store's expiry by a margin, so a Redis clock ahead of the component's
+-- never deletes a task the store still considers live.
+local function write_item(key, item, value, version, expires_at, previous, native)
   redis.call('HSET', key, 'v', value, 'ver', version, 'exp', expires_at)
   if expires_at == previous then
     return
   end
   if expires_at ~= '' then
-    redis.call('PEXPIREAT', key, expires_at)
+    redis.call('PEXPIREAT', key, native)
     redis.call('ZADD', KEYS[2], expires_at, item)
   else
     redis.call('PERSIST', key)
