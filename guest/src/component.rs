@@ -315,6 +315,9 @@ mod faults {
     pub const LOOP: &str = "fault-injection:loop";
     /// Owner id that makes the guest allocate without bound.
     pub const ALLOCATE: &str = "fault-injection:allocate";
+    /// Owner id that makes the guest sweep with a clock from the far
+    /// future, as a hostile plugin would to delete every tenant's tasks.
+    pub const TIME_TRAVEL: &str = "fault-injection:time-travel";
 
     pub fn trigger(owner: &str) {
         match owner {
@@ -322,6 +325,11 @@ mod faults {
             LOOP => loop {
                 std::hint::black_box(());
             },
+            TIME_TRAVEL => {
+                if let Err(refused) = super::backend::sweep(u64::MAX, 10_000) {
+                    panic!("fault injection: the host refused the sweep: {refused:?}");
+                }
+            }
             ALLOCATE => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {

@@ -43,9 +43,16 @@ pub enum TaskError {
         #[source]
         source: Option<KvError>,
     },
-    /// The component reported corrupt data or a bug.
-    #[error("{0}")]
-    Internal(String),
+    /// Corrupt data, a bug, or a component that broke the contract; not
+    /// retryable.
+    #[error("{message}")]
+    Internal {
+        /// What went wrong.
+        message: String,
+        /// The backend's error, when the backend found the data corrupt.
+        #[source]
+        source: Option<KvError>,
+    },
     /// The component trapped (for example it panicked); the instance was discarded.
     #[error("the task component trapped: {0}")]
     GuestTrap(String),
@@ -58,6 +65,14 @@ pub enum TaskError {
 }
 
 impl TaskError {
+    /// A [`TaskError::Internal`] without an underlying backend error.
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        TaskError::Internal {
+            message: message.into(),
+            source: None,
+        }
+    }
+
     /// The JSON-RPC error code for this error.
     pub fn json_rpc_code(&self) -> i32 {
         match self {

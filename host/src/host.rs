@@ -273,7 +273,7 @@ impl TaskHost {
             call_get_result(owner, task_id)
         )?;
         serde_json::from_str(&text).map_err(|e| {
-            TaskError::Internal(format!("the component returned an invalid result: {e}"))
+            TaskError::internal(format!("the component returned an invalid result: {e}"))
         })
     }
 

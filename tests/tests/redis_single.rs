@@ -125,3 +125,48 @@ fn clock_now() -> Duration {
     use pmcp_tasks_host::clock::{Clock, SystemClock};
     SystemClock.now()
 }
+
+/// A malformed stored version is corrupt data: an internal error that says
+/// so and keeps the backend's error as its source, never "retry".
+#[tokio::test]
+async fn corrupt_stored_data_is_an_internal_error_not_a_retry() {
+    use pmcp_tasks_host::backend::KvError;
+    let factory = RedisFactory::single();
+    let config = factory.config("corrupt");
+    let url = config.urls[0].clone();
+    let backend = RedisBackend::connect(config).await.unwrap();
+    let host = TaskHost::builder()
+        .backend(Arc::new(backend))
+        .build()
+        .await
+        .unwrap();
+    let id = host
+        .create("alice", "tools/call", None)
+        .await
+        .unwrap()
+        .task
+        .task_id;
+    let client = redis::Client::open(url).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("corrupt:*:t:{id}"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let _: () = redis::cmd("HSET")
+        .arg(&keys[0])
+        .arg("ver")
+        .arg("not-a-number")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let err = host.get("alice", &id).await.unwrap_err();
+    assert!(!err.is_retryable(), "{err:?}");
+    assert_eq!(err.json_rpc_code(), pmcp_tasks_host::INTERNAL_ERROR);
+    let source = std::error::Error::source(&err).expect("the backend's error is kept");
+    assert!(
+        matches!(source.downcast_ref::<KvError>(), Some(KvError::Corrupt(_))),
+        "{source:?}"
+    );
+}

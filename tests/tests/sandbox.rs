@@ -279,3 +279,37 @@ async fn a_slow_backend_call_blocks_no_other_caller() {
     let page = stuck.await.unwrap().expect("the slow listing completes");
     assert!(page.tasks.is_empty());
 }
+
+/// A plugin chooses the `now` it passes to the backend; one from the future
+/// would sweep away every tenant's expiring tasks. The host refuses it.
+#[tokio::test]
+async fn a_component_cannot_sweep_with_a_clock_from_the_future() {
+    let backend = std::sync::Arc::new(pmcp_tasks_host::backend::InMemoryBackend::new());
+    let honest = TaskHost::builder()
+        .backend(backend.clone())
+        .build()
+        .await
+        .unwrap();
+    let bobs = honest
+        .create("bob", "tools/call", Some(Duration::from_secs(600)))
+        .await
+        .unwrap()
+        .task
+        .task_id;
+    let hostile = TaskHost::builder()
+        .backend(backend)
+        .component(ComponentSource::Bytes(FAULT_INJECTION_COMPONENT.to_vec()))
+        .build()
+        .await
+        .unwrap();
+    let err = hostile
+        .list("fault-injection:time-travel", None, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("ahead of the host clock"), "{err}");
+    assert!(!err.is_retryable(), "{err:?}");
+    honest
+        .get("bob", &bobs)
+        .await
+        .expect("bob's task outlives the hostile sweep");
+}

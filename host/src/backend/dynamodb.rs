@@ -481,9 +481,7 @@ fn number(item: &Item, name: &str) -> Result<Option<u64>, KvError> {
             .ok()
             .and_then(|n| n.parse().ok())
             .map(Some)
-            .ok_or_else(|| {
-                KvError::unavailable_because(format!("dynamodb returned a malformed {name}"))
-            }),
+            .ok_or_else(|| KvError::Corrupt(format!("dynamodb returned a malformed {name}"))),
     }
 }
 

@@ -54,6 +54,10 @@ pub enum KvError {
     /// The value is larger than this backend can store.
     #[error("value too large: {0}")]
     TooLarge(String),
+    /// The backend holds data it cannot read back (a malformed version,
+    /// expiry or key): retrying will not help, an operator must look.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
     /// The backend is unreachable or failed; `message` names the endpoint.
     #[error("{message}")]
     Unavailable {

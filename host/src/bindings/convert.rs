@@ -50,7 +50,7 @@ impl From<wit::StoreError> for TaskError {
                 message,
                 source: None,
             },
-            wit::StoreError::Internal(m) => TaskError::Internal(m),
+            wit::StoreError::Internal(m) => TaskError::internal(m),
         }
     }
 }
@@ -74,7 +74,7 @@ impl TryFrom<wit::TaskRecord> for TaskRecord {
 
     fn try_from(r: wit::TaskRecord) -> Result<Self, TaskError> {
         let variables: Map<String, Value> = serde_json::from_str(&r.variables).map_err(|e| {
-            TaskError::Internal(format!("the component returned invalid variables: {e}"))
+            TaskError::internal(format!("the component returned invalid variables: {e}"))
         })?;
         Ok(TaskRecord {
             task: r.task.into(),

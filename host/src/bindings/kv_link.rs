@@ -9,6 +9,13 @@ use wasmtime::component::{HasData, Linker};
 
 use super::pmcp::tasks::kv_backend as kv;
 use crate::backend::{self, KvBackend};
+use crate::clock::Clock;
+
+/// How far ahead of the host's clock a `now` from the component may be
+/// (the guest reads the clock the host gives it, so honest calls are never
+/// ahead; the slack covers a clock that is moved back between the read and
+/// the call).
+pub(crate) const NOW_TOLERANCE: Duration = Duration::from_secs(1);
 
 /// What a call's backend traffic cost, kept off the guest's time budget
 /// and reported on the call's tracing span.
@@ -20,6 +27,8 @@ pub(crate) struct BackendUse {
     pub(crate) calls: u32,
     /// The last backend error, kept as the source of the call's error.
     pub(crate) last_error: Option<backend::KvError>,
+    /// Why the host refused a backend call of the component, if it did.
+    pub(crate) refused: Option<String>,
 }
 
 /// The part of a call's state the `kv-backend` import needs.
@@ -28,9 +37,25 @@ pub(crate) struct KvView<'a> {
     pub(crate) backend: &'a Arc<dyn KvBackend>,
     /// Accounting of the call's backend traffic.
     pub(crate) usage: &'a mut BackendUse,
+    /// The clock the component was given.
+    pub(crate) clock: &'a dyn Clock,
 }
 
 impl KvView<'_> {
+    /// Refuses a `now` ahead of the clock the host gave the component: a
+    /// plugin must not expire (or sweep away) tasks before their time.
+    fn check_now(&mut self, now: u64) -> Result<(), kv::KvError> {
+        let limit = (self.clock.now() + NOW_TOLERANCE).as_millis();
+        if u128::from(now) <= limit {
+            return Ok(());
+        }
+        let why = format!(
+            "the component passed now = {now} ms, ahead of the host clock ({limit} ms with tolerance); refused"
+        );
+        self.usage.refused = Some(why.clone());
+        Err(kv::KvError::Unavailable(why))
+    }
+
     /// Awaits one backend call, accounting its time and keeping its error.
     async fn timed<T>(
         &mut self,
@@ -87,6 +112,7 @@ impl kv::Host for KvView<'_> {
         max_live: Option<u32>,
         now: u64,
     ) -> Result<u64, kv::KvError> {
+        self.check_now(now)?;
         let backend = self.backend.clone();
         self.timed(backend.create(&partition, &item, value, expires_at, max_live, now))
             .await
@@ -101,6 +127,7 @@ impl kv::Host for KvView<'_> {
         expires_at: Option<u64>,
         now: u64,
     ) -> Result<u64, kv::KvError> {
+        self.check_now(now)?;
         let backend = self.backend.clone();
         self.timed(backend.replace(&partition, &item, expected_version, value, expires_at, now))
             .await
@@ -124,6 +151,7 @@ impl kv::Host for KvView<'_> {
         limit: u32,
         now: u64,
     ) -> Result<Vec<kv::ListedEntry>, kv::KvError> {
+        self.check_now(now)?;
         let backend = self.backend.clone();
         let listed = self
             .timed(backend.list(&partition, after.as_deref(), limit, now))
@@ -138,6 +166,7 @@ impl kv::Host for KvView<'_> {
     }
 
     async fn sweep(&mut self, now: u64, limit: u32) -> Result<u64, kv::KvError> {
+        self.check_now(now)?;
         let backend = self.backend.clone();
         self.timed(backend.sweep(now, limit)).await
     }

@@ -11,12 +11,14 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::limits::MemoryLimiter;
 use crate::backend::KvBackend;
 use crate::bindings::kv_link::{BackendUse, KvView};
+use crate::clock::Clock;
 
 /// State of one instance, reset at the start of every call.
 pub(crate) struct CallState {
     pub(super) wasi: WasiCtx,
     pub(super) table: ResourceTable,
     backend: Arc<dyn KvBackend>,
+    clock: Arc<dyn Clock>,
     pub(super) limiter: MemoryLimiter,
     /// Backend traffic of the current call (its time is not guest time).
     usage: BackendUse,
@@ -29,11 +31,17 @@ pub(crate) struct CallState {
 
 impl CallState {
     /// State for a new instance over `backend`.
-    pub(super) fn new(wasi: WasiCtx, backend: Arc<dyn KvBackend>, limiter: MemoryLimiter) -> Self {
+    pub(super) fn new(
+        wasi: WasiCtx,
+        backend: Arc<dyn KvBackend>,
+        clock: Arc<dyn Clock>,
+        limiter: MemoryLimiter,
+    ) -> Self {
         CallState {
             wasi,
             table: ResourceTable::new(),
             backend,
+            clock,
             limiter,
             usage: BackendUse::default(),
             yielded: Arc::new(AtomicU64::new(0)),
@@ -53,6 +61,7 @@ impl CallState {
         KvView {
             backend: &self.backend,
             usage: &mut self.usage,
+            clock: &*self.clock,
         }
     }
 
@@ -61,9 +70,12 @@ impl CallState {
         &self.usage
     }
 
-    /// Takes the last backend error of the current call.
-    pub(super) fn take_backend_error(&mut self) -> Option<crate::backend::KvError> {
-        self.usage.last_error.take()
+    /// Takes what the current call's backend traffic left to report: the
+    /// last backend error, and the host's refusal of a call, if any.
+    pub(super) fn take_backend_outcome(
+        &mut self,
+    ) -> (Option<crate::backend::KvError>, Option<String>) {
+        (self.usage.last_error.take(), self.usage.refused.take())
     }
 
     /// Guest running time of the current call: wall time less backend

@@ -27,7 +27,7 @@ pub(crate) use call_state::CallState;
 use diagnostics::Diagnostics;
 pub(crate) use runtime::Runtime;
 
-use crate::backend::KvBackend;
+use crate::backend::{KvBackend, KvError};
 use crate::bindings::{GuestConfig, TaskStoreComponent};
 use crate::clock::{Clock, WasiWallClock};
 use crate::error::TaskError;
@@ -142,14 +142,28 @@ impl Sandbox {
     ) -> (Result<T, TaskError>, CallCost) {
         let sound = result.is_ok();
         let cost = session.cost();
-        let backend_error = session.store.data_mut().take_backend_error();
-        let outcome = session.diagnostics.outcome(result).map_err(|e| match e {
-            TaskError::Backend { message, .. } => TaskError::Backend {
-                message,
-                source: backend_error,
-            },
-            other => other,
-        });
+        let (backend_error, refused) = session.store.data_mut().take_backend_outcome();
+        let outcome = session
+            .diagnostics
+            .outcome(result)
+            .map_err(|e| match (e, refused) {
+                // The component broke the contract: not the backend's fault, not retryable.
+                (_, Some(why)) => TaskError::internal(why),
+                // Data the backend cannot read: retrying will not mend it.
+                (TaskError::Backend { message, .. }, None)
+                    if matches!(backend_error, Some(KvError::Corrupt(_))) =>
+                {
+                    TaskError::Internal {
+                        message,
+                        source: backend_error,
+                    }
+                }
+                (TaskError::Backend { message, .. }, None) => TaskError::Backend {
+                    message,
+                    source: backend_error,
+                },
+                (other, None) => other,
+            });
         if sound {
             self.release(session);
         }
@@ -182,7 +196,12 @@ impl Sandbox {
             .wall_clock(WasiWallClock(self.clock.clone()))
             .stderr(stderr.clone())
             .build();
-        let state = CallState::new(wasi, backend, limits::MemoryLimiter::new(&self.limits));
+        let state = CallState::new(
+            wasi,
+            backend,
+            self.clock.clone(),
+            limits::MemoryLimiter::new(&self.limits),
+        );
         let mut store = Store::new(&self.runtime.engine, state);
         limits::enforce(&mut store, &self.limits);
         let diagnostics = Diagnostics {

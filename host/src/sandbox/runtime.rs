@@ -101,7 +101,7 @@ impl Runtime {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| TaskError::Internal("the sandbox runtime is shutting down".into()))
+            .map_err(|_| TaskError::internal("the sandbox runtime is shutting down"))
     }
 
     /// Whether a slot is free now (no call is waiting for one).

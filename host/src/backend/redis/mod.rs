@@ -340,14 +340,14 @@ fn parse_expiry(field: &[u8]) -> Result<Option<u64>, KvError> {
     let text = std::str::from_utf8(field).ok();
     text.and_then(|t| t.parse().ok())
         .map(Some)
-        .ok_or_else(|| KvError::unavailable_because("redis returned a malformed expiry"))
+        .ok_or_else(|| KvError::Corrupt("redis returned a malformed expiry".into()))
 }
 
 fn parse_version(field: &[u8]) -> Result<u64, KvError> {
     std::str::from_utf8(field)
         .ok()
         .and_then(|t| t.parse().ok())
-        .ok_or_else(|| KvError::unavailable_because("redis returned a malformed version"))
+        .ok_or_else(|| KvError::Corrupt("redis returned a malformed version".into()))
 }
 
 #[async_trait]
@@ -465,9 +465,8 @@ impl KvBackend for RedisBackend {
             .await?;
         flat.chunks_exact(4)
             .map(|row| {
-                let item = String::from_utf8(row[0].clone()).map_err(|_| {
-                    KvError::unavailable_because("redis returned a non-UTF-8 item id")
-                })?;
+                let item = String::from_utf8(row[0].clone())
+                    .map_err(|_| KvError::Corrupt("redis returned a non-UTF-8 item id".into()))?;
                 let entry = Entry {
                     value: row[1].clone(),
                     version: parse_version(&row[2])?,
