@@ -5,6 +5,10 @@ use crate::error::StoreError;
 /// Deepest nesting serde_json parses before refusing (its recursion limit).
 pub const PARSER_DEPTH_LIMIT: u32 = 127;
 
+/// Largest page a configuration may allow: a page and its look-ahead item
+/// are read in one backend call and held in guest memory at once.
+pub const MAX_PAGE_SIZE: u32 = 1_000;
+
 /// Longest ttl any task may have, in ms (about 1 000 years). Expiries stay
 /// far below 2^53 ms, so every backend represents them exactly (Redis
 /// scores and Lua numbers are doubles; `PEXPIREAT` takes an i64).
@@ -80,8 +84,11 @@ impl StoreConfig {
                 "invalid store configuration: {why}"
             )))
         };
-        if self.max_page_size == 0 {
-            return invalid("max-page-size must be at least 1");
+        if self.max_page_size == 0 || self.max_page_size > MAX_PAGE_SIZE {
+            return invalid(&format!(
+                "max-page-size is {}; it must be between 1 and {MAX_PAGE_SIZE}",
+                self.max_page_size
+            ));
         }
         if self.default_page_size == 0 || self.default_page_size > self.max_page_size {
             return invalid("default-page-size must be between 1 and max-page-size");
@@ -221,6 +228,14 @@ mod tests {
         c.allow_anonymous = true;
         assert!(c.check_owner("").is_ok());
         assert!(c.check_owner(&"x".repeat(16 * 1024 + 1)).is_err());
+    }
+
+    #[test]
+    fn a_page_size_that_would_wrap_is_refused() {
+        let mut c = StoreConfig::for_tests();
+        c.max_page_size = u32::MAX;
+        let err = c.validate().unwrap_err();
+        assert!(err.to_string().contains("4294967295"), "{err}");
     }
 
     #[test]

@@ -104,7 +104,9 @@ impl SandboxLimits {
 impl Default for SandboxLimits {
     fn default() -> Self {
         SandboxLimits {
-            max_memory_bytes: 64 << 20,
+            // A full page of the largest records (101 × 350 KB) read at
+            // once must fit in half of it.
+            max_memory_bytes: 128 << 20,
             time_budget: Duration::from_secs(5),
         }
     }

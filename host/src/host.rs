@@ -87,6 +87,7 @@ impl TaskHostBuilder {
         let backend = self
             .backend
             .unwrap_or_else(|| Arc::new(InMemoryBackend::new()));
+        check_page_fits_memory(&self.config, &self.limits)?;
         let mut store_config = self.config;
         if store_config.cursor_secret.is_empty() {
             store_config.cursor_secret = random_cursor_secret()?;
@@ -106,6 +107,23 @@ impl TaskHostBuilder {
             }),
         })
     }
+}
+
+/// Refuses a configuration whose largest page could not be read within the
+/// guest's memory: a page and its look-ahead item, at the largest record
+/// size, must fit in half the memory cap (the rest is for the copies that
+/// decoding makes), or a legal list request would fail with a memory error.
+fn check_page_fits_memory(config: &StoreConfig, limits: &SandboxLimits) -> Result<(), BuildError> {
+    let page_bytes = (u64::from(config.max_page_size) + 1) * u64::from(config.max_record_bytes);
+    let budget = limits.max_memory_bytes as u64 / 2;
+    if page_bytes <= budget {
+        return Ok(());
+    }
+    Err(BuildError::Config(TaskError::InvalidParams(format!(
+        "a page of max-page-size {} (+1 look-ahead) records of max-record-bytes {} is {page_bytes} bytes, \
+         over half the guest memory limit of {} bytes; lower either, or raise SandboxLimits::max_memory_bytes",
+        config.max_page_size, config.max_record_bytes, limits.max_memory_bytes
+    ))))
 }
 
 /// A secret for list cursors when the configuration names none: without

@@ -12,8 +12,13 @@ use pmcp_tasks_tests::gated::GatedBackend;
 const ALICE: &str = "alice";
 
 async fn faulty_host(limits: SandboxLimits) -> TaskHost {
+    // Small pages, so that a page of the largest records fits small limits.
+    let mut config = StoreConfig::default();
+    config.max_page_size = 10;
+    config.default_page_size = 10;
     TaskHost::builder()
         .component(ComponentSource::Bytes(FAULT_INJECTION_COMPONENT.to_vec()))
+        .config(config)
         .limits(limits)
         .build()
         .await
@@ -312,4 +317,57 @@ async fn a_component_cannot_sweep_with_a_clock_from_the_future() {
         .get("bob", &bobs)
         .await
         .expect("bob's task outlives the hostile sweep");
+}
+
+/// A page of the largest records must be readable within the guest's
+/// memory: configurations where it is not are refused when the host is
+/// built, naming the numbers.
+#[tokio::test]
+async fn a_configuration_whose_largest_page_cannot_fit_is_refused() {
+    for (page, why) in [(1_000, "358400"), (100_000, "100000")] {
+        let mut config = StoreConfig::default();
+        config.max_page_size = page;
+        let err = TaskHost::builder()
+            .config(config)
+            .build()
+            .await
+            .err()
+            .expect("refused");
+        assert!(matches!(err, BuildError::Config(_)), "{err:?}");
+        assert!(err.to_string().contains(why), "{err}");
+    }
+}
+
+/// With the defaults, a full page of tasks holding the largest results the
+/// store accepts lists without hitting the memory cap.
+#[tokio::test]
+async fn a_full_page_of_the_largest_records_lists_within_the_default_limits() {
+    let host = TaskHost::builder().build().await.unwrap();
+    let config = StoreConfig::default();
+    // Strings are capped too: fill the result with several of the longest.
+    let text = "x".repeat(config.max_result_bytes as usize / 4 - 1_024);
+    let parts = 4;
+    let content: Vec<_> = (0..parts)
+        .map(|_| serde_json::json!({ "type": "text", "text": text }))
+        .collect();
+    let result = serde_json::json!({ "content": content });
+    assert!(text.len() <= config.max_string_bytes as usize);
+    assert!(result.to_string().len() > config.max_result_bytes as usize * 9 / 10);
+    for _ in 0..=config.max_page_size {
+        let id = host
+            .create(ALICE, "tools/call", None)
+            .await
+            .unwrap()
+            .task
+            .task_id;
+        host.complete_with_result(ALICE, &id, pmcp_tasks_host::TaskStatus::Completed, &result)
+            .await
+            .unwrap();
+    }
+    let page = host
+        .list(ALICE, None, Some(config.max_page_size))
+        .await
+        .expect("a legal page request");
+    assert_eq!(page.tasks.len(), config.max_page_size as usize);
+    assert!(page.next_cursor.is_some());
 }

@@ -641,7 +641,7 @@ impl KvBackend for DynamoDbBackend {
                     now,
                 )
                 .set_exclusive_start_key(start.take())
-                .limit((limit as usize - out.len()) as i32)
+                .limit(i32::try_from(limit as usize - out.len()).unwrap_or(i32::MAX))
                 .send()
                 .await
                 .map_err(|e| self.unavailable(e))?;
