@@ -73,7 +73,7 @@ cat "$services_log"
 export PMCP_MOTO_PYTHON="$PWD/target/dynamodb-emulator/bin/python"
 
 step "tests: every package, every backend"
-cargo test --locked --workspace --all-features
+cargo test --locked --workspace --all-features --no-fail-fast
 
 step "tests: the host without optional features"
 cargo test --locked -p pmcp-tasks-host --no-default-features --lib

@@ -1,7 +1,8 @@
 # Shared setup of tests/run-all.sh and tests/bench.sh: sourced, not run.
 # Every function is idempotent: it installs only what is missing.
 
-step() { printf '\n==> %s\n' "$*"; }
+# A heading with the time since the script started, so slow steps show.
+step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 # Installs Debian packages (as root, or through sudo).
 apt_install() {

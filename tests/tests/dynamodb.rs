@@ -151,3 +151,87 @@ async fn bootstrap_is_idempotent_and_enables_ttl() {
         ]
     );
 }
+
+/// A host with `cap` live tasks per owner over `backend`, on `clock`.
+async fn capped_host(backend: DynamoDbBackend, clock: &ManualClock, cap: u32) -> TaskHost {
+    let mut config = StoreConfig::default();
+    config.max_tasks_per_owner = Some(cap);
+    TaskHost::builder()
+        .backend(Arc::new(backend))
+        .clock(Arc::new(clock.clone()))
+        .config(config)
+        .build()
+        .await
+        .unwrap()
+}
+
+async fn create_with_ttl(host: &TaskHost, ttl: Duration) -> String {
+    host.create("alice", "tools/call", Some(ttl))
+        .await
+        .unwrap()
+        .task
+        .task_id
+}
+
+/// DynamoDB's TTL process deletes expired items with no hook into the
+/// store's counter: an owner must not stay locked out once it did.
+#[tokio::test]
+async fn items_deleted_by_dynamodb_ttl_do_not_lock_the_owner_out() {
+    let factory = DynamoDbFactory::start().await;
+    let backend = factory.backend().await;
+    let table = backend.table().to_owned();
+    let clock = ManualClock::starting_now();
+    let host = capped_host(backend, &clock, 2).await;
+    for _ in 0..2 {
+        create_with_ttl(&host, Duration::from_secs(1)).await;
+    }
+    clock.advance(Duration::from_secs(5));
+    // What DynamoDB's TTL does: delete the task items, nothing else.
+    let raw = factory.client();
+    let items = raw.scan().table_name(&table).send().await.unwrap();
+    let mut deleted = 0;
+    for item in items.items() {
+        let sk = item.get("sk").and_then(|v| v.as_s().ok()).unwrap();
+        if sk.starts_with("i#") {
+            raw.delete_item()
+                .table_name(&table)
+                .key("pk", item["pk"].clone())
+                .key("sk", item["sk"].clone())
+                .send()
+                .await
+                .unwrap();
+            deleted += 1;
+        }
+    }
+    assert_eq!(deleted, 2);
+    host.create("alice", "tools/call", None)
+        .await
+        .expect("the owner holds no task: the quota must let it create");
+    create_with_ttl(&host, Duration::from_secs(60)).await;
+    let third = host.create("alice", "tools/call", None).await;
+    assert!(
+        matches!(third, Err(TaskError::QuotaExceeded(_))),
+        "the cap still holds: {third:?}"
+    );
+}
+
+/// DynamoDB applies a Query's `Limit` before its filter: pruning must
+/// follow `LastEvaluatedKey` past a first page of live items to find the
+/// expired ones behind it.
+#[tokio::test]
+async fn expired_tasks_behind_a_page_of_live_ones_free_their_quota() {
+    let factory = DynamoDbFactory::start().await;
+    let clock = ManualClock::starting_now();
+    let host = capped_host(factory.backend().await, &clock, 150).await;
+    // Task ids sort by creation time: the live tasks come first in the
+    // table's order, the expired ones after them.
+    for n in 0..150 {
+        let ttl = if n < 100 { 3_600 } else { 1 };
+        create_with_ttl(&host, Duration::from_secs(ttl)).await;
+        clock.advance(Duration::from_millis(1));
+    }
+    clock.advance(Duration::from_secs(5));
+    host.create("alice", "tools/call", None)
+        .await
+        .expect("50 of 150 tasks expired: the cap has room");
+}

@@ -5,7 +5,7 @@
 //!
 //! | attribute | type | holds |
 //! |---|---|---|
-//! | `pk` (partition key) | S | the partition, stored as given (never parsed) |
+//! | `pk` (partition key) | S | the partition: as given when it is lowercase alphanumeric (the component's are hex), else `x:` and its bytes in hex (DynamoDB refuses an empty key) |
 //! | `sk` (sort key) | S | `i#<item>` for items; `q#count` for the partition's live-item counter |
 //! | `v` | B | the value |
 //! | `ver` | N | the version |
@@ -28,18 +28,20 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
-    TimeToLiveStatus, TransactWriteItem, Update,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, Select, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
 };
 
-use super::{Entry, KvBackend, KvError};
+use super::{Entry, KvBackend, KvError, PartitionName};
 
 /// Largest item DynamoDB stores is 400 KB; keep room for keys and attributes.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 350 * 1024;
 const ITEM_PREFIX: &str = "i#";
 const COUNTER_SK: &str = "q#count";
 /// Expired items deleted per partition when a create finds the quota full.
-const PRUNE_BATCH: i32 = 100;
+const PRUNE_BATCH: u32 = 100;
+/// Items a Query evaluates per request (before its filter) when pruning.
+const QUERY_PAGE: i32 = 100;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -232,7 +234,7 @@ impl DynamoDbBackend {
 
     fn item_key(&self, partition: &str, item: &str) -> Item {
         HashMap::from([
-            ("pk".to_owned(), AttributeValue::S(partition.to_owned())),
+            ("pk".to_owned(), AttributeValue::S(partition_key(partition))),
             (
                 "sk".to_owned(),
                 AttributeValue::S(format!("{ITEM_PREFIX}{item}")),
@@ -242,7 +244,7 @@ impl DynamoDbBackend {
 
     fn counter_key(&self, partition: &str) -> Item {
         HashMap::from([
-            ("pk".to_owned(), AttributeValue::S(partition.to_owned())),
+            ("pk".to_owned(), AttributeValue::S(partition_key(partition))),
             ("sk".to_owned(), AttributeValue::S(COUNTER_SK.to_owned())),
         ])
     }
@@ -354,31 +356,133 @@ impl DynamoDbBackend {
             .consistent_read(true)
             .key_condition_expression("pk = :pk AND begins_with(sk, :items)")
             .filter_expression(filter)
-            .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
+            .expression_attribute_values(":pk", AttributeValue::S(partition_key(partition)))
             .expression_attribute_values(":items", AttributeValue::S(ITEM_PREFIX.to_owned()))
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
     }
 
     /// Deletes up to `limit` items of `partition` expired at `now`.
-    async fn prune_partition(&self, partition: &str, now: u64, limit: i32) -> Result<u64, KvError> {
-        let expired = self
-            .items_query(partition, "exp_ms <= :now", now)
-            .projection_expression("sk")
-            .limit(limit)
-            .send()
-            .await
-            .map_err(|e| self.unavailable(e))?;
+    /// DynamoDB applies a Query's `Limit` before its filter, so a page can
+    /// hold no expired item while later ones do: the query follows
+    /// `LastEvaluatedKey` until it found `limit` or the partition ends.
+    async fn prune_partition(&self, partition: &str, now: u64, limit: u32) -> Result<u64, KvError> {
         let mut removed = 0;
-        for found in expired.items() {
-            if let Some(item) = item_id(found) {
+        let mut start = None;
+        loop {
+            let page = self
+                .items_query(partition, "exp_ms <= :now", now)
+                .projection_expression("sk")
+                .limit(QUERY_PAGE)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.unavailable(e))?;
+            for item in page.items().iter().filter_map(item_id) {
+                if removed >= u64::from(limit) {
+                    return Ok(removed);
+                }
                 let now_value = AttributeValue::N(now.to_string());
                 removed += u64::from(
                     self.delete_counted(partition, item, "exp_ms <= :now", now_value)
                         .await?,
                 );
             }
+            match page.last_evaluated_key {
+                Some(key) if removed < u64::from(limit) => start = Some(key),
+                _ => return Ok(removed),
+            }
         }
-        Ok(removed)
+    }
+
+    /// Items of `partition` present in the table, expired or not (what the
+    /// counter should say), counted page by page.
+    async fn count_items(&self, partition: &str) -> Result<u64, KvError> {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :items)")
+                .expression_attribute_values(":pk", AttributeValue::S(partition_key(partition)))
+                .expression_attribute_values(":items", AttributeValue::S(ITEM_PREFIX.to_owned()))
+                .select(Select::Count)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.unavailable(e))?;
+            count += u64::try_from(page.count()).unwrap_or(0);
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(count),
+            }
+        }
+    }
+
+    /// Brings the partition's counter down to the items actually present.
+    ///
+    /// The counter only goes down in the store's own deletes; DynamoDB's TTL
+    /// deletes expired items without telling it, so it can count items that
+    /// are gone and lock the owner out. Called when a create is refused for
+    /// the quota and pruning found nothing to delete. The counter is read,
+    /// the items counted (strongly consistent), and the counter set only if
+    /// it still holds what was read: any create or delete in between
+    /// changes it and the correction is dropped, so it never undercounts
+    /// and the cap still holds under concurrent creates. Returns whether it
+    /// corrected the counter.
+    async fn reconcile_counter(&self, partition: &str) -> Result<bool, KvError> {
+        let counter = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self.counter_key(partition)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let Some(observed) = counter
+            .item()
+            .map(|c| number(c, "n"))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(false);
+        };
+        let present = self.count_items(partition).await?;
+        if present >= observed {
+            return Ok(false);
+        }
+        let corrected = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.counter_key(partition)))
+            .update_expression("SET n = :present")
+            .condition_expression("n = :observed")
+            .expression_attribute_values(":present", AttributeValue::N(present.to_string()))
+            .expression_attribute_values(":observed", AttributeValue::N(observed.to_string()))
+            .send()
+            .await;
+        match corrected {
+            Ok(_) => {
+                tracing::info!(
+                    table = %self.table,
+                    from = observed,
+                    to = present,
+                    "corrected a partition's task counter (items deleted by DynamoDB's TTL)"
+                );
+                Ok(true)
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.unavailable(e)),
+        }
     }
 
     async fn try_create(
@@ -442,6 +546,25 @@ impl DynamoDbBackend {
     }
 }
 
+/// The `pk` of a partition: the partition itself when it is plain (the
+/// component's SHA-256 hex), else `x:` and its hex. The two forms cannot
+/// meet (only the second has a `:`), and the empty partition, which
+/// DynamoDB refuses as a key, gets a non-empty one.
+fn partition_key(partition: &str) -> String {
+    match PartitionName::of(partition) {
+        PartitionName::Plain(plain) => plain.to_owned(),
+        PartitionName::Hex(hex) => format!("x:{hex}"),
+    }
+}
+
+/// The partition a `pk` stands for (the inverse of [`partition_key`]).
+fn partition_of(pk: &str) -> Option<String> {
+    match pk.strip_prefix("x:") {
+        Some(hex) => PartitionName::unhex(hex),
+        None => Some(pk.to_owned()),
+    }
+}
+
 /// Why one create attempt did not apply.
 enum CreateRefusal {
     Exists { expires_at: Option<u64> },
@@ -501,8 +624,8 @@ fn entry_of(item: &Item) -> Result<Entry, KvError> {
             version,
             expires_at: expiry_of(item)?,
         }),
-        _ => Err(KvError::unavailable_because(
-            "dynamodb returned an item without value or version",
+        _ => Err(KvError::Corrupt(
+            "dynamodb returned an item without value or version".into(),
         )),
     }
 }
@@ -533,7 +656,7 @@ impl KvBackend for DynamoDbBackend {
     ) -> Result<u64, KvError> {
         self.check_size(&value)?;
         let attributes = self.full_item(partition, item, value, 1, expires_at);
-        let mut pruned = false;
+        let (mut pruned, mut reconciled) = (false, false);
         loop {
             match self.try_create(partition, &attributes, max_live).await {
                 Ok(()) => return Ok(1),
@@ -556,6 +679,17 @@ impl KvBackend for DynamoDbBackend {
                 Err(CreateRefusal::Quota) if !pruned => {
                     pruned = true;
                     if self.prune_partition(partition, now, PRUNE_BATCH).await? == 0 {
+                        reconciled = true;
+                        if !self.reconcile_counter(partition).await? {
+                            return Err(KvError::QuotaExceeded);
+                        }
+                    }
+                }
+                // Pruning freed room but a concurrent create took it, or
+                // the counter counts items DynamoDB's TTL deleted.
+                Err(CreateRefusal::Quota) if !reconciled => {
+                    reconciled = true;
+                    if !self.reconcile_counter(partition).await? {
                         return Err(KvError::QuotaExceeded);
                     }
                 }
@@ -676,12 +810,13 @@ impl KvBackend for DynamoDbBackend {
                 .map_err(|e| self.unavailable(e))?;
             for found in page.items() {
                 let pk = found.get("pk").and_then(|v| v.as_s().ok());
+                let partition = pk.and_then(|pk| partition_of(pk));
                 let item = item_id(found);
-                if let (Some(pk), Some(item)) = (pk, item) {
+                if let (Some(partition), Some(item)) = (partition, item) {
                     if removed < u64::from(limit) {
                         let now_value = AttributeValue::N(now.to_string());
                         removed += u64::from(
-                            self.delete_counted(pk, item, "exp_ms <= :now", now_value)
+                            self.delete_counted(&partition, item, "exp_ms <= :now", now_value)
                                 .await?,
                         );
                     }

@@ -91,6 +91,43 @@ impl KvError {
     }
 }
 
+/// A partition as a store's key material: most stores restrict key
+/// characters or refuse empty keys, and a partition is any string.
+#[cfg(any(feature = "redis", feature = "dynamodb"))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PartitionName<'a> {
+    /// Non-empty lowercase alphanumeric (the component's SHA-256 hex): usable as it is.
+    Plain(&'a str),
+    /// Anything else, as the hex of its bytes.
+    Hex(String),
+}
+
+#[cfg(any(feature = "redis", feature = "dynamodb"))]
+impl<'a> PartitionName<'a> {
+    /// Classifies `partition`; distinct partitions get distinct names.
+    pub(crate) fn of(partition: &'a str) -> Self {
+        let plain = |b: u8| b.is_ascii_digit() || b.is_ascii_lowercase();
+        if !partition.is_empty() && partition.bytes().all(plain) {
+            PartitionName::Plain(partition)
+        } else {
+            PartitionName::Hex(partition.bytes().map(|b| format!("{b:02x}")).collect())
+        }
+    }
+
+    /// The partition a [`PartitionName::Hex`] stands for.
+    #[cfg(feature = "dynamodb")]
+    pub(crate) fn unhex(hex: &str) -> Option<String> {
+        let bytes: Option<Vec<u8>> = (0..hex.len())
+            .step_by(2)
+            .map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+            })
+            .collect();
+        String::from_utf8(bytes?).ok()
+    }
+}
+
 /// The atomic key-value steps the task component needs; see
 /// `wit/tasks.wit` (`interface kv-backend`) for the exact contract.
 /// Partitions and items are separate values; times are milliseconds since

@@ -24,7 +24,7 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 
-use super::{Entry, KvBackend, KvError};
+use super::{Entry, KvBackend, KvError, PartitionName};
 
 /// How to reach Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,19 +183,13 @@ impl PartitionKeys {
     }
 }
 
-/// The hash tag of a partition: partitions made of `[0-9a-z]` (the
-/// component's SHA-256 hex) are used as they are, anything else is hex-encoded
-/// behind another marker, so no partition can produce another's tag.
+/// The hash tag of a partition: `p:` and the partition when it is plain
+/// (the component's SHA-256 hex), else `x:` and its hex, so no partition
+/// can produce another's tag.
 pub(crate) fn partition_tag(partition: &str) -> String {
-    if !partition.is_empty()
-        && partition
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
-    {
-        format!("p:{partition}")
-    } else {
-        let hex: String = partition.bytes().map(|b| format!("{b:02x}")).collect();
-        format!("x:{hex}")
+    match PartitionName::of(partition) {
+        PartitionName::Plain(plain) => format!("p:{plain}"),
+        PartitionName::Hex(hex) => format!("x:{hex}"),
     }
 }
 
