@@ -170,3 +170,76 @@ async fn corrupt_stored_data_is_an_internal_error_not_a_retry() {
         "{source:?}"
     );
 }
+
+/// Commands the server has processed so far (`INFO stats`).
+async fn commands_processed(raw: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(raw)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_commands_processed:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("INFO stats reports total_commands_processed")
+}
+
+/// A sweep's cost follows what expired, not how many owners ever existed:
+/// 10 000 partitions hold expiring items, 10 of them expired ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sweep_visits_what_expired_not_every_owner() {
+    use pmcp_tasks_host::backend::KvBackend;
+    const NOW: u64 = 1_800_000_000_000;
+    let factory = RedisFactory::single();
+    let config = factory.config("sweepcost");
+    let url = config.urls[0].clone();
+    let backend = Arc::new(RedisBackend::connect(config).await.unwrap());
+    let writes = (0..10_000u32).map(|n| {
+        let backend = backend.clone();
+        async move {
+            let expiry = if n % 1_000 == 0 {
+                NOW + 10
+            } else {
+                NOW + 3_600_000
+            };
+            let partition = format!("{n:064x}");
+            backend
+                .create(&partition, "item", b"v".to_vec(), Some(expiry), None, NOW)
+                .await
+                .unwrap();
+        }
+    });
+    futures_join_all(writes).await;
+    let client = redis::Client::open(url).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let before = commands_processed(&mut raw).await;
+    assert_eq!(backend.sweep(NOW + 20, 1_000).await.unwrap(), 10);
+    // Commands run inside scripts count too: about ten per swept partition
+    // (the old registry-wide sweep ran two for every one of the 10 000).
+    let spent = commands_processed(&mut raw).await - before - 1;
+    assert!(
+        spent <= 10 * 15 + 10,
+        "the sweep ran {spent} commands for 10 expired items"
+    );
+    assert_eq!(
+        backend.sweep(NOW + 20, 1_000).await.unwrap(),
+        0,
+        "nothing left"
+    );
+}
+
+/// Runs futures 500 at a time.
+async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) {
+    let mut running = tokio::task::JoinSet::new();
+    for future in futures {
+        if running.len() >= 500 {
+            running.join_next().await.unwrap().unwrap();
+        }
+        running.spawn(future);
+    }
+    while let Some(done) = running.join_next().await {
+        done.unwrap();
+    }
+}

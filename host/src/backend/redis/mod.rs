@@ -9,7 +9,7 @@
 //! | `P:{T}:t:<item>` | hash | `v` value, `ver` version, `exp` expiry (ms, `''` = none); native `PEXPIREAT` [`NATIVE_EXPIRY_MARGIN`] after `exp` |
 //! | `P:{T}:idx` | sorted set | item ids, all scored 0: id order via `ZRANGEBYLEX` |
 //! | `P:{T}:exp` | sorted set | item ids scored by expiry: pruning and the live count |
-//! | `P:partitions` | set | partitions that ever held an expiring item, for the sweep |
+//! | `P:sweep` | sorted set | partitions scored by (a lower bound of) their earliest expiry: what a sweep visits |
 //!
 //! Every write is one Lua script (cached by SHA, reloaded on `NOSCRIPT`)
 //! touching only keys that share the partition's hash tag, so it is atomic
@@ -18,7 +18,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dashmap::DashSet;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
@@ -144,6 +143,7 @@ struct Scripts {
     remove: Script,
     list: Script,
     sweep: Script,
+    sweep_hint: Script,
 }
 
 impl Scripts {
@@ -156,6 +156,7 @@ impl Scripts {
             remove: with_prelude(include_str!("remove.lua")),
             list: with_prelude(include_str!("list.lua")),
             sweep: with_prelude(include_str!("sweep.lua")),
+            sweep_hint: Script::new(include_str!("sweep_hint.lua")),
         }
     }
 }
@@ -166,8 +167,6 @@ pub struct RedisBackend {
     prefix: String,
     address: String,
     scripts: Scripts,
-    /// Partitions this process has already added to `P:partitions`.
-    registered: DashSet<String>,
 }
 
 /// The keys of one partition.
@@ -241,7 +240,6 @@ impl RedisBackend {
             prefix: config.key_prefix,
             address,
             scripts: Scripts::new(),
-            registered: DashSet::new(),
         })
     }
 
@@ -254,8 +252,10 @@ impl RedisBackend {
         }
     }
 
-    fn registry_key(&self) -> String {
-        format!("{}:partitions", self.prefix)
+    /// The sweep index (see the module docs): outside every partition's
+    /// hash tag, so it is written in commands of its own.
+    fn sweep_key(&self) -> String {
+        format!("{}:sweep", self.prefix)
     }
 
     fn unavailable(&self, e: RedisError) -> KvError {
@@ -287,20 +287,20 @@ impl RedisBackend {
             .map_err(|e| self.unavailable(e))
     }
 
-    /// Adds the partition to the sweep registry once per process.
-    async fn register_for_sweep(&self, partition: &str) -> Result<(), KvError> {
-        if self.registered.contains(partition) {
-            return Ok(());
-        }
+    /// Lowers the partition's score in the sweep index to `expires_at` (or
+    /// adds it). Done before the write it is for: a hint for a write that
+    /// then fails costs the sweep one wasted visit, a write without its
+    /// hint would be missed.
+    async fn hint_sweep(&self, partition: &str, expires_at: u64) -> Result<(), KvError> {
         let mut connection = self.connection.clone();
-        redis::cmd("SADD")
-            .arg(self.registry_key())
+        redis::cmd("ZADD")
+            .arg(self.sweep_key())
+            .arg("LT")
+            .arg(expires_at)
             .arg(partition)
             .query_async::<()>(&mut connection)
             .await
-            .map_err(|e| self.unavailable(e))?;
-        self.registered.insert(partition.to_owned());
-        Ok(())
+            .map_err(|e| self.unavailable(e))
     }
 }
 
@@ -375,8 +375,8 @@ impl KvBackend for RedisBackend {
         max_live: Option<u32>,
         now: u64,
     ) -> Result<u64, KvError> {
-        if expires_at.is_some() {
-            self.register_for_sweep(partition).await?;
+        if let Some(at) = expires_at {
+            self.hint_sweep(partition, at).await?;
         }
         let keys = self.keys(partition);
         let cap = max_live
@@ -417,13 +417,19 @@ impl KvBackend for RedisBackend {
             &expiry_arg(expires_at),
             &native_expiry_arg(expires_at),
         ];
-        match self
-            .run::<i64>(&self.scripts.replace, &keys, Some(item), now, &args)
-            .await?
-        {
-            version if version > 0 => Ok(version as u64),
-            _ => Err(KvError::Conflict),
+        let (version, earlier): (i64, i64) = self
+            .run(&self.scripts.replace, &keys, Some(item), now, &args)
+            .await?;
+        if version <= 0 {
+            return Err(KvError::Conflict);
         }
+        // Rare (a task's expiry does not move earlier): hinted after the
+        // write, so a failure here only delays the sweep, and a create's
+        // prune in the partition still removes the item in time.
+        if let (1, Some(at)) = (earlier, expires_at) {
+            self.hint_sweep(partition, at).await?;
+        }
+        Ok(version as u64)
     }
 
     async fn remove(
@@ -471,23 +477,32 @@ impl KvBackend for RedisBackend {
             .collect()
     }
 
+    /// Visits only the partitions whose sweep-index score is due: the cost
+    /// follows what expired (plus stale hints, each corrected on its first
+    /// visit), not how many partitions ever existed.
     async fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError> {
         let mut connection = self.connection.clone();
-        let partitions: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(self.registry_key())
+        let due: Vec<(String, String)> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.sweep_key())
+            .arg("-inf")
+            .arg(now)
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit.max(1))
             .query_async(&mut connection)
             .await
             .map_err(|e| self.unavailable(e))?;
         let mut removed = 0u64;
-        for partition in partitions {
+        for (partition, score) in due {
             let left = u64::from(limit) - removed;
             if left == 0 {
                 break;
             }
             let keys = self.keys(&partition);
             let left_arg = left.to_string();
-            removed += self
-                .run::<u64>(
+            let (count, next): (u64, String) = self
+                .run(
                     &self.scripts.sweep,
                     &keys,
                     None,
@@ -495,6 +510,16 @@ impl KvBackend for RedisBackend {
                     &[left_arg.as_bytes()],
                 )
                 .await?;
+            removed += count;
+            self.scripts
+                .sweep_hint
+                .key(self.sweep_key())
+                .arg(&partition)
+                .arg(&score)
+                .arg(&next)
+                .invoke_async::<i64>(&mut connection)
+                .await
+                .map_err(|e| self.unavailable(e))?;
         }
         Ok(removed)
     }

@@ -1,16 +1,17 @@
 -- KEYS[3] = item hash. ARGV[3] = item, ARGV[4] = expected version,
 -- ARGV[5] = value, ARGV[6] = expiry ('' = none), ARGV[7] = Redis's own
 -- expiry of the key ('' = none).
--- Returns the new version, or -1 when the item is missing, expired or at
--- another version.
+-- Returns {new version, 1 if the expiry moved earlier (or appeared), else 0},
+-- or {-1, 0} when the item is missing, expired or at another version.
 local refused = check_numbers(false, ARGV[2], ARGV[4]) or check_numbers(true, ARGV[6], ARGV[7])
 if refused then
   return refused
 end
 local current = redis.call('HMGET', KEYS[3], 'ver', 'exp')
 if not current[1] or current[1] ~= ARGV[4] or not is_live(current[2], ARGV[2]) then
-  return -1
+  return {-1, 0}
 end
 local version = tonumber(current[1]) + 1
 write_item(KEYS[3], ARGV[3], ARGV[5], version, ARGV[6], current[2], ARGV[7])
-return version
+local earlier = ARGV[6] ~= '' and (current[2] == '' or tonumber(ARGV[6]) < tonumber(current[2]))
+return {version, earlier and 1 or 0}
