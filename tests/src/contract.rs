@@ -38,6 +38,7 @@ crate::rule_list! {
     cleanup_removes_only_expired,
     a_ttl_past_the_longest_is_refused_and_leaves_nothing,
     cursors_are_good_only_where_their_secret_is,
+    a_hostile_owner_corpus_reaches_no_other_owner_by_any_operation,
 }
 
 const ALICE: &str = "https://idp.example/users/alice";
@@ -828,4 +829,146 @@ async fn cursors_are_good_only_where_their_secret_is(factory: &dyn BackendFactor
             .len(),
         2
     );
+}
+
+/// Owner ids built to collide with each other in a careless store: in
+/// families of look-alikes (separators, hash-tag braces, NUL, prefixes of
+/// each other, Unicode confusables, case and whitespace, very long ids).
+fn hostile_owner_corpus() -> Vec<Vec<String>> {
+    let long = "o".repeat(8 * 1024);
+    let families: [&[&str]; 6] = [
+        &[
+            "alice",
+            "alice:",
+            "alice:1",
+            ":alice",
+            "alice\u{0}",
+            "alice\u{0}x",
+        ],
+        &["{t}", "{t}:x", "t", "{t", "t}", "{{t}}"],
+        &["*", "a*", "?", "[a]", "%", "a%"],
+        &["alice", "аlice", "ＡＬＩＣＥ", "ALICE", "alice ", " alice"],
+        &[
+            "https://idp/u/1",
+            "https://idp/u/1/",
+            "https://idp/u/10",
+            "https://idp/u",
+            "urn:idp:u:1",
+            "mailto:1@idp",
+        ],
+        &[&long[..1], &long[..2], &long, &long[1..]],
+    ];
+    families
+        .iter()
+        .map(|family| family.iter().map(|owner| (*owner).to_owned()).collect())
+        .collect()
+}
+
+async fn a_hostile_owner_corpus_reaches_no_other_owner_by_any_operation(
+    factory: &dyn BackendFactory,
+) {
+    let mut config = StoreConfig::default();
+    config.max_tasks_per_owner = Some(2);
+    let f = Fixture::new(factory, config).await;
+    let families = hostile_owner_corpus();
+    let owners: Vec<&String> = {
+        let mut seen = HashSet::new();
+        families
+            .iter()
+            .flatten()
+            .filter(|o| seen.insert(*o))
+            .collect()
+    };
+    // Two tasks each: the quota is full, and a first page of one has a cursor.
+    let mut tasks = Vec::new();
+    for owner in &owners {
+        let ids = [
+            new_task(&f.host, owner).await,
+            new_task(&f.host, owner).await,
+        ];
+        let cursor = f
+            .host
+            .list(owner, None, Some(1))
+            .await
+            .unwrap()
+            .next_cursor
+            .expect("more");
+        tasks.push((owner.as_str(), ids, cursor));
+    }
+    let not_found = |result: Result<(), TaskError>, what: &str| {
+        assert!(
+            matches!(result, Err(TaskError::NotFound(_))),
+            "{what}: {result:?}"
+        );
+    };
+    for (owner, ids, cursor) in &tasks {
+        for (other, other_ids, other_cursor) in &tasks {
+            if owner == other {
+                continue;
+            }
+            let who = format!("{:.12?} on {:.12?}'s task", owner, other);
+            for id in other_ids {
+                not_found(f.host.get(owner, id).await.map(drop), &who);
+            }
+            // Mutations and cursors: against look-alikes of the same family.
+            let family = families
+                .iter()
+                .find(|fam| fam.iter().any(|o| o == owner))
+                .unwrap();
+            if !family.iter().any(|o| o == other) {
+                continue;
+            }
+            let id = &other_ids[0];
+            let patch = object(json!({"stolen": true}));
+            not_found(
+                f.host
+                    .update_status(owner, id, TaskStatus::Failed, None)
+                    .await
+                    .map(drop),
+                &who,
+            );
+            not_found(
+                f.host.set_variables(owner, id, &patch).await.map(drop),
+                &who,
+            );
+            not_found(
+                f.host.set_result(owner, id, &json!({})).await.map(drop),
+                &who,
+            );
+            not_found(f.host.get_result(owner, id).await.map(drop), &who);
+            not_found(
+                f.host
+                    .complete_with_result(owner, id, TaskStatus::Completed, &json!({}))
+                    .await
+                    .map(drop),
+                &who,
+            );
+            not_found(f.host.cancel(owner, id).await.map(drop), &who);
+            not_found(f.host.delete(owner, id).await, &who);
+            assert_invalid_params(f.host.list(owner, Some(other_cursor), None).await, &who);
+        }
+        // The owner's own view is whole: both tasks, untouched, and its quota full.
+        let own = f.host.list(owner, None, None).await.unwrap();
+        let listed: HashSet<String> = own.tasks.iter().map(|t| t.task_id.clone()).collect();
+        assert_eq!(listed, ids.iter().cloned().collect(), "{owner:.12?}");
+        assert!(own.tasks.iter().all(|t| t.status == TaskStatus::Working));
+        let record = f.host.get(owner, &ids[0]).await.unwrap();
+        assert!(
+            record.variables.is_empty() && !record.has_result,
+            "{owner:.12?}"
+        );
+        assert_eq!(
+            f.host
+                .list(owner, Some(cursor), None)
+                .await
+                .unwrap()
+                .tasks
+                .len(),
+            1
+        );
+        assert!(matches!(
+            f.host.create(owner, "m", None).await,
+            Err(TaskError::QuotaExceeded(_))
+        ));
+    }
 }
