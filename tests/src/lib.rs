@@ -21,6 +21,7 @@ pub mod contract;
 pub mod dynamodb;
 pub mod gated;
 pub mod kv_conformance;
+pub mod model;
 #[cfg(feature = "redis")]
 pub mod redis;
 

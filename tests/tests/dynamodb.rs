@@ -235,3 +235,12 @@ async fn expired_tasks_behind_a_page_of_live_ones_free_their_quota() {
         .await
         .expect("50 of 150 tasks expired: the cap has room");
 }
+
+/// Random operation sequences agree with a plain model of the rules (a
+/// shorter run than in memory: moto takes milliseconds per request).
+#[test]
+fn the_store_agrees_with_the_model() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let factory = runtime.block_on(DynamoDbFactory::start());
+    pmcp_tasks_tests::model::check_against_model(&factory, &runtime, 12, 20);
+}

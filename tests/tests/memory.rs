@@ -13,3 +13,10 @@ mod kv {
     use super::*;
     pmcp_tasks_tests::kv_conformance_suite!(pmcp_tasks_tests::InMemory);
 }
+
+/// Random operation sequences agree with a plain model of the rules.
+#[test]
+fn the_store_agrees_with_the_model() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    pmcp_tasks_tests::model::check_against_model(&pmcp_tasks_tests::InMemory, &runtime, 128, 40);
+}

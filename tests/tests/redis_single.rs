@@ -243,3 +243,12 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
         done.unwrap();
     }
 }
+
+/// Random operation sequences agree with a plain model of the rules (a
+/// shorter run than in memory).
+#[test]
+fn the_store_agrees_with_the_model() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let factory = RedisFactory::single();
+    pmcp_tasks_tests::model::check_against_model(&factory, &runtime, 32, 30);
+}
