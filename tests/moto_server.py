@@ -6,9 +6,14 @@ condition (real DynamoDB applies each request atomically). This launcher
 runs the same moto application behind one lock, which restores per-request
 atomicity while connections are still served in parallel.
 
+It also counts the items every Query and Scan read (their `ScannedCount`,
+what DynamoDB bills a read by), served at GET /__pmcp/items-read, so tests
+can tell a bounded query from a table scan.
+
 Usage: python moto_server.py HOST PORT
 """
 
+import json
 import sys
 import threading
 
@@ -24,10 +29,20 @@ def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     app = DomainDispatcherApplication(create_backend_app)
     lock = threading.Lock()
+    items_read = [0]
 
     def serialized(environ, start_response):
+        if environ.get("PATH_INFO") == "/__pmcp/items-read":
+            body = str(items_read[0]).encode()
+            start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+            return [body]
         with lock:
-            return list(app(environ, start_response))
+            chunks = list(app(environ, start_response))
+            try:
+                items_read[0] += int(json.loads(b"".join(chunks)).get("ScannedCount", 0))
+            except (ValueError, AttributeError):
+                pass
+            return chunks
 
     run_simple(host, port, serialized, threaded=True, request_handler=MotoRequestHandler)
 

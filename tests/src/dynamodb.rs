@@ -76,6 +76,22 @@ impl MotoServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Items all Queries and Scans have read so far (their `ScannedCount`,
+    /// summed by `tests/moto_server.py`).
+    pub fn items_read(&self) -> u64 {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("moto is listening");
+        write!(
+            stream,
+            "GET /__pmcp/items-read HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+        body.trim().parse().expect("a count")
+    }
+
     /// A client for this server with dummy credentials.
     fn client(&self) -> sdk::Client {
         client_for(&self.endpoint())
@@ -136,6 +152,11 @@ impl DynamoDbFactory {
             next_table: AtomicU32::new(0),
             _server: server,
         }
+    }
+
+    /// The moto server, when the factory runs one.
+    pub fn moto(&self) -> Option<&MotoServer> {
+        self._server.as_ref()
     }
 
     /// A client for the DynamoDB the factory uses.

@@ -244,3 +244,35 @@ fn the_store_agrees_with_the_model() {
     let factory = runtime.block_on(DynamoDbFactory::start());
     pmcp_tasks_tests::model::check_against_model(&factory, &runtime, 12, 20);
 }
+
+/// A sweep reads what expired, not the whole table: 300 owners hold
+/// expiring tasks, 3 of them expired ones.
+#[tokio::test]
+async fn a_sweep_reads_what_expired_not_the_table() {
+    const NOW: u64 = 1_800_000_000_000;
+    let factory = DynamoDbFactory::start().await;
+    let Some(moto) = factory.moto() else {
+        return; // real DynamoDB: no read counter
+    };
+    let backend = factory.backend().await;
+    for n in 0..300u32 {
+        let expiry = if n % 100 == 0 {
+            NOW + 10
+        } else {
+            NOW + 3_600_000
+        };
+        let partition = format!("{n:064x}");
+        backend
+            .create(&partition, "item", b"v".to_vec(), Some(expiry), None, NOW)
+            .await
+            .unwrap();
+    }
+    let before = moto.items_read();
+    assert_eq!(backend.sweep(NOW + 20, 1_000).await.unwrap(), 3);
+    let read = moto.items_read() - before;
+    assert!(
+        read <= 10,
+        "the sweep read {read} items to find 3 expired ones"
+    );
+    assert_eq!(backend.sweep(NOW + 20, 1_000).await.unwrap(), 0);
+}

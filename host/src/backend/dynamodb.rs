@@ -12,6 +12,7 @@
 //! | `exp_ms` | N | expiry in ms (what every read and condition checks) |
 //! | `exp` | N | expiry in epoch seconds: the table's TTL attribute (deletes late) |
 //! | `n` | N | on the counter item: items created and not yet removed |
+//! | `sweep` | S | on items that expire: `s#<shard>` (of 16), the hash key of the sparse index `by-expiry` (sort key `exp_ms`, keys only), which a sweep queries for what is due |
 //!
 //! Reads are strongly consistent. DynamoDB's TTL deletes hours or days
 //! late, so expired items are filtered on every read and conditions treat
@@ -27,9 +28,10 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, Select, TableStatus,
-    TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction, Delete,
+    GlobalSecondaryIndex, GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType,
+    Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    Select, TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
 };
 
 use super::{Entry, KvBackend, KvError, PartitionName};
@@ -40,6 +42,11 @@ const ITEM_PREFIX: &str = "i#";
 const COUNTER_SK: &str = "q#count";
 /// Expired items deleted per partition when a create finds the quota full.
 const PRUNE_BATCH: u32 = 100;
+/// The sparse global secondary index of expiring items (see the module docs).
+const SWEEP_INDEX: &str = "by-expiry";
+/// Hash keys of the sweep index: spreads its writes over several index
+/// partitions; a sweep queries each.
+const SWEEP_SHARDS: u32 = 16;
 /// Items a Query evaluates per request (before its filter) when pruning.
 const QUERY_PAGE: i32 = 100;
 
@@ -135,12 +142,23 @@ impl DynamoDbBackend {
                 .key_type(kind)
                 .build()
         };
-        let attribute = |name: &str| {
+        let attribute = |name: &str, kind: ScalarAttributeType| {
             AttributeDefinition::builder()
                 .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
+                .attribute_type(kind)
                 .build()
         };
+        let sweep_index = GlobalSecondaryIndex::builder()
+            .index_name(SWEEP_INDEX)
+            .key_schema(key("sweep", KeyType::Hash).map_err(|e| fail(e.to_string()))?)
+            .key_schema(key("exp_ms", KeyType::Range).map_err(|e| fail(e.to_string()))?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::KeysOnly)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
         let created = self
             .client
             .create_table()
@@ -148,8 +166,19 @@ impl DynamoDbBackend {
             .billing_mode(BillingMode::PayPerRequest)
             .key_schema(key("pk", KeyType::Hash).map_err(|e| fail(e.to_string()))?)
             .key_schema(key("sk", KeyType::Range).map_err(|e| fail(e.to_string()))?)
-            .attribute_definitions(attribute("pk").map_err(|e| fail(e.to_string()))?)
-            .attribute_definitions(attribute("sk").map_err(|e| fail(e.to_string()))?)
+            .attribute_definitions(
+                attribute("pk", ScalarAttributeType::S).map_err(|e| fail(e.to_string()))?,
+            )
+            .attribute_definitions(
+                attribute("sk", ScalarAttributeType::S).map_err(|e| fail(e.to_string()))?,
+            )
+            .attribute_definitions(
+                attribute("sweep", ScalarAttributeType::S).map_err(|e| fail(e.to_string()))?,
+            )
+            .attribute_definitions(
+                attribute("exp_ms", ScalarAttributeType::N).map_err(|e| fail(e.to_string()))?,
+            )
+            .global_secondary_indexes(sweep_index.clone())
             .send()
             .await;
         if let Err(e) = created {
@@ -164,6 +193,39 @@ impl DynamoDbBackend {
             }
         }
         self.wait_until_active().await.map_err(fail)?;
+        if !self.has_sweep_index().await.map_err(fail)? {
+            // A table made by an older version: add the index.
+            self.client
+                .update_table()
+                .table_name(&self.table)
+                .attribute_definitions(
+                    attribute("sweep", ScalarAttributeType::S).map_err(|e| fail(e.to_string()))?,
+                )
+                .attribute_definitions(
+                    attribute("exp_ms", ScalarAttributeType::N).map_err(|e| fail(e.to_string()))?,
+                )
+                .global_secondary_index_updates(
+                    GlobalSecondaryIndexUpdate::builder()
+                        .create(
+                            CreateGlobalSecondaryIndexAction::builder()
+                                .index_name(SWEEP_INDEX)
+                                .set_key_schema(Some(sweep_index.key_schema))
+                                .set_projection(sweep_index.projection)
+                                .build()
+                                .map_err(|e| fail(e.to_string()))?,
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| {
+                    fail(format!(
+                        "adding the sweep index failed: {}",
+                        DisplayErrorContext(&e)
+                    ))
+                })?;
+            self.wait_until_active().await.map_err(fail)?;
+        }
         let ttl = self
             .client
             .describe_time_to_live()
@@ -204,6 +266,22 @@ impl DynamoDbBackend {
         Ok(())
     }
 
+    async fn has_sweep_index(&self) -> Result<bool, String> {
+        let described = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| format!("describe-table failed: {}", DisplayErrorContext(&e)))?;
+        Ok(described.table.is_some_and(|t| {
+            t.global_secondary_indexes()
+                .iter()
+                .any(|index| index.index_name() == Some(SWEEP_INDEX))
+        }))
+    }
+
+    /// Waits until the table and its indexes are active.
     async fn wait_until_active(&self) -> Result<(), String> {
         for _ in 0..120 {
             let described = self
@@ -212,11 +290,16 @@ impl DynamoDbBackend {
                 .table_name(&self.table)
                 .send()
                 .await;
-            let status = described
+            let table = described
                 .map_err(|e| format!("describe-table failed: {}", DisplayErrorContext(&e)))?
-                .table
-                .and_then(|t| t.table_status);
-            if status == Some(TableStatus::Active) {
+                .table;
+            let active = table.is_some_and(|t| {
+                t.table_status == Some(TableStatus::Active)
+                    && t.global_secondary_indexes()
+                        .iter()
+                        .all(|index| index.index_status == Some(IndexStatus::Active))
+            });
+            if active {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -272,6 +355,7 @@ impl DynamoDbBackend {
         attributes.insert("v".into(), AttributeValue::B(Blob::new(value)));
         attributes.insert("ver".into(), AttributeValue::N(version.to_string()));
         if let Some(at) = expires_at {
+            attributes.insert("sweep".into(), AttributeValue::S(sweep_shard(partition)));
             attributes.insert("exp_ms".into(), AttributeValue::N(at.to_string()));
             attributes.insert(
                 "exp".into(),
@@ -490,6 +574,7 @@ impl DynamoDbBackend {
         partition: &str,
         attributes: &Item,
         max_live: Option<u32>,
+        attempt: u8,
     ) -> Result<(), CreateRefusal> {
         let put = Put::builder()
             .table_name(&self.table)
@@ -500,9 +585,14 @@ impl DynamoDbBackend {
             .map_err(|e| {
                 CreateRefusal::Failed(KvError::unavailable("building a dynamodb request", e))
             })?;
+        // The SDK retries an attempt that timed out; if the first attempt
+        // did commit, the same token makes DynamoDB answer the retry with
+        // success instead of a failed condition (which would have the
+        // component create the task a second time under another id).
         let result = self
             .client
             .transact_write_items()
+            .client_request_token(create_token(attributes, attempt))
             .transact_items(TransactWriteItem::builder().put(put).build())
             .transact_items(
                 TransactWriteItem::builder()
@@ -555,6 +645,39 @@ fn partition_key(partition: &str) -> String {
         PartitionName::Plain(plain) => plain.to_owned(),
         PartitionName::Hex(hex) => format!("x:{hex}"),
     }
+}
+
+/// The idempotency token of one create attempt: the same for the SDK's
+/// retries of it (a digest of its key, value and attempt number), distinct
+/// for any other write, including this create's deliberate next attempt
+/// after a prune (a token is never reused for a request that may differ in
+/// outcome).
+fn create_token(attributes: &Item, attempt: u8) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for name in ["pk", "sk"] {
+        if let Some(AttributeValue::S(text)) = attributes.get(name) {
+            digest.update((text.len() as u64).to_le_bytes());
+            digest.update(text.as_bytes());
+        }
+    }
+    if let Some(AttributeValue::B(value)) = attributes.get("v") {
+        digest.update(value.as_ref());
+    }
+    digest.update([attempt]);
+    digest.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The sweep-index hash key of a partition's items (any spread will do:
+/// a sweep queries every shard).
+fn sweep_shard(partition: &str) -> String {
+    let sum = partition
+        .bytes()
+        .fold(0u32, |acc, b| acc.wrapping_add(u32::from(b)));
+    format!("s#{}", sum % SWEEP_SHARDS)
 }
 
 /// The partition a `pk` stands for (the inverse of [`partition_key`]).
@@ -657,8 +780,13 @@ impl KvBackend for DynamoDbBackend {
         self.check_size(&value)?;
         let attributes = self.full_item(partition, item, value, 1, expires_at);
         let (mut pruned, mut reconciled) = (false, false);
-        loop {
-            match self.try_create(partition, &attributes, max_live).await {
+        // At most: the first try, one after deleting an expired namesake or
+        // pruning, one after reconciling the counter.
+        for attempt in 0u8..4 {
+            match self
+                .try_create(partition, &attributes, max_live, attempt)
+                .await
+            {
                 Ok(()) => return Ok(1),
                 Err(CreateRefusal::Failed(e)) => return Err(e),
                 // An expired item with the same id: delete it, then retry.
@@ -696,6 +824,7 @@ impl KvBackend for DynamoDbBackend {
                 Err(CreateRefusal::Quota) => return Err(KvError::QuotaExceeded),
             }
         }
+        Err(KvError::Conflict)
     }
 
     async fn replace(
@@ -792,28 +921,37 @@ impl KvBackend for DynamoDbBackend {
         Ok(out)
     }
 
+    /// Queries the sweep index's shards for items due at `now`: the reads
+    /// follow what expired, not the table's size. The index is eventually
+    /// consistent: an item already deleted fails its delete's condition
+    /// (counted as nothing), one just written is found by a later sweep.
     async fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError> {
         let mut removed = 0u64;
-        let mut start = None;
-        while removed < u64::from(limit) {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .filter_expression("exp_ms <= :now")
-                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-                .projection_expression("pk, sk")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| self.unavailable(e))?;
-            for found in page.items() {
-                let pk = found.get("pk").and_then(|v| v.as_s().ok());
-                let partition = pk.and_then(|pk| partition_of(pk));
-                let item = item_id(found);
-                if let (Some(partition), Some(item)) = (partition, item) {
-                    if removed < u64::from(limit) {
+        for shard in 0..SWEEP_SHARDS {
+            let mut start = None;
+            while removed < u64::from(limit) {
+                let left = u64::from(limit) - removed;
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(SWEEP_INDEX)
+                    .key_condition_expression("sweep = :shard AND exp_ms <= :now")
+                    .expression_attribute_values(":shard", AttributeValue::S(format!("s#{shard}")))
+                    .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                    .limit(
+                        i32::try_from(left.min(u64::from(QUERY_PAGE as u32))).unwrap_or(QUERY_PAGE),
+                    )
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| self.unavailable(e))?;
+                for found in page.items() {
+                    let partition = found
+                        .get("pk")
+                        .and_then(|v| v.as_s().ok())
+                        .and_then(|pk| partition_of(pk));
+                    if let (Some(partition), Some(item)) = (partition, item_id(found)) {
                         let now_value = AttributeValue::N(now.to_string());
                         removed += u64::from(
                             self.delete_counted(&partition, item, "exp_ms <= :now", now_value)
@@ -821,10 +959,10 @@ impl KvBackend for DynamoDbBackend {
                         );
                     }
                 }
-            }
-            match page.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => break,
+                match page.last_evaluated_key {
+                    Some(key) => start = Some(key),
+                    None => break,
+                }
             }
         }
         Ok(removed)
