@@ -93,6 +93,10 @@ impl Kv for HostKv {
             .collect())
     }
 
+    fn backoff(&self, attempt: u32) {
+        backend::backoff(attempt);
+    }
+
     fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError> {
         Ok(backend::sweep(now, limit)?)
     }

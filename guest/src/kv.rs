@@ -76,6 +76,9 @@ pub trait Kv {
     ) -> Result<Vec<(String, Entry)>, KvError>;
     /// Removes up to `limit` items expired at `now`; returns the count.
     fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError>;
+    /// Waits before the next attempt after the `attempt`-th lost race
+    /// (from 1); the host picks the delay. Natively: no wait.
+    fn backoff(&self, _attempt: u32) {}
 }
 
 /// A simple ordered map behind one lock: the reference semantics of

@@ -86,7 +86,10 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         }
         let ttl = self.config.effective_ttl(ttl)?;
         let partition = owner_partition(owner);
-        for _ in 0..self.config.max_cas_attempts {
+        for attempt in 1..=self.config.max_cas_attempts {
+            if attempt > 1 {
+                self.kv.backoff(attempt - 1);
+            }
             let now_us = self.env.now_us();
             let now = now_us / 1_000;
             let mut random = [0u8; 16];
@@ -389,7 +392,10 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             self.config.max_cas_attempts
         };
         let mut last = None;
-        for _ in 0..attempts {
+        for n in 1..=attempts {
+            if n > 1 {
+                self.kv.backoff(n - 1);
+            }
             match attempt() {
                 Err(StoreError::Conflict(m)) => last = Some(m),
                 other => return other,

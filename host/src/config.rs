@@ -144,3 +144,65 @@ impl Default for InstanceStrategy {
         }
     }
 }
+
+/// How long the component waits before retrying a write that lost a race
+/// (another writer changed the record, or the owner's counter, first).
+///
+/// The `n`-th wait is drawn between half and all of `min(max, base × 2^(n-1))`,
+/// so writers contending for one record spread out instead of retrying in
+/// lockstep (on DynamoDB, concurrent transactions on one counter cancel
+/// each other). The wait counts as backend time, not guest time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConflictBackoff {
+    /// The first wait's upper bound.
+    pub base: Duration,
+    /// The largest upper bound of any wait.
+    pub max: Duration,
+}
+
+impl ConflictBackoff {
+    /// Waits growing from `base` up to `max`.
+    pub fn new(base: Duration, max: Duration) -> Self {
+        ConflictBackoff { base, max }
+    }
+
+    /// No wait at all: retries follow each other at once.
+    pub fn none() -> Self {
+        ConflictBackoff::new(Duration::ZERO, Duration::ZERO)
+    }
+
+    /// The wait before the retry that follows the `attempt`-th lost race
+    /// (from 1), given a random `draw` in `0..=u32::MAX`.
+    pub(crate) fn delay(&self, attempt: u32, draw: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(20);
+        let ceiling = self.base.saturating_mul(1 << doublings).min(self.max);
+        let half = ceiling / 2;
+        half + (ceiling - half).mul_f64(f64::from(draw) / f64::from(u32::MAX))
+    }
+}
+
+impl Default for ConflictBackoff {
+    /// From 2 ms up to 100 ms.
+    fn default() -> Self {
+        ConflictBackoff::new(Duration::from_millis(2), Duration::from_millis(100))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_jittered_and_capped() {
+        let backoff = ConflictBackoff::new(Duration::from_millis(10), Duration::from_millis(50));
+        let ms = Duration::from_millis;
+        assert_eq!(backoff.delay(1, 0), ms(5));
+        assert_eq!(backoff.delay(1, u32::MAX), ms(10));
+        assert_eq!(backoff.delay(2, 0), ms(10));
+        assert_eq!(backoff.delay(3, u32::MAX), ms(40));
+        assert_eq!(backoff.delay(4, u32::MAX), ms(50), "capped");
+        assert_eq!(backoff.delay(u32::MAX, 0), ms(25), "no overflow");
+        assert_eq!(ConflictBackoff::none().delay(7, u32::MAX), Duration::ZERO);
+    }
+}

@@ -12,7 +12,7 @@ use crate::component::ComponentSource;
 use crate::error::{BuildError, TaskError};
 use crate::sandbox::{CallCost, Sandbox};
 use crate::task::{TaskPage, TaskRecord, TaskStatus};
-use crate::{InstanceStrategy, SandboxLimits, StoreConfig};
+use crate::{ConflictBackoff, InstanceStrategy, SandboxLimits, StoreConfig};
 
 /// A task store running in the wasm sandbox over a storage backend.
 ///
@@ -40,6 +40,7 @@ pub struct TaskHostBuilder {
     clock: Option<Arc<dyn Clock>>,
     component: ComponentSource,
     instances: InstanceStrategy,
+    backoff: ConflictBackoff,
 }
 
 impl TaskHostBuilder {
@@ -67,6 +68,13 @@ impl TaskHostBuilder {
         self
     }
 
+    /// Waits between retries of a write that lost a race (default:
+    /// [`ConflictBackoff::default`]).
+    pub fn conflict_backoff(mut self, backoff: ConflictBackoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
     /// The wall clock the component sees (default: the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
@@ -83,7 +91,7 @@ impl TaskHostBuilder {
     pub async fn build(self) -> Result<TaskHost, BuildError> {
         let runtime = self.component.runtime()?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let sandbox = Sandbox::new(runtime, clock, self.limits, self.instances);
+        let sandbox = Sandbox::new(runtime, clock, self.limits, self.instances, self.backoff);
         let backend = self
             .backend
             .unwrap_or_else(|| Arc::new(InMemoryBackend::new()));
@@ -148,6 +156,7 @@ macro_rules! guest_call {
             guest_us = tracing::field::Empty,
             backend_us = tracing::field::Empty,
             backend_calls = tracing::field::Empty,
+            backoffs = tracing::field::Empty,
         );
         tracing::Instrument::instrument(async {
             let sandbox = &$self.inner.sandbox;
@@ -171,6 +180,7 @@ fn record_cost<T>(cost: &CallCost, outcome: &Result<T, TaskError>) {
     span.record("guest_us", guest_us);
     span.record("backend_us", backend_us);
     span.record("backend_calls", cost.backend_calls);
+    span.record("backoffs", cost.backoffs);
     match outcome {
         Ok(_) => tracing::debug!(guest_us, backend_us, "store call done"),
         Err(error) => tracing::debug!(guest_us, backend_us, %error, "store call failed"),

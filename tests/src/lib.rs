@@ -16,6 +16,7 @@ use pmcp_tasks_host::clock::ManualClock;
 use pmcp_tasks_host::{StoreConfig, TaskHost};
 
 pub mod bench;
+pub mod contended;
 pub mod contract;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;

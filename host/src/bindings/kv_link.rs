@@ -10,6 +10,7 @@ use wasmtime::component::{HasData, Linker};
 use super::pmcp::tasks::kv_backend as kv;
 use crate::backend::{self, KvBackend};
 use crate::clock::Clock;
+use crate::ConflictBackoff;
 
 /// How far ahead of the host's clock a `now` from the component may be
 /// (the guest reads the clock the host gives it, so honest calls are never
@@ -29,6 +30,8 @@ pub(crate) struct BackendUse {
     pub(crate) last_error: Option<backend::KvError>,
     /// Why the host refused a backend call of the component, if it did.
     pub(crate) refused: Option<String>,
+    /// Waits the component asked for after lost races.
+    pub(crate) backoffs: u32,
 }
 
 /// The part of a call's state the `kv-backend` import needs.
@@ -39,6 +42,8 @@ pub(crate) struct KvView<'a> {
     pub(crate) usage: &'a mut BackendUse,
     /// The clock the component was given.
     pub(crate) clock: &'a dyn Clock,
+    /// How long to wait when the component retries after a lost race.
+    pub(crate) backoff: ConflictBackoff,
 }
 
 impl KvView<'_> {
@@ -163,6 +168,17 @@ impl kv::Host for KvView<'_> {
                 entry: entry(e),
             })
             .collect())
+    }
+
+    async fn backoff(&mut self, attempt: u32) {
+        let draw = getrandom::u32().unwrap_or(u32::MAX / 2);
+        let delay = self.backoff.delay(attempt, draw);
+        let start = Instant::now();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        self.usage.waiting += start.elapsed();
+        self.usage.backoffs += 1;
     }
 
     async fn sweep(&mut self, now: u64, limit: u32) -> Result<u64, kv::KvError> {

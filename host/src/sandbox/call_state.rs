@@ -12,6 +12,7 @@ use super::limits::MemoryLimiter;
 use crate::backend::KvBackend;
 use crate::bindings::kv_link::{BackendUse, KvView};
 use crate::clock::Clock;
+use crate::ConflictBackoff;
 
 /// State of one instance, reset at the start of every call.
 pub(crate) struct CallState {
@@ -19,6 +20,7 @@ pub(crate) struct CallState {
     pub(super) table: ResourceTable,
     backend: Arc<dyn KvBackend>,
     clock: Arc<dyn Clock>,
+    backoff: ConflictBackoff,
     pub(super) limiter: MemoryLimiter,
     /// Backend traffic of the current call (its time is not guest time).
     usage: BackendUse,
@@ -35,6 +37,7 @@ impl CallState {
         wasi: WasiCtx,
         backend: Arc<dyn KvBackend>,
         clock: Arc<dyn Clock>,
+        backoff: ConflictBackoff,
         limiter: MemoryLimiter,
     ) -> Self {
         CallState {
@@ -42,6 +45,7 @@ impl CallState {
             table: ResourceTable::new(),
             backend,
             clock,
+            backoff,
             limiter,
             usage: BackendUse::default(),
             yielded: Arc::new(AtomicU64::new(0)),
@@ -62,6 +66,7 @@ impl CallState {
             backend: &self.backend,
             usage: &mut self.usage,
             clock: &*self.clock,
+            backoff: self.backoff,
         }
     }
 

@@ -31,7 +31,7 @@ use crate::backend::{KvBackend, KvError};
 use crate::bindings::{GuestConfig, TaskStoreComponent};
 use crate::clock::{Clock, WasiWallClock};
 use crate::error::TaskError;
-use crate::{InstanceStrategy, SandboxLimits};
+use crate::{ConflictBackoff, InstanceStrategy, SandboxLimits};
 
 /// Bytes of guest stderr kept to explain a trap (a panic message).
 const STDERR_CAPTURE: usize = 4096;
@@ -53,6 +53,7 @@ pub(crate) struct Sandbox {
     clock: Arc<dyn Clock>,
     limits: SandboxLimits,
     strategy: InstanceStrategy,
+    backoff: ConflictBackoff,
     idle: Arc<IdlePool>,
 }
 
@@ -77,6 +78,8 @@ pub(crate) struct CallCost {
     pub(crate) backend: Duration,
     /// Backend calls made.
     pub(crate) backend_calls: u32,
+    /// Waits after lost races.
+    pub(crate) backoffs: u32,
 }
 
 impl Session {
@@ -93,6 +96,7 @@ impl Session {
             guest: state.guest_time(),
             backend: state.usage().waiting,
             backend_calls: state.usage().calls,
+            backoffs: state.usage().backoffs,
         }
     }
 }
@@ -104,6 +108,7 @@ impl Sandbox {
         clock: Arc<dyn Clock>,
         limits: SandboxLimits,
         strategy: InstanceStrategy,
+        backoff: ConflictBackoff,
     ) -> Self {
         let idle = Arc::new(Mutex::new(Vec::new()));
         runtime.register(&idle);
@@ -112,6 +117,7 @@ impl Sandbox {
             clock,
             limits,
             strategy,
+            backoff,
             idle,
         }
     }
@@ -200,6 +206,7 @@ impl Sandbox {
             wasi,
             backend,
             self.clock.clone(),
+            self.backoff,
             limits::MemoryLimiter::new(&self.limits),
         );
         let mut store = Store::new(&self.runtime.engine, state);
