@@ -20,6 +20,7 @@ pub mod contended;
 pub mod contract;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+pub mod fault_proxy;
 pub mod gated;
 pub mod kv_conformance;
 pub mod model;

@@ -85,6 +85,9 @@ pub fn default_timeouts() -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
 pub struct DynamoDbBackend {
     client: Client,
     table: String,
+    /// Where requests go, for error messages: the endpoint URL, or the region.
+    /// See [`DynamoDbBackend::with_endpoint_label`].
+    endpoint: String,
     max_value_bytes: usize,
 }
 
@@ -101,9 +104,14 @@ pub struct DynamoDbSetupError {
 impl DynamoDbBackend {
     /// A backend over `table` with `client`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let endpoint = match client.config().region() {
+            Some(region) => format!("region {region}"),
+            None => "the default region".to_owned(),
+        };
         DynamoDbBackend {
             client,
             table: table.into(),
+            endpoint,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
         }
     }
@@ -115,7 +123,23 @@ impl DynamoDbBackend {
         endpoint_url: Option<&str>,
         region: Option<&str>,
     ) -> Self {
-        Self::new(client_from_env(endpoint_url, region).await, table)
+        let backend = Self::new(client_from_env(endpoint_url, region).await, table);
+        let explicit = endpoint_url.map(str::to_owned).or_else(|| {
+            ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"]
+                .iter()
+                .find_map(|var| std::env::var(var).ok())
+        });
+        match explicit {
+            Some(url) => backend.with_endpoint_label(url),
+            None => backend,
+        }
+    }
+
+    /// Names the endpoint in error messages (the SDK's configuration does
+    /// not tell it back): for a client built with a custom endpoint URL.
+    pub fn with_endpoint_label(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = endpoint.into();
+        self
     }
 
     /// The table this backend uses.
@@ -311,7 +335,12 @@ impl DynamoDbBackend {
     where
         E: std::error::Error + Send + Sync + 'static,
     {
-        let message = format!("dynamodb table {}: {}", self.table, DisplayErrorContext(&e));
+        let message = format!(
+            "dynamodb table {} at {}: {}",
+            self.table,
+            self.endpoint,
+            DisplayErrorContext(&e)
+        );
         KvError::unavailable(message, e)
     }
 
