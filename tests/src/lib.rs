@@ -16,12 +16,11 @@ use pmcp_tasks_host::clock::ManualClock;
 use pmcp_tasks_host::{StoreConfig, TaskHost};
 
 pub mod bench;
-pub mod contended;
 pub mod contract;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 pub mod fault_proxy;
-pub mod gated;
+pub mod intercepted;
 pub mod kv_conformance;
 pub mod model;
 #[cfg(feature = "redis")]

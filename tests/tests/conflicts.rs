@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use pmcp_tasks_host::{ConflictBackoff, TaskHost};
-use pmcp_tasks_tests::contended::ContendedBackend;
+use pmcp_tasks_tests::intercepted::ContendedBackend;
 
 #[tokio::test]
 async fn retries_after_lost_races_wait_longer_each_time() {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pmcp_tasks_host::{InstanceStrategy, TaskError, TaskHost, TaskRecord, TaskStatus};
-use pmcp_tasks_tests::gated::GatedBackend;
+use pmcp_tasks_tests::intercepted::GatedBackend;
 
 /// Instance slots of a runtime (`MAX_CONCURRENT_CALLS` in the host).
 const SLOTS: usize = 1000;

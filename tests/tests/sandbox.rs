@@ -7,7 +7,7 @@ use pmcp_tasks_host::{
     BuildError, ComponentSource, SandboxLimits, StoreConfig, TaskError, TaskHost, DEFAULT_COMPONENT,
 };
 use pmcp_tasks_test_artifacts::FAULT_INJECTION_COMPONENT;
-use pmcp_tasks_tests::gated::GatedBackend;
+use pmcp_tasks_tests::intercepted::GatedBackend;
 
 const ALICE: &str = "alice";
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use pmcp_tasks_host::InstanceStrategy;
 use pmcp_tasks_tests::bench::{HostSubject, Subject, OWNER};
-use pmcp_tasks_tests::gated::GatedBackend;
+use pmcp_tasks_tests::intercepted::GatedBackend;
 use tokio::task::JoinSet;
 
 use crate::report::MemoryRow;

@@ -1,0 +1,230 @@
+//! [`Intercepted`]: the in-memory backend with a hook before every step, the
+//! one way the tests make a backend misbehave on purpose ([`Gate`]: reads
+//! wait; [`LoseRaces`]: creates conflict).
+
+use std::ops::Deref;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use pmcp_tasks_host::backend::{Entry, InMemoryBackend, KvBackend, KvError};
+use tokio::sync::{watch, Notify};
+
+/// A step of the `KvBackend` contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// `get`.
+    Get,
+    /// `create`.
+    Create,
+    /// `replace`.
+    Replace,
+    /// `remove`.
+    Remove,
+    /// `list`.
+    List,
+    /// `sweep`.
+    Sweep,
+}
+
+/// Runs before every step; an error answers the step in the store's place.
+#[async_trait]
+pub trait Interceptor: Send + Sync + 'static {
+    /// Called before `step` reaches the store.
+    async fn before(&self, step: Step) -> Result<(), KvError>;
+}
+
+/// An in-memory backend behind an [`Interceptor`] (reachable through `Deref`).
+pub struct Intercepted<I> {
+    inner: InMemoryBackend,
+    interceptor: I,
+}
+
+impl<I: Interceptor> Intercepted<I> {
+    /// An empty store behind `interceptor`.
+    pub fn with(interceptor: I) -> Arc<Self> {
+        Arc::new(Intercepted {
+            inner: InMemoryBackend::new(),
+            interceptor,
+        })
+    }
+}
+
+impl<I> Deref for Intercepted<I> {
+    type Target = I;
+
+    fn deref(&self) -> &I {
+        &self.interceptor
+    }
+}
+
+#[async_trait]
+impl<I: Interceptor> KvBackend for Intercepted<I> {
+    async fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError> {
+        self.interceptor.before(Step::Get).await?;
+        self.inner.get(partition, item).await
+    }
+
+    async fn create(
+        &self,
+        partition: &str,
+        item: &str,
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+        max_live: Option<u32>,
+        now: u64,
+    ) -> Result<u64, KvError> {
+        self.interceptor.before(Step::Create).await?;
+        let inner = &self.inner;
+        inner
+            .create(partition, item, value, expires_at, max_live, now)
+            .await
+    }
+
+    async fn replace(
+        &self,
+        partition: &str,
+        item: &str,
+        expected_version: u64,
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+        now: u64,
+    ) -> Result<u64, KvError> {
+        self.interceptor.before(Step::Replace).await?;
+        let inner = &self.inner;
+        inner
+            .replace(partition, item, expected_version, value, expires_at, now)
+            .await
+    }
+
+    async fn remove(
+        &self,
+        partition: &str,
+        item: &str,
+        expected_version: u64,
+    ) -> Result<(), KvError> {
+        self.interceptor.before(Step::Remove).await?;
+        self.inner.remove(partition, item, expected_version).await
+    }
+
+    async fn list(
+        &self,
+        partition: &str,
+        after: Option<&str>,
+        limit: u32,
+        now: u64,
+    ) -> Result<Vec<(String, Entry)>, KvError> {
+        self.interceptor.before(Step::List).await?;
+        self.inner.list(partition, after, limit, now).await
+    }
+
+    async fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError> {
+        self.interceptor.before(Step::Sweep).await?;
+        self.inner.sweep(now, limit).await
+    }
+}
+
+/// Reads (`get`, `list`) wait at a gate until [`Gate::open`]; writes pass:
+/// keeps calls in flight on purpose (a slow backend, many parked calls).
+pub struct Gate {
+    arrived: AtomicUsize,
+    arrival: Notify,
+    open: watch::Sender<bool>,
+}
+
+/// An in-memory backend whose reads wait at a [`Gate`].
+pub type GatedBackend = Intercepted<Gate>;
+
+impl Intercepted<Gate> {
+    /// A closed gate over an empty store.
+    pub fn new() -> Arc<GatedBackend> {
+        Intercepted::with(Gate {
+            arrived: AtomicUsize::new(0),
+            arrival: Notify::new(),
+            open: watch::Sender::new(false),
+        })
+    }
+}
+
+impl Gate {
+    /// Waits until `count` reads in all have reached the gate.
+    pub async fn wait_for_arrivals(&self, count: usize) {
+        loop {
+            let mut notified = pin!(self.arrival.notified());
+            notified.as_mut().enable();
+            if self.arrived.load(Ordering::SeqCst) >= count {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Lets every waiting and future read through.
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+#[async_trait]
+impl Interceptor for Gate {
+    async fn before(&self, step: Step) -> Result<(), KvError> {
+        if !matches!(step, Step::Get | Step::List) {
+            return Ok(());
+        }
+        let mut open = self.open.subscribe();
+        self.arrived.fetch_add(1, Ordering::SeqCst);
+        self.arrival.notify_waiters();
+        // The sender lives in `self`, so the wait ends only when opened.
+        let _ = open.wait_for(|open| *open).await;
+        Ok(())
+    }
+}
+
+/// The first creates lose their race ([`KvError::Conflict`]): what a store
+/// under heavy contention sees, on demand and deterministically. Records
+/// when every create arrived.
+pub struct LoseRaces {
+    losses: AtomicU32,
+    arrivals: Mutex<Vec<Instant>>,
+}
+
+/// An in-memory backend whose first creates conflict.
+pub type ContendedBackend = Intercepted<LoseRaces>;
+
+impl Intercepted<LoseRaces> {
+    /// A backend whose first `losses` creates conflict.
+    pub fn new(losses: u32) -> Arc<ContendedBackend> {
+        Intercepted::with(LoseRaces {
+            losses: AtomicU32::new(losses),
+            arrivals: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+impl LoseRaces {
+    /// When each create arrived, in order.
+    pub fn create_arrivals(&self) -> Vec<Instant> {
+        self.arrivals.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Interceptor for LoseRaces {
+    async fn before(&self, step: Step) -> Result<(), KvError> {
+        if step != Step::Create {
+            return Ok(());
+        }
+        self.arrivals.lock().unwrap().push(Instant::now());
+        let lost = self
+            .losses
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if lost {
+            Err(KvError::Conflict)
+        } else {
+            Ok(())
+        }
+    }
+}
