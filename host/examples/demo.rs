@@ -89,9 +89,14 @@ async fn main() -> Result<()> {
     let mut page_no = 1;
     loop {
         let page = host.list(alice, cursor.as_deref(), Some(2)).await?;
-        let ids: Vec<&str> = page.tasks.iter().map(|t| &t.task_id[..12]).collect();
+        // Ids start with their creation time; their random tails tell them apart.
+        let ids: Vec<&str> = page
+            .tasks
+            .iter()
+            .map(|t| &t.task_id[t.task_id.len() - 8..])
+            .collect();
         println!(
-            "  page {page_no}: {} task(s), ids {ids:?}...",
+            "  page {page_no}: {} task(s), ids ...{ids:?}",
             page.tasks.len()
         );
         match page.next_cursor {

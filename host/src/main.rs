@@ -16,7 +16,7 @@ use pmcp_tasks_host::{ComponentSource, TaskHost};
 /// Operate a pmcp-tasks store: inspect an owner's tasks, clean up expired
 /// ones, bootstrap a DynamoDB table.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     /// Storage: memory, redis://HOST:PORT, rediss://HOST:PORT,
     /// redis+cluster://HOST:PORT,HOST:PORT, dynamodb://TABLE[?endpoint=URL&region=NAME]

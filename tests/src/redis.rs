@@ -42,7 +42,8 @@ impl RedisServer {
         Self::start_with(free_port(), &["--appendonly", "no"])
     }
 
-    fn start_with(port: u16, extra_args: &[&str]) -> Self {
+    /// Starts a server on `port` with extra `redis-server` arguments.
+    pub fn start_with(port: u16, extra_args: &[&str]) -> Self {
         let dir =
             std::env::temp_dir().join(format!("pmcp-tasks-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("creating the redis data directory");

@@ -252,3 +252,63 @@ fn the_store_agrees_with_the_model() {
     let factory = RedisFactory::single();
     pmcp_tasks_tests::model::check_against_model(&factory, &runtime, 32, 30);
 }
+
+/// `rediss://` reaches a TLS-only port; certificates are verified unless
+/// the URL says `#insecure`.
+#[tokio::test]
+async fn rediss_urls_talk_tls() {
+    use pmcp_tasks_tests::redis::{free_port, RedisServer};
+    let dir = std::env::temp_dir().join(format!("pmcp-tasks-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl makes a self-signed certificate");
+    assert!(made.success());
+    let tls_port = free_port();
+    let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
+    let _server = RedisServer::start_with(
+        free_port(),
+        &[
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            &cert_arg,
+            "--tls-key-file",
+            &key_arg,
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    let url = format!("rediss://127.0.0.1:{tls_port}/#insecure");
+    let backend = pmcp_tasks_host::backend::connect(&url)
+        .await
+        .expect("a TLS connection");
+    let host = TaskHost::builder().backend(backend).build().await.unwrap();
+    let id = host
+        .create("alice", "tools/call", None)
+        .await
+        .unwrap()
+        .task
+        .task_id;
+    host.get("alice", &id).await.expect("read back over TLS");
+    // Verified by default: a self-signed certificate is refused, saying so.
+    let verified = format!("rediss://127.0.0.1:{tls_port}");
+    let refused = pmcp_tasks_host::backend::connect(&verified).await;
+    assert!(refused.is_err(), "an untrusted certificate was accepted");
+    let _ = std::fs::remove_dir_all(&dir);
+}
