@@ -42,12 +42,9 @@ async fn an_unreachable_server_is_a_clear_error_naming_it() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_host_recovers_after_the_server_restarts() {
-    let mut redis = RedisFactory::single();
-    let backend = RedisBackend::connect(redis.config("restart"))
-        .await
-        .unwrap();
+/// A host over Redis with `config`, and a task of alice's.
+async fn host_with_a_task(config: RedisConfig) -> (TaskHost, String) {
+    let backend = RedisBackend::connect(config).await.unwrap();
     let host = TaskHost::builder()
         .backend(Arc::new(backend))
         .build()
@@ -59,6 +56,13 @@ async fn the_host_recovers_after_the_server_restarts() {
         .unwrap()
         .task
         .task_id;
+    (host, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_recovers_after_the_server_restarts() {
+    let mut redis = RedisFactory::single();
+    let (host, id) = host_with_a_task(redis.config("restart")).await;
 
     let port = redis.servers_mut()[0].port();
     redis.servers_mut()[0].stop();
@@ -134,18 +138,7 @@ async fn corrupt_stored_data_is_an_internal_error_not_a_retry() {
     let factory = RedisFactory::single();
     let config = factory.config("corrupt");
     let url = config.urls[0].clone();
-    let backend = RedisBackend::connect(config).await.unwrap();
-    let host = TaskHost::builder()
-        .backend(Arc::new(backend))
-        .build()
-        .await
-        .unwrap();
-    let id = host
-        .create("alice", "tools/call", None)
-        .await
-        .unwrap()
-        .task
-        .task_id;
+    let (host, id) = host_with_a_task(config).await;
     let client = redis::Client::open(url).unwrap();
     let mut raw = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
