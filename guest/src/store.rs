@@ -153,9 +153,17 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
     ) -> Result<TaskRecord, StoreError> {
         let message = self.checked_message(message)?;
         self.mutate(owner, task_id, None, |task| {
-            transition(task, status)?;
+            // The same status on a live task is a progress report: only the
+            // message changes, and a repeat of it changes nothing.
+            if task.status == status && !status.is_terminal() {
+                if task.status_message == message {
+                    return Ok(Change::None);
+                }
+            } else {
+                transition(task, status)?;
+            }
             task.status_message = message.clone();
-            Ok(())
+            Ok(Change::Made)
         })
     }
 
@@ -187,8 +195,11 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                     limits.max_bytes
                 )));
             }
+            if text == task.variables.get() {
+                return Ok(Change::None);
+            }
             task.variables = raw_json(text)?;
-            Ok(())
+            Ok(Change::Made)
         })
     }
 
@@ -203,7 +214,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         self.mutate(owner, task_id, None, |task| {
             refuse_if_terminal(task, "the result")?;
             task.result = Some(result.clone());
-            Ok(())
+            Ok(Change::Made)
         })
     }
 
@@ -240,7 +251,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         self.mutate(owner, task_id, None, |task| {
             transition(task, status)?;
             task.result = Some(result.clone());
-            Ok(())
+            Ok(Change::Made)
         })
     }
 
@@ -254,7 +265,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                 )));
             }
             task.status = TaskStatus::Cancelled;
-            Ok(())
+            Ok(Change::Made)
         })
     }
 
@@ -349,7 +360,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         owner: &str,
         task_id: &str,
         expected_version: Option<u64>,
-        apply: impl Fn(&mut StoredTask) -> Result<(), StoreError>,
+        apply: impl Fn(&mut StoredTask) -> Result<Change, StoreError>,
     ) -> Result<TaskRecord, StoreError> {
         let target = self.target(owner, task_id)?;
         self.retrying(expected_version, || {
@@ -363,7 +374,10 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                     expected_version.unwrap_or_default()
                 )));
             }
-            apply(&mut stored)?;
+            if apply(&mut stored)? == Change::None {
+                // Nothing to write: no new version, no new lastUpdatedAt.
+                return Ok(stored.record(version, self.config.poll_interval));
+            }
             let now = self.env.now_ms();
             stored.last_updated_at = now.max(stored.last_updated_at);
             let bytes = stored.encode(self.config.max_record_bytes)?;
@@ -440,6 +454,15 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
 }
 
 /// Applies a status change the state machine allows.
+/// Whether a mutation changed the task (and so must be written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Something changed: write a new version.
+    Made,
+    /// Nothing changed: keep the stored version and `lastUpdatedAt`.
+    None,
+}
+
 fn transition(task: &mut StoredTask, next: TaskStatus) -> Result<(), StoreError> {
     if !task.status.can_transition_to(next) {
         let why = if task.status.is_terminal() {

@@ -171,3 +171,34 @@ fn pages_walk_every_task_once_and_cursors_are_owner_bound() {
     }
     assert_eq!(seen, created);
 }
+
+#[test]
+fn progress_reports_change_only_the_message_and_repeats_change_nothing() {
+    let s = store(StoreConfig::for_tests());
+    let created = s.create("alice", "tools/call", None).unwrap();
+    let id = &created.task.task_id;
+    advance_ms(&s, 10);
+    let step = s
+        .update_status("alice", id, TaskStatus::Working, Some("step 1 of 3"))
+        .unwrap();
+    assert_eq!(step.task.status, TaskStatus::Working);
+    assert_eq!(step.task.status_message.as_deref(), Some("step 1 of 3"));
+    assert_eq!(step.version, created.version + 1);
+    assert_ne!(step.task.last_updated_at, created.task.last_updated_at);
+    advance_ms(&s, 10);
+    let repeat = s
+        .update_status("alice", id, TaskStatus::Working, Some("step 1 of 3"))
+        .unwrap();
+    assert_eq!(repeat, step, "a repeat writes nothing");
+    let empty_patch = s.set_variables("alice", id, "{}", None).unwrap();
+    assert_eq!(
+        empty_patch, step,
+        "a patch that changes nothing writes nothing"
+    );
+    s.update_status("alice", id, TaskStatus::Completed, None)
+        .unwrap();
+    assert!(matches!(
+        s.update_status("alice", id, TaskStatus::Completed, Some("again")),
+        Err(StoreError::InvalidTransition(_))
+    ));
+}

@@ -39,6 +39,7 @@ crate::rule_list! {
     a_ttl_past_the_longest_is_refused_and_leaves_nothing,
     cursors_are_good_only_where_their_secret_is,
     a_hostile_owner_corpus_reaches_no_other_owner_by_any_operation,
+    progress_reports_change_the_message_and_repeats_change_nothing,
 }
 
 const ALICE: &str = "https://idp.example/users/alice";
@@ -150,7 +151,9 @@ async fn all_25_status_transitions(factory: &dyn BackendFactory) {
         for to in TaskStatus::ALL {
             let id = task_in(&f.host, ALICE, from).await;
             let before = f.host.get(ALICE, &id).await.unwrap();
-            let allowed = !from.is_terminal() && from != to;
+            // From a live status anywhere; the same status is a progress
+            // report (a new message).
+            let allowed = !from.is_terminal();
             let outcome = f.host.update_status(ALICE, &id, to, Some("moved")).await;
             let after = f.host.get(ALICE, &id).await.unwrap();
             if allowed {
@@ -169,7 +172,7 @@ async fn all_25_status_transitions(factory: &dyn BackendFactory) {
             }
         }
     }
-    assert_eq!(legal, 8);
+    assert_eq!(legal, 10);
 }
 
 async fn terminal_tasks_are_immutable(factory: &dyn BackendFactory) {
@@ -731,8 +734,16 @@ async fn variables_merge_with_null_deletion(factory: &dyn BackendFactory) {
         .set_variables(ALICE, &id, &object(json!({})))
         .await
         .unwrap();
-    assert!(later.task.last_updated_at >= first.task.last_updated_at);
-    assert_eq!(later.version, first.version + 1);
+    // A patch that changes nothing writes nothing (issue 12: no needless
+    // lastUpdatedAt bump); a real change writes a new version.
+    assert_eq!(later, first);
+    let changed = f
+        .host
+        .set_variables(ALICE, &id, &object(json!({"d": "y"})))
+        .await
+        .unwrap();
+    assert_eq!(changed.version, first.version + 1);
+    assert!(changed.task.last_updated_at >= first.task.last_updated_at);
 }
 
 async fn cleanup_removes_only_expired(factory: &dyn BackendFactory) {
@@ -970,5 +981,35 @@ async fn a_hostile_owner_corpus_reaches_no_other_owner_by_any_operation(
             f.host.create(owner, "m", None).await,
             Err(TaskError::QuotaExceeded(_))
         ));
+    }
+}
+
+async fn progress_reports_change_the_message_and_repeats_change_nothing(
+    factory: &dyn BackendFactory,
+) {
+    let f = fixture(factory).await;
+    for status in [TaskStatus::Working, TaskStatus::InputRequired] {
+        let id = task_in(&f.host, ALICE, status).await;
+        let before = f.host.get(ALICE, &id).await.unwrap();
+        f.clock.advance(Duration::from_millis(5));
+        let step = f
+            .host
+            .update_status(ALICE, &id, status, Some("step 3 of 7"))
+            .await
+            .unwrap_or_else(|e| panic!("{status}: a progress report was refused: {e}"));
+        assert_eq!(step.task.status, status);
+        assert_eq!(step.task.status_message.as_deref(), Some("step 3 of 7"));
+        assert_eq!(step.version, before.version + 1);
+        assert!(step.task.last_updated_at > before.task.last_updated_at);
+        f.clock.advance(Duration::from_millis(5));
+        let repeat = f
+            .host
+            .update_status(ALICE, &id, status, Some("step 3 of 7"))
+            .await
+            .unwrap();
+        assert_eq!(repeat, step, "{status}: a repeat must not write");
+        let unchanged = f.host.set_variables(ALICE, &id, &Map::new()).await.unwrap();
+        assert_eq!(unchanged, step, "{status}: an empty patch must not write");
+        assert_eq!(f.host.get(ALICE, &id).await.unwrap(), step);
     }
 }
