@@ -40,6 +40,7 @@ crate::rule_list! {
     cursors_are_good_only_where_their_secret_is,
     a_hostile_owner_corpus_reaches_no_other_owner_by_any_operation,
     progress_reports_change_the_message_and_repeats_change_nothing,
+    a_created_task_is_at_once_visible_to_every_replica,
 }
 
 const ALICE: &str = "https://idp.example/users/alice";
@@ -1012,4 +1013,44 @@ async fn progress_reports_change_the_message_and_repeats_change_nothing(
         assert_eq!(unchanged, step, "{status}: an empty patch must not write");
         assert_eq!(f.host.get(ALICE, &id).await.unwrap(), step);
     }
+}
+
+/// Durable before visible: once `create` returns, any replica over the same
+/// store reads, lists and updates the task (strongly consistent reads; on a
+/// cluster, from the primary).
+async fn a_created_task_is_at_once_visible_to_every_replica(factory: &dyn BackendFactory) {
+    let backend = factory.fresh().await;
+    let mut config = StoreConfig::default();
+    config.cursor_secret = b"one deployment".to_vec();
+    let replica = || {
+        TaskHost::builder()
+            .backend(backend.clone())
+            .config(config.clone())
+            .build()
+    };
+    let (a, b) = (replica().await.unwrap(), replica().await.unwrap());
+    for n in 0..20 {
+        let (writer, reader) = if n % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let id = new_task(writer, ALICE).await;
+        let seen = reader
+            .get(ALICE, &id)
+            .await
+            .expect("visible on the other replica at once");
+        assert_eq!(seen.task.task_id, id);
+        reader
+            .update_status(
+                ALICE,
+                &id,
+                TaskStatus::InputRequired,
+                Some("from the other replica"),
+            )
+            .await
+            .expect("updatable on the other replica at once");
+        assert_eq!(
+            writer.get(ALICE, &id).await.unwrap().task.status,
+            TaskStatus::InputRequired
+        );
+    }
+    let listed = first_page_ids(&b, ALICE).await;
+    assert_eq!(listed.len(), 20);
 }
