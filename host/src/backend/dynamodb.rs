@@ -463,15 +463,20 @@ impl DynamoDbBackend {
     /// A strongly consistent Query over the items of `partition` (not its
     /// counter), filtered by `filter` on `:now`.
     fn items_query(&self, partition: &str, filter: &str, now: u64) -> QueryFluentBuilder {
+        self.partition_query(partition)
+            .filter_expression(filter)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+    }
+
+    /// A strongly consistent Query over every item of `partition` (not its counter).
+    fn partition_query(&self, partition: &str) -> QueryFluentBuilder {
         self.client
             .query()
             .table_name(&self.table)
             .consistent_read(true)
             .key_condition_expression("pk = :pk AND begins_with(sk, :items)")
-            .filter_expression(filter)
             .expression_attribute_values(":pk", AttributeValue::S(partition_key(partition)))
             .expression_attribute_values(":items", AttributeValue::S(ITEM_PREFIX.to_owned()))
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
     }
 
     /// Deletes up to `limit` items of `partition` expired at `now`.
@@ -514,13 +519,7 @@ impl DynamoDbBackend {
         let mut start = None;
         loop {
             let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :items)")
-                .expression_attribute_values(":pk", AttributeValue::S(partition_key(partition)))
-                .expression_attribute_values(":items", AttributeValue::S(ITEM_PREFIX.to_owned()))
+                .partition_query(partition)
                 .select(Select::Count)
                 .set_exclusive_start_key(start.take())
                 .send()
