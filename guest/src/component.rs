@@ -3,7 +3,9 @@
 
 use crate::kv::{Entry, Kv, KvError};
 use crate::{
-    StoreConfig, StoreError, SystemEnvironment, Task, TaskPage, TaskRecord, TaskStatus, TaskStore,
+    InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, StatusView, StoreConfig,
+    StoreError, SystemEnvironment, Task, TaskDetail, TaskPage, TaskRecord, TaskRequest, TaskStatus,
+    TaskStore,
 };
 
 wit_bindgen::generate!({
@@ -31,7 +33,8 @@ impl From<backend::KvError> for KvError {
 
 fn entry(e: backend::Entry) -> Entry {
     Entry {
-        value: e.value,
+        head: e.head,
+        body: e.body,
         version: e.version,
         expires_at: e.expires_at,
     }
@@ -46,13 +49,14 @@ impl Kv for HostKv {
         &self,
         partition: &str,
         item: &str,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         max_live: Option<u32>,
         now: u64,
     ) -> Result<u64, KvError> {
         Ok(backend::create(
-            partition, item, &value, expires_at, max_live, now,
+            partition, item, &head, &body, expires_at, max_live, now,
         )?)
     }
 
@@ -61,7 +65,8 @@ impl Kv for HostKv {
         partition: &str,
         item: &str,
         expected_version: u64,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         now: u64,
     ) -> Result<u64, KvError> {
@@ -69,7 +74,8 @@ impl Kv for HostKv {
             partition,
             item,
             expected_version,
-            &value,
+            &head,
+            &body,
             expires_at,
             now,
         )?)
@@ -89,7 +95,15 @@ impl Kv for HostKv {
         let listed = backend::list(partition, after, limit, now)?;
         Ok(listed
             .into_iter()
-            .map(|l| (l.item, entry(l.entry)))
+            .map(|l| {
+                let listed = Entry {
+                    head: l.head,
+                    body: Vec::new(),
+                    version: l.version,
+                    expires_at: l.expires_at,
+                };
+                (l.item, listed)
+            })
             .collect())
     }
 
@@ -154,14 +168,134 @@ impl From<Task> for wit::Task {
     }
 }
 
+impl From<OutcomeKind> for wit::OutcomeKind {
+    fn from(k: OutcomeKind) -> Self {
+        match k {
+            OutcomeKind::Result => wit::OutcomeKind::Result,
+            OutcomeKind::ErrorResult => wit::OutcomeKind::ErrorResult,
+            OutcomeKind::RpcError => wit::OutcomeKind::RpcError,
+        }
+    }
+}
+
+impl From<Outcome> for wit::Outcome {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::ToolResult(t) => wit::Outcome::ToolResult(t),
+            Outcome::RpcError(t) => wit::Outcome::RpcError(t),
+        }
+    }
+}
+
+impl From<wit::Outcome> for Outcome {
+    fn from(o: wit::Outcome) -> Self {
+        match o {
+            wit::Outcome::ToolResult(t) => Outcome::ToolResult(t),
+            wit::Outcome::RpcError(t) => Outcome::RpcError(t),
+        }
+    }
+}
+
+impl From<wit::StatusView> for StatusView {
+    fn from(v: wit::StatusView) -> Self {
+        match v {
+            wit::StatusView::Extension => StatusView::Extension,
+            wit::StatusView::Core => StatusView::Core,
+        }
+    }
+}
+
+impl From<Lease> for wit::Lease {
+    fn from(l: Lease) -> Self {
+        wit::Lease {
+            holder: l.holder,
+            expires_at: l.expires_at,
+        }
+    }
+}
+
+impl From<wit::LeaseGrant> for LeaseGrant {
+    fn from(g: wit::LeaseGrant) -> Self {
+        LeaseGrant {
+            holder: g.holder,
+            duration: g.duration,
+        }
+    }
+}
+
+impl From<wit::TaskRequest> for TaskRequest {
+    fn from(r: wit::TaskRequest) -> Self {
+        TaskRequest {
+            method: r.method,
+            tool_name: r.tool_name,
+            arguments: r.arguments,
+        }
+    }
+}
+
+impl From<wit::InputRequest> for InputRequest {
+    fn from(r: wit::InputRequest) -> Self {
+        InputRequest {
+            key: r.key,
+            method: r.method,
+            params: r.params,
+        }
+    }
+}
+
+impl From<InputRequest> for wit::InputRequest {
+    fn from(r: InputRequest) -> Self {
+        wit::InputRequest {
+            key: r.key,
+            method: r.method,
+            params: r.params,
+        }
+    }
+}
+
+impl From<wit::InputResponse> for InputResponse {
+    fn from(r: wit::InputResponse) -> Self {
+        InputResponse {
+            key: r.key,
+            response: r.response,
+        }
+    }
+}
+
+impl From<InputResponse> for wit::InputResponse {
+    fn from(r: InputResponse) -> Self {
+        wit::InputResponse {
+            key: r.key,
+            response: r.response,
+        }
+    }
+}
+
 impl From<TaskRecord> for wit::TaskRecord {
     fn from(r: TaskRecord) -> Self {
         wit::TaskRecord {
             task: r.task.into(),
             request_method: r.request_method,
+            tool_name: r.tool_name,
             variables: r.variables,
             has_result: r.has_result,
+            outcome: r.outcome.map(Into::into),
+            cancel_requested: r.cancel_requested,
+            lease: r.lease.map(Into::into),
+            pending_input: r.pending_input,
+            answers_waiting: r.answers_waiting,
             version: r.version,
+        }
+    }
+}
+
+impl From<TaskDetail> for wit::TaskDetail {
+    fn from(d: TaskDetail) -> Self {
+        wit::TaskDetail {
+            record: d.record.into(),
+            outcome: d.outcome.map(Into::into),
+            arguments: d.arguments,
+            input_requests: d.input_requests.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -224,14 +358,101 @@ impl GuestStore for StoreResource {
     fn create(
         &self,
         owner: String,
-        request_method: String,
+        request: wit::TaskRequest,
         ttl: Option<u64>,
+        lease: Option<wit::LeaseGrant>,
     ) -> Result<wit::TaskRecord, wit::StoreError> {
-        wire(self.serving(&owner).create(&owner, &request_method, ttl))
+        let lease = lease.map(LeaseGrant::from);
+        wire(
+            self.serving(&owner)
+                .create_task(&owner, &request.into(), ttl, lease.as_ref()),
+        )
     }
 
     fn get(&self, owner: String, task_id: String) -> Result<wit::TaskRecord, wit::StoreError> {
         wire(self.serving(&owner).get(&owner, &task_id))
+    }
+
+    fn inspect(
+        &self,
+        owner: String,
+        task_id: String,
+        view: wit::StatusView,
+    ) -> Result<wit::TaskDetail, wit::StoreError> {
+        wire(self.serving(&owner).inspect(&owner, &task_id, view.into()))
+    }
+
+    fn finish(
+        &self,
+        owner: String,
+        task_id: String,
+        outcome: wit::Outcome,
+    ) -> Result<wit::TaskRecord, wit::StoreError> {
+        wire(
+            self.serving(&owner)
+                .finish(&owner, &task_id, &outcome.into()),
+        )
+    }
+
+    fn request_cancel(
+        &self,
+        owner: String,
+        task_id: String,
+    ) -> Result<wit::TaskRecord, wit::StoreError> {
+        wire(self.serving(&owner).request_cancel(&owner, &task_id))
+    }
+
+    fn request_input(
+        &self,
+        owner: String,
+        task_id: String,
+        requests: Vec<wit::InputRequest>,
+    ) -> Result<wit::TaskRecord, wit::StoreError> {
+        let requests: Vec<InputRequest> = requests.into_iter().map(Into::into).collect();
+        wire(
+            self.serving(&owner)
+                .request_input(&owner, &task_id, &requests),
+        )
+    }
+
+    fn answer_input(
+        &self,
+        owner: String,
+        task_id: String,
+        responses: Vec<wit::InputResponse>,
+    ) -> Result<wit::TaskRecord, wit::StoreError> {
+        let responses: Vec<InputResponse> = responses.into_iter().map(Into::into).collect();
+        wire(
+            self.serving(&owner)
+                .answer_input(&owner, &task_id, &responses),
+        )
+    }
+
+    fn take_answers(
+        &self,
+        owner: String,
+        task_id: String,
+    ) -> Result<Vec<wit::InputResponse>, wit::StoreError> {
+        self.serving(&owner)
+            .take_answers(&owner, &task_id)
+            .map(|answers| answers.into_iter().map(Into::into).collect())
+            .map_err(Into::into)
+    }
+
+    fn renew_lease(
+        &self,
+        owner: String,
+        task_id: String,
+        grant: wit::LeaseGrant,
+    ) -> Result<wit::TaskRecord, wit::StoreError> {
+        wire(
+            self.serving(&owner)
+                .renew_lease(&owner, &task_id, &grant.into()),
+        )
+    }
+
+    fn reap_lost_workers(&self, limit: u32) -> Result<u64, wit::StoreError> {
+        Ok(self.0.reap_lost_workers(limit)?)
     }
 
     fn update_status(
@@ -293,8 +514,12 @@ impl GuestStore for StoreResource {
         owner: String,
         cursor: Option<String>,
         limit: Option<u32>,
+        view: wit::StatusView,
     ) -> Result<wit::TaskPage, wit::StoreError> {
-        wire(self.serving(&owner).list(&owner, cursor.as_deref(), limit))
+        wire(
+            self.serving(&owner)
+                .list(&owner, cursor.as_deref(), limit, view.into()),
+        )
     }
 
     fn cancel(&self, owner: String, task_id: String) -> Result<wit::TaskRecord, wit::StoreError> {

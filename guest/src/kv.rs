@@ -4,11 +4,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-/// A stored value with its version and absolute expiry (ms since the epoch).
+/// A stored value in two parts (head and body), with its version and
+/// absolute expiry (ms since the epoch). Listings return heads only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// Serialized record.
-    pub value: Vec<u8>,
+    /// The part listings return.
+    pub head: Vec<u8>,
+    /// The rest; empty in listed entries.
+    pub body: Vec<u8>,
     /// Backend-assigned version: 1 on create, +1 per replace.
     pub version: u64,
     /// When the entry stops being live; `None` = never.
@@ -49,7 +52,8 @@ pub trait Kv {
         &self,
         partition: &str,
         item: &str,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         max_live: Option<u32>,
         now: u64,
@@ -60,13 +64,15 @@ pub trait Kv {
         partition: &str,
         item: &str,
         expected_version: u64,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         now: u64,
     ) -> Result<u64, KvError>;
     /// Removes an item at `expected_version`.
     fn remove(&self, partition: &str, item: &str, expected_version: u64) -> Result<(), KvError>;
-    /// Lists up to `limit` live items after `after`, ordered by item id.
+    /// Lists up to `limit` live items after `after`, ordered by item id
+    /// (bytewise); entries carry their heads only (empty bodies).
     fn list(
         &self,
         partition: &str,
@@ -112,7 +118,8 @@ impl Kv for MemoryKv {
         &self,
         partition: &str,
         item: &str,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         max_live: Option<u32>,
         now: u64,
@@ -129,7 +136,8 @@ impl Kv for MemoryKv {
             items.insert(
                 item.to_owned(),
                 Entry {
-                    value,
+                    head,
+                    body,
                     version: 1,
                     expires_at,
                 },
@@ -143,7 +151,8 @@ impl Kv for MemoryKv {
         partition: &str,
         item: &str,
         expected_version: u64,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         now: u64,
     ) -> Result<u64, KvError> {
@@ -151,7 +160,8 @@ impl Kv for MemoryKv {
             |p| match p.get_mut(partition).and_then(|items| items.get_mut(item)) {
                 Some(e) if e.version == expected_version && e.is_live(now) => {
                     *e = Entry {
-                        value,
+                        head,
+                        body,
                         version: expected_version + 1,
                         expires_at,
                     };
@@ -190,7 +200,13 @@ impl Kv for MemoryKv {
                     .range::<str, _>((start, Bound::Unbounded))
                     .filter(|(_, e)| e.is_live(now))
                     .take(limit as usize)
-                    .map(|(k, e)| (k.clone(), e.clone()))
+                    .map(|(k, e)| {
+                        let listed = Entry {
+                            body: Vec::new(),
+                            ..e.clone()
+                        };
+                        (k.clone(), listed)
+                    })
                     .collect()
             })
         }))

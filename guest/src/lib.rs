@@ -15,6 +15,8 @@ pub mod error;
 pub mod ids;
 pub mod json;
 pub mod kv;
+pub mod leases;
+pub mod outcome;
 pub mod record;
 pub mod status;
 pub mod store;
@@ -30,6 +32,9 @@ pub use config::StoreConfig;
 pub use env::{Environment, SystemEnvironment};
 pub use error::StoreError;
 pub use kv::{Entry, Kv, KvError, MemoryKv};
-pub use record::{Task, TaskPage, TaskRecord};
+pub use record::{
+    InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, StatusView, Task,
+    TaskDetail, TaskPage, TaskRecord, TaskRequest,
+};
 pub use status::TaskStatus;
 pub use store::TaskStore;

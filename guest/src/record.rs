@@ -1,4 +1,13 @@
 //! The stored form of a task and the views built from it.
+//!
+//! A task is stored as one backend entry in two parts: the **head**, what a
+//! listing shows and a worker polls (status, message, times, lease, cancel
+//! mark, open input keys, the outcome's kind), and the **body**, what only a
+//! reader of one task needs (variables, the outcome itself, the request's
+//! arguments, input requests and answers). Listings read heads only, so a
+//! page of tasks with large results moves only the small parts.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -12,7 +21,7 @@ use crate::time::iso8601_utc;
 pub struct Task {
     /// Store-generated unguessable id.
     pub task_id: String,
-    /// Current status.
+    /// Current status (in the view the caller asked for).
     pub status: TaskStatus,
     /// Human-readable status message.
     pub status_message: Option<String>,
@@ -26,6 +35,86 @@ pub struct Task {
     pub poll_interval: Option<u64>,
 }
 
+/// Which protocol revision reads a status (see the WIT `status-view`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusView {
+    /// As stored (MCP 2026-07-28 tasks extension): an `isError` tool result is `completed`.
+    Extension,
+    /// MCP 2025-11-25: an `isError` tool result is `failed`.
+    Core,
+}
+
+/// What a task's stored result is, readable from the head alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutcomeKind {
+    /// A result without `isError: true`.
+    Result,
+    /// A tool result with `isError: true`.
+    ErrorResult,
+    /// A JSON-RPC error object.
+    RpcError,
+}
+
+/// The one outcome a task finishes with, as JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A tool's result object.
+    ToolResult(String),
+    /// A JSON-RPC error object `{code, message, data?}`.
+    RpcError(String),
+}
+
+/// A worker's claim on a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    /// The worker holding it.
+    pub holder: String,
+    /// When it lapses (ms since the epoch).
+    pub expires_at: u64,
+}
+
+/// A lease asked for: by whom and for how long (ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseGrant {
+    /// The worker asking.
+    pub holder: String,
+    /// How long it holds from now (ms).
+    pub duration: u64,
+}
+
+/// The request a task runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskRequest {
+    /// JSON-RPC method, for example `tools/call`.
+    pub method: String,
+    /// The tool, for `tools/call`.
+    pub tool_name: Option<String>,
+    /// Arguments as a JSON object.
+    pub arguments: Option<String>,
+}
+
+/// One server-to-client request a task waits on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputRequest {
+    /// Unique over the task's life.
+    pub key: String,
+    /// The request's method.
+    pub method: String,
+    /// Its params, a JSON object.
+    pub params: String,
+}
+
+/// A client's answer to one input request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputResponse {
+    /// The key it answers.
+    pub key: String,
+    /// The response, JSON.
+    pub response: String,
+}
+
 /// A task plus its server-side state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskRecord {
@@ -33,12 +122,37 @@ pub struct TaskRecord {
     pub task: Task,
     /// Method of the creating request.
     pub request_method: String,
+    /// The tool it runs, for `tools/call`.
+    pub tool_name: Option<String>,
     /// Variables as canonical JSON object text.
     pub variables: String,
     /// Whether a result is stored.
     pub has_result: bool,
+    /// What the stored result is.
+    pub outcome: Option<OutcomeKind>,
+    /// Whether cancellation was asked for.
+    pub cancel_requested: bool,
+    /// The worker's lease.
+    pub lease: Option<Lease>,
+    /// Keys of unanswered input requests.
+    pub pending_input: Vec<String>,
+    /// Answers waiting for the worker.
+    pub answers_waiting: u32,
     /// Stored version, for optimistic concurrency.
     pub version: u64,
+}
+
+/// A task with its outcome, arguments and open input requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDetail {
+    /// The record, status in the requested view.
+    pub record: TaskRecord,
+    /// The stored outcome.
+    pub outcome: Option<Outcome>,
+    /// The request's arguments.
+    pub arguments: Option<String>,
+    /// Unanswered input requests.
+    pub input_requests: Vec<InputRequest>,
 }
 
 /// One page of a listing.
@@ -50,11 +164,18 @@ pub struct TaskPage {
     pub next_cursor: Option<String>,
 }
 
-/// What the backend stores for one task: canonical JSON of this struct.
-/// Variables and result stay raw JSON text so reads never re-parse them.
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The head of a stored task: canonical JSON, small, read by listings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct StoredTask {
+pub(crate) struct StoredHead {
     pub owner_id: String,
     pub task_id: String,
     pub status: TaskStatus,
@@ -64,42 +185,85 @@ pub(crate) struct StoredTask {
     pub last_updated_at: u64,
     pub ttl: Option<u64>,
     pub request_method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<OutcomeKind>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cancel_requested: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_input: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub answers_waiting: u32,
+}
+
+/// An input request as stored (params kept as given).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredInputRequest {
+    pub method: String,
+    pub params: Box<RawValue>,
+}
+
+/// The body of a stored task: what only a reader of this one task needs.
+/// JSON payloads stay raw text, kept as given, never re-parsed on reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StoredBody {
     pub variables: Box<RawValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Box<RawValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Box<RawValue>>,
+    /// Unanswered input requests by key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub input_requests: BTreeMap<String, StoredInputRequest>,
+    /// Answers not yet taken by the worker, by key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub answers: BTreeMap<String, Box<RawValue>>,
+    /// Every input key this task ever used (keys are never reused).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub used_input_keys: Vec<String>,
 }
 
-impl StoredTask {
+/// A whole stored task.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredTask {
+    pub head: StoredHead,
+    pub body: StoredBody,
+}
+
+fn corrupt(part: &str, e: serde_json::Error) -> StoreError {
+    StoreError::Internal(format!("stored task {part} is corrupt: {e}"))
+}
+
+impl StoredHead {
     /// Absolute expiry (ms), `None` for unlimited.
     pub fn expires_at(&self) -> Option<u64> {
         self.ttl.map(|ttl| self.created_at.saturating_add(ttl))
     }
 
-    /// Serializes, refusing a record larger than `max_bytes`.
-    pub fn encode(&self, max_bytes: u32) -> Result<Vec<u8>, StoreError> {
-        let bytes = serde_json::to_vec(self)
-            .map_err(|e| StoreError::Internal(format!("cannot serialize task: {e}")))?;
-        if bytes.len() > max_bytes as usize {
-            return Err(StoreError::InvalidParams(format!(
-                "the task record would be {} bytes; the limit is {} bytes",
-                bytes.len(),
-                max_bytes
-            )));
-        }
-        Ok(bytes)
+    /// Parses a stored head.
+    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| corrupt("head", e))
     }
 
-    /// Parses a stored record.
-    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| StoreError::Internal(format!("stored task is corrupt: {e}")))
+    /// The status `view` reports.
+    pub fn status_in(&self, view: StatusView) -> TaskStatus {
+        match (view, self.status, self.outcome) {
+            (StatusView::Core, TaskStatus::Completed, Some(OutcomeKind::ErrorResult)) => {
+                TaskStatus::Failed
+            }
+            (_, status, _) => status,
+        }
     }
 
     /// The wire view.
-    pub fn task(&self, poll_interval: Option<u64>) -> Task {
+    pub fn task(&self, poll_interval: Option<u64>, view: StatusView) -> Task {
         Task {
             task_id: self.task_id.clone(),
-            status: self.status,
+            status: self.status_in(view),
             status_message: self.status_message.clone(),
             created_at: iso8601_utc(self.created_at),
             last_updated_at: iso8601_utc(self.last_updated_at),
@@ -107,15 +271,73 @@ impl StoredTask {
             poll_interval,
         }
     }
+}
 
-    /// The full view at `version`.
-    pub fn record(&self, version: u64, poll_interval: Option<u64>) -> TaskRecord {
+impl StoredTask {
+    /// Serializes head and body, refusing a record larger than `max_bytes`.
+    pub fn encode(&self, max_bytes: u32) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+        let serialize =
+            |e: serde_json::Error| StoreError::Internal(format!("cannot serialize task: {e}"));
+        let head = serde_json::to_vec(&self.head).map_err(serialize)?;
+        let body = serde_json::to_vec(&self.body).map_err(serialize)?;
+        let size = head.len() + body.len();
+        if size > max_bytes as usize {
+            return Err(StoreError::InvalidParams(format!(
+                "the task record would be {size} bytes; the limit is {max_bytes} bytes"
+            )));
+        }
+        Ok((head, body))
+    }
+
+    /// Parses a stored record.
+    pub fn decode(head: &[u8], body: &[u8]) -> Result<Self, StoreError> {
+        Ok(StoredTask {
+            head: StoredHead::decode(head)?,
+            body: serde_json::from_slice(body).map_err(|e| corrupt("body", e))?,
+        })
+    }
+
+    /// The full view at `version`, status in `view`.
+    pub fn record(&self, version: u64, poll_interval: Option<u64>, view: StatusView) -> TaskRecord {
+        let head = &self.head;
         TaskRecord {
-            task: self.task(poll_interval),
-            request_method: self.request_method.clone(),
-            variables: self.variables.get().to_owned(),
-            has_result: self.result.is_some(),
+            task: head.task(poll_interval, view),
+            request_method: head.request_method.clone(),
+            tool_name: head.tool_name.clone(),
+            variables: self.body.variables.get().to_owned(),
+            has_result: self.body.result.is_some(),
+            outcome: head.outcome,
+            cancel_requested: head.cancel_requested,
+            lease: head.lease.clone(),
+            pending_input: head.pending_input.clone(),
+            answers_waiting: head.answers_waiting,
             version,
+        }
+    }
+
+    /// The record with outcome, arguments and open input requests.
+    pub fn detail(&self, version: u64, poll_interval: Option<u64>, view: StatusView) -> TaskDetail {
+        let outcome = self.body.result.as_ref().map(|r| {
+            let text = r.get().to_owned();
+            match self.head.outcome {
+                Some(OutcomeKind::RpcError) => Outcome::RpcError(text),
+                _ => Outcome::ToolResult(text),
+            }
+        });
+        TaskDetail {
+            record: self.record(version, poll_interval, view),
+            outcome,
+            arguments: self.body.arguments.as_ref().map(|a| a.get().to_owned()),
+            input_requests: self
+                .body
+                .input_requests
+                .iter()
+                .map(|(key, r)| InputRequest {
+                    key: key.clone(),
+                    method: r.method.clone(),
+                    params: r.params.get().to_owned(),
+                })
+                .collect(),
         }
     }
 }

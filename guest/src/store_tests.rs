@@ -2,7 +2,10 @@
 
 use std::cell::Cell;
 
-use crate::{Environment, MemoryKv, StoreConfig, StoreError, TaskStatus, TaskStore};
+use crate::{
+    Environment, InputRequest, InputResponse, LeaseGrant, MemoryKv, Outcome, OutcomeKind,
+    StatusView, StoreConfig, StoreError, TaskRequest, TaskStatus, TaskStore,
+};
 
 /// A clock the test moves and a deterministic random source.
 struct TestEnv {
@@ -68,7 +71,11 @@ fn expiry_hides_the_task_on_every_path() {
         s.get_result("alice", &id),
         Err(StoreError::NotFound(_))
     ));
-    assert!(s.list("alice", None, None).unwrap().tasks.is_empty());
+    assert!(s
+        .list("alice", None, None, StatusView::Extension)
+        .unwrap()
+        .tasks
+        .is_empty());
     assert_eq!(s.cleanup_expired(10), Ok(1));
 }
 
@@ -156,12 +163,14 @@ fn pages_walk_every_task_once_and_cursors_are_owner_bound() {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = s.list("alice", cursor.as_deref(), Some(2)).unwrap();
+        let page = s
+            .list("alice", cursor.as_deref(), Some(2), StatusView::Extension)
+            .unwrap();
         seen.extend(page.tasks.into_iter().map(|t| t.task_id));
         match page.next_cursor {
             Some(c) => {
                 assert!(matches!(
-                    s.list("bob", Some(&c), None),
+                    s.list("bob", Some(&c), None, StatusView::Extension),
                     Err(StoreError::InvalidParams(_))
                 ));
                 cursor = Some(c);
@@ -201,4 +210,173 @@ fn progress_reports_change_only_the_message_and_repeats_change_nothing() {
         s.update_status("alice", id, TaskStatus::Completed, Some("again")),
         Err(StoreError::InvalidTransition(_))
     ));
+}
+
+fn elicit(key: &str) -> InputRequest {
+    InputRequest {
+        key: key.into(),
+        method: "elicitation/create".into(),
+        params: r#"{"message":"ok?"}"#.into(),
+    }
+}
+
+fn answer(key: &str) -> InputResponse {
+    InputResponse {
+        key: key.into(),
+        response: r#"{"action":"accept"}"#.into(),
+    }
+}
+
+fn grant(holder: &str, duration: u64) -> LeaseGrant {
+    LeaseGrant {
+        holder: holder.into(),
+        duration,
+    }
+}
+
+#[test]
+fn an_is_error_tool_result_is_completed_in_one_view_and_failed_in_the_other() {
+    let s = store(StoreConfig::for_tests());
+    let id = s.create("alice", "tools/call", None).unwrap().task.task_id;
+    let result = r#"{"content":[],"isError":true,  "big":12345678901234567890123}"#;
+    let done = s
+        .finish("alice", &id, &Outcome::ToolResult(result.into()))
+        .unwrap();
+    assert_eq!(done.task.status, TaskStatus::Completed);
+    assert_eq!(done.outcome, Some(OutcomeKind::ErrorResult));
+    let core = s.inspect("alice", &id, StatusView::Core).unwrap();
+    assert_eq!(core.record.task.status, TaskStatus::Failed);
+    // Kept verbatim, even a number no f64 holds.
+    assert_eq!(core.outcome, Some(Outcome::ToolResult(result.into())));
+    let page = s.list("alice", None, None, StatusView::Core).unwrap();
+    assert_eq!(page.tasks[0].status, TaskStatus::Failed);
+    let ext = s.inspect("alice", &id, StatusView::Extension).unwrap();
+    assert_eq!(ext.record.task.status, TaskStatus::Completed);
+}
+
+#[test]
+fn a_json_rpc_error_fails_the_task_and_must_be_well_formed() {
+    let s = store(StoreConfig::for_tests());
+    let id = s.create("alice", "tools/call", None).unwrap().task.task_id;
+    let bad = s.finish(
+        "alice",
+        &id,
+        &Outcome::RpcError(r#"{"message":"x"}"#.into()),
+    );
+    assert!(matches!(bad, Err(StoreError::InvalidParams(_))));
+    let err = r#"{"code":-32000,"message":"boom"}"#;
+    let done = s
+        .finish("alice", &id, &Outcome::RpcError(err.into()))
+        .unwrap();
+    assert_eq!(done.task.status, TaskStatus::Failed);
+    let late = s.finish("alice", &id, &Outcome::ToolResult("{}".into()));
+    assert!(matches!(late, Err(StoreError::InvalidTransition(_))));
+    let detail = s.inspect("alice", &id, StatusView::Core).unwrap();
+    assert_eq!(detail.outcome, Some(Outcome::RpcError(err.into())));
+}
+
+#[test]
+fn input_keys_are_unique_for_life_and_partial_answers_keep_the_rest() {
+    let s = store(StoreConfig::for_tests());
+    let id = s.create("alice", "tools/call", None).unwrap().task.task_id;
+    let r = s
+        .request_input("alice", &id, &[elicit("a"), elicit("b")])
+        .unwrap();
+    assert_eq!(r.task.status, TaskStatus::InputRequired);
+    assert_eq!(r.pending_input, ["a", "b"]);
+    let r = s
+        .answer_input("alice", &id, &[answer("a"), answer("zz")])
+        .unwrap();
+    assert_eq!(r.task.status, TaskStatus::InputRequired);
+    assert_eq!(
+        (r.pending_input.clone(), r.answers_waiting),
+        (vec!["b".to_owned()], 1)
+    );
+    let detail = s.inspect("alice", &id, StatusView::Extension).unwrap();
+    assert_eq!(detail.input_requests.len(), 1);
+    assert_eq!(detail.input_requests[0].key, "b");
+    // Answering "a" again changes nothing.
+    let again = s.answer_input("alice", &id, &[answer("a")]).unwrap();
+    assert_eq!(again.version, r.version);
+    let r = s.answer_input("alice", &id, &[answer("b")]).unwrap();
+    assert_eq!(r.task.status, TaskStatus::Working);
+    let taken = s.take_answers("alice", &id).unwrap();
+    assert_eq!(taken.len(), 2);
+    assert!(s.take_answers("alice", &id).unwrap().is_empty());
+    for reused in ["a", "b"] {
+        assert!(matches!(
+            s.request_input("alice", &id, &[elicit(reused)]),
+            Err(StoreError::InvalidParams(_))
+        ));
+    }
+    let bad_method = InputRequest {
+        method: "tools/call".into(),
+        ..elicit("c")
+    };
+    assert!(s.request_input("alice", &id, &[bad_method]).is_err());
+}
+
+#[test]
+fn request_cancel_is_a_durable_idempotent_mark() {
+    let s = store(StoreConfig::for_tests());
+    let id = s.create("alice", "tools/call", None).unwrap().task.task_id;
+    let r = s.request_cancel("alice", &id).unwrap();
+    assert!(r.cancel_requested);
+    assert_eq!(r.task.status, TaskStatus::Working);
+    let again = s.request_cancel("alice", &id).unwrap();
+    assert_eq!(again.version, r.version);
+    let done = s.cancel("alice", &id).unwrap();
+    assert_eq!(done.task.status, TaskStatus::Cancelled);
+    let after = s.request_cancel("alice", &id).unwrap();
+    assert_eq!(after.version, done.version);
+    let late = s.finish("alice", &id, &Outcome::ToolResult("{}".into()));
+    assert!(matches!(late, Err(StoreError::InvalidTransition(_))));
+}
+
+#[test]
+fn a_lapsed_lease_fails_the_task_and_a_renewed_one_does_not() {
+    let s = store(StoreConfig::for_tests());
+    let request = TaskRequest {
+        method: "tools/call".into(),
+        tool_name: Some("slow".into()),
+        arguments: Some(r#"{"n": 1}"#.into()),
+    };
+    let lost = s
+        .create_task("alice", &request, None, Some(&grant("w1", 1_000)))
+        .unwrap()
+        .task
+        .task_id;
+    let kept = s
+        .create_task("alice", &request, None, Some(&grant("w2", 1_000)))
+        .unwrap()
+        .task
+        .task_id;
+    advance_ms(&s, 900);
+    assert_eq!(s.reap_lost_workers(100).unwrap(), 0);
+    s.renew_lease("alice", &kept, &grant("w2", 1_000)).unwrap();
+    let stolen = s.renew_lease("alice", &kept, &grant("w3", 1_000));
+    assert!(matches!(stolen, Err(StoreError::InvalidTransition(_))));
+    advance_ms(&s, 200);
+    assert_eq!(s.reap_lost_workers(100).unwrap(), 1);
+    let failed = s.inspect("alice", &lost, StatusView::Extension).unwrap();
+    assert_eq!(failed.record.task.status, TaskStatus::Failed);
+    assert!(
+        matches!(failed.outcome, Some(Outcome::RpcError(ref e)) if e.contains("worker was lost"))
+    );
+    assert_eq!(failed.arguments.as_deref(), Some(r#"{"n": 1}"#));
+    assert_eq!(failed.record.tool_name.as_deref(), Some("slow"));
+    assert_eq!(
+        s.get("alice", &kept).unwrap().task.status,
+        TaskStatus::Working
+    );
+    // The lost worker's late renewal and completion change nothing.
+    let late = s.renew_lease("alice", &lost, &grant("w1", 1_000)).unwrap();
+    assert_eq!(late.version, failed.record.version);
+    assert!(s
+        .finish("alice", &lost, &Outcome::ToolResult("{}".into()))
+        .is_err());
+    // Stale index items are dropped, not reaped twice.
+    advance_ms(&s, 5_000);
+    assert_eq!(s.reap_lost_workers(100).unwrap(), 1);
+    assert_eq!(s.reap_lost_workers(100).unwrap(), 0);
 }

@@ -6,12 +6,15 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::backend::{InMemoryBackend, KvBackend};
-use crate::bindings::{ttl_millis, GuestConfig};
+use crate::bindings::{json_text, ttl_millis, GuestConfig};
 use crate::clock::{Clock, SystemClock};
 use crate::component::ComponentSource;
 use crate::error::{BuildError, TaskError};
 use crate::sandbox::{CallCost, Sandbox};
-use crate::task::{TaskPage, TaskRecord, TaskStatus};
+use crate::task::{
+    InputRequest, InputResponse, LeaseGrant, Outcome, StatusView, TaskDetail, TaskPage, TaskRecord,
+    TaskRequest, TaskStatus,
+};
 use crate::{ConflictBackoff, InstanceStrategy, SandboxLimits, StoreConfig};
 
 /// A task store running in the wasm sandbox over a storage backend.
@@ -201,18 +204,39 @@ impl TaskHost {
         TaskHostBuilder::default()
     }
 
-    /// Creates a task in `working` for `owner`; `ttl` `None` takes the default.
+    /// Creates a task in `working` for `owner` running a request with only
+    /// a method, without a lease; `ttl` `None` takes the default.
     pub async fn create(
         &self,
         owner: &str,
         request_method: &str,
         ttl: Option<Duration>,
     ) -> Result<TaskRecord, TaskError> {
+        let request = TaskRequest {
+            method: request_method.to_owned(),
+            ..TaskRequest::default()
+        };
+        self.create_task(owner, &request, ttl, None).await
+    }
+
+    /// Creates a task in `working` for `owner` running `request` (kept so
+    /// any replica can report on it), leased to a worker from the start
+    /// when `lease` is given. When it returns, a `get` on any replica over
+    /// the same backend finds the task.
+    pub async fn create_task(
+        &self,
+        owner: &str,
+        request: &TaskRequest,
+        ttl: Option<Duration>,
+        lease: Option<&LeaseGrant>,
+    ) -> Result<TaskRecord, TaskError> {
+        let request = request.into();
+        let lease = lease.map(Into::into);
         guest_call!(
             self,
             "create",
             owner_tag(owner),
-            call_create(owner, request_method, ttl_millis(ttl))
+            call_create(owner, &request, ttl_millis(ttl), lease.as_ref())
         )?
         .try_into()
     }
@@ -220,6 +244,146 @@ impl TaskHost {
     /// Reads a live task of `owner`.
     pub async fn get(&self, owner: &str, task_id: &str) -> Result<TaskRecord, TaskError> {
         guest_call!(self, "get", owner_tag(owner), call_get(owner, task_id))?.try_into()
+    }
+
+    /// Reads a task with its outcome, arguments and unanswered input
+    /// requests, its status as `view` reports it.
+    pub async fn inspect(
+        &self,
+        owner: &str,
+        task_id: &str,
+        view: StatusView,
+    ) -> Result<TaskDetail, TaskError> {
+        guest_call!(
+            self,
+            "inspect",
+            owner_tag(owner),
+            call_inspect(owner, task_id, view.into())
+        )?
+        .try_into()
+    }
+
+    /// Finishes a non-terminal task with its one outcome, in one write:
+    /// `completed` for a tool result (also with `isError: true`), `failed`
+    /// for a JSON-RPC error. A terminal task refuses it (a late worker
+    /// never overwrites a cancellation).
+    pub async fn finish(
+        &self,
+        owner: &str,
+        task_id: &str,
+        outcome: &Outcome,
+    ) -> Result<TaskRecord, TaskError> {
+        let outcome = outcome.into();
+        guest_call!(
+            self,
+            "finish",
+            owner_tag(owner),
+            call_finish(owner, task_id, &outcome)
+        )?
+        .try_into()
+    }
+
+    /// Marks a task cancel-requested for its worker (cooperative
+    /// cancellation); no error and no change on a terminal or already
+    /// marked task.
+    pub async fn request_cancel(
+        &self,
+        owner: &str,
+        task_id: &str,
+    ) -> Result<TaskRecord, TaskError> {
+        guest_call!(
+            self,
+            "request-cancel",
+            owner_tag(owner),
+            call_request_cancel(owner, task_id)
+        )?
+        .try_into()
+    }
+
+    /// Asks the client for input: adds requests under keys never used on
+    /// this task and moves it to `input_required`.
+    pub async fn request_input(
+        &self,
+        owner: &str,
+        task_id: &str,
+        requests: &[InputRequest],
+    ) -> Result<TaskRecord, TaskError> {
+        let requests: Vec<_> = requests.iter().map(Into::into).collect();
+        guest_call!(
+            self,
+            "request-input",
+            owner_tag(owner),
+            call_request_input(owner, task_id, &requests)
+        )?
+        .try_into()
+    }
+
+    /// Records the client's responses whose keys are outstanding and
+    /// ignores the others; the task is `working` again once none is
+    /// outstanding. No change on a terminal task.
+    pub async fn answer_input(
+        &self,
+        owner: &str,
+        task_id: &str,
+        responses: &[InputResponse],
+    ) -> Result<TaskRecord, TaskError> {
+        let responses: Vec<_> = responses.iter().map(Into::into).collect();
+        guest_call!(
+            self,
+            "answer-input",
+            owner_tag(owner),
+            call_answer_input(owner, task_id, &responses)
+        )?
+        .try_into()
+    }
+
+    /// Removes and returns the answers waiting for the task's worker.
+    pub async fn take_answers(
+        &self,
+        owner: &str,
+        task_id: &str,
+    ) -> Result<Vec<InputResponse>, TaskError> {
+        guest_call!(
+            self,
+            "take-answers",
+            owner_tag(owner),
+            call_take_answers(owner, task_id)
+        )?
+        .into_iter()
+        .map(InputResponse::try_from)
+        .collect()
+    }
+
+    /// Takes or renews `grant.holder`'s lease on a task. Refused with
+    /// [`TaskError::InvalidTransition`] while another holder's lease is
+    /// live; a terminal task comes back unchanged (the worker should stop),
+    /// as does `cancel_requested` when cancellation was asked for.
+    pub async fn renew_lease(
+        &self,
+        owner: &str,
+        task_id: &str,
+        grant: &LeaseGrant,
+    ) -> Result<TaskRecord, TaskError> {
+        let grant = grant.into();
+        guest_call!(
+            self,
+            "renew-lease",
+            owner_tag(owner),
+            call_renew_lease(owner, task_id, &grant)
+        )?
+        .try_into()
+    }
+
+    /// Fails up to `limit` non-terminal tasks whose worker stopped renewing
+    /// its lease (a killed process, a lost replica) with a JSON-RPC error;
+    /// returns how many. Any replica may run it, as often as it likes.
+    pub async fn reap_lost_workers(&self, limit: u32) -> Result<u64, TaskError> {
+        guest_call!(
+            self,
+            "reap-lost-workers",
+            "(every owner)",
+            call_reap_lost_workers(limit)
+        )
     }
 
     /// Moves a task to `status`, replacing its status message.
@@ -323,19 +487,31 @@ impl TaskHost {
         .try_into()
     }
 
-    /// Lists `owner`'s live tasks in creation order; pass the previous
-    /// page's `next_cursor` to continue.
+    /// Lists `owner`'s live tasks in creation order, statuses as stored;
+    /// pass the previous page's `next_cursor` to continue.
     pub async fn list(
         &self,
         owner: &str,
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<TaskPage, TaskError> {
+        self.list_in(owner, cursor, limit, StatusView::Extension)
+            .await
+    }
+
+    /// Like [`TaskHost::list`], statuses as `view` reports them.
+    pub async fn list_in(
+        &self,
+        owner: &str,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+        view: StatusView,
+    ) -> Result<TaskPage, TaskError> {
         Ok(guest_call!(
             self,
             "list",
             owner_tag(owner),
-            call_list(owner, cursor, limit)
+            call_list(owner, cursor, limit, view.into())
         )?
         .into())
     }
@@ -371,9 +547,4 @@ impl TaskHost {
             call_cleanup_expired(limit)
         )
     }
-}
-
-fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
-    // Serializing a `serde_json` value to a string cannot fail.
-    serde_json::to_string(value).unwrap_or_default()
 }

@@ -35,4 +35,7 @@ pub use component::DEFAULT_COMPONENT;
 pub use config::{ConflictBackoff, InstanceStrategy, SandboxLimits, StoreConfig};
 pub use error::{BuildError, EngineError, TaskError, INTERNAL_ERROR, INVALID_PARAMS};
 pub use host::{owner_tag, TaskHost, TaskHostBuilder};
-pub use task::{Task, TaskPage, TaskRecord, TaskStatus};
+pub use task::{
+    InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, StatusView, Task,
+    TaskDetail, TaskPage, TaskRecord, TaskRequest, TaskStatus,
+};

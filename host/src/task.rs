@@ -80,20 +80,140 @@ pub struct Task {
     pub poll_interval: Option<u64>,
 }
 
+/// Which protocol revision reads a status. The store keeps one record; the
+/// views differ only for a tool result with `isError: true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StatusView {
+    /// As stored, and as the MCP 2026-07-28 tasks extension reports it: a
+    /// tool result with `isError: true` is `completed`.
+    #[default]
+    Extension,
+    /// As MCP 2025-11-25 reports it: a tool result with `isError: true` is `failed`.
+    Core,
+}
+
+/// What a task's stored result is, known without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutcomeKind {
+    /// A result without `isError: true`.
+    Result,
+    /// A tool result with `isError: true`.
+    ErrorResult,
+    /// A JSON-RPC error object.
+    RpcError,
+}
+
+/// The one outcome a task finishes with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A tool's result (a `CallToolResult` object); `completed`, also with `isError`.
+    ToolResult(Value),
+    /// A JSON-RPC error object `{code, message, data?}`; `failed`.
+    RpcError(Value),
+}
+
+/// A worker's claim on a task: while it holds, no reaper fails the task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The worker holding it.
+    pub holder: String,
+    /// When it lapses, ms since the Unix epoch on the store's clock.
+    pub expires_at_ms: u64,
+}
+
+/// A lease a worker asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseGrant {
+    /// The worker asking (any id unique among live workers, for example
+    /// the replica's name and a counter).
+    pub holder: String,
+    /// How long it holds from now; renew well before it lapses.
+    pub duration: std::time::Duration,
+}
+
+/// The request a task runs, kept in the store so any replica can report on it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskRequest {
+    /// The JSON-RPC method (for example `tools/call`).
+    pub method: String,
+    /// The tool, for `tools/call`.
+    pub tool_name: Option<String>,
+    /// The request's arguments.
+    pub arguments: Option<Map<String, Value>>,
+}
+
+impl TaskRequest {
+    /// A `tools/call` of `tool` with `arguments`.
+    pub fn tool_call(tool: impl Into<String>, arguments: Map<String, Value>) -> Self {
+        TaskRequest {
+            method: "tools/call".into(),
+            tool_name: Some(tool.into()),
+            arguments: Some(arguments),
+        }
+    }
+}
+
+/// One server-to-client request a task waits on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputRequest {
+    /// Unique over the task's whole life.
+    pub key: String,
+    /// `elicitation/create`, `sampling/createMessage` or `roots/list`.
+    pub method: String,
+    /// The request's params.
+    pub params: Map<String, Value>,
+}
+
+/// A client's answer to one input request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputResponse {
+    /// The key of the request it answers.
+    pub key: String,
+    /// The response (a JSON-RPC result).
+    pub response: Value,
+}
+
 /// A task with the server-side state that stays off the wire.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TaskRecord {
     /// The wire task.
     pub task: Task,
     /// Method of the request that created the task (for example `tools/call`).
     pub request_method: String,
+    /// The tool the task runs, for `tools/call`.
+    pub tool_name: Option<String>,
     /// Task variables.
     pub variables: Map<String, Value>,
     /// Whether a result is stored.
     pub has_result: bool,
+    /// What the stored result is.
+    pub outcome: Option<OutcomeKind>,
+    /// Whether cancellation was asked for: the worker's signal to stop.
+    pub cancel_requested: bool,
+    /// The running worker's lease.
+    pub lease: Option<Lease>,
+    /// Keys of the input requests still unanswered.
+    pub pending_input: Vec<String>,
+    /// Answers waiting for the worker ([`crate::TaskHost::take_answers`]).
+    pub answers_waiting: u32,
     /// Version of the stored record; pass it to
     /// [`crate::TaskHost::set_variables_at_version`] for optimistic updates.
     pub version: u64,
+}
+
+/// A task with everything a reader on any replica needs to report it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TaskDetail {
+    /// The record, its status in the requested view.
+    pub record: TaskRecord,
+    /// The outcome, when one is stored.
+    pub outcome: Option<Outcome>,
+    /// The request's arguments.
+    pub arguments: Option<Map<String, Value>>,
+    /// The input requests still unanswered.
+    pub input_requests: Vec<InputRequest>,
 }
 
 /// One page of an owner's tasks.

@@ -71,7 +71,8 @@ impl<I: Interceptor> KvBackend for Intercepted<I> {
         &self,
         partition: &str,
         item: &str,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         max_live: Option<u32>,
         now: u64,
@@ -79,7 +80,7 @@ impl<I: Interceptor> KvBackend for Intercepted<I> {
         self.interceptor.before(Step::Create).await?;
         let inner = &self.inner;
         inner
-            .create(partition, item, value, expires_at, max_live, now)
+            .create(partition, item, head, body, expires_at, max_live, now)
             .await
     }
 
@@ -88,14 +89,23 @@ impl<I: Interceptor> KvBackend for Intercepted<I> {
         partition: &str,
         item: &str,
         expected_version: u64,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         now: u64,
     ) -> Result<u64, KvError> {
         self.interceptor.before(Step::Replace).await?;
         let inner = &self.inner;
         inner
-            .replace(partition, item, expected_version, value, expires_at, now)
+            .replace(
+                partition,
+                item,
+                expected_version,
+                head,
+                body,
+                expires_at,
+                now,
+            )
             .await
     }
 

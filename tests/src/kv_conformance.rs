@@ -25,6 +25,7 @@ crate::rule_list! {
     concurrent_creates_never_exceed_max_live,
     concurrent_replaces_have_one_winner,
     values_round_trip_byte_for_byte,
+    listings_carry_heads_not_bodies,
     any_expiry_is_stored_or_refused_without_a_trace,
 }
 
@@ -43,7 +44,7 @@ fn is_conflict<T: std::fmt::Debug>(result: Result<T, KvError>) -> bool {
 }
 
 async fn value_of(kv: &dyn KvBackend, partition: &str, item: &str) -> Option<Vec<u8>> {
-    kv.get(partition, item).await.expect("get").map(|e| e.value)
+    kv.get(partition, item).await.expect("get").map(|e| e.head)
 }
 
 async fn listed(
@@ -60,23 +61,25 @@ async fn listed(
 async fn versions_start_at_one_and_grow_by_one(factory: &dyn BackendFactory) {
     let kv = factory.fresh().await;
     assert_eq!(
-        kv.create(P, "a", bytes("1"), None, None, NOW)
+        kv.create(P, "a", bytes("1"), Vec::new(), None, None, NOW)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
-        kv.replace(P, "a", 1, bytes("2"), None, NOW).await.unwrap(),
+        kv.replace(P, "a", 1, bytes("2"), Vec::new(), None, NOW)
+            .await
+            .unwrap(),
         2
     );
     assert_eq!(
-        kv.replace(P, "a", 2, bytes("3"), Some(NOW + 5_000), NOW)
+        kv.replace(P, "a", 2, bytes("3"), Vec::new(), Some(NOW + 5_000), NOW)
             .await
             .unwrap(),
         3
     );
     let entry = kv.get(P, "a").await.unwrap().expect("present");
-    assert_eq!(entry.value, bytes("3"));
+    assert_eq!(entry.head, bytes("3"));
     assert_eq!(entry.version, 3);
     assert_eq!(entry.expires_at, Some(NOW + 5_000));
     assert!(kv.get(P, "missing").await.unwrap().is_none());
@@ -84,42 +87,68 @@ async fn versions_start_at_one_and_grow_by_one(factory: &dyn BackendFactory) {
 
 async fn create_is_conditional_on_absence_or_expiry(factory: &dyn BackendFactory) {
     let kv = factory.fresh().await;
-    kv.create(P, "a", bytes("first"), Some(NOW + 1_000), None, NOW)
-        .await
-        .unwrap();
+    kv.create(
+        P,
+        "a",
+        bytes("first"),
+        Vec::new(),
+        Some(NOW + 1_000),
+        None,
+        NOW,
+    )
+    .await
+    .unwrap();
     assert!(is_conflict(
-        kv.create(P, "a", bytes("second"), None, None, NOW).await
+        kv.create(P, "a", bytes("second"), Vec::new(), None, None, NOW)
+            .await
     ));
     assert!(is_conflict(
-        kv.create(P, "a", bytes("second"), None, None, NOW + 999)
+        kv.create(P, "a", bytes("second"), Vec::new(), None, None, NOW + 999)
             .await
     ));
     assert_eq!(value_of(&*kv, P, "a").await, Some(bytes("first")));
     // Expired at `now`: the slot is free again.
     let version = kv
-        .create(P, "a", bytes("third"), None, None, NOW + 1_000)
+        .create(P, "a", bytes("third"), Vec::new(), None, None, NOW + 1_000)
         .await
         .unwrap();
     assert!(version >= 1);
     let entry = kv.get(P, "a").await.unwrap().expect("recreated");
-    assert_eq!((entry.value, entry.expires_at), (bytes("third"), None));
+    assert_eq!((entry.head, entry.expires_at), (bytes("third"), None));
 }
 
 async fn replace_is_conditional_on_version_and_liveness(factory: &dyn BackendFactory) {
     let kv = factory.fresh().await;
-    kv.create(P, "a", bytes("v1"), Some(NOW + 1_000), None, NOW)
-        .await
-        .unwrap();
+    kv.create(
+        P,
+        "a",
+        bytes("v1"),
+        Vec::new(),
+        Some(NOW + 1_000),
+        None,
+        NOW,
+    )
+    .await
+    .unwrap();
     assert!(
-        is_conflict(kv.replace(P, "a", 2, bytes("x"), None, NOW).await),
+        is_conflict(
+            kv.replace(P, "a", 2, bytes("x"), Vec::new(), None, NOW)
+                .await
+        ),
         "wrong version"
     );
     assert!(
-        is_conflict(kv.replace(P, "missing", 1, bytes("x"), None, NOW).await),
+        is_conflict(
+            kv.replace(P, "missing", 1, bytes("x"), Vec::new(), None, NOW)
+                .await
+        ),
         "missing item"
     );
     assert!(
-        is_conflict(kv.replace(P, "a", 1, bytes("x"), None, NOW + 1_000).await),
+        is_conflict(
+            kv.replace(P, "a", 1, bytes("x"), Vec::new(), None, NOW + 1_000)
+                .await
+        ),
         "expired at now"
     );
     assert_eq!(
@@ -128,14 +157,14 @@ async fn replace_is_conditional_on_version_and_liveness(factory: &dyn BackendFac
         "no refused write applied"
     );
     assert_eq!(
-        kv.replace(P, "a", 1, bytes("v2"), None, NOW + 999)
+        kv.replace(P, "a", 1, bytes("v2"), Vec::new(), None, NOW + 999)
             .await
             .unwrap(),
         2
     );
     let entry = kv.get(P, "a").await.unwrap().expect("present");
     assert_eq!(
-        (entry.value, entry.expires_at),
+        (entry.head, entry.expires_at),
         (bytes("v2"), None),
         "the expiry is part of the write"
     );
@@ -143,10 +172,12 @@ async fn replace_is_conditional_on_version_and_liveness(factory: &dyn BackendFac
 
 async fn remove_is_conditional_on_version(factory: &dyn BackendFactory) {
     let kv = factory.fresh().await;
-    kv.create(P, "a", bytes("v1"), None, None, NOW)
+    kv.create(P, "a", bytes("v1"), Vec::new(), None, None, NOW)
         .await
         .unwrap();
-    kv.replace(P, "a", 1, bytes("v2"), None, NOW).await.unwrap();
+    kv.replace(P, "a", 1, bytes("v2"), Vec::new(), None, NOW)
+        .await
+        .unwrap();
     assert!(is_conflict(kv.remove(P, "a", 1).await));
     assert_eq!(value_of(&*kv, P, "a").await, Some(bytes("v2")));
     kv.remove(P, "a", 2).await.unwrap();
@@ -157,7 +188,7 @@ async fn remove_is_conditional_on_version(factory: &dyn BackendFactory) {
 async fn expiry_is_exclusive_at_now(factory: &dyn BackendFactory) {
     let kv = factory.fresh().await;
     let at = NOW + 10_000;
-    kv.create(P, "a", bytes("a"), Some(at), None, NOW)
+    kv.create(P, "a", bytes("a"), Vec::new(), Some(at), None, NOW)
         .await
         .unwrap();
     assert_eq!(
@@ -180,28 +211,34 @@ async fn expiry_is_exclusive_at_now(factory: &dyn BackendFactory) {
 async fn max_live_caps_creates_and_frees_on_expiry_and_removal(factory: &dyn BackendFactory) {
     let kv = factory.fresh().await;
     let cap = Some(2);
-    kv.create(P, "a", bytes("a"), Some(NOW + 1_000), cap, NOW)
+    kv.create(P, "a", bytes("a"), Vec::new(), Some(NOW + 1_000), cap, NOW)
         .await
         .unwrap();
-    kv.create(P, "b", bytes("b"), None, cap, NOW).await.unwrap();
-    let third = kv.create(P, "c", bytes("c"), None, cap, NOW).await;
+    kv.create(P, "b", bytes("b"), Vec::new(), None, cap, NOW)
+        .await
+        .unwrap();
+    let third = kv
+        .create(P, "c", bytes("c"), Vec::new(), None, cap, NOW)
+        .await;
     assert!(matches!(third, Err(KvError::QuotaExceeded)), "{third:?}");
     assert!(
         kv.get(P, "c").await.unwrap().is_none(),
         "a refused create writes nothing"
     );
     // "a" expires: its slot counts no more.
-    kv.create(P, "c", bytes("c"), None, cap, NOW + 1_000)
+    kv.create(P, "c", bytes("c"), Vec::new(), None, cap, NOW + 1_000)
         .await
         .unwrap();
-    let full = kv.create(P, "d", bytes("d"), None, cap, NOW + 1_000).await;
+    let full = kv
+        .create(P, "d", bytes("d"), Vec::new(), None, cap, NOW + 1_000)
+        .await;
     assert!(matches!(full, Err(KvError::QuotaExceeded)), "{full:?}");
     kv.remove(P, "b", 1).await.unwrap();
-    kv.create(P, "d", bytes("d"), None, cap, NOW + 1_000)
+    kv.create(P, "d", bytes("d"), Vec::new(), None, cap, NOW + 1_000)
         .await
         .unwrap();
     // Without a cap nothing is refused.
-    kv.create(P, "e", bytes("e"), None, None, NOW + 1_000)
+    kv.create(P, "e", bytes("e"), Vec::new(), None, None, NOW + 1_000)
         .await
         .unwrap();
 }
@@ -209,11 +246,11 @@ async fn max_live_caps_creates_and_frees_on_expiry_and_removal(factory: &dyn Bac
 async fn listing_is_ordered_bounded_and_live_only(factory: &dyn BackendFactory) {
     let kv = factory.fresh().await;
     for item in ["c", "a", "e", "b", "d"] {
-        kv.create(P, item, bytes(item), None, None, NOW)
+        kv.create(P, item, bytes(item), Vec::new(), None, None, NOW)
             .await
             .unwrap();
     }
-    kv.create(P, "bb", bytes("bb"), Some(NOW + 1), None, NOW)
+    kv.create(P, "bb", bytes("bb"), Vec::new(), Some(NOW + 1), None, NOW)
         .await
         .unwrap();
     assert_eq!(
@@ -234,11 +271,7 @@ async fn listing_is_ordered_bounded_and_live_only(factory: &dyn BackendFactory) 
     );
     assert!(listed(&*kv, P, Some("e"), 10, NOW + 1).await.is_empty());
     let page = kv.list(P, None, 1, NOW).await.unwrap();
-    assert_eq!(
-        page[0].1.value,
-        bytes("a"),
-        "entries come with their values"
-    );
+    assert_eq!(page[0].1.head, bytes("a"), "entries come with their heads");
 }
 
 async fn partitions_share_nothing(factory: &dyn BackendFactory) {
@@ -247,9 +280,17 @@ async fn partitions_share_nothing(factory: &dyn BackendFactory) {
     // hash-tag braces, are still distinct.
     let partitions = [P, Q, "p", "p:", "p:a", "{p}", "p}", "", "p\u{0}a", "ä"];
     for (n, partition) in partitions.iter().enumerate() {
-        kv.create(partition, "item", bytes(&n.to_string()), None, Some(1), NOW)
-            .await
-            .unwrap();
+        kv.create(
+            partition,
+            "item",
+            bytes(&n.to_string()),
+            Vec::new(),
+            None,
+            Some(1),
+            NOW,
+        )
+        .await
+        .unwrap();
     }
     for (n, partition) in partitions.iter().enumerate() {
         assert_eq!(
@@ -273,13 +314,21 @@ async fn sweep_removes_only_expired_items_up_to_its_limit(factory: &dyn BackendF
         ("c", Some(NOW + 30)),
         ("keep", None),
     ] {
-        kv.create(P, item, bytes(item), expiry, None, NOW)
+        kv.create(P, item, bytes(item), Vec::new(), expiry, None, NOW)
             .await
             .unwrap();
     }
-    kv.create(Q, "later", bytes("later"), Some(NOW + 1_000), None, NOW)
-        .await
-        .unwrap();
+    kv.create(
+        Q,
+        "later",
+        bytes("later"),
+        Vec::new(),
+        Some(NOW + 1_000),
+        None,
+        NOW,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         kv.sweep(NOW + 5, 10).await.unwrap(),
         0,
@@ -304,8 +353,16 @@ async fn concurrent_creates_never_exceed_max_live(factory: &dyn BackendFactory) 
     let attempts = (0..30).map(|n| {
         let kv = kv.clone();
         tokio::spawn(async move {
-            kv.create(P, &format!("i{n:02}"), bytes("x"), None, Some(7), NOW)
-                .await
+            kv.create(
+                P,
+                &format!("i{n:02}"),
+                bytes("x"),
+                Vec::new(),
+                None,
+                Some(7),
+                NOW,
+            )
+            .await
         })
     });
     let mut created = 0;
@@ -322,13 +379,13 @@ async fn concurrent_creates_never_exceed_max_live(factory: &dyn BackendFactory) 
 
 async fn concurrent_replaces_have_one_winner(factory: &dyn BackendFactory) {
     let kv: Arc<dyn KvBackend> = factory.fresh().await;
-    kv.create(P, "a", bytes("0"), None, None, NOW)
+    kv.create(P, "a", bytes("0"), Vec::new(), None, None, NOW)
         .await
         .unwrap();
     let writers = (0..12).map(|n| {
         let kv = kv.clone();
         tokio::spawn(async move {
-            kv.replace(P, "a", 1, bytes(&n.to_string()), None, NOW)
+            kv.replace(P, "a", 1, bytes(&n.to_string()), Vec::new(), None, NOW)
                 .await
                 .map(|_| n)
         })
@@ -344,22 +401,48 @@ async fn concurrent_replaces_have_one_winner(factory: &dyn BackendFactory) {
     assert_eq!(winners.len(), 1, "{winners:?}");
     let entry = kv.get(P, "a").await.unwrap().expect("present");
     assert_eq!(
-        (entry.value, entry.version),
+        (entry.head, entry.version),
         (bytes(&winners[0].to_string()), 2)
     );
 }
 
 async fn values_round_trip_byte_for_byte(factory: &dyn BackendFactory) {
     let kv = factory.fresh().await;
-    let value: Vec<u8> = (0..200_000u32).map(|n| (n % 251) as u8).collect();
-    kv.create(P, "blob", value.clone(), None, None, NOW)
+    let head: Vec<u8> = (0..1_000u32).map(|n| (n % 7) as u8).collect();
+    let body: Vec<u8> = (0..200_000u32).map(|n| (n % 251) as u8).collect();
+    kv.create(P, "blob", head.clone(), body.clone(), None, None, NOW)
         .await
         .unwrap();
-    assert_eq!(value_of(&*kv, P, "blob").await, Some(value));
-    kv.create(P, "empty", Vec::new(), None, None, NOW)
+    let entry = kv.get(P, "blob").await.unwrap().expect("stored");
+    assert_eq!((entry.head, entry.body), (head.clone(), body.clone()));
+    kv.replace(P, "blob", 1, body.clone(), head.clone(), None, NOW)
+        .await
+        .unwrap();
+    let entry = kv.get(P, "blob").await.unwrap().expect("replaced");
+    assert_eq!((entry.head, entry.body), (body, head));
+    kv.create(P, "empty", Vec::new(), Vec::new(), None, None, NOW)
         .await
         .unwrap();
     assert_eq!(value_of(&*kv, P, "empty").await, Some(Vec::new()));
+}
+
+/// A listing returns heads and never bodies: listing a page of tasks with
+/// large results must not move the results.
+async fn listings_carry_heads_not_bodies(factory: &dyn BackendFactory) {
+    let kv = factory.fresh().await;
+    let body = vec![7u8; 100_000];
+    for item in ["a", "b", "c"] {
+        kv.create(P, item, bytes(item), body.clone(), None, None, NOW)
+            .await
+            .unwrap();
+    }
+    let page = kv.list(P, None, 10, NOW).await.unwrap();
+    let heads: Vec<&[u8]> = page.iter().map(|(_, e)| e.head.as_slice()).collect();
+    assert_eq!(heads, [b"a", b"b", b"c"]);
+    assert!(
+        page.iter().all(|(_, e)| e.body.is_empty()),
+        "no body listed"
+    );
 }
 
 async fn any_expiry_is_stored_or_refused_without_a_trace(factory: &dyn BackendFactory) {
@@ -370,7 +453,15 @@ async fn any_expiry_is_stored_or_refused_without_a_trace(factory: &dyn BackendFa
         ("2^53", 1 << 53),
     ] {
         match kv
-            .create(P, item, bytes(item), Some(expiry), Some(100), NOW)
+            .create(
+                P,
+                item,
+                bytes(item),
+                Vec::new(),
+                Some(expiry),
+                Some(100),
+                NOW,
+            )
             .await
         {
             Ok(_) => {

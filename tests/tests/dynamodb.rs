@@ -31,7 +31,7 @@ async fn oversized_values_are_refused_before_any_request() {
     let backend = DynamoDbBackend::new(client_for("http://127.0.0.1:9"), "unused");
     let value = vec![b'x'; 350 * 1024 + 1];
     let err = backend
-        .create("p", "i", value.clone(), None, None, 0)
+        .create("p", "i", value.clone(), Vec::new(), None, None, 0)
         .await
         .unwrap_err();
     assert!(
@@ -39,7 +39,7 @@ async fn oversized_values_are_refused_before_any_request() {
         "{err:?}"
     );
     let err = backend
-        .replace("p", "i", 1, value, None, 0)
+        .replace("p", "i", 1, value, Vec::new(), None, 0)
         .await
         .unwrap_err();
     assert!(matches!(err, KvError::TooLarge(_)), "{err:?}");
@@ -263,7 +263,15 @@ async fn a_sweep_reads_what_expired_not_the_table() {
         };
         let partition = format!("{n:064x}");
         backend
-            .create(&partition, "item", b"v".to_vec(), Some(expiry), None, NOW)
+            .create(
+                &partition,
+                "item",
+                b"v".to_vec(),
+                Vec::new(),
+                Some(expiry),
+                None,
+                NOW,
+            )
             .await
             .unwrap();
     }

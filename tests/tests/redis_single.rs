@@ -197,7 +197,15 @@ async fn a_sweep_visits_what_expired_not_every_owner() {
             };
             let partition = format!("{n:064x}");
             backend
-                .create(&partition, "item", b"v".to_vec(), Some(expiry), None, NOW)
+                .create(
+                    &partition,
+                    "item",
+                    b"v".to_vec(),
+                    Vec::new(),
+                    Some(expiry),
+                    None,
+                    NOW,
+                )
                 .await
                 .unwrap();
         }

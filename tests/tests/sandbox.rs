@@ -157,7 +157,7 @@ fn the_component_imports_only_the_contract_and_harmless_wasi() {
             imports.iter().any(|i| i == "pmcp:tasks/kv-backend"),
             "{name}: {imports:?}"
         );
-        assert_eq!(exports, ["pmcp:tasks/task-store@0.2.0"], "{name}");
+        assert_eq!(exports, ["pmcp:tasks/task-store@0.3.0"], "{name}");
         for import in &imports {
             assert!(
                 ALLOWED_IMPORTS.contains(&import.as_str()),
@@ -200,15 +200,17 @@ async fn components_that_do_not_fit_the_contract_are_refused_with_a_reason() {
     assert!(
         empty
             .to_string()
-            .contains("does not export the pmcp:tasks@0.2.0 task store"),
+            .contains("does not export the pmcp:tasks@0.3.0 task store"),
         "{empty}"
     );
 
-    let wat = r#"(component (import "pmcp:tasks/kv-backend@0.1.0" (instance)))"#;
-    let newer = build_with(ComponentSource::Bytes(wat.as_bytes().to_vec())).await;
-    let message = newer.to_string();
+    // A component built for the previous contract (before outcomes,
+    // input requests and leases) is refused by name.
+    let wat = r#"(component (import "pmcp:tasks/kv-backend@0.2.0" (instance)))"#;
+    let older = build_with(ComponentSource::Bytes(wat.as_bytes().to_vec())).await;
+    let message = older.to_string();
     assert!(
-        message.contains("pmcp:tasks@0.1.0") && message.contains("pmcp:tasks@0.2.0"),
+        message.contains("pmcp:tasks@0.2.0") && message.contains("pmcp:tasks@0.3.0"),
         "{message}"
     );
 

@@ -7,7 +7,8 @@
 //! |---|---|---|
 //! | `pk` (partition key) | S | the partition: as given when it is lowercase alphanumeric (the component's are hex), else `x:` and its bytes in hex (DynamoDB refuses an empty key) |
 //! | `sk` (sort key) | S | `i#<item>` for items; `q#count` for the partition's live-item counter |
-//! | `v` | B | the value |
+//! | `h` | B | the value's head (what listings read: they project only `sk`, `h`, `ver`, `exp_ms`) |
+//! | `v` | B | the value's body |
 //! | `ver` | N | the version |
 //! | `exp_ms` | N | expiry in ms (what every read and condition checks) |
 //! | `exp` | N | expiry in epoch seconds: the table's TTL attribute (deletes late) |
@@ -361,12 +362,12 @@ impl DynamoDbBackend {
         ])
     }
 
-    fn check_size(&self, value: &[u8]) -> Result<(), KvError> {
-        if value.len() > self.max_value_bytes {
+    fn check_size(&self, head: &[u8], body: &[u8]) -> Result<(), KvError> {
+        let size = head.len() + body.len();
+        if size > self.max_value_bytes {
             return Err(KvError::TooLarge(format!(
                 "{} bytes exceeds the DynamoDB item cap of {} bytes",
-                value.len(),
-                self.max_value_bytes
+                size, self.max_value_bytes
             )));
         }
         Ok(())
@@ -376,12 +377,14 @@ impl DynamoDbBackend {
         &self,
         partition: &str,
         item: &str,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         version: u64,
         expires_at: Option<u64>,
     ) -> Item {
         let mut attributes = self.item_key(partition, item);
-        attributes.insert("v".into(), AttributeValue::B(Blob::new(value)));
+        attributes.insert("h".into(), AttributeValue::B(Blob::new(head)));
+        attributes.insert("v".into(), AttributeValue::B(Blob::new(body)));
         attributes.insert("ver".into(), AttributeValue::N(version.to_string()));
         if let Some(at) = expires_at {
             attributes.insert("sweep".into(), AttributeValue::S(sweep_shard(partition)));
@@ -689,8 +692,11 @@ fn create_token(attributes: &Item, attempt: u8) -> String {
             digest.update(text.as_bytes());
         }
     }
-    if let Some(AttributeValue::B(value)) = attributes.get("v") {
-        digest.update(value.as_ref());
+    for name in ["h", "v"] {
+        if let Some(AttributeValue::B(value)) = attributes.get(name) {
+            digest.update((value.as_ref().len() as u64).to_le_bytes());
+            digest.update(value.as_ref());
+        }
     }
     digest.update([attempt]);
     digest.finalize()[..16]
@@ -763,15 +769,19 @@ fn expiry_of(item: &Item) -> Result<Option<u64>, KvError> {
     number(item, "exp_ms")
 }
 
+/// The entry of a stored item; a listed item (projected without `v`) has
+/// an empty body.
 fn entry_of(item: &Item) -> Result<Entry, KvError> {
-    let value = item
-        .get("v")
-        .and_then(|v| v.as_b().ok())
-        .map(|b| b.as_ref().to_vec());
+    let bytes = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_b().ok())
+            .map(|b| b.as_ref().to_vec())
+    };
     let version = number(item, "ver")?;
-    match (value, version) {
-        (Some(value), Some(version)) => Ok(Entry {
-            value,
+    match (bytes("h"), version) {
+        (Some(head), Some(version)) => Ok(Entry {
+            head,
+            body: bytes("v").unwrap_or_default(),
             version,
             expires_at: expiry_of(item)?,
         }),
@@ -800,13 +810,14 @@ impl KvBackend for DynamoDbBackend {
         &self,
         partition: &str,
         item: &str,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         max_live: Option<u32>,
         now: u64,
     ) -> Result<u64, KvError> {
-        self.check_size(&value)?;
-        let attributes = self.full_item(partition, item, value, 1, expires_at);
+        self.check_size(&head, &body)?;
+        let attributes = self.full_item(partition, item, head, body, 1, expires_at);
         let (mut pruned, mut reconciled) = (false, false);
         // At most: the first try, one after deleting an expired namesake or
         // pruning, one after reconciling the counter.
@@ -860,18 +871,19 @@ impl KvBackend for DynamoDbBackend {
         partition: &str,
         item: &str,
         expected_version: u64,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         now: u64,
     ) -> Result<u64, KvError> {
-        self.check_size(&value)?;
+        self.check_size(&head, &body)?;
         let version = expected_version + 1;
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(
-                self.full_item(partition, item, value, version, expires_at),
+                self.full_item(partition, item, head, body, version, expires_at),
             ))
             .condition_expression(
                 "ver = :expected AND (attribute_not_exists(exp_ms) OR exp_ms > :now)",
@@ -931,6 +943,8 @@ impl KvBackend for DynamoDbBackend {
                     "attribute_not_exists(exp_ms) OR exp_ms > :now",
                     now,
                 )
+                // Heads only: the bodies (results, arguments) stay in the table.
+                .projection_expression("sk, h, ver, exp_ms")
                 .set_exclusive_start_key(start.take())
                 .limit(i32::try_from(limit as usize - out.len()).unwrap_or(i32::MAX))
                 .send()

@@ -86,7 +86,8 @@ impl KvBackend for InMemoryBackend {
         &self,
         partition: &str,
         item: &str,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         max_live: Option<u32>,
         now: u64,
@@ -103,7 +104,8 @@ impl KvBackend for InMemoryBackend {
         p.insert(
             item,
             Entry {
-                value,
+                head,
+                body,
                 version: 1,
                 expires_at,
             },
@@ -116,7 +118,8 @@ impl KvBackend for InMemoryBackend {
         partition: &str,
         item: &str,
         expected_version: u64,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         now: u64,
     ) -> Result<u64, KvError> {
@@ -130,7 +133,8 @@ impl KvBackend for InMemoryBackend {
                 p.insert(
                     item,
                     Entry {
-                        value,
+                        head,
+                        body,
                         version,
                         expires_at,
                     },
@@ -175,7 +179,15 @@ impl KvBackend for InMemoryBackend {
             .range::<str, _>((start, Bound::Unbounded))
             .filter(|(_, e)| e.is_live(now))
             .take(limit as usize)
-            .map(|(k, e)| (k.clone(), e.clone()))
+            .map(|(k, e)| {
+                let listed = Entry {
+                    head: e.head.clone(),
+                    body: Vec::new(),
+                    version: e.version,
+                    expires_at: e.expires_at,
+                };
+                (k.clone(), listed)
+            })
             .collect())
     }
 

@@ -18,11 +18,15 @@ mod url;
 pub use memory::InMemoryBackend;
 pub use url::{connect, BackendUrl, BackendUrlError};
 
-/// A stored value with its version and absolute expiry (ms since the epoch).
+/// A stored value in two parts, with its version and absolute expiry (ms
+/// since the epoch). Listings return the head only: a backend must not read
+/// (or move) the body to list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The stored bytes (the component's serialized record).
-    pub value: Vec<u8>,
+    /// The part listings return (the component's small task summary).
+    pub head: Vec<u8>,
+    /// The rest of the record; empty in listed entries.
+    pub body: Vec<u8>,
     /// Backend-assigned version: 1 on create, +1 per replace.
     pub version: u64,
     /// When the entry stops being live; `None` = never.
@@ -143,7 +147,8 @@ pub trait KvBackend: Send + Sync + 'static {
         &self,
         partition: &str,
         item: &str,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         max_live: Option<u32>,
         now: u64,
@@ -156,7 +161,8 @@ pub trait KvBackend: Send + Sync + 'static {
         partition: &str,
         item: &str,
         expected_version: u64,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         now: u64,
     ) -> Result<u64, KvError>;
@@ -169,8 +175,9 @@ pub trait KvBackend: Send + Sync + 'static {
         expected_version: u64,
     ) -> Result<(), KvError>;
 
-    /// Lists up to `limit` items live at `now`, ordered by item id,
-    /// strictly after `after`.
+    /// Lists up to `limit` items live at `now`, ordered by item id
+    /// (bytewise), strictly after `after`; entries carry heads only (empty
+    /// bodies).
     async fn list(
         &self,
         partition: &str,

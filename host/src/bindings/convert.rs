@@ -7,7 +7,10 @@ use serde_json::{Map, Value};
 
 use super::pmcp::tasks::types as wit;
 use crate::error::TaskError;
-use crate::task::{Task, TaskPage, TaskRecord, TaskStatus};
+use crate::task::{
+    InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, StatusView, Task,
+    TaskDetail, TaskPage, TaskRecord, TaskRequest, TaskStatus,
+};
 use crate::StoreConfig;
 
 /// A store configuration in the component's terms, converted once per host.
@@ -69,19 +72,157 @@ impl From<wit::Task> for Task {
     }
 }
 
+/// Parses JSON text the component returned; `what` names it in the error.
+fn guest_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, TaskError> {
+    serde_json::from_str(text)
+        .map_err(|e| TaskError::internal(format!("the component returned invalid {what}: {e}")))
+}
+
+/// JSON text of a value the host passes in (serializing a `serde_json`
+/// value cannot fail).
+pub(crate) fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+impl From<StatusView> for wit::StatusView {
+    fn from(v: StatusView) -> Self {
+        match v {
+            StatusView::Extension => wit::StatusView::Extension,
+            StatusView::Core => wit::StatusView::Core,
+        }
+    }
+}
+
+impl From<wit::OutcomeKind> for OutcomeKind {
+    fn from(k: wit::OutcomeKind) -> Self {
+        match k {
+            wit::OutcomeKind::Result => OutcomeKind::Result,
+            wit::OutcomeKind::ErrorResult => OutcomeKind::ErrorResult,
+            wit::OutcomeKind::RpcError => OutcomeKind::RpcError,
+        }
+    }
+}
+
+impl From<&Outcome> for wit::Outcome {
+    fn from(o: &Outcome) -> Self {
+        match o {
+            Outcome::ToolResult(v) => wit::Outcome::ToolResult(json_text(v)),
+            Outcome::RpcError(v) => wit::Outcome::RpcError(json_text(v)),
+        }
+    }
+}
+
+impl TryFrom<wit::Outcome> for Outcome {
+    type Error = TaskError;
+
+    fn try_from(o: wit::Outcome) -> Result<Self, TaskError> {
+        Ok(match o {
+            wit::Outcome::ToolResult(t) => Outcome::ToolResult(guest_json(&t, "result")?),
+            wit::Outcome::RpcError(t) => Outcome::RpcError(guest_json(&t, "error")?),
+        })
+    }
+}
+
+impl From<&LeaseGrant> for wit::LeaseGrant {
+    fn from(g: &LeaseGrant) -> Self {
+        wit::LeaseGrant {
+            holder: g.holder.clone(),
+            duration: millis(g.duration),
+        }
+    }
+}
+
+impl From<&TaskRequest> for wit::TaskRequest {
+    fn from(r: &TaskRequest) -> Self {
+        wit::TaskRequest {
+            method: r.method.clone(),
+            tool_name: r.tool_name.clone(),
+            arguments: r.arguments.as_ref().map(json_text),
+        }
+    }
+}
+
+impl From<&InputRequest> for wit::InputRequest {
+    fn from(r: &InputRequest) -> Self {
+        wit::InputRequest {
+            key: r.key.clone(),
+            method: r.method.clone(),
+            params: json_text(&r.params),
+        }
+    }
+}
+
+impl TryFrom<wit::InputRequest> for InputRequest {
+    type Error = TaskError;
+
+    fn try_from(r: wit::InputRequest) -> Result<Self, TaskError> {
+        Ok(InputRequest {
+            params: guest_json(&r.params, "input params")?,
+            key: r.key,
+            method: r.method,
+        })
+    }
+}
+
+impl From<&InputResponse> for wit::InputResponse {
+    fn from(r: &InputResponse) -> Self {
+        wit::InputResponse {
+            key: r.key.clone(),
+            response: json_text(&r.response),
+        }
+    }
+}
+
+impl TryFrom<wit::InputResponse> for InputResponse {
+    type Error = TaskError;
+
+    fn try_from(r: wit::InputResponse) -> Result<Self, TaskError> {
+        Ok(InputResponse {
+            response: guest_json(&r.response, "input response")?,
+            key: r.key,
+        })
+    }
+}
+
 impl TryFrom<wit::TaskRecord> for TaskRecord {
     type Error = TaskError;
 
     fn try_from(r: wit::TaskRecord) -> Result<Self, TaskError> {
-        let variables: Map<String, Value> = serde_json::from_str(&r.variables).map_err(|e| {
-            TaskError::internal(format!("the component returned invalid variables: {e}"))
-        })?;
         Ok(TaskRecord {
             task: r.task.into(),
             request_method: r.request_method,
-            variables,
+            tool_name: r.tool_name,
+            variables: guest_json(&r.variables, "variables")?,
             has_result: r.has_result,
+            outcome: r.outcome.map(Into::into),
+            cancel_requested: r.cancel_requested,
+            lease: r.lease.map(|l| Lease {
+                holder: l.holder,
+                expires_at_ms: l.expires_at,
+            }),
+            pending_input: r.pending_input,
+            answers_waiting: r.answers_waiting,
             version: r.version,
+        })
+    }
+}
+
+impl TryFrom<wit::TaskDetail> for TaskDetail {
+    type Error = TaskError;
+
+    fn try_from(d: wit::TaskDetail) -> Result<Self, TaskError> {
+        Ok(TaskDetail {
+            record: d.record.try_into()?,
+            outcome: d.outcome.map(Outcome::try_from).transpose()?,
+            arguments: d
+                .arguments
+                .map(|a| guest_json::<Map<String, Value>>(&a, "arguments"))
+                .transpose()?,
+            input_requests: d
+                .input_requests
+                .into_iter()
+                .map(InputRequest::try_from)
+                .collect::<Result<_, _>>()?,
         })
     }
 }

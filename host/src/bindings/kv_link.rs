@@ -91,7 +91,8 @@ impl From<&backend::KvError> for kv::KvError {
 
 fn entry(e: backend::Entry) -> kv::Entry {
     kv::Entry {
-        value: e.value,
+        head: e.head,
+        body: e.body,
         version: e.version,
         expires_at: e.expires_at,
     }
@@ -112,14 +113,15 @@ impl kv::Host for KvView<'_> {
         &mut self,
         partition: String,
         item: String,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         max_live: Option<u32>,
         now: u64,
     ) -> Result<u64, kv::KvError> {
         self.check_now(now)?;
         let backend = self.backend.clone();
-        self.timed(backend.create(&partition, &item, value, expires_at, max_live, now))
+        self.timed(backend.create(&partition, &item, head, body, expires_at, max_live, now))
             .await
     }
 
@@ -128,14 +130,23 @@ impl kv::Host for KvView<'_> {
         partition: String,
         item: String,
         expected_version: u64,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         now: u64,
     ) -> Result<u64, kv::KvError> {
         self.check_now(now)?;
         let backend = self.backend.clone();
-        self.timed(backend.replace(&partition, &item, expected_version, value, expires_at, now))
-            .await
+        let replaced = backend.replace(
+            &partition,
+            &item,
+            expected_version,
+            head,
+            body,
+            expires_at,
+            now,
+        );
+        self.timed(replaced).await
     }
 
     async fn remove(
@@ -165,7 +176,9 @@ impl kv::Host for KvView<'_> {
             .into_iter()
             .map(|(item, e)| kv::ListedEntry {
                 item,
-                entry: entry(e),
+                head: e.head,
+                version: e.version,
+                expires_at: e.expires_at,
             })
             .collect())
     }

@@ -13,7 +13,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub(crate) use convert::{ttl_millis, GuestConfig};
+pub(crate) use convert::{json_text, ttl_millis, GuestConfig};
 
 /// The WIT package the host was built against; components must match it.
-pub(crate) const WIT_PACKAGE: &str = "pmcp:tasks@0.2.0";
+pub(crate) const WIT_PACKAGE: &str = "pmcp:tasks@0.3.0";

@@ -322,7 +322,12 @@ impl Subject for NativeSubject {
     }
 
     async fn list_page(&self, owner: &str, cursor: Option<&str>, limit: u32) -> Option<String> {
-        let page = self.store.list(owner, cursor, Some(limit));
+        let page = self.store.list(
+            owner,
+            cursor,
+            Some(limit),
+            pmcp_tasks_guest::StatusView::Extension,
+        );
         page.expect("native list").next_cursor
     }
 
@@ -413,7 +418,8 @@ fn ready<T>(future: impl Future<Output = Result<T, KvError>>) -> Result<T, Guest
 
 fn native_entry(e: Entry) -> GuestEntry {
     GuestEntry {
-        value: e.value,
+        head: e.head,
+        body: e.body,
         version: e.version,
         expires_at: e.expires_at,
     }
@@ -428,14 +434,15 @@ impl Kv for ReadyKv {
         &self,
         partition: &str,
         item: &str,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         max_live: Option<u32>,
         now: u64,
     ) -> Result<u64, GuestKvError> {
         ready(
             self.0
-                .create(partition, item, value, expires_at, max_live, now),
+                .create(partition, item, head, body, expires_at, max_live, now),
         )
     }
 
@@ -444,14 +451,21 @@ impl Kv for ReadyKv {
         partition: &str,
         item: &str,
         expected_version: u64,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         now: u64,
     ) -> Result<u64, GuestKvError> {
-        ready(
-            self.0
-                .replace(partition, item, expected_version, value, expires_at, now),
-        )
+        let replaced = self.0.replace(
+            partition,
+            item,
+            expected_version,
+            head,
+            body,
+            expires_at,
+            now,
+        );
+        ready(replaced)
     }
 
     fn remove(

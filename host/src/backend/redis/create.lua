@@ -1,8 +1,8 @@
--- KEYS[3] = item hash. ARGV[3] = item, ARGV[4] = value, ARGV[5] = expiry
--- ('' = none), ARGV[6] = max live items ('' = no cap), ARGV[7] = Redis's own
--- expiry of the key ('' = none).
+-- KEYS[3] = item hash. ARGV[3] = item, ARGV[4] = head, ARGV[5] = body,
+-- ARGV[6] = expiry ('' = none), ARGV[7] = max live items ('' = no cap),
+-- ARGV[8] = Redis's own expiry of the key ('' = none).
 -- Returns 1 (created), -1 (a live item exists), -2 (quota reached).
-local refused = check_numbers(false, ARGV[2]) or check_numbers(true, ARGV[5], ARGV[6], ARGV[7])
+local refused = check_numbers(false, ARGV[2]) or check_numbers(true, ARGV[6], ARGV[7], ARGV[8])
 if refused then
   return refused
 end
@@ -12,9 +12,9 @@ local current = redis.call('HMGET', KEYS[3], 'ver', 'exp')
 if current[1] and is_live(current[2], now) then
   return -1
 end
-if ARGV[6] ~= '' then
+if ARGV[7] ~= '' then
   local live = redis.call('ZCARD', KEYS[1]) - redis.call('ZCOUNT', KEYS[2], '-inf', now)
-  if live >= tonumber(ARGV[6]) then
+  if live >= tonumber(ARGV[7]) then
     return -2
   end
 end
@@ -22,6 +22,6 @@ end
 if current[1] then
   redis.call('DEL', KEYS[3])
 end
-write_item(KEYS[3], ARGV[3], ARGV[4], 1, ARGV[5], false, ARGV[7])
+write_item(KEYS[3], ARGV[3], ARGV[4], ARGV[5], 1, ARGV[6], false, ARGV[8])
 redis.call('ZADD', KEYS[1], 0, ARGV[3])
 return 1

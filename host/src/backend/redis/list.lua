@@ -1,6 +1,7 @@
 -- ARGV[3] = list strictly after this item ('' = from the start),
 -- ARGV[4] = how many live items to return.
--- Returns a flat array: item, value, version, expiry, item, ...
+-- Returns a flat array: item, head, version, expiry, item, ... (never the
+-- bodies: a listing does not move them).
 local now = ARGV[2]
 prune(now, 64)
 local out = {}
@@ -16,7 +17,7 @@ while found < want do
     break
   end
   for _, item in ipairs(batch) do
-    local h = redis.call('HMGET', item_key(item), 'v', 'ver', 'exp')
+    local h = redis.call('HMGET', item_key(item), 'h', 'ver', 'exp')
     if h[1] and is_live(h[3], now) then
       table.insert(out, item)
       table.insert(out, h[1])

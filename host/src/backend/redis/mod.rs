@@ -6,7 +6,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:{T}:t:<item>` | hash | `v` value, `ver` version, `exp` expiry (ms, `''` = none); native `PEXPIREAT` [`NATIVE_EXPIRY_MARGIN`] after `exp` |
+//! | `P:{T}:t:<item>` | hash | `h` head, `v` body, `ver` version, `exp` expiry (ms, `''` = none); native `PEXPIREAT` [`NATIVE_EXPIRY_MARGIN`] after `exp` |
 //! | `P:{T}:idx` | sorted set | item ids, all scored 0: id order via `ZRANGEBYLEX` |
 //! | `P:{T}:exp` | sorted set | item ids scored by expiry: pruning and the live count |
 //! | `P:sweep` | sorted set | partitions scored by (a lower bound of) their earliest expiry: what a sweep visits |
@@ -349,16 +349,22 @@ impl KvBackend for RedisBackend {
     async fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError> {
         let key = self.keys(partition).item(item);
         let mut connection = self.connection.clone();
-        let (value, version, expires_at): (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>) =
-            redis::cmd("HMGET")
-                .arg(&key)
-                .arg(&["v", "ver", "exp"][..])
-                .query_async(&mut connection)
-                .await
-                .map_err(|e| self.unavailable(e))?;
-        match (value, version) {
-            (Some(value), Some(version)) => Ok(Some(Entry {
-                value,
+        type Fields = (
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+        );
+        let (head, body, version, expires_at): Fields = redis::cmd("HMGET")
+            .arg(&key)
+            .arg(&["h", "v", "ver", "exp"][..])
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        match (head, version) {
+            (Some(head), Some(version)) => Ok(Some(Entry {
+                head,
+                body: body.unwrap_or_default(),
                 version: parse_version(&version)?,
                 expires_at: parse_expiry(&expires_at.unwrap_or_default())?,
             })),
@@ -370,7 +376,8 @@ impl KvBackend for RedisBackend {
         &self,
         partition: &str,
         item: &str,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         max_live: Option<u32>,
         now: u64,
@@ -382,9 +389,10 @@ impl KvBackend for RedisBackend {
         let cap = max_live
             .map(|m| m.to_string().into_bytes())
             .unwrap_or_default();
-        let args: [&[u8]; 5] = [
+        let args: [&[u8]; 6] = [
             item.as_bytes(),
-            &value,
+            &head,
+            &body,
             &expiry_arg(expires_at),
             &cap,
             &native_expiry_arg(expires_at),
@@ -404,16 +412,18 @@ impl KvBackend for RedisBackend {
         partition: &str,
         item: &str,
         expected_version: u64,
-        value: Vec<u8>,
+        head: Vec<u8>,
+        body: Vec<u8>,
         expires_at: Option<u64>,
         now: u64,
     ) -> Result<u64, KvError> {
         let keys = self.keys(partition);
         let expected = expected_version.to_string();
-        let args: [&[u8]; 5] = [
+        let args: [&[u8]; 6] = [
             item.as_bytes(),
             expected.as_bytes(),
-            &value,
+            &head,
+            &body,
             &expiry_arg(expires_at),
             &native_expiry_arg(expires_at),
         ];
@@ -468,7 +478,8 @@ impl KvBackend for RedisBackend {
                 let item = String::from_utf8(row[0].clone())
                     .map_err(|_| KvError::Corrupt("redis returned a non-UTF-8 item id".into()))?;
                 let entry = Entry {
-                    value: row[1].clone(),
+                    head: row[1].clone(),
+                    body: Vec::new(),
                     version: parse_version(&row[2])?,
                     expires_at: parse_expiry(&row[3])?,
                 };

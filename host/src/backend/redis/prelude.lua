@@ -34,14 +34,14 @@ local function check_numbers(optional, ...)
   return nil
 end
 
--- Writes an item hash with its expiry, keeping the key's TTL and the expiry
+-- Writes an item hash (head `h`, body `v`) with its expiry, keeping the key's TTL and the expiry
 -- set in step. `previous` is the expiry the hash had (false if none): when
 -- unchanged, both already say so (this function is their only writer).
 -- `native` is the time Redis itself deletes the key: later than the
 -- store's expiry by a margin, so a Redis clock ahead of the component's
 -- never deletes a task the store still considers live.
-local function write_item(key, item, value, version, expires_at, previous, native)
-  redis.call('HSET', key, 'v', value, 'ver', version, 'exp', expires_at)
+local function write_item(key, item, head, body, version, expires_at, previous, native)
+  redis.call('HSET', key, 'h', head, 'v', body, 'ver', version, 'exp', expires_at)
   if expires_at == previous then
     return
   end

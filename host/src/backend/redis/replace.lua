@@ -1,9 +1,9 @@
 -- KEYS[3] = item hash. ARGV[3] = item, ARGV[4] = expected version,
--- ARGV[5] = value, ARGV[6] = expiry ('' = none), ARGV[7] = Redis's own
--- expiry of the key ('' = none).
+-- ARGV[5] = head, ARGV[6] = body, ARGV[7] = expiry ('' = none), ARGV[8] =
+-- Redis's own expiry of the key ('' = none).
 -- Returns {new version, 1 if the expiry moved earlier (or appeared), else 0},
 -- or {-1, 0} when the item is missing, expired or at another version.
-local refused = check_numbers(false, ARGV[2], ARGV[4]) or check_numbers(true, ARGV[6], ARGV[7])
+local refused = check_numbers(false, ARGV[2], ARGV[4]) or check_numbers(true, ARGV[7], ARGV[8])
 if refused then
   return refused
 end
@@ -12,6 +12,6 @@ if not current[1] or current[1] ~= ARGV[4] or not is_live(current[2], ARGV[2]) t
   return {-1, 0}
 end
 local version = tonumber(current[1]) + 1
-write_item(KEYS[3], ARGV[3], ARGV[5], version, ARGV[6], current[2], ARGV[7])
-local earlier = ARGV[6] ~= '' and (current[2] == '' or tonumber(ARGV[6]) < tonumber(current[2]))
+write_item(KEYS[3], ARGV[3], ARGV[5], ARGV[6], version, ARGV[7], current[2], ARGV[8])
+local earlier = ARGV[7] ~= '' and (current[2] == '' or tonumber(ARGV[7]) < tonumber(current[2]))
 return {version, earlier and 1 or 0}
