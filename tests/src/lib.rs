@@ -1,9 +1,11 @@
 //! The contract suite: every rule of the task store, written once against
 //! the host API and run unchanged against each backend.
 //!
-//! Two suites, each declared once with [`rule_list!`]: [`contract`] (the
-//! task store's rules, through the host and the component) and
-//! [`kv_conformance`] (the `KvBackend` contract, on the backend alone).
+//! Three suites, each declared once with [`rule_list!`]: [`contract`] (the
+//! task store's rules, through the host and the component),
+//! [`worker_contract`] (running tasks: outcomes, input, cancellation,
+//! leases, across replicas) and [`kv_conformance`] (the `KvBackend`
+//! contract, on the backend alone).
 //! A backend's test file supplies a [`BackendFactory`] and expands
 //! `contract_suite!` and `kv_conformance_suite!`, which generate one
 //! `#[tokio::test]` per rule.
@@ -23,8 +25,10 @@ pub mod fault_proxy;
 pub mod intercepted;
 pub mod kv_conformance;
 pub mod model;
+pub mod read_meter;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod worker_contract;
 
 /// Makes isolated backends for the suite: every call returns storage that
 /// shares no data with any other call (a new map, key prefix or table).

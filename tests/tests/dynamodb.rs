@@ -18,6 +18,13 @@ mod contract {
     pmcp_tasks_tests::contract_suite!(DynamoDbFactory::start().await);
 }
 
+/// Running tasks: outcomes, input, cancellation, leases, across replicas.
+mod workers {
+    #[allow(unused_imports)]
+    use super::*;
+    pmcp_tasks_tests::worker_contract_suite!(DynamoDbFactory::start().await);
+}
+
 /// The `KvBackend` contract, on the backend alone.
 mod kv {
     #[allow(unused_imports)]

@@ -15,6 +15,13 @@ mod contract {
     pmcp_tasks_tests::contract_suite!(RedisFactory::single());
 }
 
+/// Running tasks: outcomes, input, cancellation, leases, across replicas.
+mod workers {
+    #[allow(unused_imports)]
+    use super::*;
+    pmcp_tasks_tests::worker_contract_suite!(RedisFactory::single());
+}
+
 /// The `KvBackend` contract, on the backend alone.
 mod kv {
     #[allow(unused_imports)]
