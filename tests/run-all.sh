@@ -83,7 +83,8 @@ cargo package --locked --quiet -p pmcp-tasks-host --allow-dirty
 
 step "the README's run command, the CLI, and a component from a file"
 cargo run --locked --quiet -p pmcp-tasks-host --example demo >/dev/null
-echo "the demo ran"
+cargo run --locked --quiet -p pmcp-tasks-host --example worker >/dev/null
+echo "the demo and the worker example ran"
 cargo run --locked --quiet -p pmcp-tasks-host --bin pmcp-tasks -- --component "$PMCP_CARGO_COMPONENT_WASM" list --owner someone >/dev/null
 echo "the CLI ran the cargo-component build"
 
