@@ -14,6 +14,10 @@ pub const MAX_PAGE_SIZE: u32 = 1_000;
 /// scores and Lua numbers are doubles; `PEXPIREAT` takes an i64).
 pub const MAX_TTL_MS: u64 = 1_000 * 365 * 86_400_000;
 
+/// Longest name kept in a task's head (tool name, input key, lease
+/// holder), in bytes: heads are what listings read, so they stay small.
+pub const MAX_NAME_BYTES: usize = 256;
+
 /// What the host configures; see the WIT `store-config` record. It has no
 /// defaults here: the host chooses them and passes them in at `open`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::config::StoreConfig;
+use crate::config::{StoreConfig, MAX_NAME_BYTES};
 use crate::cursor;
 use crate::env::Environment;
 use crate::error::StoreError;
@@ -112,7 +112,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         self.config.check_owner(owner)?;
         self.check_string(&request.method, "request method")?;
         if let Some(tool) = &request.tool_name {
-            self.check_string(tool, "tool name")?;
+            check_name(tool, "tool name")?;
         }
         if let Some(grant) = lease {
             self.check_grant(grant)?;
@@ -888,7 +888,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                 "input keys must not be empty".into(),
             ));
         }
-        self.check_string(key, "input key")
+        check_name(key, "input key")
     }
 
     fn check_grant(&self, grant: &LeaseGrant) -> Result<(), StoreError> {
@@ -903,7 +903,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                 grant.duration
             )));
         }
-        self.check_string(&grant.holder, "lease holder")
+        check_name(&grant.holder, "lease holder")
     }
 
     fn checked_message(&self, message: Option<&str>) -> Result<Option<String>, StoreError> {
@@ -912,6 +912,17 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         }
         Ok(message.map(str::to_owned))
     }
+}
+
+/// Refuses a name longer than [`MAX_NAME_BYTES`].
+fn check_name(name: &str, what: &str) -> Result<(), StoreError> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(StoreError::InvalidParams(format!(
+            "{what} is {} bytes; the limit is {MAX_NAME_BYTES}",
+            name.len()
+        )));
+    }
+    Ok(())
 }
 
 /// A task reached a terminal status: its lease ends and nothing is asked

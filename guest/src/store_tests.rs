@@ -380,3 +380,14 @@ fn a_lapsed_lease_fails_the_task_and_a_renewed_one_does_not() {
     assert_eq!(s.reap_lost_workers(100).unwrap(), 1);
     assert_eq!(s.reap_lost_workers(100).unwrap(), 0);
 }
+
+#[test]
+fn names_kept_in_the_head_are_short() {
+    let s = store(StoreConfig::for_tests());
+    let id = s.create("alice", "tools/call", None).unwrap().task.task_id;
+    let long = "k".repeat(crate::config::MAX_NAME_BYTES + 1);
+    assert!(s.request_input("alice", &id, &[elicit(&long)]).is_err());
+    assert!(s.renew_lease("alice", &id, &grant(&long, 1_000)).is_err());
+    let ok = "k".repeat(crate::config::MAX_NAME_BYTES);
+    assert!(s.request_input("alice", &id, &[elicit(&ok)]).is_ok());
+}

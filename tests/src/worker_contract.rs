@@ -675,7 +675,7 @@ async fn a_task_keeps_its_tool_call_for_every_replica(factory: &dyn BackendFacto
     let refused = r.a().create_task(ALICE, &huge, None, None).await;
     assert_eq!(refused.expect_err("huge").json_rpc_code(), INVALID_PARAMS);
     let long_name = TaskRequest {
-        tool_name: Some("t".repeat(100 * 1024)),
+        tool_name: Some("t".repeat(257)),
         ..TaskRequest::default()
     };
     let refused = r.a().create_task(ALICE, &long_name, None, None).await;
