@@ -42,12 +42,14 @@ pub enum KvError {
     Unavailable(String),
 }
 
-/// Atomic key-value operations over (partition, item) keys.
+/// Atomic key-value operations over (partition, item) keys
+/// (`create` and `replace` take the WIT functions' arguments one to one).
 /// Semantics are those documented on the WIT `kv-backend` interface.
 pub trait Kv {
     /// Reads one item, live or not.
     fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError>;
     /// Creates an absent (or expired) item under the partition's live-item cap.
+    #[allow(clippy::too_many_arguments)]
     fn create(
         &self,
         partition: &str,
@@ -59,6 +61,7 @@ pub trait Kv {
         now: u64,
     ) -> Result<u64, KvError>;
     /// Replaces a live item at `expected_version`.
+    #[allow(clippy::too_many_arguments)]
     fn replace(
         &self,
         partition: &str,

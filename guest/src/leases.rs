@@ -59,7 +59,7 @@ mod tests {
     #[test]
     fn item_order_is_deadline_order() {
         let id = "0".repeat(46);
-        let mut items = vec![item(1 << 40, &id), item(9, &id), item(300, &id)];
+        let mut items = [item(1 << 40, &id), item(9, &id), item(300, &id)];
         items.sort();
         let deadlines: Vec<u64> = items.iter().filter_map(|i| deadline_of(i)).collect();
         assert_eq!(deadlines, [9, 300, 1 << 40]);
