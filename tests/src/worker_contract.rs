@@ -759,7 +759,7 @@ async fn mixed_round(r: &Replicas, round: usize) {
         .request_input(ALICE, &id, &[elicit(&key)])
         .await
         .unwrap();
-    let result = tool_result(&format!("round {round}"), round % 3 == 0);
+    let result = tool_result(&format!("round {round}"), round.is_multiple_of(3));
 
     let finishing = {
         let (host, id, result, holder) =
