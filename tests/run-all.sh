@@ -43,6 +43,8 @@ for features in "" cli redis dynamodb cli,redis cli,dynamodb redis,dynamodb cli,
   echo "pmcp-tasks-host [${features:-no features}]"
   cargo clippy --locked --quiet -p pmcp-tasks-host --no-default-features --features "$features" --all-targets -- -D warnings
 done
+echo "pmcp-tasks-mcp"
+cargo clippy --locked --quiet -p pmcp-tasks-mcp --all-targets -- -D warnings
 for features in "" redis dynamodb redis,dynamodb; do
   echo "pmcp-tasks-tests [${features:-no features}]"
   cargo clippy --locked --quiet -p pmcp-tasks-tests -p pmcp-tasks-test-artifacts --features "$features" --all-targets -- -D warnings

@@ -1,0 +1,101 @@
+//! JSON-RPC errors with the codes the MCP specification names.
+
+use pmcp_tasks_host::TaskError;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Invalid params: unknown, expired or foreign task ids, bad cursors,
+/// cancelling a terminal task (2025-11-25), input over a limit.
+pub const INVALID_PARAMS: i64 = -32602;
+/// Method not found: a task method the revision does not have, a task on a
+/// tool that forbids it, a task-required tool called without one.
+pub const METHOD_NOT_FOUND: i64 = -32601;
+/// Internal error: the store failed, or a lost worker.
+pub const INTERNAL_ERROR: i64 = -32603;
+/// A 2026-07-28 client that did not declare the tasks extension calls a
+/// task method or a tool that only runs as a task.
+pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
+
+/// The tasks extension's identifier (SEP-2663).
+pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
+
+/// A JSON-RPC error object, as it goes on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("JSON-RPC error {code}: {message}")]
+pub struct RpcError {
+    /// The error code.
+    pub code: i64,
+    /// A short description.
+    pub message: String,
+    /// Details, when there are any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    /// An error with `code` and `message`.
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// -32602.
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        RpcError::new(INVALID_PARAMS, message)
+    }
+
+    /// -32601 for `method`.
+    pub fn method_not_found(method: &str) -> Self {
+        RpcError::new(METHOD_NOT_FOUND, format!("method not found: {method}"))
+    }
+
+    /// -32603.
+    pub fn internal(message: impl Into<String>) -> Self {
+        RpcError::new(INTERNAL_ERROR, message)
+    }
+
+    /// -32021 naming the tasks extension as the missing capability.
+    pub fn tasks_extension_required() -> Self {
+        RpcError {
+            code: MISSING_REQUIRED_CLIENT_CAPABILITY,
+            message: "Missing required client capability".into(),
+            data: Some(json!({
+                "requiredCapabilities": {"extensions": {TASKS_EXTENSION: {}}}
+            })),
+        }
+    }
+
+    /// The error as a JSON object (`{code, message, data?}`).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_else(|_| json!({"code": self.code}))
+    }
+}
+
+impl From<TaskError> for RpcError {
+    fn from(e: TaskError) -> Self {
+        RpcError::new(e.json_rpc_code().into(), e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_missing_capability_error_names_the_extension() {
+        let e = RpcError::tasks_extension_required().to_value();
+        assert_eq!(e["code"], -32021);
+        assert!(e["data"]["requiredCapabilities"]["extensions"][TASKS_EXTENSION].is_object());
+    }
+
+    #[test]
+    fn store_errors_keep_their_codes() {
+        let not_found = TaskError::NotFound("task not found: x".into());
+        assert_eq!(RpcError::from(not_found).code, INVALID_PARAMS);
+        let conflict = TaskError::Conflict("busy".into());
+        assert_eq!(RpcError::from(conflict).code, INTERNAL_ERROR);
+    }
+}

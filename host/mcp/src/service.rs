@@ -1,0 +1,297 @@
+//! [`TaskService`]: the task methods of both revisions over one store.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pmcp_tasks_host::{
+    InputResponse, LeaseGrant, Outcome, TaskDetail, TaskHost, TaskRequest, TaskStatus,
+};
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use crate::error::RpcError;
+use crate::revision::Revision;
+use crate::wake::Wakeups;
+use crate::wire;
+use crate::worker::{run_worker, ToolOutcome, Worker};
+
+/// Who sends a request, and in which revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The authenticated identity (a bearer token's subject, a configured
+    /// identity for stdio): every task call is scoped to it.
+    pub owner: String,
+    /// The revision the request speaks.
+    pub revision: Revision,
+    /// Whether the request declared the `io.modelcontextprotocol/tasks`
+    /// extension capability (2026-07-28).
+    pub declares_tasks_extension: bool,
+}
+
+/// How the service runs tasks and waits for them.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServiceConfig {
+    /// Names this replica's workers (lease holders are `replica/N`).
+    pub replica: String,
+    /// How long a worker's lease holds; it renews at a third of it.
+    pub lease: Duration,
+    /// How often a waiter reads the store when no write on this replica
+    /// woke it (the result may be written by another replica).
+    pub poll_interval: Duration,
+    /// The longest a `tasks/result` blocks before answering -32603 (the
+    /// client calls it again).
+    pub result_wait_limit: Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            replica: "replica".into(),
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(250),
+            result_wait_limit: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The task methods of MCP over a [`TaskHost`]: cheap to clone, shared by
+/// every connection of a replica.
+#[derive(Clone)]
+pub struct TaskService {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) host: TaskHost,
+    pub(crate) config: ServiceConfig,
+    pub(crate) wakeups: Wakeups,
+    workers: AtomicU64,
+}
+
+impl TaskService {
+    /// A service over `host`.
+    pub fn new(host: TaskHost, config: ServiceConfig) -> Self {
+        TaskService {
+            inner: Arc::new(Inner {
+                host,
+                config,
+                wakeups: Wakeups::default(),
+                workers: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn host(&self) -> &TaskHost {
+        &self.inner.host
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.inner.config
+    }
+
+    /// Answers a task method (`tasks/get`, `tasks/result`, `tasks/list`,
+    /// `tasks/cancel`, `tasks/update`); `None` for any other method.
+    pub async fn handle(
+        &self,
+        caller: &Caller,
+        method: &str,
+        params: &Value,
+    ) -> Option<Result<Value, RpcError>> {
+        let answer = match (caller.revision, method) {
+            (_, "tasks/get") => self.get(caller, params).await,
+            (Revision::V2025_11_25, "tasks/result") => self.result(caller, params).await,
+            (Revision::V2025_11_25, "tasks/list") => self.list(caller, params).await,
+            (Revision::V2025_11_25, "tasks/cancel") => self.cancel_now(caller, params).await,
+            (Revision::V2026_07_28, "tasks/cancel") => self.request_cancel(caller, params).await,
+            (Revision::V2026_07_28, "tasks/update") => self.update(caller, params).await,
+            (_, "tasks/result" | "tasks/list" | "tasks/update") => {
+                Err(RpcError::method_not_found(method))
+            }
+            _ => return None,
+        };
+        Some(answer)
+    }
+
+    /// Starts a tool call as a task: creates it (durable when this returns,
+    /// leased to a worker of this replica), spawns `run` with the
+    /// [`Worker`], and returns the `CreateTaskResult` of the caller's revision.
+    pub async fn start_task<F, Fut>(
+        &self,
+        caller: &Caller,
+        tool: &str,
+        arguments: Map<String, Value>,
+        ttl_ms: Option<u64>,
+        run: F,
+    ) -> Result<Value, RpcError>
+    where
+        F: FnOnce(Worker) -> Fut + Send + 'static,
+        Fut: Future<Output = ToolOutcome> + Send + 'static,
+    {
+        let n = self.inner.workers.fetch_add(1, Ordering::Relaxed);
+        let grant = LeaseGrant {
+            holder: format!("{}/{n}", self.inner.config.replica),
+            duration: self.inner.config.lease,
+        };
+        let request = TaskRequest::tool_call(tool, arguments);
+        let ttl = ttl_ms.map(Duration::from_millis);
+        let created = self
+            .inner
+            .host
+            .create_task(&caller.owner, &request, ttl, Some(&grant))
+            .await?;
+        let worker = Worker::new(
+            self.clone(),
+            caller.owner.clone(),
+            created.task.task_id.clone(),
+            grant,
+        );
+        tokio::spawn(run_worker(worker, run));
+        Ok(match caller.revision {
+            Revision::V2025_11_25 => wire::create_result_2025(&created.task),
+            Revision::V2026_07_28 => wire::create_result_2026(&created.task),
+        })
+    }
+
+    fn require_extension(caller: &Caller) -> Result<(), RpcError> {
+        if caller.revision == Revision::V2026_07_28 && !caller.declares_tasks_extension {
+            return Err(RpcError::tasks_extension_required());
+        }
+        Ok(())
+    }
+
+    async fn get(&self, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
+        Self::require_extension(caller)?;
+        let id = task_id(params)?;
+        let detail = self.inspect(caller, id).await?;
+        Ok(match caller.revision {
+            Revision::V2025_11_25 => wire::task_2025(&detail.record.task),
+            Revision::V2026_07_28 => wire::detailed_task_2026(&detail),
+        })
+    }
+
+    async fn inspect(&self, caller: &Caller, id: &str) -> Result<TaskDetail, RpcError> {
+        let view = caller.revision.status_view();
+        Ok(self.inner.host.inspect(&caller.owner, id, view).await?)
+    }
+
+    /// 2025-11-25 `tasks/result`: blocks until the task is terminal (woken
+    /// by a write on this replica, else polling the store), then returns
+    /// exactly what the call would have: its result with the related task
+    /// in `_meta`, or its JSON-RPC error.
+    async fn result(&self, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
+        let id = task_id(params)?;
+        let deadline = Instant::now() + self.inner.config.result_wait_limit;
+        let notify = self.inner.wakeups.of(id);
+        loop {
+            let woken = notify.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let detail = self.inspect(caller, id).await?;
+            if detail.record.task.status.is_terminal() {
+                return terminal_answer(&detail);
+            }
+            let poll = self.inner.config.poll_interval;
+            let wait_until = (Instant::now() + poll).min(deadline);
+            if Instant::now() >= deadline {
+                return Err(RpcError::internal(format!(
+                    "task {id} is still {}; call tasks/result again",
+                    detail.record.task.status
+                )));
+            }
+            tokio::select! {
+                _ = &mut woken => {}
+                _ = tokio::time::sleep_until(wait_until) => {}
+            }
+        }
+    }
+
+    async fn list(&self, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
+        let cursor = match params.get("cursor") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(c)) => Some(c.as_str()),
+            Some(_) => return Err(RpcError::invalid_params("cursor must be a string")),
+        };
+        let page = self
+            .inner
+            .host
+            .list_in(&caller.owner, cursor, None, caller.revision.status_view())
+            .await?;
+        Ok(wire::list_2025(&page))
+    }
+
+    /// 2025-11-25 `tasks/cancel`: the task is `cancelled` before the
+    /// answer; a terminal task is -32602.
+    async fn cancel_now(&self, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
+        let id = task_id(params)?;
+        let record = self.inner.host.cancel(&caller.owner, id).await?;
+        self.inner.wakeups.wake(id);
+        let task = self
+            .inspect(caller, id)
+            .await
+            .map_or(record.task, |d| d.record.task);
+        Ok(wire::task_2025(&task))
+    }
+
+    /// 2026-07-28 `tasks/cancel`: marks the task for its worker and
+    /// acknowledges; idempotent, also on terminal tasks.
+    async fn request_cancel(&self, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
+        Self::require_extension(caller)?;
+        let id = task_id(params)?;
+        self.inner.host.request_cancel(&caller.owner, id).await?;
+        self.inner.wakeups.wake(id);
+        Ok(wire::acknowledgement())
+    }
+
+    /// 2026-07-28 `tasks/update`: records the responses to outstanding
+    /// input requests (others are ignored) and acknowledges.
+    async fn update(&self, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
+        Self::require_extension(caller)?;
+        let id = task_id(params)?;
+        let Some(Value::Object(responses)) = params.get("inputResponses") else {
+            return Err(RpcError::invalid_params("inputResponses must be an object"));
+        };
+        let responses: Vec<InputResponse> = responses
+            .iter()
+            .map(|(key, response)| InputResponse {
+                key: key.clone(),
+                response: response.clone(),
+            })
+            .collect();
+        self.inner
+            .host
+            .answer_input(&caller.owner, id, &responses)
+            .await?;
+        self.inner.wakeups.wake(id);
+        Ok(wire::acknowledgement())
+    }
+}
+
+/// The `taskId` of a task method's params.
+fn task_id(params: &Value) -> Result<&str, RpcError> {
+    params
+        .get("taskId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::invalid_params("params.taskId must be a string"))
+}
+
+/// What `tasks/result` returns for a terminal task.
+fn terminal_answer(detail: &TaskDetail) -> Result<Value, RpcError> {
+    let id = &detail.record.task.task_id;
+    match (&detail.record.task.status, &detail.outcome) {
+        (_, Some(Outcome::ToolResult(result))) => Ok(wire::related_result(result, id)),
+        (_, Some(Outcome::RpcError(error))) => Err(serde_json::from_value(error.clone())
+            .unwrap_or_else(|_| RpcError::internal(format!("task {id} failed")))),
+        (TaskStatus::Cancelled, None) => Err(RpcError {
+            data: Some(serde_json::json!({"taskId": id})),
+            ..RpcError::internal(format!("task {id} was cancelled"))
+        }),
+        (status, None) => Err(RpcError::internal(format!(
+            "task {id} is {status} without a result"
+        ))),
+    }
+}

@@ -1,0 +1,195 @@
+//! [`Worker`]: what a tool running as a task holds, and the loop that runs
+//! it: lease renewal, cancellation, and the one outcome at the end.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use pmcp_tasks_host::{
+    InputRequest, InputResponse, LeaseGrant, Outcome, TaskError, TaskRecord, TaskStatus,
+};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::RpcError;
+use crate::service::TaskService;
+
+/// What a tool returns: its `CallToolResult` (also one with `isError:
+/// true`), or a JSON-RPC error.
+pub type ToolOutcome = Result<Value, RpcError>;
+
+/// A tool call running as a task, on this replica. Cheap to clone.
+#[derive(Clone)]
+pub struct Worker {
+    service: TaskService,
+    owner: String,
+    task_id: String,
+    grant: LeaseGrant,
+    cancel: CancellationToken,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        service: TaskService,
+        owner: String,
+        task_id: String,
+        grant: LeaseGrant,
+    ) -> Self {
+        Worker {
+            service,
+            owner,
+            task_id,
+            grant,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// The task's id.
+    pub fn task_id(&self) -> &str {
+        &self.task_id
+    }
+
+    /// Cancelled when the task's cancellation was asked for, on any
+    /// replica (seen at the next lease renewal, at once on this replica).
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Reports progress: a new status message, status unchanged.
+    pub async fn progress(&self, message: &str) -> Result<(), RpcError> {
+        let host = self.service.host();
+        host.update_status(
+            &self.owner,
+            &self.task_id,
+            TaskStatus::Working,
+            Some(message),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Asks the client for input and waits until every request is answered
+    /// (or the task is cancelled); returns the answers in request order.
+    pub async fn ask(&self, requests: &[InputRequest]) -> Result<Vec<InputResponse>, RpcError> {
+        let host = self.service.host();
+        host.request_input(&self.owner, &self.task_id, requests)
+            .await?;
+        let mut answers: BTreeMap<String, InputResponse> = BTreeMap::new();
+        let notify = self.service.inner.wakeups.of(&self.task_id);
+        let poll = self.service.config().poll_interval;
+        loop {
+            let woken = notify.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            for answer in host.take_answers(&self.owner, &self.task_id).await? {
+                answers.insert(answer.key.clone(), answer);
+            }
+            if requests.iter().all(|r| answers.contains_key(&r.key)) {
+                return Ok(requests
+                    .iter()
+                    .filter_map(|r| answers.remove(&r.key))
+                    .collect());
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    return Err(RpcError::internal("the task was cancelled while it waited for input"));
+                }
+                _ = &mut woken => {}
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    /// Renews the lease; cancels the token when cancellation was asked for
+    /// or the task ended elsewhere. `false` once the task is terminal.
+    async fn heartbeat(&self) -> bool {
+        let host = self.service.host();
+        match host
+            .renew_lease(&self.owner, &self.task_id, &self.grant)
+            .await
+        {
+            Ok(record) => self.observe(&record),
+            // Gone (expired or deleted): nothing left to run for.
+            Err(TaskError::NotFound(_)) => {
+                self.cancel.cancel();
+                false
+            }
+            // Another worker holds it (ours lapsed): stop.
+            Err(TaskError::InvalidTransition(_)) => {
+                self.cancel.cancel();
+                false
+            }
+            // A passing store failure: the lease still holds; try again.
+            Err(e) => {
+                tracing::warn!(task = %self.task_id, error = %e, "lease renewal failed");
+                true
+            }
+        }
+    }
+
+    /// Reads the task (no write) and reacts as to a renewal's answer.
+    async fn look(&self) {
+        match self.service.host().get(&self.owner, &self.task_id).await {
+            Ok(record) => {
+                self.observe(&record);
+            }
+            Err(TaskError::NotFound(_)) => self.cancel.cancel(),
+            Err(_) => {}
+        }
+    }
+
+    fn observe(&self, record: &TaskRecord) -> bool {
+        if record.cancel_requested || record.task.status.is_terminal() {
+            self.cancel.cancel();
+        }
+        !record.task.status.is_terminal()
+    }
+}
+
+/// Runs a tool as a task to its one outcome: the tool's future races
+/// cancellation; the lease is renewed at a third of its duration (and at
+/// once when this replica wakes the task); the end is one atomic write.
+pub(crate) async fn run_worker<F, Fut>(worker: Worker, run: F)
+where
+    F: FnOnce(Worker) -> Fut,
+    Fut: Future<Output = ToolOutcome>,
+{
+    let host = worker.service.host().clone();
+    let tool = run(worker.clone());
+    tokio::pin!(tool);
+    let renew_every = worker.grant.duration / 3;
+    let notify = worker.service.inner.wakeups.of(&worker.task_id);
+    // Read the task first (a cancel may have come before this loop could
+    // be woken), then after every wake; renew on the timer.
+    let mut changed = true;
+    let outcome = loop {
+        let woken = notify.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        if std::mem::take(&mut changed) {
+            worker.look().await;
+        }
+        tokio::select! {
+            biased;
+            _ = worker.cancel.cancelled() => break None,
+            outcome = &mut tool => break Some(outcome),
+            _ = &mut woken => changed = true,
+            _ = tokio::time::sleep(renew_every) => { worker.heartbeat().await; }
+        }
+    };
+    let (owner, id) = (&worker.owner, &worker.task_id);
+    let ended = match outcome {
+        Some(Ok(result)) => host.finish(owner, id, &Outcome::ToolResult(result)).await,
+        Some(Err(error)) => {
+            host.finish(owner, id, &Outcome::RpcError(error.to_value()))
+                .await
+        }
+        None => host.cancel(owner, id).await,
+    };
+    match ended {
+        // Already terminal (cancelled at once, or failed by a reaper):
+        // terminal stays terminal.
+        Ok(_) | Err(TaskError::InvalidTransition(_)) | Err(TaskError::NotFound(_)) => {}
+        Err(e) => tracing::warn!(task = %id, error = %e, "the task's outcome could not be stored"),
+    }
+    worker.service.inner.wakeups.forget(id);
+}
