@@ -18,8 +18,11 @@
 
 #![warn(missing_docs)]
 
+pub mod demo;
 mod error;
+pub mod http;
 mod revision;
+pub mod server;
 mod service;
 mod support;
 mod wake;
@@ -30,6 +33,7 @@ pub use error::{
     RpcError, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, MISSING_REQUIRED_CLIENT_CAPABILITY,
 };
 pub use revision::Revision;
+pub use server::{DurableTaskServer, TaskTools, ToolCall, ToolFuture, ToolSpec};
 pub use service::{Caller, ServiceConfig, TaskService};
 pub use support::{decide, Execution, TaskSupport};
 pub use worker::{ToolOutcome, Worker};

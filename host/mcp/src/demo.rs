@@ -1,0 +1,247 @@
+//! The demonstration tools: the fixtures the official conformance suite
+//! calls (`greet`, `slow_compute`, `failing_job`, `protocol_error_job`,
+//! `confirm_delete`, `multi_input`, `test_tool_with_task`), each showing one
+//! part of running tools as durable tasks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pmcp_tasks_host::InputRequest;
+use rmcp::model::Tool;
+use serde_json::{json, Map, Value};
+
+use crate::error::RpcError;
+use crate::server::{TaskTools, ToolCall, ToolFuture, ToolSpec};
+use crate::support::TaskSupport;
+use crate::worker::{ToolOutcome, Worker};
+
+/// The demonstration tools (no state of their own: everything a task
+/// holds is in the store).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DemoTools;
+
+fn tool(name: &'static str, description: &'static str, schema: Value) -> Tool {
+    let schema = match schema {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    Tool::new(name, description, Arc::new(schema))
+}
+
+fn text(text: impl Into<String>) -> Value {
+    json!({"content": [{"type": "text", "text": text.into()}], "isError": false})
+}
+
+fn elicit(key: &str, message: &str) -> InputRequest {
+    let params = json!({
+        "mode": "form",
+        "message": message,
+        "requestedSchema": {
+            "type": "object",
+            "properties": {"confirm": {"type": "boolean"}},
+        },
+    });
+    InputRequest {
+        key: key.into(),
+        method: "elicitation/create".into(),
+        params: params.as_object().cloned().unwrap_or_default(),
+    }
+}
+
+fn object_schema(properties: Value) -> Value {
+    json!({"type": "object", "properties": properties})
+}
+
+impl TaskTools for DemoTools {
+    fn tools(&self) -> Vec<ToolSpec> {
+        let spec = |tool, task_support| ToolSpec { tool, task_support };
+        vec![
+            spec(
+                tool(
+                    "greet",
+                    "Greets by name, at once (never a task).",
+                    object_schema(json!({"name": {"type": "string"}})),
+                ),
+                TaskSupport::Forbidden,
+            ),
+            spec(
+                tool(
+                    "slow_compute",
+                    "Works for `seconds` seconds, then answers; cancellable.",
+                    object_schema(
+                        json!({"seconds": {"type": "number"}, "label": {"type": "string"}}),
+                    ),
+                ),
+                TaskSupport::Optional,
+            ),
+            spec(
+                tool(
+                    "failing_job",
+                    "Runs for a second, then reports a tool error (isError).",
+                    object_schema(json!({})),
+                ),
+                TaskSupport::Required,
+            ),
+            spec(
+                tool(
+                    "protocol_error_job",
+                    "Fails with a JSON-RPC error (the task is failed).",
+                    object_schema(json!({})),
+                ),
+                TaskSupport::Optional,
+            ),
+            spec(
+                tool(
+                    "confirm_delete",
+                    "Asks the user to confirm, then answers.",
+                    object_schema(json!({"path": {"type": "string"}})),
+                ),
+                TaskSupport::Optional,
+            ),
+            spec(
+                tool(
+                    "multi_input",
+                    "Asks two questions at once, then answers.",
+                    object_schema(json!({})),
+                ),
+                TaskSupport::Optional,
+            ),
+            spec(
+                tool(
+                    "test_tool_with_task",
+                    "Asks for a user name in a multi round-trip round, then runs as a task.",
+                    object_schema(json!({})),
+                ),
+                TaskSupport::Required,
+            ),
+        ]
+    }
+
+    fn prepare(&self, call: &ToolCall) -> Option<Map<String, Value>> {
+        if call.name != "test_tool_with_task" || call.input_responses.contains_key("user_name") {
+            return None;
+        }
+        let ask = json!({
+            "method": "elicitation/create",
+            "params": {
+                "mode": "form",
+                "message": "What is your name?",
+                "requestedSchema": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}},
+                    "required": ["name"],
+                },
+            },
+        });
+        let mut requests = Map::new();
+        requests.insert("user_name".into(), ask);
+        Some(requests)
+    }
+
+    fn call(&self, call: ToolCall, worker: Option<Worker>) -> ToolFuture {
+        Box::pin(run(call, worker))
+    }
+}
+
+/// Sleeps `duration`, or stops early when the task is cancelled.
+async fn work(duration: Duration, worker: &Option<Worker>) -> Result<(), RpcError> {
+    match worker {
+        Some(worker) => tokio::select! {
+            _ = tokio::time::sleep(duration) => Ok(()),
+            _ = worker.cancellation().cancelled() => Err(RpcError::internal("cancelled")),
+        },
+        None => {
+            tokio::time::sleep(duration).await;
+            Ok(())
+        }
+    }
+}
+
+async fn run(call: ToolCall, worker: Option<Worker>) -> ToolOutcome {
+    let args = &call.arguments;
+    match call.name.as_str() {
+        "greet" => {
+            let name = args.get("name").and_then(Value::as_str).unwrap_or("world");
+            Ok(text(format!("Hello, {name}!")))
+        }
+        "slow_compute" => {
+            let seconds = args
+                .get("seconds")
+                .and_then(Value::as_f64)
+                .unwrap_or(1.0)
+                .clamp(0.0, 3_600.0);
+            let label = args.get("label").and_then(Value::as_str).unwrap_or("job");
+            if let Some(worker) = &worker {
+                worker.progress(&format!("computing {label}")).await?;
+            }
+            work(Duration::from_secs_f64(seconds), &worker).await?;
+            Ok(text(format!("{label}: computed after {seconds} s")))
+        }
+        "failing_job" => {
+            work(Duration::from_secs(1), &worker).await?;
+            Ok(json!({"content": [{"type": "text", "text": "the job failed"}], "isError": true}))
+        }
+        "protocol_error_job" => Err(RpcError {
+            data: Some(json!({"reason": "the job crashed"})),
+            ..RpcError::internal("protocol_error_job: internal failure")
+        }),
+        "confirm_delete" => {
+            let path = args
+                .get("path")
+                .and_then(Value::as_str)
+                .unwrap_or("the file")
+                .to_owned();
+            let Some(worker) = &worker else {
+                return Ok(text(format!(
+                    "{path}: not deleted (no way to ask for confirmation)"
+                )));
+            };
+            let answers = worker
+                .ask(&[elicit("confirm", &format!("Delete {path}?"))])
+                .await?;
+            let accepted =
+                answers[0].response.get("action").and_then(Value::as_str) == Some("accept");
+            Ok(text(if accepted {
+                format!("{path}: deleted")
+            } else {
+                format!("{path}: kept")
+            }))
+        }
+        "multi_input" => {
+            let Some(worker) = &worker else {
+                return Ok(text("nothing asked"));
+            };
+            let answers = worker
+                .ask(&[
+                    elicit("first", "First question?"),
+                    elicit("second", "Second question?"),
+                ])
+                .await?;
+            let actions: Vec<&str> = answers
+                .iter()
+                .map(|a| {
+                    a.response
+                        .get("action")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
+                })
+                .collect();
+            Ok(text(format!("answers: {}", actions.join(", "))))
+        }
+        "test_tool_with_task" => {
+            let name = call
+                .input_responses
+                .get("user_name")
+                .and_then(|r| r.get("content"))
+                .and_then(|c| c.get("name").or_else(|| c.get("user_name")))
+                .and_then(Value::as_str)
+                .unwrap_or("stranger")
+                .to_owned();
+            work(Duration::from_millis(200), &worker).await?;
+            Ok(text(format!(
+                "Hello, {name}! (gathered before the task ran)"
+            )))
+        }
+        other => Err(RpcError::invalid_params(format!("unknown tool: {other}"))),
+    }
+}

@@ -1,0 +1,300 @@
+//! [`DurableTaskServer`]: an rmcp [`ServerHandler`] whose tool calls run as
+//! durable tasks in the shared store (MCP 2026-07-28 with the tasks
+//! extension; rmcp routes `tasks/get`, `tasks/update` and `tasks/cancel`
+//! here). Any replica over the same backend answers for any task.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, ErrorCode, ErrorData, GetTaskParams,
+    GetTaskResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    UpdateTaskParams,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::ServerHandler;
+use serde_json::{json, Map, Value};
+
+use crate::error::RpcError;
+use crate::revision::Revision;
+use crate::service::{Caller, TaskService};
+use crate::support::{decide, Execution, TaskSupport};
+use crate::worker::{ToolOutcome, Worker};
+
+/// A boxed tool future.
+pub type ToolFuture = Pin<Box<dyn Future<Output = ToolOutcome> + Send + 'static>>;
+
+/// One tool the server offers, and whether it runs as a task.
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
+    /// The tool as `tools/list` shows it.
+    pub tool: Tool,
+    /// Whether calls of it may, must or must not run as tasks.
+    pub task_support: TaskSupport,
+}
+
+/// One tool call as the tools see it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ToolCall {
+    /// The tool's name.
+    pub name: String,
+    /// The call's arguments.
+    pub arguments: Map<String, Value>,
+    /// Responses the client sent with this round of the call (MCP
+    /// multi round-trip requests), by key.
+    pub input_responses: Map<String, Value>,
+}
+
+/// The tools of a server: what they are and how to run one call.
+pub trait TaskTools: Send + Sync + 'static {
+    /// Every tool, with its task support.
+    fn tools(&self) -> Vec<ToolSpec>;
+
+    /// Input a call needs before it can start (a multi round-trip round,
+    /// answered by the client retrying the call with `inputResponses`):
+    /// the requests by key, each `{method, params}`. `None` (the default):
+    /// the call starts now.
+    fn prepare(&self, call: &ToolCall) -> Option<Map<String, Value>> {
+        let _ = call;
+        None
+    }
+
+    /// Runs one call. `worker` is given when the call runs as a task:
+    /// through it the tool reports progress, asks for input and sees
+    /// cancellation. The result is the `CallToolResult` (a tool's own error
+    /// is a result with `isError: true`) or a JSON-RPC error.
+    fn call(&self, call: ToolCall, worker: Option<Worker>) -> ToolFuture;
+}
+
+/// Who the caller of a request is: the task owner. Over HTTP, the default
+/// reads the bearer token (`Authorization: Bearer ...`); without one (and
+/// over stdio) the configured identity is used.
+pub type Identify = Arc<dyn Fn(&RequestContext<RoleServer>) -> Option<String> + Send + Sync>;
+
+/// An rmcp server running its tools as durable tasks.
+pub struct DurableTaskServer<T> {
+    service: TaskService,
+    tools: Arc<T>,
+    identify: Identify,
+    fallback_identity: String,
+}
+
+/// The owner a bearer token stands for: the token itself, as an opaque
+/// string (the store hashes owner ids; a deployment with an identity
+/// provider supplies its own [`Identify`] returning the subject).
+pub fn bearer_identity(context: &RequestContext<RoleServer>) -> Option<String> {
+    let parts = context.extensions.get::<http::request::Parts>()?;
+    let header = parts
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let token = header.strip_prefix("Bearer ")?.trim();
+    (!token.is_empty()).then(|| format!("bearer:{token}"))
+}
+
+impl<T> Clone for DurableTaskServer<T> {
+    fn clone(&self) -> Self {
+        DurableTaskServer {
+            service: self.service.clone(),
+            tools: self.tools.clone(),
+            identify: self.identify.clone(),
+            fallback_identity: self.fallback_identity.clone(),
+        }
+    }
+}
+
+impl<T: TaskTools> DurableTaskServer<T> {
+    /// A server over `service` offering `tools`; callers without an
+    /// identity (no bearer token, stdio) are `fallback_identity`.
+    pub fn new(service: TaskService, tools: Arc<T>, fallback_identity: impl Into<String>) -> Self {
+        DurableTaskServer {
+            service,
+            tools,
+            identify: Arc::new(bearer_identity),
+            fallback_identity: fallback_identity.into(),
+        }
+    }
+
+    /// Replaces how callers are identified.
+    pub fn with_identify(mut self, identify: Identify) -> Self {
+        self.identify = identify;
+        self
+    }
+
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
+        let revision = context
+            .protocol_version()
+            .map_or(Revision::V2026_07_28, |v| {
+                Revision::of_protocol_version(v.as_str())
+            });
+        let declares = context
+            .client_capabilities()
+            .is_some_and(|caps| caps.supports_tasks());
+        Caller {
+            owner: (self.identify)(context).unwrap_or_else(|| self.fallback_identity.clone()),
+            revision,
+            declares_tasks_extension: declares,
+        }
+    }
+
+    async fn task_method(
+        &self,
+        method: &str,
+        params: Value,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Value, ErrorData> {
+        let caller = self.caller(context);
+        match self.service.handle(&caller, method, &params).await {
+            Some(answer) => answer.map_err(rpc_to_rmcp),
+            None => Err(rpc_to_rmcp(RpcError::method_not_found(method))),
+        }
+    }
+}
+
+/// Our JSON-RPC error as rmcp's.
+pub fn rpc_to_rmcp(e: RpcError) -> ErrorData {
+    let code = i32::try_from(e.code).unwrap_or(ErrorCode::INTERNAL_ERROR.0);
+    ErrorData::new(ErrorCode(code), e.message, e.data)
+}
+
+/// rmcp's JSON-RPC error as ours.
+pub fn rmcp_to_rpc(e: ErrorData) -> RpcError {
+    RpcError {
+        code: e.code.0.into(),
+        message: e.message.into_owned(),
+        data: e.data,
+    }
+}
+
+fn from_json<R: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<R, ErrorData> {
+    serde_json::from_value(value).map_err(|e| {
+        ErrorData::internal_error(format!("the task layer built an invalid {what}: {e}"), None)
+    })
+}
+
+impl<T: TaskTools> ServerHandler for DurableTaskServer<T> {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tasks()
+                .build(),
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools = self
+            .tools
+            .tools()
+            .into_iter()
+            .map(|spec| spec.tool)
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = request.name.to_string();
+        let Some(spec) = self.tools.tools().into_iter().find(|s| s.tool.name == name) else {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool: {name}"),
+                None,
+            ));
+        };
+        let caller = self.caller(&context);
+        let execution = decide(
+            caller.revision,
+            spec.task_support,
+            None,
+            caller.declares_tasks_extension,
+        )
+        .map_err(rpc_to_rmcp)?;
+        let call = ToolCall {
+            name: name.clone(),
+            arguments: request.arguments.unwrap_or_default(),
+            input_responses: request
+                .input_responses
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        };
+        if let Some(requests) = self.tools.prepare(&call) {
+            let round = json!({"resultType": "input_required", "inputRequests": requests});
+            return Ok(CallToolResponse::InputRequired(from_json(
+                round,
+                "InputRequiredResult",
+            )?));
+        }
+        match execution {
+            Execution::Direct => {
+                let mut result = self.tools.call(call, None).await.map_err(rpc_to_rmcp)?;
+                // A complete result says so (2026-07-28, SEP-2322); rmcp
+                // strips the field again for older peers.
+                if let Value::Object(fields) = &mut result {
+                    fields
+                        .entry("resultType")
+                        .or_insert_with(|| json!("complete"));
+                }
+                Ok(CallToolResponse::Complete(from_json(
+                    result,
+                    "tool result",
+                )?))
+            }
+            Execution::Task { ttl_ms } => {
+                let tools = self.tools.clone();
+                let arguments = call.arguments.clone();
+                let created = self
+                    .service
+                    .start_task(&caller, &name, arguments, ttl_ms, move |worker| {
+                        tools.call(call, Some(worker))
+                    })
+                    .await
+                    .map_err(rpc_to_rmcp)?;
+                Ok(CallToolResponse::Task(from_json(
+                    created,
+                    "CreateTaskResult",
+                )?))
+            }
+        }
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        let answer = self
+            .task_method("tasks/get", json!({"taskId": request.task_id}), &context)
+            .await?;
+        from_json(answer, "GetTaskResult")
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let params = json!({"taskId": request.task_id, "inputResponses": request.input_responses});
+        self.task_method("tasks/update", params, &context).await?;
+        Ok(())
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.task_method("tasks/cancel", json!({"taskId": request.task_id}), &context)
+            .await?;
+        Ok(())
+    }
+}
