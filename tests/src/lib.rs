@@ -18,16 +18,20 @@ use pmcp_tasks_host::clock::ManualClock;
 use pmcp_tasks_host::{StoreConfig, TaskHost};
 
 pub mod bench;
+pub mod conformance;
 pub mod contract;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 pub mod fault_proxy;
 pub mod intercepted;
 pub mod kv_conformance;
+pub mod mcp_http;
 pub mod model;
 pub mod read_meter;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod replica;
+pub mod round_robin;
 pub mod worker_contract;
 
 /// Makes isolated backends for the suite: every call returns storage that

@@ -44,6 +44,9 @@ pub struct ServiceConfig {
     /// The longest a `tasks/result` blocks before answering -32603 (the
     /// client calls it again).
     pub result_wait_limit: Duration,
+    /// How often a worker reads its task to see a cancellation asked on
+    /// another replica (one read per running task per period).
+    pub cancel_check: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -53,6 +56,7 @@ impl Default for ServiceConfig {
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(250),
             result_wait_limit: Duration::from_secs(300),
+            cancel_check: Duration::from_secs(1),
         }
     }
 }

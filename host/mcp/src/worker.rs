@@ -8,6 +8,7 @@ use pmcp_tasks_host::{
     InputRequest, InputResponse, LeaseGrant, Outcome, TaskError, TaskRecord, TaskStatus,
 };
 use serde_json::Value;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::RpcError;
@@ -157,23 +158,31 @@ where
     let tool = run(worker.clone());
     tokio::pin!(tool);
     let renew_every = worker.grant.duration / 3;
+    // Cancellation asked on another replica is seen within `look_every`
+    // (on this replica, at once: the request wakes the worker).
+    let look_every = worker.service.config().cancel_check.min(renew_every);
     let notify = worker.service.inner.wakeups.of(&worker.task_id);
+    let mut next_renewal = Instant::now() + renew_every;
     // Read the task first (a cancel may have come before this loop could
-    // be woken), then after every wake; renew on the timer.
+    // be woken), then after every wake and every `look_every`.
     let mut changed = true;
     let outcome = loop {
         let woken = notify.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        if std::mem::take(&mut changed) {
+        if Instant::now() >= next_renewal {
+            next_renewal = Instant::now() + renew_every;
+            worker.heartbeat().await;
+        } else if std::mem::take(&mut changed) {
             worker.look().await;
         }
+        let wake_at = next_renewal.min(Instant::now() + look_every);
         tokio::select! {
             biased;
             _ = worker.cancel.cancelled() => break None,
             outcome = &mut tool => break Some(outcome),
             _ = &mut woken => changed = true,
-            _ = tokio::time::sleep(renew_every) => { worker.heartbeat().await; }
+            _ = tokio::time::sleep_until(wake_at) => changed = true,
         }
     };
     let (owner, id) = (&worker.owner, &worker.task_id);

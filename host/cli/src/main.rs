@@ -1,4 +1,4 @@
-//! `pmcp-tasks`: the operator's tool for a task store.
+//! `pmcp-tasks`: serve MCP with durable tasks, and operate a task store.
 //!
 //! Every subcommand takes the backend as a URL (`--backend`, or the
 //! `PMCP_TASKS_BACKEND` environment variable; see
@@ -6,15 +6,17 @@
 //! file instead of the embedded one (`--component`). `RUST_LOG=debug`
 //! shows one span per store call with its guest and backend time.
 
+mod serve;
+
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use pmcp_tasks_host::backend::BackendUrl;
-use pmcp_tasks_host::{ComponentSource, TaskHost};
+use pmcp_tasks_host::{ComponentSource, StoreConfig, TaskHost};
 
-/// Operate a pmcp-tasks store: inspect an owner's tasks, clean up expired
-/// ones, bootstrap a DynamoDB table.
+/// Serve MCP with durable tasks, or operate a pmcp-tasks store: inspect an
+/// owner's tasks, clean up expired ones, bootstrap a DynamoDB table.
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
@@ -30,12 +32,24 @@ struct Cli {
     /// Run this component (.wasm) instead of the embedded one.
     #[arg(long, global = true, value_name = "FILE")]
     component: Option<PathBuf>,
+    /// Secret for list cursors; every replica of one deployment must use
+    /// the same (default: a random one per process).
+    #[arg(
+        long,
+        global = true,
+        env = "PMCP_TASKS_CURSOR_SECRET",
+        hide_env_values = true
+    )]
+    cursor_secret: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run an MCP server whose tool calls run as durable tasks in the
+    /// store (the demonstration tools), over stdio or Streamable HTTP.
+    Serve(serve::ServeArgs),
     /// Create the DynamoDB table of --backend dynamodb://TABLE and enable
     /// its TTL (idempotent; waits until the table is active).
     CreateTable,
@@ -81,14 +95,20 @@ async fn main() -> Result<()> {
     let component = cli
         .component
         .map_or(ComponentSource::Embedded, ComponentSource::File);
+    let mut config = StoreConfig::default();
+    if let Some(secret) = cli.cursor_secret {
+        config.cursor_secret = secret.into_bytes();
+    }
     let host = TaskHost::builder()
         .backend(url.connect().await?)
         .component(component)
+        .config(config)
         .build()
         .await
         .context("starting the task host")?;
     match cli.command {
         Command::CreateTable => unreachable!("handled above"),
+        Command::Serve(args) => serve::run(host, args).await?,
         Command::Cleanup { limit } => {
             let removed = host.cleanup_expired(limit).await?;
             println!("removed {removed} expired task record(s)");

@@ -1,0 +1,69 @@
+//! Replicas of `pmcp-tasks serve` as real processes: started on a free
+//! loopback port, killed without warning when a test needs a lost worker.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One server process.
+pub struct Replica {
+    child: Child,
+    /// Its MCP endpoint (`http://127.0.0.1:PORT/mcp`).
+    pub url: String,
+    /// Its `host:port`.
+    pub address: String,
+}
+
+impl Replica {
+    /// Starts `binary GLOBAL... serve --listen 127.0.0.1:0 SERVE...`
+    /// (`global`: backend, cursor secret; `serve`: replica name, lease,
+    /// upkeep) and waits until it listens.
+    pub fn start(binary: &Path, global: &[&str], serve: &[&str]) -> Replica {
+        let mut child = Command::new(binary)
+            .args(global)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(serve)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting pmcp-tasks serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (found, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("serving MCP at http://").nth(1) {
+                    let _ = found.send(rest.trim_end_matches("/mcp").to_owned());
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let address = loop {
+            if let Ok(address) = lines.recv_timeout(Duration::from_millis(100)) {
+                break address;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("pmcp-tasks serve exited before listening: {status}");
+            }
+            assert!(Instant::now() < deadline, "pmcp-tasks serve did not start");
+        };
+        Replica {
+            child,
+            url: format!("http://{address}/mcp"),
+            address,
+        }
+    }
+
+    /// Kills the process at once (SIGKILL): its workers vanish mid-task.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
