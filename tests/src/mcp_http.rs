@@ -11,7 +11,17 @@ use tokio::net::TcpStream;
 
 /// Sends one request to the endpoint at `url` (`http://host:port/mcp`);
 /// returns the JSON-RPC `result`, or the `error` object as `Err`.
-pub async fn call(url: &str, method: &str, mut params: Value) -> Result<Value, Value> {
+pub async fn call(url: &str, method: &str, params: Value) -> Result<Value, Value> {
+    call_as(url, None, method, params).await
+}
+
+/// Like [`call`], authenticated with `Authorization: Bearer <token>`.
+pub async fn call_as(
+    url: &str,
+    bearer: Option<&str>,
+    method: &str,
+    mut params: Value,
+) -> Result<Value, Value> {
     let address = url
         .trim_start_matches("http://")
         .trim_end_matches("/mcp")
@@ -37,6 +47,9 @@ pub async fn call(url: &str, method: &str, mut params: Value) -> Result<Value, V
         .header("mcp-method", method);
     if let Some(name) = name {
         request = request.header("mcp-name", name);
+    }
+    if let Some(token) = bearer {
+        request = request.header("authorization", format!("Bearer {token}"));
     }
     let request = request
         .body(Full::new(Bytes::from(body.to_string())))

@@ -20,7 +20,18 @@ impl Replica {
     /// (`global`: backend, cursor secret; `serve`: replica name, lease,
     /// upkeep) and waits until it listens.
     pub fn start(binary: &Path, global: &[&str], serve: &[&str]) -> Replica {
+        Replica::start_with_env(binary, global, serve, &[])
+    }
+
+    /// Like [`Replica::start`], with extra environment variables.
+    pub fn start_with_env(
+        binary: &Path,
+        global: &[&str],
+        serve: &[&str],
+        env: &[(&str, &str)],
+    ) -> Replica {
         let mut child = Command::new(binary)
+            .envs(env.iter().copied())
             .args(global)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(serve)

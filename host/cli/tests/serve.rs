@@ -9,14 +9,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pmcp_tasks_tests::conformance::Conformance;
-#[cfg(feature = "redis")]
 use pmcp_tasks_tests::mcp_http;
 #[cfg(feature = "redis")]
 use pmcp_tasks_tests::redis::RedisServer;
 use pmcp_tasks_tests::replica::Replica;
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", feature = "dynamodb"))]
 use pmcp_tasks_tests::round_robin::RoundRobin;
-#[cfg(feature = "redis")]
 use serde_json::json;
 
 fn binary() -> &'static Path {
@@ -34,6 +32,42 @@ async fn run_suite(url: String, label: &'static str) {
 async fn the_conformance_suite_passes_against_one_server_on_memory() {
     let server = Replica::start(binary(), &["--backend", "memory"], &[]);
     run_suite(server.url.clone(), "memory").await;
+}
+
+/// Each bearer token is its own owner: a task is invisible to every other
+/// identity (and to unauthenticated callers), exactly like an unknown id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_is_invisible_to_every_other_identity() {
+    let server = Replica::start(binary(), &["--backend", "memory"], &[]);
+    let call = |bearer, method, params| mcp_http::call_as(&server.url, bearer, method, params);
+    let created = call(
+        Some("alice-token"),
+        "tools/call",
+        json!({"name": "slow_compute", "arguments": {"seconds": 60}}),
+    )
+    .await
+    .expect("tools/call");
+    let id = created["taskId"].as_str().expect("a task").to_owned();
+    let mine = call(Some("alice-token"), "tasks/get", json!({"taskId": id})).await;
+    assert_eq!(mine.expect("the owner sees it")["status"], "working");
+    let unknown = call(
+        Some("bob-token"),
+        "tasks/get",
+        json!({"taskId": "0".repeat(46)}),
+    )
+    .await
+    .expect_err("unknown id");
+    for bearer in [Some("bob-token"), None] {
+        for method in ["tasks/get", "tasks/cancel"] {
+            let foreign = call(bearer, method, json!({"taskId": id}))
+                .await
+                .expect_err("another identity");
+            assert_eq!(foreign["code"], -32602, "{method} as {bearer:?}: {foreign}");
+            assert_eq!(foreign["code"], unknown["code"]);
+        }
+    }
+    let still = call(Some("alice-token"), "tasks/get", json!({"taskId": id})).await;
+    assert_eq!(still.expect("untouched")["status"], "working");
 }
 
 #[cfg(feature = "redis")]
@@ -123,4 +157,39 @@ async fn a_killed_replica_s_task_ends_failed_instead_of_working_forever() {
             .contains("worker was lost"),
         "{ended}"
     );
+}
+
+/// Credentials moto accepts, for the replica processes.
+#[cfg(feature = "dynamodb")]
+const MOTO_ENV: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "moto"),
+    ("AWS_SECRET_ACCESS_KEY", "moto"),
+    ("AWS_REGION", "us-east-1"),
+];
+
+#[cfg(feature = "dynamodb")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conformance_suite_passes_against_two_replicas_on_moto_round_robin() {
+    let moto = pmcp_tasks_tests::dynamodb::MotoServer::start();
+    let backend = format!(
+        "dynamodb://tasks?endpoint={}&region=us-east-1",
+        moto.endpoint()
+    );
+    let created = std::process::Command::new(binary())
+        .envs(MOTO_ENV)
+        .args(["--backend", &backend, "create-table"])
+        .output()
+        .expect("pmcp-tasks create-table");
+    assert!(created.status.success(), "{created:?}");
+    let replica = |name: &str| {
+        Replica::start_with_env(
+            binary(),
+            &["--backend", &backend, "--cursor-secret", "one deployment"],
+            &["--replica", name, "--upkeep-ms", "300"],
+            &MOTO_ENV,
+        )
+    };
+    let (a, b) = (replica("a"), replica("b"));
+    let proxy = RoundRobin::start(vec![a.address.clone(), b.address.clone()]).await;
+    run_suite(proxy.url.clone(), "two replicas on moto").await;
 }
