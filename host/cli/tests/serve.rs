@@ -34,6 +34,29 @@ async fn the_conformance_suite_passes_against_one_server_on_memory() {
     run_suite(server.url.clone(), "memory").await;
 }
 
+/// The official Python SDK (mcp==1.30.0) drives `pmcp-tasks serve` over
+/// stdio through the 2025-11-25 task flows: a blocking `tasks/result`
+/// while `tasks/get` answers, `isError` failing the task, pagination over
+/// 25+ tasks, cancel of a running task, -32602 for a terminal cancel and an
+/// unknown id, -32601 for a task-required tool called without a task.
+#[test]
+fn the_python_sdk_runs_the_2025_task_flows_over_stdio() {
+    let script = pmcp_tasks_tests::conformance::client_script("python_core_tasks.py");
+    let output = std::process::Command::new(pmcp_tasks_tests::conformance::mcp_python())
+        .arg(script)
+        .arg(binary())
+        .arg("serve")
+        .output()
+        .expect("running the Python SDK client");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("task flows: ok"),
+        "{}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Each bearer token is its own owner: a task is invisible to every other
 /// identity (and to unauthenticated callers), exactly like an unknown id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

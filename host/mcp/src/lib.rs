@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod core_front;
 pub mod demo;
 mod error;
 pub mod http;

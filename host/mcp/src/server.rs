@@ -123,6 +123,53 @@ impl<T: TaskTools> DurableTaskServer<T> {
         self
     }
 
+    /// The task service underneath.
+    pub fn service(&self) -> &TaskService {
+        &self.service
+    }
+
+    /// A tool's task support; `None` for an unknown tool.
+    pub(crate) fn task_support(&self, name: &str) -> Option<TaskSupport> {
+        self.tools
+            .tools()
+            .into_iter()
+            .find(|s| s.tool.name == name)
+            .map(|s| s.task_support)
+    }
+
+    /// The caller of a 2025-11-25 stdio session (no request identity).
+    pub(crate) fn core_caller(&self) -> Caller {
+        Caller {
+            owner: self.fallback_identity.clone(),
+            revision: Revision::V2025_11_25,
+            declares_tasks_extension: false,
+        }
+    }
+
+    /// Starts a 2025-11-25 task-augmented `tools/call` of `name`.
+    pub(crate) async fn start_core_task(
+        &self,
+        name: &str,
+        arguments: Map<String, Value>,
+        ttl_ms: Option<u64>,
+    ) -> Result<Value, RpcError> {
+        let call = ToolCall {
+            name: name.to_owned(),
+            arguments: arguments.clone(),
+            input_responses: Map::new(),
+        };
+        let tools = self.tools.clone();
+        self.service
+            .start_task(
+                &self.core_caller(),
+                name,
+                arguments,
+                ttl_ms,
+                move |worker| tools.call(call, Some(worker)),
+            )
+            .await
+    }
+
     fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
         let revision = context
             .protocol_version()

@@ -1,0 +1,235 @@
+//! MCP 2025-11-25 task traffic on a line-delimited JSON-RPC stream (stdio).
+//!
+//! rmcp 3.11 speaks tasks only as the 2026-07-28 extension: it no longer
+//! parses `params.task` on `tools/call`, and gates `tasks/*` on the
+//! extension. This front reads each message first: in a session that
+//! negotiated 2025-11-25 it answers `tasks/get`, `tasks/result` (blocking,
+//! without holding up the stream), `tasks/list`, `tasks/cancel` and
+//! task-augmented `tools/call` itself, from the same [`TaskService`];
+//! everything else goes to rmcp, whose `initialize` and `tools/list`
+//! answers gain the 2025 task capability and each tool's
+//! `execution.taskSupport`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+
+use crate::error::RpcError;
+use crate::revision::Revision;
+use crate::server::{DurableTaskServer, TaskTools};
+use crate::support::{decide, Execution, TaskSupport};
+
+/// What the front remembers of a session.
+#[derive(Default)]
+struct Session {
+    /// The revision the client asked for at `initialize`.
+    revision: Option<Revision>,
+    /// Methods of requests passed to rmcp whose answers the front amends.
+    amend: HashMap<String, &'static str>,
+}
+
+type Output<W> = Arc<tokio::sync::Mutex<W>>;
+
+async fn write_line<W: AsyncWrite + Unpin>(
+    output: &Output<W>,
+    message: &Value,
+) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(message).unwrap_or_default();
+    line.push(b'\n');
+    let mut out = output.lock().await;
+    out.write_all(&line).await?;
+    out.flush().await
+}
+
+fn answer(id: &Value, outcome: Result<Value, RpcError>) -> Value {
+    match outcome {
+        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error.to_value()}),
+    }
+}
+
+/// The 2025-11-25 server capability for tasks (top level, not experimental).
+fn core_tasks_capability() -> Value {
+    json!({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}})
+}
+
+/// Serves `server` on `input` / `output` (newline-delimited JSON-RPC, as
+/// on stdio) until the input ends.
+pub async fn serve_lines<T, R, W>(
+    server: DurableTaskServer<T>,
+    input: R,
+    output: W,
+) -> std::io::Result<()>
+where
+    T: TaskTools,
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    use rmcp::ServiceExt;
+    let (ours, theirs) = tokio::io::duplex(1 << 20);
+    let (rmcp_in, rmcp_out) = tokio::io::split(theirs);
+    // rmcp's serve returns after the client's initialize, which comes
+    // through this front: run it beside the loop that feeds it.
+    let rmcp_server = server.clone();
+    let running = tokio::spawn(async move {
+        if let Ok(running) = rmcp_server.serve((rmcp_in, rmcp_out)).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let (from_rmcp, mut to_rmcp) = tokio::io::split(ours);
+    let output: Output<W> = Arc::new(tokio::sync::Mutex::new(output));
+    let session = Arc::new(Mutex::new(Session::default()));
+
+    let relay = {
+        let (output, session, server) = (output.clone(), session.clone(), server.clone());
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(from_rmcp).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let amended = amend(&line, &session, &server);
+                let message =
+                    amended.unwrap_or_else(|| serde_json::from_str(&line).unwrap_or(Value::Null));
+                if message.is_null() {
+                    continue;
+                }
+                if write_line(&output, &message).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+
+    let mut lines = BufReader::new(input).lines();
+    while let Some(line) = lines.next_line().await? {
+        let message: Option<Value> = serde_json::from_str(&line).ok();
+        let method = message
+            .as_ref()
+            .and_then(|m| m.get("method"))
+            .and_then(Value::as_str);
+        let id = message.as_ref().and_then(|m| m.get("id")).cloned();
+        let params = message
+            .as_ref()
+            .and_then(|m| m.get("params"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        if method == Some("initialize") {
+            let version = params
+                .get("protocolVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let mut s = session.lock().unwrap_or_else(|p| p.into_inner());
+            s.revision = Some(Revision::of_protocol_version(version));
+        }
+        let core = session.lock().unwrap_or_else(|p| p.into_inner()).revision
+            == Some(Revision::V2025_11_25);
+        if let (true, Some(method), Some(id)) = (core, method, id.clone()) {
+            if let Some(handled) = core_request(&server, method, params) {
+                let output = output.clone();
+                // Answered on a task of its own: a blocking tasks/result
+                // must not hold up the client's other requests.
+                tokio::spawn(async move {
+                    let outcome = handled.await;
+                    let _ = write_line(&output, &answer(&id, outcome)).await;
+                });
+                continue;
+            }
+        }
+        if let (Some(method @ ("initialize" | "tools/list")), Some(id)) = (method, &id) {
+            let mut s = session.lock().unwrap_or_else(|p| p.into_inner());
+            let name = if method == "initialize" {
+                "initialize"
+            } else {
+                "tools/list"
+            };
+            s.amend.insert(id.to_string(), name);
+        }
+        to_rmcp.write_all(line.as_bytes()).await?;
+        to_rmcp.write_all(b"\n").await?;
+        to_rmcp.flush().await?;
+    }
+    drop(to_rmcp);
+    // The client is gone: give rmcp a moment to answer what it has, then stop.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), running).await;
+    relay.abort();
+    Ok(())
+}
+
+type Handled = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, RpcError>> + Send>>;
+
+/// A 2025-11-25 request the front answers itself, or `None` for rmcp's.
+fn core_request<T: TaskTools>(
+    server: &DurableTaskServer<T>,
+    method: &str,
+    params: Value,
+) -> Option<Handled> {
+    let server = server.clone();
+    match method {
+        "tasks/get" | "tasks/result" | "tasks/list" | "tasks/cancel" | "tasks/update" => {
+            let method = method.to_owned();
+            Some(Box::pin(async move {
+                let caller = server.core_caller();
+                server
+                    .service()
+                    .handle(&caller, &method, &params)
+                    .await
+                    .unwrap_or_else(|| Err(RpcError::method_not_found(&method)))
+            }))
+        }
+        "tools/call" => {
+            let name = params.get("name").and_then(Value::as_str)?.to_owned();
+            let support = server.task_support(&name)?;
+            let task = params.get("task").cloned();
+            match decide(Revision::V2025_11_25, support, task.as_ref(), false) {
+                Ok(Execution::Direct) => None,
+                Err(e) => Some(Box::pin(std::future::ready(Err(e)))),
+                Ok(Execution::Task { ttl_ms }) => Some(Box::pin(async move {
+                    let arguments = match params.get("arguments") {
+                        Some(Value::Object(map)) => map.clone(),
+                        _ => serde_json::Map::new(),
+                    };
+                    server.start_core_task(&name, arguments, ttl_ms).await
+                })),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Adds the 2025-11-25 task surface to rmcp's `initialize` and
+/// `tools/list` answers in a 2025 session; `None` leaves a line as it is.
+fn amend<T: TaskTools>(
+    line: &str,
+    session: &Mutex<Session>,
+    server: &DurableTaskServer<T>,
+) -> Option<Value> {
+    let mut message: Value = serde_json::from_str(line).ok()?;
+    let id = message.get("id")?.to_string();
+    let method = {
+        let mut s = session.lock().unwrap_or_else(|p| p.into_inner());
+        if s.revision != Some(Revision::V2025_11_25) {
+            s.amend.remove(&id);
+            return None;
+        }
+        s.amend.remove(&id)?
+    };
+    let result = message.get_mut("result")?;
+    match method {
+        "initialize" => {
+            let capabilities = result.get_mut("capabilities")?.as_object_mut()?;
+            capabilities.insert("tasks".into(), core_tasks_capability());
+        }
+        _ => {
+            for tool in result.get_mut("tools")?.as_array_mut()? {
+                let name = tool
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                let support = server.task_support(&name).unwrap_or(TaskSupport::Forbidden);
+                tool["execution"] = json!({"taskSupport": support.as_str()});
+            }
+        }
+    }
+    Some(message)
+}
