@@ -85,6 +85,21 @@ pub fn mcp_python() -> PathBuf {
     python
 }
 
+/// Runs the Node script `tests/mcp-clients/<name>` with `args`, from
+/// `target/mcp-clients` (where its packages are installed).
+pub fn run_node_client(name: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let node = Conformance::locate().node;
+    let installed = workspace_root().join("target/mcp-clients");
+    let script = installed.join(name);
+    std::fs::copy(client_script(name), &script).expect("copying the client script");
+    Command::new(node)
+        .arg(&script)
+        .args(args)
+        .current_dir(installed)
+        .output()
+        .expect("running the Node client")
+}
+
 /// A script of `tests/mcp-clients/`.
 pub fn client_script(name: &str) -> PathBuf {
     workspace_root().join("tests/mcp-clients").join(name)

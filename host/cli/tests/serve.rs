@@ -57,6 +57,23 @@ fn the_python_sdk_runs_the_2025_task_flows_over_stdio() {
     );
 }
 
+/// The official TypeScript SDK (1.32.2) streams a 2025-11-25 task to its
+/// result against `pmcp-tasks serve` over stdio.
+#[test]
+fn the_typescript_sdk_streams_a_2025_task_to_its_result() {
+    let output = pmcp_tasks_tests::conformance::run_node_client(
+        "ts_core_tasks.mjs",
+        &[binary().as_os_str(), "serve".as_ref()],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("task stream: ok"),
+        "{}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Each bearer token is its own owner: a task is invisible to every other
 /// identity (and to unauthenticated callers), exactly like an unknown id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

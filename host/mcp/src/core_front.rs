@@ -5,7 +5,7 @@
 //! extension. This front reads each message first: in a session that
 //! negotiated 2025-11-25 it answers `tasks/get`, `tasks/result` (blocking,
 //! without holding up the stream), `tasks/list`, `tasks/cancel` and
-//! task-augmented `tools/call` itself, from the same [`TaskService`];
+//! task-augmented `tools/call` itself, from the same [`TaskService`](crate::TaskService);
 //! everything else goes to rmcp, whose `initialize` and `tools/list`
 //! answers gain the 2025 task capability and each tool's
 //! `execution.taskSupport`.
