@@ -192,7 +192,12 @@ impl<T: TaskTools> DurableTaskServer<T> {
         params: Value,
         context: &RequestContext<RoleServer>,
     ) -> Result<Value, ErrorData> {
-        let caller = self.caller(context);
+        // rmcp routes the extension's task methods here, whatever version
+        // the session negotiated: they answer in the extension's shapes.
+        let caller = Caller {
+            revision: Revision::V2026_07_28,
+            ..self.caller(context)
+        };
         match self.service.handle(&caller, method, &params).await {
             Some(answer) => answer.map_err(rpc_to_rmcp),
             None => Err(rpc_to_rmcp(RpcError::method_not_found(method))),

@@ -7,7 +7,7 @@
 //! pmcp-tasks-bench [--smoke] [--only SCENARIOS] [--criterion DIR] [--json FILE] [--markdown FILE]
 //! ```
 //!
-//! SCENARIOS is a comma-separated subset of `memory,overhead,scaling,concurrency`.
+//! SCENARIOS is a comma-separated subset of `memory,overhead,scaling,concurrency,protocol`.
 //!
 //! `--smoke` runs every scenario at tiny sizes (CI keeps the harness from
 //! rotting; its figures mean nothing). Without `--criterion`, or when DIR
@@ -20,6 +20,7 @@ mod baseline;
 mod concurrency;
 mod memory;
 mod overhead;
+mod protocol;
 mod report;
 mod scaling;
 
@@ -73,7 +74,7 @@ const SMOKE: Sizes = Sizes {
 };
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 4] = ["memory", "overhead", "scaling", "concurrency"];
+const SCENARIOS: [&str; 5] = ["memory", "overhead", "scaling", "concurrency", "protocol"];
 
 struct Args {
     smoke: bool,
@@ -179,6 +180,10 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     if wanted("concurrency") {
         concurrency = concurrency::measure(&backends, sizes).await;
     }
+    let mut protocol = Vec::new();
+    if wanted("protocol") {
+        protocol = protocol::measure(&backends, sizes).await;
+    }
     Ok(Report {
         measured_at,
         mode: if args.smoke { "smoke" } else { "full" },
@@ -188,6 +193,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         scaling,
         concurrency,
         memory,
+        protocol,
     })
 }
 

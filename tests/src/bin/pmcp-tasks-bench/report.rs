@@ -25,6 +25,33 @@ pub struct Report {
     pub concurrency: Vec<ConcurrencyRow>,
     /// Resident memory with many calls in flight.
     pub memory: Vec<MemoryRow>,
+    /// `tasks/get` through rmcp: our store beside rmcp's TaskManager.
+    pub protocol: Vec<ProtocolRow>,
+}
+
+/// `tasks/get` throughput through rmcp for one task store.
+#[derive(Debug, Serialize)]
+pub struct ProtocolRow {
+    /// What answers the calls.
+    pub subject: String,
+    /// Concurrent callers.
+    pub callers: usize,
+    /// Calls per second.
+    pub calls_per_second: f64,
+    /// Calls made.
+    pub calls: u64,
+}
+
+impl ProtocolRow {
+    /// A row.
+    pub fn new(subject: &str, callers: usize, calls_per_second: f64, calls: u64) -> Self {
+        ProtocolRow {
+            subject: subject.to_owned(),
+            callers,
+            calls_per_second,
+            calls,
+        }
+    }
 }
 
 /// The machine a report was measured on.
@@ -151,6 +178,9 @@ impl Report {
         if !self.concurrency.is_empty() {
             self.concurrency_table(&mut out);
         }
+        if !self.protocol.is_empty() {
+            self.protocol_table(&mut out);
+        }
         if !self.memory.is_empty() {
             self.memory_table(&mut out);
         }
@@ -241,6 +271,23 @@ impl Report {
                     verdict(ratio >= 0.7)
                 );
             }
+        }
+        out.push('\n');
+    }
+
+    fn protocol_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "## tasks/get through rmcp (client and server in process, one completed task)\n\n\
+             | store | callers | calls/s | calls |\n\
+             |---|---:|---:|---:|"
+        );
+        for row in &self.protocol {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {} |",
+                row.subject, row.callers, row.calls_per_second, row.calls
+            );
         }
         out.push('\n');
     }

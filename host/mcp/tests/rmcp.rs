@@ -1,0 +1,55 @@
+//! Through rmcp itself: a client over an in-process stream reads a task
+//! the durable server holds. rmcp routes the extension's `tasks/get` to
+//! the handler whatever version the session negotiated; the answer must be
+//! the extension's shape (a session on rmcp's default version once got a
+//! 2025-11-25 task without its `result`, which rmcp refused as invalid).
+
+use std::sync::Arc;
+
+use pmcp_tasks_host::{Outcome, TaskHost, TaskRequest};
+use pmcp_tasks_mcp::demo::DemoTools;
+use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService};
+use rmcp::model::{ClientCapabilities, ClientConfig, GetTaskParams, Implementation, TaskPayload};
+use rmcp::ServiceExt;
+use serde_json::{json, Map};
+
+#[tokio::test]
+async fn an_rmcp_client_reads_a_completed_task_with_its_result() {
+    let host = TaskHost::builder().build().await.unwrap();
+    let request = TaskRequest::tool_call("slow_compute", Map::new());
+    let id = host
+        .create_task("anonymous", &request, None, None)
+        .await
+        .unwrap()
+        .task
+        .task_id;
+    let result = json!({"content": [{"type": "text", "text": "done"}]});
+    host.finish("anonymous", &id, &Outcome::ToolResult(result))
+        .await
+        .unwrap();
+    let service = TaskService::new(host, ServiceConfig::default());
+    let server = DurableTaskServer::new(service, Arc::new(DemoTools), "anonymous");
+    let (server_side, client_side) = tokio::io::duplex(1 << 16);
+    tokio::spawn(async move {
+        if let Ok(running) = server.serve(server_side).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = ClientConfig::new(
+        ClientCapabilities::builder().enable_tasks().build(),
+        Implementation::from_build_env(),
+    )
+    .serve(client_side)
+    .await
+    .unwrap();
+    let got = client
+        .peer()
+        .get_task(GetTaskParams::new(id))
+        .await
+        .unwrap();
+    match got.task.payload {
+        TaskPayload::Completed { result } => assert_eq!(result["content"][0]["text"], "done"),
+        other => panic!("expected a completed task with its result, got {other:?}"),
+    }
+    let _ = client.cancel().await;
+}

@@ -1,0 +1,153 @@
+//! `tasks/get` through rmcp end to end (client and server over an
+//! in-process duplex stream): pmcp-tasks' durable store (memory, Redis)
+//! beside rmcp's own in-process `TaskManager`, in the same run.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use pmcp_tasks_host::{Outcome, TaskHost, TaskRequest};
+use pmcp_tasks_mcp::demo::DemoTools;
+use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService};
+use rmcp::model::{
+    CallToolResult, ClientCapabilities, ClientConfig, ContentBlock, GetTaskParams, GetTaskResult,
+    Implementation, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::task_manager::{TaskManager, TaskOptions};
+use rmcp::{ErrorData, ServerHandler, ServiceExt};
+use serde_json::{json, Map};
+use tokio::task::JoinSet;
+
+use crate::report::ProtocolRow;
+use crate::{Backends, Sizes};
+
+/// rmcp's own task support: tasks in this process's memory.
+#[derive(Clone, Default)]
+struct InProcess {
+    tasks: TaskManager,
+}
+
+impl ServerHandler for InProcess {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tasks().build())
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        Ok(GetTaskResult::new(self.tasks.get_task(&request.task_id)?))
+    }
+}
+
+/// Serves `server` and connects a client declaring the tasks extension.
+async fn connect<S: ServerHandler>(
+    server: S,
+) -> rmcp::service::RunningService<rmcp::RoleClient, ClientConfig> {
+    let (server_side, client_side) = tokio::io::duplex(1 << 16);
+    tokio::spawn(async move {
+        if let Ok(running) = server.serve(server_side).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = ClientConfig::new(
+        ClientCapabilities::builder().enable_tasks().build(),
+        Implementation::from_build_env(),
+    );
+    client
+        .serve(client_side)
+        .await
+        .expect("connecting the rmcp client")
+}
+
+/// Calls `tasks/get` for `task_id` from `callers` concurrent loops for
+/// `sizes.run_for`; returns calls per second.
+async fn throughput(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ClientConfig>,
+    task_id: &str,
+    callers: usize,
+    sizes: Sizes,
+) -> (f64, u64) {
+    let calls = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + sizes.run_for;
+    let start = Instant::now();
+    let mut loops = JoinSet::new();
+    for _ in 0..callers {
+        let (peer, calls, id) = (client.peer().clone(), calls.clone(), task_id.to_owned());
+        loops.spawn(async move {
+            // At least one call each, so even a smoke run checks the path.
+            loop {
+                let got = peer.get_task(GetTaskParams::new(id.clone())).await;
+                assert!(got.is_ok(), "tasks/get failed: {got:?}");
+                calls.fetch_add(1, Ordering::Relaxed);
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+        });
+    }
+    while let Some(done) = loops.join_next().await {
+        done.expect("a caller failed");
+    }
+    let calls = calls.load(Ordering::Relaxed);
+    (calls as f64 / start.elapsed().as_secs_f64(), calls)
+}
+
+/// A completed task in our store, served by a `DurableTaskServer`.
+async fn durable(
+    factory: &dyn pmcp_tasks_tests::BackendFactory,
+) -> (DurableTaskServer<DemoTools>, String) {
+    let host = TaskHost::builder()
+        .backend(factory.fresh().await)
+        .build()
+        .await
+        .expect("host");
+    let request = TaskRequest::tool_call("slow_compute", Map::new());
+    let created = host
+        .create_task("bench", &request, None, None)
+        .await
+        .expect("create");
+    let id = created.task.task_id;
+    let result = json!({"content": [{"type": "text", "text": "done"}]});
+    host.finish("bench", &id, &Outcome::ToolResult(result))
+        .await
+        .expect("finish");
+    let service = TaskService::new(host, ServiceConfig::default());
+    (
+        DurableTaskServer::new(service, Arc::new(DemoTools), "bench"),
+        id,
+    )
+}
+
+/// One figure per subject, the same callers and duration for each.
+pub async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ProtocolRow> {
+    let callers = sizes.redis_callers;
+    let mut rows = Vec::new();
+    let in_process = InProcess::default();
+    let task = in_process.tasks.spawn(TaskOptions::new(), |_| {
+        Box::pin(async { Ok(CallToolResult::success(vec![ContentBlock::text("done")])) })
+    });
+    let client = connect(in_process.clone()).await;
+    let (per_second, calls) = throughput(&client, &task.task_id, callers, sizes).await;
+    rows.push(ProtocolRow::new(
+        "rmcp TaskManager (one process's memory)",
+        callers,
+        per_second,
+        calls,
+    ));
+    let _ = client.cancel().await;
+    for (name, factory) in backends.list() {
+        if name == "dynamodb" {
+            continue;
+        }
+        let (server, id) = durable(factory).await;
+        let client = connect(server).await;
+        let (per_second, calls) = throughput(&client, &id, callers, sizes).await;
+        let subject = format!("pmcp-tasks DurableTaskServer, {name} backend (sandboxed, shared)");
+        rows.push(ProtocolRow::new(&subject, callers, per_second, calls));
+        let _ = client.cancel().await;
+    }
+    rows
+}
