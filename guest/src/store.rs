@@ -574,10 +574,13 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                 let index = serde_json::from_slice::<leases::IndexEntry>(&entry.head);
                 if let Ok(index) = index {
                     if self.reap_one(&index, deadline)? {
+                        // The write that failed the task dropped the item
+                        // (best effort: a stale one is dropped below, later).
                         reaped += 1;
+                        continue;
                     }
                 }
-                // Done with the item (reaping may already have removed it).
+                // A stale or unreadable item: done with it.
                 match self.kv.remove(&partition, &item, entry.version) {
                     Ok(()) | Err(KvError::Conflict) => {}
                     Err(e) => return Err(e.into()),

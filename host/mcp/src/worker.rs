@@ -109,13 +109,9 @@ impl Worker {
             .await
         {
             Ok(record) => self.observe(&record),
-            // Gone (expired or deleted): nothing left to run for.
-            Err(TaskError::NotFound(_)) => {
-                self.cancel.cancel();
-                false
-            }
-            // Another worker holds it (ours lapsed): stop.
-            Err(TaskError::InvalidTransition(_)) => {
+            // Gone (expired or deleted), or another worker holds it (ours
+            // lapsed): nothing left to run for.
+            Err(TaskError::NotFound(_) | TaskError::InvalidTransition(_)) => {
                 self.cancel.cancel();
                 false
             }
