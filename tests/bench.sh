@@ -24,11 +24,13 @@ ensure_redis >/dev/null
 ensure_moto >/dev/null
 
 if [ "${1:-}" = "--smoke" ]; then
+  # The workspace's feature set, as the test command builds it: the smoke
+  # run reuses that build instead of compiling the crates a second time.
   step "benchmark smoke: criterion overhead bench in test mode (each benchmark once)"
-  cargo test --locked -p pmcp-tasks-tests --features "$features" --bench overhead
+  cargo test --locked --workspace --all-features --bench overhead
   step "benchmark smoke: the harness at tiny sizes"
-  cargo run --locked --quiet -p pmcp-tasks-tests --features "$features" --bin pmcp-tasks-bench -- \
-    --smoke --json target/bench-smoke.json >/dev/null
+  cargo build --locked --quiet --workspace --all-features --bin pmcp-tasks-bench
+  target/debug/pmcp-tasks-bench --smoke --json target/bench-smoke.json >/dev/null
   echo "harness smoke run: every scenario ran (figures in target/bench-smoke.json)"
   exit 0
 fi

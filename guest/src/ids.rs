@@ -8,6 +8,9 @@
 //! An owner's partition is the SHA-256 of the owner id, so every owner id,
 //! however crafted, maps to a fixed-size token that cannot alias another.
 
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
 use sha2::{Digest, Sha256};
 
 /// Length of a task id in characters.
@@ -37,6 +40,33 @@ pub fn task_id_time(id: &str) -> Option<u64> {
 /// The backend partition of an owner: lowercase hex SHA-256 of the owner id.
 pub fn owner_partition(owner: &str) -> String {
     hex(&Sha256::digest(owner.as_bytes()))
+}
+
+/// Owners whose partitions one store keeps at hand.
+const REMEMBERED_OWNERS: usize = 64;
+
+/// The partitions of the owners a store served last, so a run of calls for
+/// one owner hashes its id once (SHA-256 in wasm has no CPU extensions).
+/// Bounded: when full it starts over.
+#[derive(Debug, Default)]
+pub struct PartitionMemo {
+    recent: Mutex<BTreeMap<String, String>>,
+}
+
+impl PartitionMemo {
+    /// [`owner_partition`] of `owner`, computed at most once while remembered.
+    pub fn partition(&self, owner: &str) -> String {
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(partition) = recent.get(owner) {
+            return partition.clone();
+        }
+        let partition = owner_partition(owner);
+        if recent.len() >= REMEMBERED_OWNERS {
+            recent.clear();
+        }
+        recent.insert(owner.to_owned(), partition.clone());
+        partition
+    }
 }
 
 /// Lowercase hex of `bytes`.
@@ -69,6 +99,23 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memo_answers_what_the_hash_does_and_stays_bounded() {
+        let memo = PartitionMemo::default();
+        for round in 0..2 {
+            for n in 0..(REMEMBERED_OWNERS + 5) {
+                let owner = format!("owner-{n}");
+                assert_eq!(
+                    memo.partition(&owner),
+                    owner_partition(&owner),
+                    "round {round}"
+                );
+            }
+        }
+        let remembered = memo.recent.lock().map(|r| r.len()).unwrap_or_default();
+        assert!(remembered <= REMEMBERED_OWNERS, "{remembered} owners kept");
+    }
 
     #[test]
     fn ids_sort_by_creation_time_and_validate() {

@@ -7,7 +7,7 @@ use crate::config::{StoreConfig, MAX_NAME_BYTES};
 use crate::cursor;
 use crate::env::Environment;
 use crate::error::StoreError;
-use crate::ids::{is_task_id, owner_partition, task_id};
+use crate::ids::{is_task_id, task_id, PartitionMemo};
 use crate::json::{canonical, merge_variables, parse_limited, JsonLimits};
 use crate::kv::{Kv, KvError};
 use crate::leases;
@@ -27,6 +27,7 @@ pub struct TaskStore<K, E> {
     kv: K,
     env: E,
     config: StoreConfig,
+    partitions: PartitionMemo,
 }
 
 /// A live task as read from the backend.
@@ -72,7 +73,12 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
     /// Opens a store, refusing an inconsistent configuration.
     pub fn open(kv: K, env: E, config: StoreConfig) -> Result<Self, StoreError> {
         config.validate()?;
-        Ok(TaskStore { kv, env, config })
+        Ok(TaskStore {
+            kv,
+            env,
+            config,
+            partitions: PartitionMemo::default(),
+        })
     }
 
     /// The configuration in force.
@@ -123,7 +129,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             .map(|text| self.parse_object(text, self.config.max_result_bytes, "arguments"))
             .transpose()?;
         let ttl = self.config.effective_ttl(ttl)?;
-        let partition = owner_partition(owner);
+        let partition = self.partitions.partition(owner);
         for attempt in 1..=self.config.max_cas_attempts {
             if attempt > 1 {
                 self.kv.backoff(attempt - 1);
@@ -648,7 +654,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         let after = cursor
             .map(|c| cursor::decode(secret, owner, c))
             .transpose()?;
-        let partition = owner_partition(owner);
+        let partition = self.partitions.partition(owner);
         let now = self.env.now_ms();
         // One extra item tells whether another page exists.
         let mut entries = self
@@ -683,7 +689,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         }
         Ok(Target {
             owner,
-            partition: owner_partition(owner),
+            partition: self.partitions.partition(owner),
             task_id,
         })
     }

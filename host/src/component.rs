@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::error::BuildError;
 use crate::sandbox::Runtime;
+use crate::EngineTuning;
 
 /// The default component: `guest/` built for `wasm32-wasip2` by the
 /// reproducible build (`./tests/build-component.sh`), shipped with this
@@ -28,11 +29,14 @@ pub enum ComponentSource {
 }
 
 impl ComponentSource {
-    /// The compiled runtime: shared for the embedded component, compiled
-    /// anew for a supplied one.
-    pub(crate) fn runtime(&self) -> Result<Arc<Runtime>, BuildError> {
+    /// The compiled runtime: shared for the embedded component with the
+    /// default tuning, compiled anew otherwise.
+    pub(crate) fn runtime(&self, tuning: EngineTuning) -> Result<Arc<Runtime>, BuildError> {
         let bytes: Cow<'_, [u8]> = match self {
-            ComponentSource::Embedded => return Runtime::embedded(),
+            ComponentSource::Embedded if tuning == EngineTuning::default() => {
+                return Runtime::embedded()
+            }
+            ComponentSource::Embedded => Cow::Borrowed(DEFAULT_COMPONENT),
             ComponentSource::Bytes(bytes) => Cow::Borrowed(bytes),
             ComponentSource::File(path) => {
                 std::fs::read(path)
@@ -43,6 +47,6 @@ impl ComponentSource {
                     })?
             }
         };
-        Runtime::new(&bytes).map(Arc::new)
+        Runtime::new(&bytes, tuning).map(Arc::new)
     }
 }

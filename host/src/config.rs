@@ -112,6 +112,46 @@ impl Default for SandboxLimits {
     }
 }
 
+/// How the engine runs guest code. The defaults are the choices the
+/// benchmark's engine figures (`pmcp-tasks-bench`, scenario `engine`)
+/// support; the other settings exist to measure them against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EngineTuning {
+    /// Pre-reserved instance slots (memories, tables, fiber stacks) reused
+    /// from call to call, instead of mapping them for each instance.
+    pub pooling: bool,
+    /// How a guest that runs past its time budget is stopped.
+    pub interruption: Interruption,
+}
+
+impl Default for EngineTuning {
+    fn default() -> Self {
+        EngineTuning {
+            pooling: true,
+            interruption: Interruption::Epoch,
+        }
+    }
+}
+
+/// How the time budget of [`SandboxLimits`] is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Interruption {
+    /// A ticker advances the engine's epoch; guest code checks it at loop
+    /// heads and function entries (a load and a compare) and traps once
+    /// its call has run longer than the budget.
+    Epoch,
+    /// Guest code counts the instructions it runs (fuel) and traps when
+    /// the call's allowance, the budget at [`FUEL_PER_MS`] a millisecond,
+    /// is spent: deterministic, but it counts everywhere.
+    Fuel,
+}
+
+/// Fuel granted per millisecond of time budget under [`Interruption::Fuel`]
+/// (about what cranelift-compiled code runs on this class of machine).
+pub const FUEL_PER_MS: u64 = 1_000_000;
+
 /// How the host gets an instance of the component for a call.
 ///
 /// Either way a call runs alone on its instance, and an instance whose call

@@ -15,7 +15,7 @@ use crate::task::{
     InputRequest, InputResponse, LeaseGrant, Outcome, StatusView, TaskDetail, TaskPage, TaskRecord,
     TaskRequest, TaskStatus,
 };
-use crate::{ConflictBackoff, InstanceStrategy, SandboxLimits, StoreConfig};
+use crate::{ConflictBackoff, EngineTuning, InstanceStrategy, SandboxLimits, StoreConfig};
 
 /// A task store running in the wasm sandbox over a storage backend.
 ///
@@ -44,6 +44,7 @@ pub struct TaskHostBuilder {
     component: ComponentSource,
     instances: InstanceStrategy,
     backoff: ConflictBackoff,
+    engine: EngineTuning,
 }
 
 impl TaskHostBuilder {
@@ -84,6 +85,14 @@ impl TaskHostBuilder {
         self
     }
 
+    /// How the engine runs guest code (default: [`EngineTuning::default`]).
+    /// A host with other settings compiles the component for itself
+    /// instead of sharing the process-wide compiled embedded component.
+    pub fn engine(mut self, tuning: EngineTuning) -> Self {
+        self.engine = tuning;
+        self
+    }
+
     /// The component to run (default: the embedded one).
     pub fn component(mut self, component: ComponentSource) -> Self {
         self.component = component;
@@ -92,7 +101,7 @@ impl TaskHostBuilder {
 
     /// Compiles the component and checks the configuration with it once.
     pub async fn build(self) -> Result<TaskHost, BuildError> {
-        let runtime = self.component.runtime()?;
+        let runtime = self.component.runtime(self.engine)?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let sandbox = Sandbox::new(runtime, clock, self.limits, self.instances, self.backoff);
         let backend = self

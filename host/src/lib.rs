@@ -32,7 +32,10 @@ mod task;
 
 pub use component::ComponentSource;
 pub use component::DEFAULT_COMPONENT;
-pub use config::{ConflictBackoff, InstanceStrategy, SandboxLimits, StoreConfig};
+pub use config::{
+    ConflictBackoff, EngineTuning, InstanceStrategy, Interruption, SandboxLimits, StoreConfig,
+    FUEL_PER_MS,
+};
 pub use error::{BuildError, EngineError, TaskError, INTERNAL_ERROR, INVALID_PARAMS};
 pub use host::{owner_tag, TaskHost, TaskHostBuilder};
 pub use task::{

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use pmcp_tasks_host::{
-    BuildError, ComponentSource, SandboxLimits, StoreConfig, TaskError, TaskHost, DEFAULT_COMPONENT,
+    BuildError, ComponentSource, EngineTuning, Interruption, SandboxLimits, StoreConfig, TaskError,
+    TaskHost, DEFAULT_COMPONENT,
 };
 use pmcp_tasks_test_artifacts::FAULT_INJECTION_COMPONENT;
 use pmcp_tasks_tests::intercepted::GatedBackend;
@@ -86,6 +87,33 @@ async fn a_looping_guest_is_interrupted_after_its_time_budget() {
         "{err:?}"
     );
     assert!(err.to_string().contains("time budget"), "{err}");
+    assert_still_healthy(&host, &id).await;
+}
+
+#[tokio::test]
+async fn under_fuel_a_looping_guest_is_stopped_too_and_the_host_stays_up() {
+    let limits = SandboxLimits::new(
+        SandboxLimits::default().max_memory_bytes,
+        Duration::from_millis(200),
+    );
+    let mut tuning = EngineTuning::default();
+    tuning.interruption = Interruption::Fuel;
+    let host = TaskHost::builder()
+        .component(ComponentSource::Bytes(FAULT_INJECTION_COMPONENT.to_vec()))
+        .limits(limits)
+        .engine(tuning)
+        .build()
+        .await
+        .expect("the fault-injection component runs under fuel");
+    let id = task_with_data(&host).await;
+    let err = host
+        .list("fault-injection:loop", None, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TaskError::GuestTimeout(d) if d == Duration::from_millis(200)),
+        "{err:?}"
+    );
     assert_still_healthy(&host, &id).await;
 }
 

@@ -26,7 +26,8 @@ impl Diagnostics {
     }
 
     fn explain(&self, error: wasmtime::Error) -> TaskError {
-        if error.downcast_ref::<TimeBudgetHit>().is_some() {
+        let out_of_fuel = error.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel);
+        if out_of_fuel || error.downcast_ref::<TimeBudgetHit>().is_some() {
             return TaskError::GuestTimeout(self.limits.time_budget);
         }
         if error.downcast_ref::<MemoryLimitHit>().is_some() {

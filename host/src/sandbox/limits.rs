@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use wasmtime::{Store, UpdateDeadline};
 
 use super::call_state::CallState;
-use crate::SandboxLimits;
+use super::runtime::EPOCH_TICK;
+use crate::{Interruption, SandboxLimits, FUEL_PER_MS};
 
 /// Refuses memory growth past the cap with an error the host recognizes.
 pub(crate) struct MemoryLimiter {
@@ -57,10 +58,19 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// Installs both limits on `store`: at every epoch tick a guest past its
-/// budget traps, otherwise it yields to the executor (time not charged).
-pub(super) fn enforce(store: &mut Store<CallState>, limits: &SandboxLimits) {
+/// Installs both limits on `store`. With epoch interruption, at every tick
+/// a guest past its budget traps, otherwise it yields to the executor (time
+/// not charged); with fuel, the guest yields every tick's worth of fuel and
+/// traps when its call's allowance is spent.
+pub(super) fn enforce(store: &mut Store<CallState>, limits: &SandboxLimits, how: Interruption) {
     store.limiter(|state| &mut state.limiter);
+    if how == Interruption::Fuel {
+        // Only fails when fuel is off, and it is on under `Interruption::Fuel`.
+        let _ = store.fuel_async_yield_interval(Some(fuel_for(EPOCH_TICK)));
+        // Instantiating and opening the store run guest code too.
+        arm(store, limits, how);
+        return;
+    }
     let budget = limits.time_budget;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |ctx| {
@@ -78,4 +88,20 @@ pub(super) fn enforce(store: &mut Store<CallState>, limits: &SandboxLimits) {
             }),
         ))
     });
+}
+
+/// Gives a call its time budget: the next epoch deadline, or its fuel.
+pub(super) fn arm(store: &mut Store<CallState>, limits: &SandboxLimits, how: Interruption) {
+    match how {
+        Interruption::Epoch => store.set_epoch_deadline(1),
+        // Only fails when fuel is off, and it is on under `Interruption::Fuel`.
+        Interruption::Fuel => drop(store.set_fuel(fuel_for(limits.time_budget))),
+    }
+}
+
+/// The fuel of `time` at [`FUEL_PER_MS`].
+fn fuel_for(time: Duration) -> u64 {
+    u64::try_from(time.as_millis())
+        .unwrap_or(u64::MAX)
+        .saturating_mul(FUEL_PER_MS)
 }

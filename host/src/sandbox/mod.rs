@@ -31,13 +31,13 @@ use crate::backend::{KvBackend, KvError};
 use crate::bindings::{GuestConfig, TaskStoreComponent};
 use crate::clock::{Clock, WasiWallClock};
 use crate::error::TaskError;
-use crate::{ConflictBackoff, InstanceStrategy, SandboxLimits};
+use crate::{ConflictBackoff, InstanceStrategy, Interruption, SandboxLimits};
 
 /// Bytes of guest stderr kept to explain a trap (a panic message).
 const STDERR_CAPTURE: usize = 4096;
 
 /// Warm sessions of one host, ready for reuse.
-type IdlePool = Mutex<Vec<Session>>;
+type IdlePool = Mutex<Vec<Box<Session>>>;
 
 /// Locks a mutex whose data stays consistent even if a holder panicked
 /// (every critical section here is a single push, pop or take).
@@ -84,9 +84,9 @@ pub(crate) struct CallCost {
 
 impl Session {
     /// Readies the store for another call: a fresh time budget.
-    fn start_call(&mut self) {
+    fn start_call(&mut self, limits: &SandboxLimits, how: Interruption) {
         self.store.data_mut().start_call();
-        self.store.set_epoch_deadline(1);
+        limits::arm(&mut self.store, limits, how);
         self.uses += 1;
     }
 
@@ -128,13 +128,13 @@ impl Sandbox {
         &self,
         backend: &Arc<dyn KvBackend>,
         config: &GuestConfig,
-    ) -> Result<Session, TaskError> {
+    ) -> Result<Box<Session>, TaskError> {
         let warm = lock(&self.idle).pop();
         let mut session = match warm {
             Some(session) => session,
             None => self.instantiate(backend.clone(), config).await?,
         };
-        session.start_call();
+        session.start_call(&self.limits, self.runtime.tuning.interruption);
         Ok(session)
     }
 
@@ -143,7 +143,7 @@ impl Sandbox {
     /// instance for reuse if the strategy says so and the call left it sound.
     pub(crate) fn finish<T, E: Into<TaskError>>(
         &self,
-        mut session: Session,
+        mut session: Box<Session>,
         result: wasmtime::Result<Result<T, E>>,
     ) -> (Result<T, TaskError>, CallCost) {
         let sound = result.is_ok();
@@ -179,7 +179,7 @@ impl Sandbox {
     /// Keeps a sound session for reuse, or drops it, per the strategy.
     /// With every slot taken it is dropped: a call may be waiting for one,
     /// and an idle instance must never keep it waiting.
-    pub(crate) fn release(&self, session: Session) {
+    pub(crate) fn release(&self, session: Box<Session>) {
         if let InstanceStrategy::Reuse { max_idle, max_uses } = self.strategy {
             if session.uses < max_uses && self.runtime.has_free_slot() {
                 let mut idle = lock(&self.idle);
@@ -195,7 +195,7 @@ impl Sandbox {
         &self,
         backend: Arc<dyn KvBackend>,
         config: &GuestConfig,
-    ) -> Result<Session, TaskError> {
+    ) -> Result<Box<Session>, TaskError> {
         let slot = self.runtime.slot().await?;
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         let wasi = WasiCtx::builder()
@@ -210,7 +210,7 @@ impl Sandbox {
             limits::MemoryLimiter::new(&self.limits),
         );
         let mut store = Store::new(&self.runtime.engine, state);
-        limits::enforce(&mut store, &self.limits);
+        limits::enforce(&mut store, &self.limits, self.runtime.tuning.interruption);
         let diagnostics = Diagnostics {
             stderr,
             limits: self.limits,
@@ -223,13 +223,13 @@ impl Sandbox {
             .call_open(&mut store, &config.0)
             .await;
         let handle = diagnostics.outcome(opened)?;
-        Ok(Session {
+        Ok(Box::new(Session {
             store,
             bindings,
             handle,
             diagnostics,
             uses: 0,
             _slot: slot,
-        })
+        }))
     }
 }

@@ -16,9 +16,10 @@ use super::wasi::add_granted_wasi;
 use super::{lock, IdlePool};
 use crate::bindings::{kv_link, TaskStoreComponentPre, WIT_PACKAGE};
 use crate::error::{BuildError, TaskError};
+use crate::{EngineTuning, Interruption};
 
 /// How often the engine's epoch advances; the granularity of the time budget.
-const EPOCH_TICK: Duration = Duration::from_millis(5);
+pub(super) const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Guest calls that run at once per runtime; further calls wait for a slot.
 /// Instance slots (memories, fiber stacks) are pooled and reused, so a call
 /// costs no mmap/munmap.
@@ -34,6 +35,7 @@ const POOL_MAX_MEMORY: usize = 1 << 30;
 /// every host that runs the same component.
 pub(crate) struct Runtime {
     pub(super) engine: Engine,
+    pub(super) tuning: EngineTuning,
     pub(super) pre: TaskStoreComponentPre<CallState>,
     ticker_stop: Arc<AtomicBool>,
     /// One permit per pooled instance slot.
@@ -56,13 +58,16 @@ impl Runtime {
         if let Some(runtime) = EMBEDDED.get() {
             return Ok(runtime.clone());
         }
-        let runtime = Arc::new(Runtime::new(crate::DEFAULT_COMPONENT)?);
+        let runtime = Arc::new(Runtime::new(
+            crate::DEFAULT_COMPONENT,
+            EngineTuning::default(),
+        )?);
         Ok(EMBEDDED.get_or_init(|| runtime).clone())
     }
 
     /// Compiles and links `component_bytes`, checking it fits the contract.
-    pub(crate) fn new(component_bytes: &[u8]) -> Result<Self, BuildError> {
-        let engine = pooled_engine()?;
+    pub(crate) fn new(component_bytes: &[u8], tuning: EngineTuning) -> Result<Self, BuildError> {
+        let engine = engine(tuning)?;
         let component = Component::new(&engine, component_bytes).map_err(|e| {
             BuildError::IncompatibleComponent(format!("not a valid wasm component: {e:#}"))
         })?;
@@ -79,10 +84,13 @@ impl Runtime {
             ))
         })?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        spawn_epoch_ticker(engine.clone(), ticker_stop.clone())
-            .map_err(|e| BuildError::Engine(Box::new(e)))?;
+        if tuning.interruption == Interruption::Epoch {
+            spawn_epoch_ticker(engine.clone(), ticker_stop.clone())
+                .map_err(|e| BuildError::Engine(Box::new(e)))?;
+        }
         Ok(Runtime {
             engine,
+            tuning,
             pre,
             ticker_stop,
             slots: Arc::new(Semaphore::new(MAX_CONCURRENT_CALLS as usize)),
@@ -128,9 +136,9 @@ impl Runtime {
     }
 }
 
-/// An engine with epoch interruption and a pooling allocator sized for
-/// [`MAX_CONCURRENT_CALLS`] instances.
-fn pooled_engine() -> Result<Engine, BuildError> {
+/// An engine tuned as asked: epoch interruption or fuel, and a pooling
+/// allocator sized for [`MAX_CONCURRENT_CALLS`] instances or none.
+fn engine(tuning: EngineTuning) -> Result<Engine, BuildError> {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(MAX_CONCURRENT_CALLS)
         .total_core_instances(MAX_CONCURRENT_CALLS * 4)
@@ -142,9 +150,13 @@ fn pooled_engine() -> Result<Engine, BuildError> {
         .table_keep_resident(KEEP_RESIDENT)
         .pagemap_scan(wasmtime::Enabled::Auto);
     let mut config = wasmtime::Config::new();
-    config
-        .epoch_interruption(true)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match tuning.interruption {
+        Interruption::Epoch => config.epoch_interruption(true),
+        Interruption::Fuel => config.consume_fuel(true),
+    };
+    if tuning.pooling {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
     Engine::new(&config).map_err(BuildError::engine)
 }
 

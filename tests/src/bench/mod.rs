@@ -17,7 +17,10 @@ use async_trait::async_trait;
 use pmcp_tasks_guest::kv::{Entry as GuestEntry, KvError as GuestKvError};
 use pmcp_tasks_guest::{Kv, SystemEnvironment, TaskStore};
 use pmcp_tasks_host::backend::{Entry, InMemoryBackend, KvBackend, KvError};
-use pmcp_tasks_host::{InstanceStrategy, StoreConfig, TaskHost, TaskStatus};
+use pmcp_tasks_host::{
+    EngineTuning, InputRequest, InputResponse, InstanceStrategy, LeaseGrant, StoreConfig, TaskHost,
+    TaskStatus,
+};
 use serde_json::{json, Map, Value};
 
 /// The owner of the benchmarks' tasks.
@@ -42,11 +45,20 @@ pub enum Operation {
     ListPage,
     /// `cancel`.
     Cancel,
+    /// `answer-input`: the one outstanding input request of a task answered.
+    AnswerInput,
+    /// `request-cancel` on a working task.
+    RequestCancel,
+    /// `renew-lease` by the worker holding the lease.
+    RenewLease,
+    /// `list`, one page of [`PAGE_SIZE`] completed tasks whose results are
+    /// [`LARGE_RESULT_BYTES`] each: a listing must not read them.
+    ListPageLargeResults,
 }
 
 impl Operation {
     /// Every measured operation, in report order.
-    pub const ALL: [Operation; 7] = [
+    pub const ALL: [Operation; 11] = [
         Operation::Create,
         Operation::Get,
         Operation::UpdateStatus,
@@ -54,6 +66,10 @@ impl Operation {
         Operation::CompleteWithResult,
         Operation::ListPage,
         Operation::Cancel,
+        Operation::AnswerInput,
+        Operation::RequestCancel,
+        Operation::RenewLease,
+        Operation::ListPageLargeResults,
     ];
 
     /// The name used in reports and as the criterion group.
@@ -66,6 +82,10 @@ impl Operation {
             Operation::CompleteWithResult => "complete-with-result",
             Operation::ListPage => "list-page",
             Operation::Cancel => "cancel",
+            Operation::AnswerInput => "answer-input",
+            Operation::RequestCancel => "request-cancel",
+            Operation::RenewLease => "renew-lease",
+            Operation::ListPageLargeResults => "list-page-300kb-results",
         }
     }
 
@@ -73,7 +93,7 @@ impl Operation {
     /// writes 2 (writes do more native work per boundary crossing).
     pub fn target_ratio(self) -> f64 {
         match self {
-            Operation::Get | Operation::ListPage => 1.5,
+            Operation::Get | Operation::ListPage | Operation::ListPageLargeResults => 1.5,
             _ => 2.0,
         }
     }
@@ -111,6 +131,11 @@ impl SubjectKind {
 
 /// Tasks an operation cycles over when it does not consume them.
 const POOL: u64 = 1_000;
+/// Bytes of each result in [`Operation::ListPageLargeResults`].
+pub const LARGE_RESULT_BYTES: usize = 300 * 1024;
+/// Tasks with large results listed by [`Operation::ListPageLargeResults`]:
+/// two full pages.
+const LARGE_RESULT_TASKS: u64 = 2 * PAGE_SIZE as u64;
 
 /// A subject of `kind` over a fresh in-memory backend.
 pub async fn in_memory_subject(kind: SubjectKind) -> Box<dyn Subject> {
@@ -130,15 +155,39 @@ pub async fn time_operation(
     iters: u64,
     payloads: &Payloads,
 ) -> Duration {
-    let subject = in_memory_subject(kind).await;
+    time_on(&*in_memory_subject(kind).await, operation, iters, payloads).await
+}
+
+/// Times `iters` runs of `operation` on `subject` (a fresh one: the tasks
+/// it works on are created first, untimed).
+pub async fn time_on(
+    subject: &dyn Subject,
+    operation: Operation,
+    iters: u64,
+    payloads: &Payloads,
+) -> Duration {
     let tasks = match operation {
         Operation::Create => 0,
-        Operation::CompleteWithResult | Operation::Cancel => iters,
+        Operation::CompleteWithResult
+        | Operation::Cancel
+        | Operation::AnswerInput
+        | Operation::RequestCancel => iters,
+        Operation::ListPageLargeResults => LARGE_RESULT_TASKS,
         _ => iters.min(POOL),
     };
     let mut ids = Vec::with_capacity(tasks as usize);
     for _ in 0..tasks {
-        ids.push(subject.create(OWNER).await);
+        let id = subject.create(OWNER).await;
+        match operation {
+            Operation::AnswerInput => subject.request_input(OWNER, &id).await,
+            Operation::ListPageLargeResults => {
+                subject
+                    .complete_with_large_result(OWNER, &id, payloads)
+                    .await
+            }
+            _ => {}
+        }
+        ids.push(id);
     }
     let id = |i: u64| ids[(i % tasks.max(1)) as usize].as_str();
     let mut cursor = None;
@@ -160,10 +209,13 @@ pub async fn time_operation(
             Operation::CompleteWithResult => {
                 subject.complete_with_result(OWNER, id(i), payloads).await
             }
-            Operation::ListPage => {
+            Operation::ListPage | Operation::ListPageLargeResults => {
                 cursor = subject.list_page(OWNER, cursor.as_deref(), PAGE_SIZE).await
             }
             Operation::Cancel => subject.cancel(OWNER, id(i)).await,
+            Operation::AnswerInput => subject.answer_input(OWNER, id(i), payloads).await,
+            Operation::RequestCancel => subject.request_cancel(OWNER, id(i)).await,
+            Operation::RenewLease => subject.renew_lease(OWNER, id(i)).await,
         }
     }
     start.elapsed()
@@ -179,6 +231,14 @@ pub struct Payloads {
     pub result: Value,
     /// The same result as JSON text.
     pub result_text: String,
+    /// A result of [`LARGE_RESULT_BYTES`].
+    pub large_result: Value,
+    /// The same large result as JSON text.
+    pub large_result_text: String,
+    /// The answer to an input request (an elicitation result).
+    pub answer: Value,
+    /// The same answer as JSON text.
+    pub answer_text: String,
 }
 
 impl Payloads {
@@ -198,11 +258,20 @@ impl Payloads {
         let Value::Object(variables) = variables else {
             unreachable!("a json object literal")
         };
+        let chunks: Vec<Value> = (0..10)
+            .map(|_| json!({"type": "text", "text": "x".repeat(LARGE_RESULT_BYTES / 10 - 30)}))
+            .collect();
+        let large_result = json!({ "content": chunks });
+        let answer = json!({"action": "accept", "content": {"confirm": true, "note": "go ahead"}});
         Payloads {
             variables_text: Value::Object(variables.clone()).to_string(),
             variables,
             result_text: result.to_string(),
             result,
+            large_result_text: large_result.to_string(),
+            large_result,
+            answer_text: answer.to_string(),
+            answer,
         }
     }
 }
@@ -214,12 +283,23 @@ impl Default for Payloads {
 }
 
 /// A store configuration without the per-owner quota, so benchmarks can
-/// hold any number of tasks.
+/// hold any number of tasks, and with room for the large results.
 pub fn unlimited_config() -> StoreConfig {
     let mut config = StoreConfig::default();
     config.max_tasks_per_owner = None;
+    config.max_result_bytes = (LARGE_RESULT_BYTES + (64 << 10)) as u32;
+    config.max_record_bytes = (LARGE_RESULT_BYTES + (128 << 10)) as u32;
     config
 }
+
+/// The key of the input request the answer-input benchmark answers.
+const INPUT_KEY: &str = "confirm";
+/// The params of that input request.
+const INPUT_PARAMS: &str = r#"{"message":"Proceed?","requestedSchema":{"type":"object"}}"#;
+/// The worker holding the leases the renewal benchmark renews.
+const WORKER: &str = "bench-worker";
+/// How long a benchmark lease holds.
+const LEASE: Duration = Duration::from_secs(60);
 
 /// `config` in the domain library's terms (what the component receives
 /// through the WIT `store-config` record).
@@ -268,6 +348,16 @@ pub trait Subject: Send + Sync {
     async fn list_page(&self, owner: &str, cursor: Option<&str>, limit: u32) -> Option<String>;
     /// Cancels a task.
     async fn cancel(&self, owner: &str, id: &str);
+    /// Completes a task with the large result (setup, untimed).
+    async fn complete_with_large_result(&self, owner: &str, id: &str, payloads: &Payloads);
+    /// Asks for one input, keyed [`INPUT_KEY`] (setup, untimed).
+    async fn request_input(&self, owner: &str, id: &str);
+    /// Answers the input request keyed [`INPUT_KEY`].
+    async fn answer_input(&self, owner: &str, id: &str, payloads: &Payloads);
+    /// Asks the task's worker to stop.
+    async fn request_cancel(&self, owner: &str, id: &str);
+    /// Renews (or takes) the task's lease for [`WORKER`].
+    async fn renew_lease(&self, owner: &str, id: &str);
 }
 
 /// The domain library natively over an [`InMemoryBackend`]: the baseline
@@ -334,6 +424,47 @@ impl Subject for NativeSubject {
     async fn cancel(&self, owner: &str, id: &str) {
         self.store.cancel(owner, id).expect("native cancel");
     }
+
+    async fn complete_with_large_result(&self, owner: &str, id: &str, payloads: &Payloads) {
+        let result = &payloads.large_result_text;
+        let status = pmcp_tasks_guest::TaskStatus::Completed;
+        let completed = self.store.complete_with_result(owner, id, status, result);
+        completed.expect("native complete-with-result, large");
+    }
+
+    async fn request_input(&self, owner: &str, id: &str) {
+        let request = pmcp_tasks_guest::InputRequest {
+            key: INPUT_KEY.into(),
+            method: "elicitation/create".into(),
+            params: INPUT_PARAMS.into(),
+        };
+        let asked = self.store.request_input(owner, id, &[request]);
+        asked.expect("native request-input");
+    }
+
+    async fn answer_input(&self, owner: &str, id: &str, payloads: &Payloads) {
+        let response = pmcp_tasks_guest::InputResponse {
+            key: INPUT_KEY.into(),
+            response: payloads.answer_text.clone(),
+        };
+        let answered = self.store.answer_input(owner, id, &[response]);
+        answered.expect("native answer-input");
+    }
+
+    async fn request_cancel(&self, owner: &str, id: &str) {
+        self.store
+            .request_cancel(owner, id)
+            .expect("native request-cancel");
+    }
+
+    async fn renew_lease(&self, owner: &str, id: &str) {
+        let grant = pmcp_tasks_guest::LeaseGrant {
+            holder: WORKER.into(),
+            duration: LEASE.as_millis() as u64,
+        };
+        let renewed = self.store.renew_lease(owner, id, &grant);
+        renewed.expect("native renew-lease");
+    }
 }
 
 /// The public host API, running the embedded component.
@@ -345,10 +476,20 @@ pub struct HostSubject {
 impl HostSubject {
     /// A host over `backend` with `strategy` and [`unlimited_config`].
     pub async fn new(backend: Arc<dyn KvBackend>, strategy: InstanceStrategy) -> HostSubject {
+        HostSubject::tuned(backend, strategy, EngineTuning::default()).await
+    }
+
+    /// [`HostSubject::new`] with the engine tuned as `tuning` says.
+    pub async fn tuned(
+        backend: Arc<dyn KvBackend>,
+        strategy: InstanceStrategy,
+        tuning: EngineTuning,
+    ) -> HostSubject {
         let host = TaskHost::builder()
             .backend(backend)
             .config(unlimited_config())
             .instances(strategy)
+            .engine(tuning)
             .build()
             .await
             .expect("building the host");
@@ -394,6 +535,48 @@ impl Subject for HostSubject {
 
     async fn cancel(&self, owner: &str, id: &str) {
         self.host.cancel(owner, id).await.expect("host cancel");
+    }
+
+    async fn complete_with_large_result(&self, owner: &str, id: &str, payloads: &Payloads) {
+        let result = &payloads.large_result;
+        let completed = self
+            .host
+            .complete_with_result(owner, id, TaskStatus::Completed, result)
+            .await;
+        completed.expect("host complete-with-result, large");
+    }
+
+    async fn request_input(&self, owner: &str, id: &str) {
+        let request = InputRequest {
+            key: INPUT_KEY.into(),
+            method: "elicitation/create".into(),
+            params: serde_json::from_str(INPUT_PARAMS).expect("the params are an object"),
+        };
+        let asked = self.host.request_input(owner, id, &[request]).await;
+        asked.expect("host request-input");
+    }
+
+    async fn answer_input(&self, owner: &str, id: &str, payloads: &Payloads) {
+        let response = InputResponse {
+            key: INPUT_KEY.into(),
+            response: payloads.answer.clone(),
+        };
+        let answered = self.host.answer_input(owner, id, &[response]).await;
+        answered.expect("host answer-input");
+    }
+
+    async fn request_cancel(&self, owner: &str, id: &str) {
+        let requested = self.host.request_cancel(owner, id).await;
+        requested.expect("host request-cancel");
+    }
+
+    async fn renew_lease(&self, owner: &str, id: &str) {
+        let grant = LeaseGrant {
+            holder: WORKER.into(),
+            duration: LEASE,
+        };
+        let renewed = self.host.renew_lease(owner, id, &grant).await;
+        renewed.expect("host renew-lease");
     }
 }
 

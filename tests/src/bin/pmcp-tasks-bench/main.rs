@@ -7,7 +7,8 @@
 //! pmcp-tasks-bench [--smoke] [--only SCENARIOS] [--criterion DIR] [--json FILE] [--markdown FILE]
 //! ```
 //!
-//! SCENARIOS is a comma-separated subset of `memory,overhead,scaling,concurrency,protocol`.
+//! SCENARIOS is a comma-separated subset of
+//! `memory,overhead,engine,scaling,concurrency,protocol`.
 //!
 //! `--smoke` runs every scenario at tiny sizes (CI keeps the harness from
 //! rotting; its figures mean nothing). Without `--criterion`, or when DIR
@@ -18,6 +19,7 @@
 #[cfg(any(feature = "redis", feature = "dynamodb"))]
 mod baseline;
 mod concurrency;
+mod engine;
 mod memory;
 mod overhead;
 mod protocol;
@@ -74,7 +76,14 @@ const SMOKE: Sizes = Sizes {
 };
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 5] = ["memory", "overhead", "scaling", "concurrency", "protocol"];
+const SCENARIOS: [&str; 6] = [
+    "memory",
+    "overhead",
+    "engine",
+    "scaling",
+    "concurrency",
+    "protocol",
+];
 
 struct Args {
     smoke: bool,
@@ -171,6 +180,10 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     if wanted("overhead") {
         (overhead_source, overhead) = overhead::measure(args.criterion.as_deref(), sizes).await?;
     }
+    let mut engine = Vec::new();
+    if wanted("engine") {
+        engine = engine::measure(sizes).await;
+    }
     let backends = Backends::start().await;
     let mut scaling = Vec::new();
     if wanted("scaling") {
@@ -194,6 +207,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         concurrency,
         memory,
         protocol,
+        engine,
     })
 }
 

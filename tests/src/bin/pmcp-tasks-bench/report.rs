@@ -27,6 +27,23 @@ pub struct Report {
     pub memory: Vec<MemoryRow>,
     /// `tasks/get` through rmcp: our store beside rmcp's TaskManager.
     pub protocol: Vec<ProtocolRow>,
+    /// The engine configuration choices, side by side.
+    pub engine: Vec<EngineRow>,
+}
+
+/// One engine configuration's times (ns per call, in-memory backend).
+#[derive(Debug, Serialize)]
+pub struct EngineRow {
+    /// What differs from the default.
+    pub variant: &'static str,
+    /// `get`, reused instance.
+    pub get_ns: f64,
+    /// `update-status`, reused instance.
+    pub update_status_ns: f64,
+    /// A list page of 50, reused instance.
+    pub list_page_ns: f64,
+    /// `get` on a fresh instance.
+    pub fresh_get_ns: f64,
 }
 
 /// `tasks/get` throughput through rmcp for one task store.
@@ -181,6 +198,9 @@ impl Report {
         if !self.protocol.is_empty() {
             self.protocol_table(&mut out);
         }
+        if !self.engine.is_empty() {
+            self.engine_table(&mut out);
+        }
         if !self.memory.is_empty() {
             self.memory_table(&mut out);
         }
@@ -208,6 +228,31 @@ impl Report {
                 time(row.reuse_ns - row.native_ns),
                 row.target_ratio,
                 verdict(reuse <= row.target_ratio)
+            );
+        }
+        out.push('\n');
+    }
+
+    fn engine_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "## Engine configuration (in-memory backend, best of 5 interleaved runs; vs the default)\n\n\
+             | variant | get | update-status | list page | get, fresh instance |\n\
+             |---|---:|---:|---:|---:|"
+        );
+        let Some(default) = self.engine.first() else {
+            return;
+        };
+        let cell = |ns: f64, base: f64| format!("{} ({:.2})", time(ns), ns / base);
+        for row in &self.engine {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                row.variant,
+                cell(row.get_ns, default.get_ns),
+                cell(row.update_status_ns, default.update_status_ns),
+                cell(row.list_page_ns, default.list_page_ns),
+                cell(row.fresh_get_ns, default.fresh_get_ns),
             );
         }
         out.push('\n');
