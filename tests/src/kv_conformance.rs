@@ -19,6 +19,7 @@ crate::rule_list! {
     remove_is_conditional_on_version,
     expiry_is_exclusive_at_now,
     max_live_caps_creates_and_frees_on_expiry_and_removal,
+    max_live_ignores_a_backlog_of_expired_items,
     listing_is_ordered_bounded_and_live_only,
     partitions_share_nothing,
     sweep_removes_only_expired_items_up_to_its_limit,
@@ -241,6 +242,29 @@ async fn max_live_caps_creates_and_frees_on_expiry_and_removal(factory: &dyn Bac
     kv.create(P, "e", bytes("e"), Vec::new(), None, None, NOW + 1_000)
         .await
         .unwrap();
+}
+
+/// More expired items than a backend cleans up in one create (Redis
+/// prunes 64 at a time) still count for nothing against the cap.
+async fn max_live_ignores_a_backlog_of_expired_items(factory: &dyn BackendFactory) {
+    let kv = factory.fresh().await;
+    for n in 0..70 {
+        let item = format!("old-{n:03}");
+        kv.create(P, &item, bytes("x"), Vec::new(), Some(NOW + 10), None, NOW)
+            .await
+            .unwrap();
+    }
+    let later = NOW + 1_000;
+    let cap = Some(2);
+    for item in ["new-a", "new-b"] {
+        kv.create(P, item, bytes(item), Vec::new(), None, cap, later)
+            .await
+            .unwrap_or_else(|e| panic!("{item}: expired items took its slot: {e:?}"));
+    }
+    let full = kv
+        .create(P, "new-c", bytes("c"), Vec::new(), None, cap, later)
+        .await;
+    assert!(matches!(full, Err(KvError::QuotaExceeded)), "{full:?}");
 }
 
 async fn listing_is_ordered_bounded_and_live_only(factory: &dyn BackendFactory) {

@@ -67,6 +67,11 @@ impl RedisServer {
         self.port
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops the server gracefully (it flushes its append-only file).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -222,6 +227,11 @@ impl RedisFactory {
         config.cluster = self.cluster;
         config.key_prefix = key_prefix.to_owned();
         config
+    }
+
+    /// The servers (to read their process ids).
+    pub fn servers(&self) -> &[RedisServer] {
+        &self.servers
     }
 
     /// The servers, to stop and restart them.

@@ -100,6 +100,39 @@ async fn the_host_recovers_after_the_server_restarts() {
         .expect("writes work again");
 }
 
+/// Scripts run by hash; a server that lost them (restart, `SCRIPT FLUSH`,
+/// failover) gets them again and the call still succeeds, also a create,
+/// whose sweep hint and script share one pipelined round trip.
+#[tokio::test]
+async fn a_server_without_the_scripts_is_given_them_again() {
+    let redis = RedisFactory::single();
+    let (host, id) = host_with_a_task(redis.config("flushed")).await;
+    let flushed = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.servers()[0].port().to_string(),
+            "SCRIPT",
+            "FLUSH",
+        ])
+        .output()
+        .expect("running redis-cli");
+    assert!(flushed.status.success(), "{flushed:?}");
+    let created = host.create("alice", "tools/call", None).await;
+    let created = created.expect("the create reloads its script");
+    assert!(
+        created.task.ttl.is_some(),
+        "a create with an expiry: the hinted path"
+    );
+    host.update_status(
+        "alice",
+        &id,
+        pmcp_tasks_host::TaskStatus::InputRequired,
+        None,
+    )
+    .await
+    .expect("the replace reloads its script");
+}
+
 /// Redis deletes keys on its own clock; the store decides expiry on the
 /// component's. A host clock behind Redis's must not lose live tasks.
 #[tokio::test]

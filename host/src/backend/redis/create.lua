@@ -7,13 +7,20 @@ if refused then
   return refused
 end
 local now = ARGV[2]
-prune(now, 64)
+local prune_limit = 64
+local pruned = prune(now, prune_limit)
 local current = redis.call('HMGET', KEYS[3], 'ver', 'exp')
 if current[1] and is_live(current[2], now) then
   return -1
 end
 if ARGV[7] ~= '' then
-  local live = redis.call('ZCARD', KEYS[1]) - redis.call('ZCOUNT', KEYS[2], '-inf', now)
+  -- The index's cardinality (kept by Redis, O(1)) counts every stored item;
+  -- after a prune that stopped short of its limit none of them is expired,
+  -- so only a partition with a backlog of expired items is counted again.
+  local live = redis.call('ZCARD', KEYS[1])
+  if pruned >= prune_limit then
+    live = live - redis.call('ZCOUNT', KEYS[2], '-inf', now)
+  end
   if live >= tonumber(ARGV[7]) then
     return -2
   end

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Script, ServerErrorKind, Value};
 
 use super::{Entry, KvBackend, KvError, PartitionName};
 
@@ -287,6 +287,51 @@ impl RedisBackend {
             .map_err(|e| self.unavailable(e))
     }
 
+    /// A create's sweep hint and its script in one round trip (one server:
+    /// a pipeline; the hint goes first, as [`RedisBackend::hint_sweep`]
+    /// requires). The script runs by hash, loaded once if the server lacks
+    /// it; repeating the hint then is harmless.
+    async fn run_hinted(
+        &self,
+        script: &Script,
+        keys: &PartitionKeys,
+        item: &str,
+        now: u64,
+        args: &[&[u8]],
+        (partition, expires_at): (&str, u64),
+    ) -> Result<i64, KvError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZADD")
+            .arg(self.sweep_key())
+            .arg("LT")
+            .arg(expires_at)
+            .arg(partition)
+            .ignore();
+        let evalsha = pipe.cmd("EVALSHA").arg(script.get_hash()).arg(3);
+        evalsha
+            .arg(&keys.index)
+            .arg(&keys.expiries)
+            .arg(keys.item(item));
+        evalsha.arg(&keys.item_prefix).arg(now);
+        for arg in args {
+            evalsha.arg(*arg);
+        }
+        let mut connection = self.connection.clone();
+        let first = pipe.query_async::<(i64,)>(&mut connection).await;
+        let (created,) = match first {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                script
+                    .load_async(&mut connection)
+                    .await
+                    .map_err(|e| self.unavailable(e))?;
+                pipe.query_async(&mut connection).await
+            }
+            other => other,
+        }
+        .map_err(|e| self.unavailable(e))?;
+        Ok(created)
+    }
+
     /// Lowers the partition's score in the sweep index to `expires_at` (or
     /// adds it). Done before the write it is for: a hint for a write that
     /// then fails costs the sweep one wasted visit, a write without its
@@ -382,9 +427,6 @@ impl KvBackend for RedisBackend {
         max_live: Option<u32>,
         now: u64,
     ) -> Result<u64, KvError> {
-        if let Some(at) = expires_at {
-            self.hint_sweep(partition, at).await?;
-        }
         let keys = self.keys(partition);
         let cap = max_live
             .map(|m| m.to_string().into_bytes())
@@ -397,10 +439,20 @@ impl KvBackend for RedisBackend {
             &cap,
             &native_expiry_arg(expires_at),
         ];
-        match self
-            .run::<i64>(&self.scripts.create, &keys, Some(item), now, &args)
-            .await?
-        {
+        let script = &self.scripts.create;
+        let created = match (&self.connection, expires_at) {
+            (Connection::Single(_), Some(at)) => {
+                self.run_hinted(script, &keys, item, now, &args, (partition, at))
+                    .await?
+            }
+            // A cluster keeps the sweep index on another node: two steps.
+            (Connection::Cluster(_), Some(at)) => {
+                self.hint_sweep(partition, at).await?;
+                self.run(script, &keys, Some(item), now, &args).await?
+            }
+            (_, None) => self.run(script, &keys, Some(item), now, &args).await?,
+        };
+        match created {
             1 => Ok(1),
             -2 => Err(KvError::QuotaExceeded),
             _ => Err(KvError::Conflict),

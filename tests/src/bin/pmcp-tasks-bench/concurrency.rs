@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 #[cfg(any(feature = "redis", feature = "dynamodb"))]
 use crate::baseline::{self, Baseline};
-use crate::report::ConcurrencyRow;
+use crate::report::{ConcurrencyRow, CpuSplit};
 use crate::{Backends, Sizes};
 
 /// Tasks each caller creates before the clock starts and then works on.
@@ -55,45 +55,173 @@ pub async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ConcurrencyRow> {
             "redis" => std::slice::from_ref(&sizes.redis_callers),
             _ => std::slice::from_ref(&sizes.dynamodb_callers),
         };
+        let server = match backend {
+            "redis" => backends.redis_pid(),
+            _ => None,
+        };
         for strategy in [InstanceStrategy::FreshPerCall, InstanceStrategy::default()] {
             let subject = Arc::new(HostSubject::new(factory.fresh().await, strategy).await);
             for &n in callers {
                 let name = SubjectKind::Component(strategy).name();
-                rows.push(row(backend, name, subject.clone(), n, sizes.run_for).await);
+                let run = Run::new(backend, name, n, sizes.run_for, server);
+                rows.push(run.measure(subject.clone()).await);
             }
         }
     }
     #[cfg(feature = "redis")]
     {
         let requests = baseline::redis::Requests::connect(&backends.redis_url()).await;
-        let baseline = Arc::new(Baseline::new(requests));
+        let baseline: Arc<dyn Mixed> = Arc::new(Baseline::new(requests));
         let n = sizes.redis_callers;
-        rows.push(row("redis", BASELINE, baseline, n, sizes.run_for).await);
+        let server = backends.redis_pid();
+        let run = Run::new("redis", BASELINE, n, sizes.run_for, server);
+        rows.push(run.measure(baseline.clone()).await);
+        // Redis and this process share two cores above; pinned apart, each
+        // has one to itself, so the client's own CPU cost shows.
+        if let Some(pinning) = server.and_then(Pinning::apart) {
+            let strategy = InstanceStrategy::default();
+            let factory: &dyn pmcp_tasks_tests::BackendFactory = &backends.redis;
+            let subject: Arc<dyn Mixed> =
+                Arc::new(HostSubject::new(factory.fresh().await, strategy).await);
+            let name = SubjectKind::Component(strategy).name();
+            for (name, subject) in [(name, subject), (BASELINE, baseline)] {
+                let mut run = Run::new("redis", name, n, sizes.run_for, server);
+                run.pinned = true;
+                rows.push(run.measure(subject).await);
+            }
+            drop(pinning);
+        }
     }
     #[cfg(feature = "dynamodb")]
     {
         let requests = baseline::dynamodb::Requests::create(backends.dynamodb.client()).await;
         let baseline = Arc::new(Baseline::new(requests));
         let n = sizes.dynamodb_callers;
-        rows.push(row("dynamodb", BASELINE, baseline, n, sizes.run_for).await);
+        let run = Run::new("dynamodb", BASELINE, n, sizes.run_for, None);
+        rows.push(run.measure(baseline).await);
     }
     rows
 }
 
 /// The throughput of `subject` with `callers` callers, as a report row.
-async fn row(
+/// One measured run: what runs, on what, and whose CPU is accounted.
+struct Run {
     backend: &'static str,
-    subject_name: &'static str,
-    subject: Arc<dyn Mixed>,
+    subject: &'static str,
     callers: usize,
     run_for: Duration,
-) -> ConcurrencyRow {
-    ConcurrencyRow {
-        backend,
-        subject: subject_name,
-        callers,
-        ops_per_sec: throughput(&subject, callers, run_for).await,
+    /// The server process whose CPU is read alongside this process's.
+    server: Option<u32>,
+    pinned: bool,
+}
+
+impl Run {
+    fn new(
+        backend: &'static str,
+        subject: &'static str,
+        callers: usize,
+        run_for: Duration,
+        server: Option<u32>,
+    ) -> Run {
+        Run {
+            backend,
+            subject,
+            callers,
+            run_for,
+            server,
+            pinned: false,
+        }
     }
+
+    async fn measure(&self, subject: Arc<dyn Mixed>) -> ConcurrencyRow {
+        let own = std::process::id();
+        let before = self
+            .server
+            .map(|server| (cpu_ticks(own), cpu_ticks(server)));
+        let (ops_per_sec, ops) = throughput(&subject, self.callers, self.run_for).await;
+        let cpu = self
+            .server
+            .zip(before)
+            .and_then(|(server, (own_before, server_before))| {
+                let per_op = |before: Option<u64>, now: Option<u64>| {
+                    let ticks = now?.checked_sub(before?)?;
+                    Some(ticks as f64 * 1e6 / ticks_per_second() / ops.max(1) as f64)
+                };
+                Some(CpuSplit {
+                    client_us_per_op: per_op(own_before, cpu_ticks(own))?,
+                    server_us_per_op: per_op(server_before, cpu_ticks(server))?,
+                    pinned: self.pinned,
+                })
+            });
+        ConcurrencyRow {
+            backend: self.backend,
+            subject: self.subject,
+            callers: self.callers,
+            ops_per_sec,
+            cpu,
+        }
+    }
+}
+
+/// CPU time (utime + stime, in clock ticks) process `pid` has used.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it start at
+    // field 3, so utime and stime (fields 14 and 15) are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let field = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some(field(11)? + field(12)?)
+}
+
+/// Clock ticks per second of `/proc` CPU times (`getconf CLK_TCK`).
+fn ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The server pinned to the first core and this process (every thread) to
+/// the second, while it lives; both get every core back on drop.
+struct Pinning {
+    server: u32,
+}
+
+impl Pinning {
+    /// Pins `server` and this process apart, if the machine has two cores
+    /// and `taskset` works.
+    fn apart(server: u32) -> Option<Pinning> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores < 2 {
+            return None;
+        }
+        let pinned = taskset("0", server) && taskset("1", std::process::id());
+        let pinning = Pinning { server };
+        pinned.then_some(pinning)
+    }
+}
+
+impl Drop for Pinning {
+    fn drop(&mut self) {
+        let all = format!(
+            "0-{}",
+            std::thread::available_parallelism().map_or(1, |n| n.get()) - 1
+        );
+        taskset(&all, self.server);
+        taskset(&all, std::process::id());
+    }
+}
+
+/// Sets the CPU affinity of every thread of `pid` to `cores`.
+fn taskset(cores: &str, pid: u32) -> bool {
+    std::process::Command::new("taskset")
+        .args(["-a", "-cp", cores, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// The name of the client-library baselines in the report.
@@ -101,7 +229,8 @@ pub const BASELINE: &str = "client-library baseline";
 
 /// Operations per second of `callers` concurrent callers running the mixed
 /// workload for `run_for`, each on its own owner's tasks.
-async fn throughput(subject: &Arc<dyn Mixed>, callers: usize, run_for: Duration) -> f64 {
+/// Operations per second, and operations made.
+async fn throughput(subject: &Arc<dyn Mixed>, callers: usize, run_for: Duration) -> (f64, u64) {
     let barrier = Arc::new(Barrier::new(callers));
     let mut running = JoinSet::new();
     for caller in 0..callers {
@@ -146,7 +275,7 @@ async fn throughput(subject: &Arc<dyn Mixed>, callers: usize, run_for: Duration)
     }
     let elapsed = match (first_start, last_end) {
         (Some(start), Some(end)) => end - start,
-        _ => return 0.0,
+        _ => return (0.0, 0),
     };
-    total as f64 / elapsed.as_secs_f64()
+    (total as f64 / elapsed.as_secs_f64(), total)
 }

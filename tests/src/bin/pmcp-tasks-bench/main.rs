@@ -244,6 +244,14 @@ impl Backends {
         ]
     }
 
+    /// The Redis server's process id (`None` without the `redis` feature).
+    pub fn redis_pid(&self) -> Option<u32> {
+        #[cfg(feature = "redis")]
+        return self.redis.servers().first().and_then(|s| s.pid());
+        #[cfg(not(feature = "redis"))]
+        None
+    }
+
     /// The Redis server's URL.
     #[cfg(feature = "redis")]
     pub fn redis_url(&self) -> String {

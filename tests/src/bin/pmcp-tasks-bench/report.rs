@@ -126,6 +126,21 @@ pub struct ConcurrencyRow {
     pub callers: usize,
     /// Operations per second.
     pub ops_per_sec: f64,
+    /// Where the CPU went (Redis rows only).
+    pub cpu: Option<CpuSplit>,
+}
+
+/// CPU time per operation of the benchmark process and of the server,
+/// from `/proc` (utime + stime), and whether each was pinned to a core of
+/// its own.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CpuSplit {
+    /// Microseconds of the benchmark process's CPU per operation.
+    pub client_us_per_op: f64,
+    /// Microseconds of the server's CPU per operation.
+    pub server_us_per_op: f64,
+    /// Whether the server and the process ran on separate pinned cores.
+    pub pinned: bool,
 }
 
 /// Resident memory of the process with calls parked in the backend.
@@ -291,30 +306,43 @@ impl Report {
         let _ = writeln!(
             out,
             "## Concurrency (mixed: 60% get, 30% update-status, 10% create)\n\n\
-             | backend | subject | callers | operations/s |\n|---|---|---:|---:|"
+             | backend | subject | callers | operations/s | process CPU / op | server CPU / op | cores |\n\
+             |---|---|---:|---:|---:|---:|---|"
         );
         for row in &self.concurrency {
+            let (client, server, cores) = match row.cpu {
+                Some(cpu) => (
+                    format!("{:.1} µs", cpu.client_us_per_op),
+                    format!("{:.1} µs", cpu.server_us_per_op),
+                    if cpu.pinned { "pinned apart" } else { "shared" },
+                ),
+                None => (String::new(), String::new(), ""),
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.0} |",
+                "| {} | {} | {} | {:.0} | {client} | {server} | {cores} |",
                 row.backend, row.subject, row.callers, row.ops_per_sec
             );
         }
         for backend in ["redis", "dynamodb"] {
-            let find = |subject: &str| {
-                self.concurrency
-                    .iter()
-                    .filter(|r| r.backend == backend && r.subject == subject)
-                    .max_by_key(|r| r.callers)
-            };
-            if let (Some(host), Some(base)) = (find("component-reuse"), find(BASELINE)) {
-                let ratio = host.ops_per_sec / base.ops_per_sec;
-                let _ = writeln!(
-                    out,
-                    "\n{backend}, {} callers: component / {BASELINE} = {ratio:.2} (target ≥ 0.7: {}).",
-                    host.callers,
-                    verdict(ratio >= 0.7)
-                );
+            for pinned in [false, true] {
+                let find = |subject: &str| {
+                    self.concurrency
+                        .iter()
+                        .filter(|r| r.backend == backend && r.subject == subject)
+                        .filter(|r| r.cpu.is_some_and(|c| c.pinned) == pinned)
+                        .max_by_key(|r| r.callers)
+                };
+                if let (Some(host), Some(base)) = (find("component-reuse"), find(BASELINE)) {
+                    let ratio = host.ops_per_sec / base.ops_per_sec;
+                    let _ = writeln!(
+                        out,
+                        "\n{backend}, {} callers{}: component / {BASELINE} = {ratio:.2} (target ≥ 0.7: {}).",
+                        host.callers,
+                        if pinned { ", server and process pinned to separate cores" } else { "" },
+                        verdict(ratio >= 0.7)
+                    );
+                }
             }
         }
         out.push('\n');
