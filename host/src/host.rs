@@ -170,7 +170,9 @@ macro_rules! guest_call {
             backend_calls = tracing::field::Empty,
             backoffs = tracing::field::Empty,
         );
-        tracing::Instrument::instrument(async {
+        // Boxed: the call's future (wasmtime's among it) is kilobytes, and
+        // every caller's future would otherwise copy it as it moves.
+        tracing::Instrument::instrument(Box::pin(async {
             let sandbox = &$self.inner.sandbox;
             let mut session = sandbox.session(&$self.inner.backend, &$self.inner.config).await?;
             let handle = session.handle;
@@ -179,7 +181,7 @@ macro_rules! guest_call {
             let (outcome, cost) = sandbox.finish(session, result);
             record_cost(&cost, &outcome);
             outcome
-        }, span).await
+        }), span).await
     }};
 }
 

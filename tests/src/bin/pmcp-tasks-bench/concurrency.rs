@@ -188,6 +188,9 @@ fn ticks_per_second() -> f64 {
 /// the second, while it lives; both get every core back on drop.
 struct Pinning {
     server: u32,
+    /// Every core, as `taskset` names them (read before pinning: a pinned
+    /// process sees one).
+    all: String,
 }
 
 impl Pinning {
@@ -198,20 +201,19 @@ impl Pinning {
         if cores < 2 {
             return None;
         }
+        let pinning = Pinning {
+            server,
+            all: format!("0-{}", cores - 1),
+        };
         let pinned = taskset("0", server) && taskset("1", std::process::id());
-        let pinning = Pinning { server };
         pinned.then_some(pinning)
     }
 }
 
 impl Drop for Pinning {
     fn drop(&mut self) {
-        let all = format!(
-            "0-{}",
-            std::thread::available_parallelism().map_or(1, |n| n.get()) - 1
-        );
-        taskset(&all, self.server);
-        taskset(&all, std::process::id());
+        taskset(&self.all, self.server);
+        taskset(&self.all, std::process::id());
     }
 }
 
