@@ -12,7 +12,7 @@ use pmcp_tasks_tests::intercepted::GatedBackend;
 
 const ALICE: &str = "alice";
 
-async fn faulty_host(limits: SandboxLimits) -> TaskHost {
+async fn faulty_host(limits: SandboxLimits, tuning: EngineTuning) -> TaskHost {
     // Small pages, so that a page of the largest records fits small limits.
     let mut config = StoreConfig::default();
     config.max_page_size = 10;
@@ -21,6 +21,7 @@ async fn faulty_host(limits: SandboxLimits) -> TaskHost {
         .component(ComponentSource::Bytes(FAULT_INJECTION_COMPONENT.to_vec()))
         .config(config)
         .limits(limits)
+        .engine(tuning)
         .build()
         .await
         .expect("the fault-injection component fits the contract")
@@ -54,7 +55,7 @@ async fn task_with_data(host: &TaskHost) -> String {
 
 #[tokio::test]
 async fn a_trapping_guest_is_an_error_and_the_host_stays_up() {
-    let host = faulty_host(SandboxLimits::default()).await;
+    let host = faulty_host(SandboxLimits::default(), EngineTuning::default()).await;
     let id = task_with_data(&host).await;
     let err = host
         .create("fault-injection:trap", "m", None)
@@ -70,57 +71,41 @@ async fn a_trapping_guest_is_an_error_and_the_host_stays_up() {
     assert_still_healthy(&host, &id).await;
 }
 
-#[tokio::test]
-async fn a_looping_guest_is_interrupted_after_its_time_budget() {
-    let limits = SandboxLimits::new(
-        SandboxLimits::default().max_memory_bytes,
-        Duration::from_millis(200),
-    );
-    let host = faulty_host(limits).await;
+/// A guest that loops on a host with a 200 ms budget, stopped however
+/// `tuning` interrupts it; the host serves on.
+async fn assert_a_loop_is_stopped(tuning: EngineTuning) {
+    let budget = Duration::from_millis(200);
+    let limits = SandboxLimits::new(SandboxLimits::default().max_memory_bytes, budget);
+    let host = faulty_host(limits, tuning).await;
     let id = task_with_data(&host).await;
     let err = host
         .list("fault-injection:loop", None, None)
         .await
         .unwrap_err();
     assert!(
-        matches!(err, TaskError::GuestTimeout(d) if d == Duration::from_millis(200)),
-        "{err:?}"
+        matches!(err, TaskError::GuestTimeout(d) if d == budget),
+        "{tuning:?}: {err:?}"
     );
     assert!(err.to_string().contains("time budget"), "{err}");
     assert_still_healthy(&host, &id).await;
 }
 
 #[tokio::test]
+async fn a_looping_guest_is_interrupted_after_its_time_budget() {
+    assert_a_loop_is_stopped(EngineTuning::default()).await;
+}
+
+#[tokio::test]
 async fn under_fuel_a_looping_guest_is_stopped_too_and_the_host_stays_up() {
-    let limits = SandboxLimits::new(
-        SandboxLimits::default().max_memory_bytes,
-        Duration::from_millis(200),
-    );
     let mut tuning = EngineTuning::default();
     tuning.interruption = Interruption::Fuel;
-    let host = TaskHost::builder()
-        .component(ComponentSource::Bytes(FAULT_INJECTION_COMPONENT.to_vec()))
-        .limits(limits)
-        .engine(tuning)
-        .build()
-        .await
-        .expect("the fault-injection component runs under fuel");
-    let id = task_with_data(&host).await;
-    let err = host
-        .list("fault-injection:loop", None, None)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, TaskError::GuestTimeout(d) if d == Duration::from_millis(200)),
-        "{err:?}"
-    );
-    assert_still_healthy(&host, &id).await;
+    assert_a_loop_is_stopped(tuning).await;
 }
 
 #[tokio::test]
 async fn a_hoarding_guest_hits_the_memory_cap() {
     let limits = SandboxLimits::new(16 << 20, SandboxLimits::default().time_budget);
-    let host = faulty_host(limits).await;
+    let host = faulty_host(limits, EngineTuning::default()).await;
     let id = task_with_data(&host).await;
     let err = host.get("fault-injection:allocate", &id).await.unwrap_err();
     assert!(

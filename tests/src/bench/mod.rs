@@ -374,6 +374,12 @@ impl NativeSubject {
             .expect("the default configuration is valid");
         NativeSubject { store }
     }
+
+    fn complete(&self, owner: &str, id: &str, result: &str) {
+        let status = pmcp_tasks_guest::TaskStatus::Completed;
+        let completed = self.store.complete_with_result(owner, id, status, result);
+        completed.expect("native complete-with-result");
+    }
 }
 
 #[async_trait]
@@ -401,14 +407,7 @@ impl Subject for NativeSubject {
     }
 
     async fn complete_with_result(&self, owner: &str, id: &str, payloads: &Payloads) {
-        let result = &payloads.result_text;
-        let completed = self.store.complete_with_result(
-            owner,
-            id,
-            pmcp_tasks_guest::TaskStatus::Completed,
-            result,
-        );
-        completed.expect("native complete-with-result");
+        self.complete(owner, id, &payloads.result_text)
     }
 
     async fn list_page(&self, owner: &str, cursor: Option<&str>, limit: u32) -> Option<String> {
@@ -426,10 +425,7 @@ impl Subject for NativeSubject {
     }
 
     async fn complete_with_large_result(&self, owner: &str, id: &str, payloads: &Payloads) {
-        let result = &payloads.large_result_text;
-        let status = pmcp_tasks_guest::TaskStatus::Completed;
-        let completed = self.store.complete_with_result(owner, id, status, result);
-        completed.expect("native complete-with-result, large");
+        self.complete(owner, id, &payloads.large_result_text)
     }
 
     async fn request_input(&self, owner: &str, id: &str) {
@@ -479,6 +475,14 @@ impl HostSubject {
         HostSubject::tuned(backend, strategy, EngineTuning::default()).await
     }
 
+    async fn complete(&self, owner: &str, id: &str, result: &Value) {
+        let completed = self
+            .host
+            .complete_with_result(owner, id, TaskStatus::Completed, result)
+            .await;
+        completed.expect("host complete-with-result");
+    }
+
     /// [`HostSubject::new`] with the engine tuned as `tuning` says.
     pub async fn tuned(
         backend: Arc<dyn KvBackend>,
@@ -520,12 +524,7 @@ impl Subject for HostSubject {
     }
 
     async fn complete_with_result(&self, owner: &str, id: &str, payloads: &Payloads) {
-        let result = &payloads.result;
-        let completed = self
-            .host
-            .complete_with_result(owner, id, TaskStatus::Completed, result)
-            .await;
-        completed.expect("host complete-with-result");
+        self.complete(owner, id, &payloads.result).await
     }
 
     async fn list_page(&self, owner: &str, cursor: Option<&str>, limit: u32) -> Option<String> {
@@ -538,12 +537,7 @@ impl Subject for HostSubject {
     }
 
     async fn complete_with_large_result(&self, owner: &str, id: &str, payloads: &Payloads) {
-        let result = &payloads.large_result;
-        let completed = self
-            .host
-            .complete_with_result(owner, id, TaskStatus::Completed, result)
-            .await;
-        completed.expect("host complete-with-result, large");
+        self.complete(owner, id, &payloads.large_result).await
     }
 
     async fn request_input(&self, owner: &str, id: &str) {
