@@ -7,6 +7,7 @@
 //! arguments, input requests and answers). Listings read heads only, so a
 //! page of tasks with large results moves only the small parts.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -251,25 +252,69 @@ impl StoredHead {
 
     /// The status `view` reports.
     pub fn status_in(&self, view: StatusView) -> TaskStatus {
-        match (view, self.status, self.outcome) {
-            (StatusView::Core, TaskStatus::Completed, Some(OutcomeKind::ErrorResult)) => {
-                TaskStatus::Failed
-            }
-            (_, status, _) => status,
-        }
+        status_in(view, self.status, self.outcome)
     }
 
-    /// The wire view.
-    pub fn task(&self, poll_interval: Option<u64>, view: StatusView) -> Task {
+    /// The wire view; its strings move out of the head (left empty).
+    fn take_task(&mut self, poll_interval: Option<u64>, view: StatusView) -> Task {
         Task {
-            task_id: self.task_id.clone(),
             status: self.status_in(view),
-            status_message: self.status_message.clone(),
+            task_id: std::mem::take(&mut self.task_id),
+            status_message: self.status_message.take(),
             created_at: iso8601_utc(self.created_at),
             last_updated_at: iso8601_utc(self.last_updated_at),
             ttl: self.ttl,
             poll_interval,
         }
+    }
+}
+
+/// What a listing shows of a stored head, read without copying a string it
+/// does not return: the owner id is borrowed from the stored bytes for the
+/// check, and the request, lease and input keys are skipped unparsed.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct HeadSummary<'a> {
+    #[serde(borrow)]
+    pub owner_id: Cow<'a, str>,
+    pub task_id: String,
+    pub status: TaskStatus,
+    #[serde(default)]
+    pub status_message: Option<String>,
+    pub created_at: u64,
+    pub last_updated_at: u64,
+    pub ttl: Option<u64>,
+    #[serde(default)]
+    pub outcome: Option<OutcomeKind>,
+}
+
+impl<'a> HeadSummary<'a> {
+    /// Parses the listed fields of a stored head.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| corrupt("head", e))
+    }
+
+    /// The wire view, status in `view`.
+    pub fn into_task(self, poll_interval: Option<u64>, view: StatusView) -> Task {
+        Task {
+            status: status_in(view, self.status, self.outcome),
+            task_id: self.task_id,
+            status_message: self.status_message,
+            created_at: iso8601_utc(self.created_at),
+            last_updated_at: iso8601_utc(self.last_updated_at),
+            ttl: self.ttl,
+            poll_interval,
+        }
+    }
+}
+
+/// The status `view` reports of a task stored as `status` with `outcome`.
+fn status_in(view: StatusView, status: TaskStatus, outcome: Option<OutcomeKind>) -> TaskStatus {
+    match (view, status, outcome) {
+        (StatusView::Core, TaskStatus::Completed, Some(OutcomeKind::ErrorResult)) => {
+            TaskStatus::Failed
+        }
+        (_, status, _) => status,
     }
 }
 
@@ -297,47 +342,90 @@ impl StoredTask {
         })
     }
 
-    /// The full view at `version`, status in `view`.
-    pub fn record(&self, version: u64, poll_interval: Option<u64>, view: StatusView) -> TaskRecord {
-        let head = &self.head;
-        TaskRecord {
-            task: head.task(poll_interval, view),
-            request_method: head.request_method.clone(),
-            tool_name: head.tool_name.clone(),
-            variables: self.body.variables.get().to_owned(),
-            has_result: self.body.result.is_some(),
-            outcome: head.outcome,
-            cancel_requested: head.cancel_requested,
-            lease: head.lease.clone(),
-            pending_input: head.pending_input.clone(),
-            answers_waiting: head.answers_waiting,
+    /// The full view at `version`, status in `view` (the head's strings
+    /// and the variables move into it: a read copies nothing twice).
+    pub fn into_record(
+        self,
+        version: u64,
+        poll_interval: Option<u64>,
+        view: StatusView,
+    ) -> TaskRecord {
+        let StoredTask { head, body } = self;
+        record_of(
+            head,
+            body.variables,
+            body.result.is_some(),
             version,
-        }
+            poll_interval,
+            view,
+        )
     }
 
     /// The record with outcome, arguments and open input requests.
-    pub fn detail(&self, version: u64, poll_interval: Option<u64>, view: StatusView) -> TaskDetail {
-        let outcome = self.body.result.as_ref().map(|r| {
-            let text = r.get().to_owned();
-            match self.head.outcome {
+    pub fn into_detail(
+        self,
+        version: u64,
+        poll_interval: Option<u64>,
+        view: StatusView,
+    ) -> TaskDetail {
+        let StoredTask { head, body } = self;
+        let outcome = body.result.map(|r| {
+            let text = raw_text(r);
+            match head.outcome {
                 Some(OutcomeKind::RpcError) => Outcome::RpcError(text),
                 _ => Outcome::ToolResult(text),
             }
         });
+        let has_result = outcome.is_some();
         TaskDetail {
-            record: self.record(version, poll_interval, view),
             outcome,
-            arguments: self.body.arguments.as_ref().map(|a| a.get().to_owned()),
-            input_requests: self
-                .body
+            arguments: body.arguments.map(raw_text),
+            input_requests: body
                 .input_requests
-                .iter()
+                .into_iter()
                 .map(|(key, r)| InputRequest {
-                    key: key.clone(),
-                    method: r.method.clone(),
-                    params: r.params.get().to_owned(),
+                    key,
+                    method: r.method,
+                    params: raw_text(r.params),
                 })
                 .collect(),
+            record: record_of(
+                head,
+                body.variables,
+                has_result,
+                version,
+                poll_interval,
+                view,
+            ),
         }
+    }
+}
+
+/// JSON text kept raw, as an owned string (no copy).
+fn raw_text(raw: Box<RawValue>) -> String {
+    Box::<str>::from(raw).into_string()
+}
+
+/// A record from its parts.
+fn record_of(
+    mut head: StoredHead,
+    variables: Box<RawValue>,
+    has_result: bool,
+    version: u64,
+    poll_interval: Option<u64>,
+    view: StatusView,
+) -> TaskRecord {
+    TaskRecord {
+        task: head.take_task(poll_interval, view),
+        request_method: head.request_method,
+        tool_name: head.tool_name,
+        outcome: head.outcome,
+        cancel_requested: head.cancel_requested,
+        lease: head.lease,
+        pending_input: head.pending_input,
+        answers_waiting: head.answers_waiting,
+        variables: raw_text(variables),
+        has_result,
+        version,
     }
 }

@@ -15,8 +15,9 @@ use crate::outcome::{
     any_result_kind, check_rpc_error, tool_result_kind, worker_lost, INPUT_METHODS,
 };
 use crate::record::{
-    InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, StatusView, StoredBody,
-    StoredHead, StoredInputRequest, StoredTask, TaskDetail, TaskPage, TaskRecord, TaskRequest,
+    HeadSummary, InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, StatusView,
+    StoredBody, StoredHead, StoredInputRequest, StoredTask, TaskDetail, TaskPage, TaskRecord,
+    TaskRequest,
 };
 use crate::status::TaskStatus;
 use crate::time::iso8601_utc;
@@ -185,7 +186,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                 now,
             ) {
                 Ok(version) => {
-                    return Ok(stored.record(
+                    return Ok(stored.into_record(
                         version,
                         self.config.poll_interval,
                         StatusView::Extension,
@@ -212,7 +213,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
     pub fn get(&self, owner: &str, task_id: &str) -> Result<TaskRecord, StoreError> {
         let target = self.target(owner, task_id)?;
         let loaded = self.load(&target)?;
-        Ok(loaded.stored.record(
+        Ok(loaded.stored.into_record(
             loaded.version,
             self.config.poll_interval,
             StatusView::Extension,
@@ -231,7 +232,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         let loaded = self.load(&target)?;
         Ok(loaded
             .stored
-            .detail(loaded.version, self.config.poll_interval, view))
+            .into_detail(loaded.version, self.config.poll_interval, view))
     }
 
     /// Moves a task to `status`, replacing its status message.
@@ -664,10 +665,10 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         entries.truncate(page_size as usize);
         let mut tasks = Vec::with_capacity(entries.len());
         for (_, entry) in &entries {
-            let head = StoredHead::decode(&entry.head)?;
+            let head = HeadSummary::decode(&entry.head)?;
             // Defence in depth: a partition holds one owner's tasks only.
             if head.owner_id == owner && entry.is_live(now) {
-                tasks.push(head.task(self.config.poll_interval, view));
+                tasks.push(head.into_task(self.config.poll_interval, view));
             }
         }
         let next_cursor = match entries.last() {
@@ -758,7 +759,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             let mut moved = LeaseMove::default();
             if apply(&mut stored, &mut moved)? == Change::None {
                 // Nothing to write: no new version, no new lastUpdatedAt.
-                return Ok(stored.record(version, poll, StatusView::Extension));
+                return Ok(stored.into_record(version, poll, StatusView::Extension));
             }
             let now = self.env.now_ms();
             let head = &mut stored.head;
@@ -777,7 +778,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             if let Some(old) = moved.old.filter(|old| Some(*old) != current) {
                 self.unindex_lease(task_id, old);
             }
-            Ok(stored.record(new_version, poll, StatusView::Extension))
+            Ok(stored.into_record(new_version, poll, StatusView::Extension))
         })
     }
 
