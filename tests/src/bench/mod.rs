@@ -350,13 +350,13 @@ pub trait Subject: Send + Sync {
     async fn cancel(&self, owner: &str, id: &str);
     /// Completes a task with the large result (setup, untimed).
     async fn complete_with_large_result(&self, owner: &str, id: &str, payloads: &Payloads);
-    /// Asks for one input, keyed [`INPUT_KEY`] (setup, untimed).
+    /// Asks for one input (setup, untimed).
     async fn request_input(&self, owner: &str, id: &str);
-    /// Answers the input request keyed [`INPUT_KEY`].
+    /// Answers that input request.
     async fn answer_input(&self, owner: &str, id: &str, payloads: &Payloads);
     /// Asks the task's worker to stop.
     async fn request_cancel(&self, owner: &str, id: &str);
-    /// Renews (or takes) the task's lease for [`WORKER`].
+    /// Renews (or takes) the task's lease for the benchmark worker.
     async fn renew_lease(&self, owner: &str, id: &str);
 }
 

@@ -186,6 +186,7 @@ fn ticks_per_second() -> f64 {
 
 /// The server pinned to the first core and this process (every thread) to
 /// the second, while it lives; both get every core back on drop.
+#[cfg(feature = "redis")]
 struct Pinning {
     server: u32,
     /// Every core, as `taskset` names them (read before pinning: a pinned
@@ -193,6 +194,7 @@ struct Pinning {
     all: String,
 }
 
+#[cfg(feature = "redis")]
 impl Pinning {
     /// Pins `server` and this process apart, if the machine has two cores
     /// and `taskset` works.
@@ -210,6 +212,7 @@ impl Pinning {
     }
 }
 
+#[cfg(feature = "redis")]
 impl Drop for Pinning {
     fn drop(&mut self) {
         taskset(&self.all, self.server);
@@ -218,6 +221,7 @@ impl Drop for Pinning {
 }
 
 /// Sets the CPU affinity of every thread of `pid` to `cores`.
+#[cfg(feature = "redis")]
 fn taskset(cores: &str, pid: u32) -> bool {
     std::process::Command::new("taskset")
         .args(["-a", "-cp", cores, &pid.to_string()])
