@@ -31,6 +31,7 @@ pub mod read_meter;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod replica;
+pub mod rmcp_client;
 pub mod round_robin;
 pub mod worker_contract;
 

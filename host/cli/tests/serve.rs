@@ -48,9 +48,15 @@ fn the_python_sdk_runs_the_2025_task_flows_over_stdio() {
         .arg("serve")
         .output()
         .expect("running the Python SDK client");
+    assert_client_said(&output, "task flows: ok");
+}
+
+/// The client exited successfully and printed `verdict`; otherwise shows
+/// all it printed.
+fn assert_client_said(output: &std::process::Output, verdict: &str) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        output.status.success() && stdout.contains("task flows: ok"),
+        output.status.success() && stdout.contains(verdict),
         "{}\n{stdout}\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
@@ -65,13 +71,7 @@ fn the_typescript_sdk_streams_a_2025_task_to_its_result() {
         "ts_core_tasks.mjs",
         &[binary().as_os_str(), "serve".as_ref()],
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("task stream: ok"),
-        "{}\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_client_said(&output, "task stream: ok");
 }
 
 /// Each bearer token is its own owner: a task is invisible to every other

@@ -10,14 +10,15 @@ use pmcp_tasks_host::{Outcome, TaskHost, TaskRequest};
 use pmcp_tasks_mcp::demo::DemoTools;
 use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService};
 use rmcp::model::{
-    CallToolResult, ClientCapabilities, ClientConfig, ContentBlock, GetTaskParams, GetTaskResult,
-    Implementation, ServerCapabilities, ServerConfig,
+    CallToolResult, ContentBlock, GetTaskParams, GetTaskResult, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::task_manager::{TaskManager, TaskOptions};
-use rmcp::{ErrorData, ServerHandler, ServiceExt};
+use rmcp::{ErrorData, ServerHandler};
 use serde_json::{json, Map};
 use tokio::task::JoinSet;
+
+use pmcp_tasks_tests::rmcp_client::{connect, Client};
 
 use crate::report::ProtocolRow;
 use crate::{Backends, Sizes};
@@ -42,34 +43,9 @@ impl ServerHandler for InProcess {
     }
 }
 
-/// Serves `server` and connects a client declaring the tasks extension.
-async fn connect<S: ServerHandler>(
-    server: S,
-) -> rmcp::service::RunningService<rmcp::RoleClient, ClientConfig> {
-    let (server_side, client_side) = tokio::io::duplex(1 << 16);
-    tokio::spawn(async move {
-        if let Ok(running) = server.serve(server_side).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let client = ClientConfig::new(
-        ClientCapabilities::builder().enable_tasks().build(),
-        Implementation::from_build_env(),
-    );
-    client
-        .serve(client_side)
-        .await
-        .expect("connecting the rmcp client")
-}
-
 /// Calls `tasks/get` for `task_id` from `callers` concurrent loops for
 /// `sizes.run_for`; returns calls per second.
-async fn throughput(
-    client: &rmcp::service::RunningService<rmcp::RoleClient, ClientConfig>,
-    task_id: &str,
-    callers: usize,
-    sizes: Sizes,
-) -> (f64, u64) {
+async fn throughput(client: &Client, task_id: &str, callers: usize, sizes: Sizes) -> (f64, u64) {
     let calls = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + sizes.run_for;
     let start = Instant::now();

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use pmcp_tasks_host::{Outcome, TaskHost, TaskRequest};
 use pmcp_tasks_mcp::demo::DemoTools;
 use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService};
-use rmcp::model::{ClientCapabilities, ClientConfig, GetTaskParams, Implementation, TaskPayload};
-use rmcp::ServiceExt;
+use pmcp_tasks_tests::rmcp_client::connect;
+use rmcp::model::{GetTaskParams, TaskPayload};
 use serde_json::{json, Map};
 
 #[tokio::test]
@@ -29,19 +29,7 @@ async fn an_rmcp_client_reads_a_completed_task_with_its_result() {
         .unwrap();
     let service = TaskService::new(host, ServiceConfig::default());
     let server = DurableTaskServer::new(service, Arc::new(DemoTools), "anonymous");
-    let (server_side, client_side) = tokio::io::duplex(1 << 16);
-    tokio::spawn(async move {
-        if let Ok(running) = server.serve(server_side).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let client = ClientConfig::new(
-        ClientCapabilities::builder().enable_tasks().build(),
-        Implementation::from_build_env(),
-    )
-    .serve(client_side)
-    .await
-    .unwrap();
+    let client = connect(server).await;
     let got = client
         .peer()
         .get_task(GetTaskParams::new(id))
