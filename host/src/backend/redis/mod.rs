@@ -301,11 +301,7 @@ impl RedisBackend {
         (partition, expires_at): (&str, u64),
     ) -> Result<i64, KvError> {
         let mut pipe = redis::pipe();
-        pipe.cmd("ZADD")
-            .arg(self.sweep_key())
-            .arg("LT")
-            .arg(expires_at)
-            .arg(partition)
+        pipe.add_command(self.sweep_hint(partition, expires_at))
             .ignore();
         let evalsha = pipe.cmd("EVALSHA").arg(script.get_hash()).arg(3);
         evalsha
@@ -338,14 +334,21 @@ impl RedisBackend {
     /// hint would be missed.
     async fn hint_sweep(&self, partition: &str, expires_at: u64) -> Result<(), KvError> {
         let mut connection = self.connection.clone();
-        redis::cmd("ZADD")
-            .arg(self.sweep_key())
-            .arg("LT")
-            .arg(expires_at)
-            .arg(partition)
+        self.sweep_hint(partition, expires_at)
             .query_async::<()>(&mut connection)
             .await
             .map_err(|e| self.unavailable(e))
+    }
+
+    /// The command that lowers the partition's score in the sweep index to
+    /// `expires_at` (or adds it).
+    fn sweep_hint(&self, partition: &str, expires_at: u64) -> Cmd {
+        let mut hint = redis::cmd("ZADD");
+        hint.arg(self.sweep_key())
+            .arg("LT")
+            .arg(expires_at)
+            .arg(partition);
+        hint
     }
 }
 
