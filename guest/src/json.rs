@@ -1,5 +1,6 @@
 //! JSON input limits, canonical form and the variables merge.
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::StoreError;
@@ -74,9 +75,12 @@ fn check_shape(root: &Value, limits: JsonLimits) -> Result<(), String> {
 }
 
 /// Canonical serialization: compact, object keys sorted (serde_json's
-/// default map is ordered by key).
-pub fn canonical(value: &Value) -> String {
-    value.to_string()
+/// default map is ordered by key). Written straight into a buffer (not
+/// through `Display`, whose per-fragment `fmt` calls cost several times
+/// more in wasm) and never re-validated: the serializer only writes JSON.
+pub fn canonical(value: &Value) -> Result<Box<RawValue>, StoreError> {
+    serde_json::value::to_raw_value(value)
+        .map_err(|e| StoreError::Internal(format!("cannot serialize JSON: {e}")))
 }
 
 /// Applies a variables patch: each key is set, and a `null` value removes it.
@@ -104,7 +108,7 @@ mod tests {
     #[test]
     fn accepts_within_limits_and_canonicalizes_key_order() {
         let v = parse_limited(r#"{ "b": 1, "a": [true, null] }"#, LIMITS, "variables").unwrap();
-        assert_eq!(canonical(&v), r#"{"a":[true,null],"b":1}"#);
+        assert_eq!(canonical(&v).unwrap().get(), r#"{"a":[true,null],"b":1}"#);
     }
 
     #[test]

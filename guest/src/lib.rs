@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bytes;
 pub mod config;
 pub mod cursor;
 pub mod env;

@@ -280,18 +280,18 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             let mut variables: Map<String, Value> = serde_json::from_str(task.body.variables.get())
                 .map_err(|e| StoreError::Internal(format!("stored variables are corrupt: {e}")))?;
             merge_variables(&mut variables, patch.clone());
-            let text = canonical(&Value::Object(variables));
-            if text.len() > limits.max_bytes {
+            let merged = canonical(&Value::Object(variables))?;
+            if merged.get().len() > limits.max_bytes {
                 return Err(StoreError::InvalidParams(format!(
                     "variables: the merged object would be {} bytes; the limit is {} bytes",
-                    text.len(),
+                    merged.get().len(),
                     limits.max_bytes
                 )));
             }
-            if text == task.body.variables.get() {
+            if merged.get() == task.body.variables.get() {
                 return Ok(Change::None);
             }
-            task.body.variables = raw_json(text)?;
+            task.body.variables = merged;
             Ok(Change::Made)
         })
     }
@@ -863,7 +863,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             "result",
         )?;
         let kind = any_result_kind(&value);
-        Ok((raw_json(canonical(&value))?, kind))
+        Ok((canonical(&value)?, kind))
     }
 
     /// Checks that `text` is a JSON object within `max_bytes`; keeps it as given.
