@@ -5,18 +5,18 @@
 /// Every task read formats two timestamps, so this writes digits directly
 /// rather than through `format!` (several times faster, in wasm above all).
 pub fn iso8601_utc(epoch_ms: u64) -> String {
-    let ms = epoch_ms % 1000;
+    let ms = (epoch_ms % 1000) as u32;
     let secs = epoch_ms / 1000;
-    let (days, secs_of_day) = (secs / 86_400, secs % 86_400);
+    let (days, secs_of_day) = (secs / 86_400, (secs % 86_400) as u32);
     let (year, month, day) = civil_from_days(days as i64);
-    let mut out = Vec::with_capacity(24);
-    let year = year.max(0) as u64;
+    let year = u32::try_from(year.max(0)).unwrap_or(u32::MAX);
     let year_width = year.checked_ilog10().map_or(1, |d| d + 1).max(4);
+    let mut out = Vec::with_capacity(24);
     push_digits(&mut out, year, year_width);
     out.push(b'-');
-    push_digits(&mut out, month.into(), 2);
+    push_digits(&mut out, month, 2);
     out.push(b'-');
-    push_digits(&mut out, day.into(), 2);
+    push_digits(&mut out, day, 2);
     out.push(b'T');
     push_digits(&mut out, secs_of_day / 3600, 2);
     out.push(b':');
@@ -30,10 +30,16 @@ pub fn iso8601_utc(epoch_ms: u64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// Appends the last `width` decimal digits of `value`, zero-padded.
-fn push_digits(out: &mut Vec<u8>, value: u64, width: u32) {
-    for power in (0..width).rev() {
-        out.push(b'0' + (value / 10u64.pow(power) % 10) as u8);
+/// Appends the last `width` decimal digits of `value`, zero-padded, from
+/// the right: one division by the constant 10 per digit, which the code
+/// generator turns into a multiplication (a power of ten as divisor would
+/// be a real division per digit).
+fn push_digits(out: &mut Vec<u8>, mut value: u32, width: u32) {
+    let start = out.len();
+    out.resize(start + width as usize, b'0');
+    for slot in out[start..].iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
     }
 }
 

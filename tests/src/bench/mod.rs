@@ -27,6 +27,8 @@ use serde_json::{json, Map, Value};
 pub const OWNER: &str = "bench-owner@example.com";
 /// Tasks per listed page.
 pub const PAGE_SIZE: u32 = 50;
+/// A task id no store issues (not the id format), refused without a read.
+const MALFORMED_TASK_ID: &str = "not-a-task-id";
 
 /// A store operation measured by the overhead benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +56,16 @@ pub enum Operation {
     /// `list`, one page of [`PAGE_SIZE`] completed tasks whose results are
     /// [`LARGE_RESULT_BYTES`] each: a listing must not read them.
     ListPageLargeResults,
+    /// `get` of a malformed task id, refused before any backend call: the
+    /// fixed cost of one call, natively and through the boundary. No
+    /// target: it shows how much of every other operation's ratio the
+    /// crossing alone takes.
+    RefusedGet,
 }
 
 impl Operation {
     /// Every measured operation, in report order.
-    pub const ALL: [Operation; 11] = [
+    pub const ALL: [Operation; 12] = [
         Operation::Create,
         Operation::Get,
         Operation::UpdateStatus,
@@ -70,6 +77,7 @@ impl Operation {
         Operation::RequestCancel,
         Operation::RenewLease,
         Operation::ListPageLargeResults,
+        Operation::RefusedGet,
     ];
 
     /// The name used in reports and as the criterion group.
@@ -86,15 +94,18 @@ impl Operation {
             Operation::RequestCancel => "request-cancel",
             Operation::RenewLease => "renew-lease",
             Operation::ListPageLargeResults => "list-page-300kb-results",
+            Operation::RefusedGet => "refused-get",
         }
     }
 
     /// The largest acceptable component/native time ratio: reads 1.5,
-    /// writes 2 (writes do more native work per boundary crossing).
-    pub fn target_ratio(self) -> f64 {
+    /// writes 2 (writes do more native work per boundary crossing); none
+    /// for the refused get, a measure of the crossing itself.
+    pub fn target_ratio(self) -> Option<f64> {
         match self {
-            Operation::Get | Operation::ListPage | Operation::ListPageLargeResults => 1.5,
-            _ => 2.0,
+            Operation::RefusedGet => None,
+            Operation::Get | Operation::ListPage | Operation::ListPageLargeResults => Some(1.5),
+            _ => Some(2.0),
         }
     }
 }
@@ -173,6 +184,7 @@ pub async fn time_on(
         | Operation::AnswerInput
         | Operation::RequestCancel => iters,
         Operation::ListPageLargeResults => LARGE_RESULT_TASKS,
+        Operation::RefusedGet => 0,
         _ => iters.min(POOL),
     };
     let mut ids = Vec::with_capacity(tasks as usize);
@@ -216,6 +228,7 @@ pub async fn time_on(
             Operation::AnswerInput => subject.answer_input(OWNER, id(i), payloads).await,
             Operation::RequestCancel => subject.request_cancel(OWNER, id(i)).await,
             Operation::RenewLease => subject.renew_lease(OWNER, id(i)).await,
+            Operation::RefusedGet => subject.refused_get(OWNER).await,
         }
     }
     start.elapsed()
@@ -338,6 +351,8 @@ pub trait Subject: Send + Sync {
     async fn create(&self, owner: &str) -> String;
     /// Reads a task.
     async fn get(&self, owner: &str, id: &str);
+    /// Gets a malformed task id, which is refused.
+    async fn refused_get(&self, owner: &str);
     /// Moves a task to `status`.
     async fn update_status(&self, owner: &str, id: &str, status: TaskStatus);
     /// Merges the 1 KB variables patch.
@@ -391,6 +406,11 @@ impl Subject for NativeSubject {
 
     async fn get(&self, owner: &str, id: &str) {
         self.store.get(owner, id).expect("native get");
+    }
+
+    async fn refused_get(&self, owner: &str) {
+        let refused = self.store.get(owner, MALFORMED_TASK_ID);
+        refused.expect_err("native get of a malformed id");
     }
 
     async fn update_status(&self, owner: &str, id: &str, status: TaskStatus) {
@@ -510,6 +530,11 @@ impl Subject for HostSubject {
 
     async fn get(&self, owner: &str, id: &str) {
         self.host.get(owner, id).await.expect("host get");
+    }
+
+    async fn refused_get(&self, owner: &str) {
+        let refused = self.host.get(owner, MALFORMED_TASK_ID).await;
+        refused.expect_err("host get of a malformed id");
     }
 
     async fn update_status(&self, owner: &str, id: &str, status: TaskStatus) {
