@@ -132,7 +132,9 @@ impl Sandbox {
         let warm = lock(&self.idle).pop();
         let mut session = match warm {
             Some(session) => session,
-            None => self.instantiate(backend.clone(), config).await?,
+            // Boxed: instantiation's future is large, and inline it would
+            // grow (and be copied with) every call's future, warm ones too.
+            None => Box::pin(self.instantiate(backend.clone(), config)).await?,
         };
         session.start_call(&self.limits, self.runtime.tuning.interruption);
         Ok(session)
