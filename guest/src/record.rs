@@ -250,22 +250,19 @@ impl StoredHead {
         serde_json::from_slice(bytes).map_err(|e| corrupt("head", e))
     }
 
-    /// The status `view` reports.
-    pub fn status_in(&self, view: StatusView) -> TaskStatus {
-        status_in(view, self.status, self.outcome)
-    }
-
     /// The wire view; its strings move out of the head (left empty).
     fn take_task(&mut self, poll_interval: Option<u64>, view: StatusView) -> Task {
-        Task {
-            status: self.status_in(view),
+        let listed = HeadSummary {
+            owner_id: Cow::Borrowed(""),
             task_id: std::mem::take(&mut self.task_id),
+            status: self.status,
             status_message: self.status_message.take(),
-            created_at: iso8601_utc(self.created_at),
-            last_updated_at: iso8601_utc(self.last_updated_at),
+            created_at: self.created_at,
+            last_updated_at: self.last_updated_at,
             ttl: self.ttl,
-            poll_interval,
-        }
+            outcome: self.outcome,
+        };
+        listed.into_task(poll_interval, view)
     }
 }
 
