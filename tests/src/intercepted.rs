@@ -1,6 +1,7 @@
-//! [`Intercepted`]: the in-memory backend with a hook before every step, the
-//! one way the tests make a backend misbehave on purpose ([`Gate`]: reads
-//! wait; [`LoseRaces`]: creates conflict).
+//! [`Intercepted`]: a backend (the in-memory one unless given another) with
+//! a hook before every step and after every read, the one way the tests
+//! make a backend misbehave or watch it ([`Gate`]: reads wait;
+//! [`LoseRaces`]: creates conflict; `ReadMeter`: bytes read are counted).
 
 use std::ops::Deref;
 use std::pin::pin;
@@ -33,22 +34,29 @@ pub enum Step {
 #[async_trait]
 pub trait Interceptor: Send + Sync + 'static {
     /// Called before `step` reaches the store.
-    async fn before(&self, step: Step) -> Result<(), KvError>;
+    async fn before(&self, _step: Step) -> Result<(), KvError> {
+        Ok(())
+    }
+
+    /// Called with every entry a `get` or `list` returns.
+    fn read(&self, _entry: &Entry) {}
 }
 
-/// An in-memory backend behind an [`Interceptor`] (reachable through `Deref`).
+/// A backend behind an [`Interceptor`] (reachable through `Deref`).
 pub struct Intercepted<I> {
-    inner: InMemoryBackend,
+    inner: Arc<dyn KvBackend>,
     interceptor: I,
 }
 
 impl<I: Interceptor> Intercepted<I> {
-    /// An empty store behind `interceptor`.
+    /// An empty in-memory store behind `interceptor`.
     pub fn with(interceptor: I) -> Arc<Self> {
-        Arc::new(Intercepted {
-            inner: InMemoryBackend::new(),
-            interceptor,
-        })
+        Intercepted::over(Arc::new(InMemoryBackend::new()), interceptor)
+    }
+
+    /// `inner` behind `interceptor`.
+    pub fn over(inner: Arc<dyn KvBackend>, interceptor: I) -> Arc<Self> {
+        Arc::new(Intercepted { inner, interceptor })
     }
 }
 
@@ -64,7 +72,11 @@ impl<I> Deref for Intercepted<I> {
 impl<I: Interceptor> KvBackend for Intercepted<I> {
     async fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError> {
         self.interceptor.before(Step::Get).await?;
-        self.inner.get(partition, item).await
+        let found = self.inner.get(partition, item).await?;
+        if let Some(entry) = &found {
+            self.interceptor.read(entry);
+        }
+        Ok(found)
     }
 
     async fn create(
@@ -127,7 +139,11 @@ impl<I: Interceptor> KvBackend for Intercepted<I> {
         now: u64,
     ) -> Result<Vec<(String, Entry)>, KvError> {
         self.interceptor.before(Step::List).await?;
-        self.inner.list(partition, after, limit, now).await
+        let listed = self.inner.list(partition, after, limit, now).await?;
+        for (_, entry) in &listed {
+            self.interceptor.read(entry);
+        }
+        Ok(listed)
     }
 
     async fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError> {

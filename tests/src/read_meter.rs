@@ -4,110 +4,36 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use pmcp_tasks_host::backend::{Entry, KvBackend, KvError};
+use pmcp_tasks_host::backend::{Entry, KvBackend};
 
-/// Wraps a backend and counts the value bytes (heads and bodies) that
-/// `get` and `list` return.
+use crate::intercepted::{Intercepted, Interceptor};
+
+/// Counts the value bytes (heads and bodies) that `get` and `list` return.
 pub struct ReadMeter {
-    inner: Arc<dyn KvBackend>,
     bytes: AtomicU64,
 }
 
+/// A backend whose reads are metered.
+pub type MeteredBackend = Intercepted<ReadMeter>;
+
 impl ReadMeter {
     /// Meters `inner`, starting at zero.
-    pub fn new(inner: Arc<dyn KvBackend>) -> Arc<Self> {
-        Arc::new(ReadMeter {
-            inner,
+    pub fn new(inner: Arc<dyn KvBackend>) -> Arc<MeteredBackend> {
+        let meter = ReadMeter {
             bytes: AtomicU64::new(0),
-        })
+        };
+        Intercepted::over(inner, meter)
     }
 
     /// Bytes read since the last call (and starts counting again).
     pub fn take(&self) -> u64 {
         self.bytes.swap(0, Ordering::SeqCst)
     }
-
-    fn count(&self, entry: &Entry) {
-        let size = entry.head.len() + entry.body.len();
-        self.bytes.fetch_add(size as u64, Ordering::SeqCst);
-    }
 }
 
-#[async_trait]
-impl KvBackend for ReadMeter {
-    async fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError> {
-        let found = self.inner.get(partition, item).await?;
-        if let Some(entry) = &found {
-            self.count(entry);
-        }
-        Ok(found)
-    }
-
-    async fn create(
-        &self,
-        partition: &str,
-        item: &str,
-        head: Vec<u8>,
-        body: Vec<u8>,
-        expires_at: Option<u64>,
-        max_live: Option<u32>,
-        now: u64,
-    ) -> Result<u64, KvError> {
-        let inner = &self.inner;
-        inner
-            .create(partition, item, head, body, expires_at, max_live, now)
-            .await
-    }
-
-    async fn replace(
-        &self,
-        partition: &str,
-        item: &str,
-        expected_version: u64,
-        head: Vec<u8>,
-        body: Vec<u8>,
-        expires_at: Option<u64>,
-        now: u64,
-    ) -> Result<u64, KvError> {
-        let inner = &self.inner;
-        inner
-            .replace(
-                partition,
-                item,
-                expected_version,
-                head,
-                body,
-                expires_at,
-                now,
-            )
-            .await
-    }
-
-    async fn remove(
-        &self,
-        partition: &str,
-        item: &str,
-        expected_version: u64,
-    ) -> Result<(), KvError> {
-        self.inner.remove(partition, item, expected_version).await
-    }
-
-    async fn list(
-        &self,
-        partition: &str,
-        after: Option<&str>,
-        limit: u32,
-        now: u64,
-    ) -> Result<Vec<(String, Entry)>, KvError> {
-        let listed = self.inner.list(partition, after, limit, now).await?;
-        for (_, entry) in &listed {
-            self.count(entry);
-        }
-        Ok(listed)
-    }
-
-    async fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError> {
-        self.inner.sweep(now, limit).await
+impl Interceptor for ReadMeter {
+    fn read(&self, entry: &Entry) {
+        let size = entry.head.len() + entry.body.len();
+        self.bytes.fetch_add(size as u64, Ordering::SeqCst);
     }
 }
