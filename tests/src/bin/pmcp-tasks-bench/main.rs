@@ -1,7 +1,7 @@
-//! `pmcp-tasks-bench`: the benchmark harness. Runs the scenarios that need
-//! many tasks or many callers (scaling, concurrency, memory), adds the
-//! per-operation figures criterion measured (`benches/overhead.rs`), prints
-//! one markdown report and writes the same figures as JSON.
+//! `pmcp-tasks-bench`: the benchmark harness. Runs every scenario (the
+//! per-operation overhead with the criterion bench's code, subjects in
+//! turns; scaling, concurrency, memory, engine, protocol), prints one
+//! markdown report and writes the same figures as JSON.
 //!
 //! ```text
 //! pmcp-tasks-bench [--smoke] [--only SCENARIOS] [--criterion DIR] [--json FILE] [--markdown FILE]
@@ -11,8 +11,8 @@
 //! `memory,overhead,engine,scaling,concurrency,protocol`.
 //!
 //! `--smoke` runs every scenario at tiny sizes (CI keeps the harness from
-//! rotting; its figures mean nothing). Without `--criterion`, or when DIR
-//! lacks an estimate, the harness times the operations itself. With the
+//! rotting; its figures mean nothing). With `--criterion DIR` the overhead
+//! figures are the estimates criterion wrote there (when complete). With the
 //! `redis` and `dynamodb` features it also measures those backends, on a
 //! `redis-server` and a moto server it starts on free loopback ports.
 

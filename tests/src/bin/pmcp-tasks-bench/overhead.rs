@@ -1,5 +1,7 @@
-//! Sandbox overhead per operation: criterion's estimates when present,
-//! otherwise timed here with the same code (`bench::time_operation`).
+//! Sandbox overhead per operation, timed here with the criterion bench's
+//! code (`bench::time_operation`): the three subjects in turns, best of 5,
+//! so the ratios compare the same moments of a drifting machine. With
+//! `--criterion DIR`, criterion's estimates instead.
 
 use std::path::Path;
 
