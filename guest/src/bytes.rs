@@ -7,9 +7,9 @@
 
 use std::cmp::Ordering;
 
-/// Orders two equally long byte strings as `memcmp` does (bytes as
-/// unsigned), eight at a time. Written without slice comparisons, which
-/// would call `memcmp` again.
+/// Orders two byte strings as slices order (bytes as unsigned, a prefix
+/// first), eight bytes at a time. Written without slice comparisons,
+/// which would call `memcmp` again.
 pub fn compare(a: &[u8], b: &[u8]) -> Ordering {
     let n = a.len().min(b.len());
     let mut i = 0;
@@ -28,7 +28,7 @@ pub fn compare(a: &[u8], b: &[u8]) -> Ordering {
         }
         i += 1;
     }
-    Ordering::Equal
+    a.len().cmp(&b.len())
 }
 
 /// The eight bytes of `bytes` at `at`, most significant first.
@@ -84,6 +84,18 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_prefix_orders_first() {
+        for (a, b) in [
+            (&b"key"[..], &b"key-0001"[..]),
+            (b"", b"a"),
+            (b"abcdefgh", b"abcdefghi"),
+        ] {
+            assert_eq!(compare(a, b), Ordering::Less);
+            assert_eq!(compare(b, a), Ordering::Greater);
         }
     }
 
