@@ -2,10 +2,6 @@
 -- ARGV[6] = expiry ('' = none), ARGV[7] = max live items ('' = no cap),
 -- ARGV[8] = Redis's own expiry of the key ('' = none).
 -- Returns 1 (created), -1 (a live item exists), -2 (quota reached).
-local refused = check_numbers(false, ARGV[2]) or check_numbers(true, ARGV[6], ARGV[7], ARGV[8])
-if refused then
-  return refused
-end
 local now = ARGV[2]
 local prune_limit = 64
 local pruned = prune(now, prune_limit)

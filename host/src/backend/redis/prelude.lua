@@ -3,6 +3,11 @@
 -- expiry set (item ids scored by expiry, ms). ARGV[1] = the key prefix of the
 -- partition's item hashes; ARGV[2] = now (ms, the component's clock).
 -- Every key shares the partition's hash tag, so a script is cluster-safe.
+-- Numeric arguments are integers the backend formats itself (Rust u64 and
+-- u32, expiries capped before formatting), so no command of a script fails
+-- on one after the script's first write (scripts do not roll back) and
+-- scripts do not check them again: checking cost a replace 17% of its
+-- instructions in Redis (`tonumber` parses with strtod).
 
 local function item_key(item)
   return ARGV[1] .. item
@@ -21,17 +26,6 @@ local function prune(now, limit)
     redis.call('ZREM', KEYS[2], item)
   end
   return #expired
-end
-
--- Refuses a script call whose numeric arguments are not numbers ('' allowed
--- where `optional`), before the script writes anything: scripts do not roll back.
-local function check_numbers(optional, ...)
-  for _, value in ipairs({...}) do
-    if not (tonumber(value) or (optional and value == '')) then
-      return redis.error_reply('pmcp-tasks: invalid numeric argument ' .. tostring(value))
-    end
-  end
-  return nil
 end
 
 -- Writes an item hash (head `h`, body `v`) with its expiry, keeping the key's TTL and the expiry

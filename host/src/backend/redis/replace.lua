@@ -3,15 +3,13 @@
 -- Redis's own expiry of the key ('' = none).
 -- Returns {new version, 1 if the expiry moved earlier (or appeared), else 0},
 -- or {-1, 0} when the item is missing, expired or at another version.
-local refused = check_numbers(false, ARGV[2], ARGV[4]) or check_numbers(true, ARGV[7], ARGV[8])
-if refused then
-  return refused
-end
 local current = redis.call('HMGET', KEYS[3], 'ver', 'exp')
 if not current[1] or current[1] ~= ARGV[4] or not is_live(current[2], ARGV[2]) then
   return {-1, 0}
 end
 local version = tonumber(current[1]) + 1
 write_item(KEYS[3], ARGV[3], ARGV[5], ARGV[6], version, ARGV[7], current[2], ARGV[8])
-local earlier = ARGV[7] ~= '' and (current[2] == '' or tonumber(ARGV[7]) < tonumber(current[2]))
+-- An unchanged expiry (the common case) is not parsed: `tonumber` is dear.
+local earlier = ARGV[7] ~= '' and ARGV[7] ~= current[2]
+  and (current[2] == '' or tonumber(ARGV[7]) < tonumber(current[2]))
 return {version, earlier and 1 or 0}
