@@ -30,6 +30,7 @@ features="redis,dynamodb"
 ensure_toolchain >/dev/null
 ensure_redis >/dev/null
 ensure_moto >/dev/null
+ensure_valgrind >/dev/null
 
 if [ "${1:-}" = "--smoke" ]; then
   # The workspace's feature set, as the test command builds it: the smoke

@@ -41,6 +41,15 @@ ensure_redis() {
   redis-server --version
 }
 
+# valgrind (callgrind counts Redis's instructions per operation in the
+# benchmark's concurrency scenario; without it that table is left out).
+ensure_valgrind() {
+  if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null; then
+    apt_install valgrind
+  fi
+  valgrind --version
+}
+
 # moto's DynamoDB server mode in a virtual environment under target/;
 # exports PMCP_MOTO_PYTHON for the test harness.
 ensure_moto() {

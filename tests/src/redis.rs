@@ -25,6 +25,10 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     extra_args: Vec<String>,
+    /// A command the server runs under (empty: none), such as valgrind.
+    launcher: Vec<String>,
+    /// Where callgrind writes the counts of a counted server.
+    counts_dir: Option<PathBuf>,
 }
 
 impl RedisServer {
@@ -42,8 +46,36 @@ impl RedisServer {
         Self::start_with(free_port(), &["--appendonly", "no"])
     }
 
+    /// Starts a volatile server under callgrind, writing its counts into
+    /// `out_dir` (see [`RedisServer::instruction_counter`]); much slower.
+    pub fn start_counted(out_dir: &std::path::Path) -> Self {
+        let out_file = out_dir.join("callgrind.%p");
+        let launcher = vec![
+            "valgrind".to_owned(),
+            "--quiet".to_owned(),
+            "--tool=callgrind".to_owned(),
+            format!("--callgrind-out-file={}", out_file.display()),
+        ];
+        let mut server = Self::launch(free_port(), &["--appendonly", "no"], launcher);
+        server.counts_dir = Some(out_dir.to_owned());
+        server
+    }
+
+    /// The instruction counter of a server started with
+    /// [`RedisServer::start_counted`], while it runs.
+    pub fn instruction_counter(&self) -> Option<InstructionCounter> {
+        Some(InstructionCounter {
+            pid: self.pid()?,
+            dir: self.counts_dir.clone()?,
+        })
+    }
+
     /// Starts a server on `port` with extra `redis-server` arguments.
     pub fn start_with(port: u16, extra_args: &[&str]) -> Self {
+        Self::launch(port, extra_args, Vec::new())
+    }
+
+    fn launch(port: u16, extra_args: &[&str], launcher: Vec<String>) -> Self {
         let dir =
             std::env::temp_dir().join(format!("pmcp-tasks-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("creating the redis data directory");
@@ -52,6 +84,8 @@ impl RedisServer {
             port,
             dir,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            launcher,
+            counts_dir: None,
         };
         server.restart();
         server
@@ -91,7 +125,15 @@ impl RedisServer {
     /// Starts the server again on the same port and data directory.
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new("redis-server")
+        let mut command = match self.launcher.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg("redis-server");
+                command
+            }
+            None => Command::new("redis-server"),
+        };
+        let child = command
             .args([
                 "--port",
                 &self.port.to_string(),
@@ -120,6 +162,51 @@ impl Drop for RedisServer {
             let _ = child.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Counts the instructions a server under callgrind executes.
+#[derive(Debug, Clone)]
+pub struct InstructionCounter {
+    pid: u32,
+    dir: PathBuf,
+}
+
+impl InstructionCounter {
+    /// Starts counting from zero.
+    pub fn zero(&self) {
+        self.control("-z");
+    }
+
+    /// The instructions executed since [`InstructionCounter::zero`].
+    pub fn count(&self) -> Option<u64> {
+        self.control("-d");
+        // Each dump is `callgrind.<pid>.<n>`; the last one is this count.
+        let prefix = format!("callgrind.{}.", self.pid);
+        let (_, newest) = std::fs::read_dir(&self.dir)
+            .ok()?
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                let n: u32 = name.strip_prefix(&prefix)?.parse().ok()?;
+                Some((n, self.dir.join(name)))
+            })
+            .max()?;
+        let text = std::fs::read_to_string(newest).ok()?;
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix("summary:")
+                    .or(line.strip_prefix("totals:"))
+            })
+            .and_then(|count| count.trim().parse().ok())
+    }
+
+    /// Sends callgrind's control `command` to the server and waits for it.
+    fn control(&self, command: &str) {
+        let _ = Command::new("callgrind_control")
+            .args([command, &self.pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -172,6 +259,12 @@ impl RedisFactory {
     /// One standalone server without persistence (benchmarks).
     pub fn volatile() -> Self {
         Self::standalone(RedisServer::start_volatile())
+    }
+
+    /// One volatile server under callgrind, its counts in `out_dir`
+    /// (benchmarks: Redis's work per operation).
+    pub fn counted(out_dir: &std::path::Path) -> Self {
+        Self::standalone(RedisServer::start_counted(out_dir))
     }
 
     fn standalone(server: RedisServer) -> Self {

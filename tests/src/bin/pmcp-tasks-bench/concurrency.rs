@@ -173,15 +173,19 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(field(11)? + field(12)?)
 }
 
-/// Clock ticks per second of `/proc` CPU times (`getconf CLK_TCK`).
+/// Clock ticks per second of `/proc` CPU times (`getconf CLK_TCK`), asked
+/// once per process.
 fn ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// The server pinned to the first core and this process (every thread) to
@@ -233,15 +237,39 @@ fn taskset(cores: &str, pid: u32) -> bool {
 /// The name of the client-library baselines in the report.
 pub const BASELINE: &str = "client-library baseline";
 
+/// How long each caller of the mixed workload runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Until {
+    /// For this long.
+    Elapsed(Duration),
+    /// For this many operations (the counted Redis run's).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Ops(u64),
+}
+
 /// Operations per second of `callers` concurrent callers running the mixed
-/// workload for `run_for`, each on its own owner's tasks.
-/// Operations per second, and operations made.
+/// workload for `run_for`, each on its own owner's tasks, and operations made.
 async fn throughput(subject: &Arc<dyn Mixed>, callers: usize, run_for: Duration) -> (f64, u64) {
-    let barrier = Arc::new(Barrier::new(callers));
+    mixed_workload(subject, callers, Until::Elapsed(run_for), || {}).await
+}
+
+/// Runs the mixed workload with `callers` concurrent callers, each on its
+/// own owner's tasks, until `until`; `at_start` runs once every caller has
+/// created its tasks and before any operation. Operations per second, and
+/// operations made.
+pub async fn mixed_workload(
+    subject: &Arc<dyn Mixed>,
+    callers: usize,
+    until: Until,
+    at_start: impl Fn() + Send + Sync + 'static,
+) -> (f64, u64) {
+    let ready = Arc::new(Barrier::new(callers));
+    let go = Arc::new(Barrier::new(callers));
+    let at_start = Arc::new(at_start);
     let mut running = JoinSet::new();
     for caller in 0..callers {
         let subject = subject.clone();
-        let barrier = barrier.clone();
+        let (ready, go, at_start) = (ready.clone(), go.clone(), at_start.clone());
         running.spawn(async move {
             let owner = format!("caller-{caller}");
             let mut tasks = Vec::with_capacity(TASKS_PER_CALLER);
@@ -249,10 +277,16 @@ async fn throughput(subject: &Arc<dyn Mixed>, callers: usize, run_for: Duration)
                 tasks.push((subject.create(&owner).await, TaskStatus::Working));
             }
             let mut rng = Rng::new(caller as u64 + 1);
-            barrier.wait().await;
+            if ready.wait().await.is_leader() {
+                at_start();
+            }
+            go.wait().await;
             let start = Instant::now();
             let mut ops = 0u64;
-            while start.elapsed() < run_for {
+            while match until {
+                Until::Elapsed(run_for) => start.elapsed() < run_for,
+                Until::Ops(n) => ops < n,
+            } {
                 let (id, status) = &mut tasks[rng.below(TASKS_PER_CALLER)];
                 match rng.below(10) {
                     0..=5 => subject.get(&owner, id).await,

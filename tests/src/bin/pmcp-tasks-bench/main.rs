@@ -23,6 +23,8 @@ mod engine;
 mod memory;
 mod overhead;
 mod protocol;
+#[cfg(feature = "redis")]
+mod redis_work;
 mod report;
 mod scaling;
 
@@ -51,6 +53,8 @@ pub struct Sizes {
     pub run_for: Duration,
     /// Calls parked in the backend for the memory figure.
     pub in_flight: usize,
+    /// Operations per caller of the counted Redis workload.
+    pub counted_ops_per_caller: u64,
 }
 
 const FULL: Sizes = Sizes {
@@ -62,6 +66,7 @@ const FULL: Sizes = Sizes {
     dynamodb_callers: 8,
     run_for: Duration::from_secs(3),
     in_flight: 1_000,
+    counted_ops_per_caller: 500,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -73,6 +78,7 @@ const SMOKE: Sizes = Sizes {
     dynamodb_callers: 2,
     run_for: Duration::from_millis(100),
     in_flight: 16,
+    counted_ops_per_caller: 10,
 };
 
 /// Every scenario, in the order they run.
@@ -189,9 +195,10 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     if wanted("scaling") {
         scaling = scaling::measure(&backends, sizes).await;
     }
-    let mut concurrency = Vec::new();
+    let (mut concurrency, mut redis_work) = (Vec::new(), Vec::new());
     if wanted("concurrency") {
         concurrency = concurrency::measure(&backends, sizes).await;
+        redis_work = count_redis_work(sizes).await;
     }
     let mut protocol = Vec::new();
     if wanted("protocol") {
@@ -205,10 +212,22 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         overhead,
         scaling,
         concurrency,
+        redis_work,
         memory,
         protocol,
         engine,
     })
+}
+
+/// Redis's work per operation, counted (with the `redis` feature).
+async fn count_redis_work(sizes: Sizes) -> Vec<report::RedisWorkRow> {
+    #[cfg(feature = "redis")]
+    return redis_work::measure(sizes).await;
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = sizes;
+        Vec::new()
+    }
 }
 
 /// The backends the scenarios run on: the in-memory one, and with the

@@ -23,6 +23,8 @@ pub struct Report {
     pub scaling: Vec<ScalingRow>,
     /// Throughput by number of callers.
     pub concurrency: Vec<ConcurrencyRow>,
+    /// Redis's work per operation, counted (empty without valgrind).
+    pub redis_work: Vec<RedisWorkRow>,
     /// Resident memory with many calls in flight.
     pub memory: Vec<MemoryRow>,
     /// `tasks/get` through rmcp: our store beside rmcp's TaskManager.
@@ -131,6 +133,19 @@ pub struct ConcurrencyRow {
     pub cpu: Option<CpuSplit>,
 }
 
+/// Redis's work per operation of the mixed workload, counted by callgrind.
+#[derive(Debug, Serialize)]
+pub struct RedisWorkRow {
+    /// `component-reuse` or the client-library baseline.
+    pub subject: &'static str,
+    /// Concurrent callers.
+    pub callers: usize,
+    /// Operations counted.
+    pub ops: u64,
+    /// Instructions the Redis process executed per operation.
+    pub instructions_per_op: f64,
+}
+
 /// CPU time per operation of the benchmark process and of the server,
 /// from `/proc` (utime + stime), and whether each was pinned to a core of
 /// its own.
@@ -210,6 +225,9 @@ impl Report {
         }
         if !self.concurrency.is_empty() {
             self.concurrency_table(&mut out);
+        }
+        if !self.redis_work.is_empty() {
+            self.redis_work_table(&mut out);
         }
         if !self.protocol.is_empty() {
             self.protocol_table(&mut out);
@@ -347,6 +365,31 @@ impl Report {
                     );
                 }
             }
+        }
+        out.push('\n');
+    }
+
+    fn redis_work_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "## Redis's work per operation (the mixed workload; instructions of the Redis process, callgrind: repeatable)\n\n\
+             | subject | callers | operations | Redis instructions / op |\n\
+             |---|---:|---:|---:|"
+        );
+        for row in &self.redis_work {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.0} |",
+                row.subject, row.callers, row.ops, row.instructions_per_op
+            );
+        }
+        let find = |subject: &str| self.redis_work.iter().find(|r| r.subject == subject);
+        if let (Some(host), Some(base)) = (find("component-reuse"), find(BASELINE)) {
+            let _ = writeln!(
+                out,
+                "\ncomponent / {BASELINE}: {:.2}× the Redis work per operation.",
+                host.instructions_per_op / base.instructions_per_op
+            );
         }
         out.push('\n');
     }
