@@ -33,6 +33,9 @@ pub async fn measure(sizes: Sizes) -> Vec<RedisWorkRow> {
     let counts = std::env::temp_dir().join(format!("pmcp-tasks-callgrind-{}", std::process::id()));
     std::fs::create_dir_all(&counts).expect("creating the callgrind output directory");
     let factory = RedisFactory::counted(&counts);
+    let counter = factory.servers()[0]
+        .instruction_counter()
+        .expect("a counted server has a counter while it runs");
     let strategy = InstanceStrategy::default();
     let component: Arc<dyn Mixed> =
         Arc::new(HostSubject::new(factory.fresh().await, strategy).await);
@@ -44,9 +47,6 @@ pub async fn measure(sizes: Sizes) -> Vec<RedisWorkRow> {
         (SubjectKind::Component(strategy).name(), component),
         (BASELINE, baseline),
     ] {
-        let Some(counter) = factory.servers()[0].instruction_counter() else {
-            break;
-        };
         let zero = {
             let counter = counter.clone();
             move || counter.zero()
