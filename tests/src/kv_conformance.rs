@@ -18,6 +18,7 @@ crate::rule_list! {
     replace_is_conditional_on_version_and_liveness,
     remove_is_conditional_on_version,
     expiry_is_exclusive_at_now,
+    expiry_and_now_compare_as_numbers_across_digit_counts,
     max_live_caps_creates_and_frees_on_expiry_and_removal,
     max_live_ignores_a_backlog_of_expired_items,
     listing_is_ordered_bounded_and_live_only,
@@ -207,6 +208,49 @@ async fn expiry_is_exclusive_at_now(factory: &dyn BackendFactory) {
             "get may return it, marked"
         );
     }
+}
+
+/// An expiry of more digits than `now` is later (as text, "10000000000000"
+/// sorts before "9999999999999"): listings and conditional writes agree.
+async fn expiry_and_now_compare_as_numbers_across_digit_counts(factory: &dyn BackendFactory) {
+    let kv = factory.fresh().await;
+    let at: u64 = 10_000_000_000_000;
+    let before = at - 1;
+    for (item, expiry) in [("a", at), ("b", at * 10)] {
+        kv.create(
+            P,
+            item,
+            bytes(item),
+            Vec::new(),
+            Some(expiry),
+            None,
+            before - 1,
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        listed(&*kv, P, None, 10, before).await,
+        ["a", "b"],
+        "live at a now of fewer digits"
+    );
+    let replaced = kv
+        .replace(P, "a", 1, bytes("a2"), Vec::new(), Some(at), before)
+        .await;
+    assert_eq!(replaced.ok(), Some(2), "a live item is replaced");
+    assert_eq!(
+        listed(&*kv, P, None, 10, at).await,
+        ["b"],
+        "at its expiry one expired, one of more digits live"
+    );
+    let late = kv
+        .replace(P, "a", 2, bytes("a3"), Vec::new(), Some(at * 10), at)
+        .await;
+    assert!(is_conflict(late), "an expired item is not replaced");
+    let moved = kv
+        .replace(P, "b", 1, bytes("b2"), Vec::new(), Some(at * 100), at)
+        .await;
+    assert_eq!(moved.ok(), Some(2), "a live one is, across another digit");
 }
 
 async fn max_live_caps_creates_and_frees_on_expiry_and_removal(factory: &dyn BackendFactory) {

@@ -9,7 +9,5 @@ if not current[1] or current[1] ~= ARGV[4] or not is_live(current[2], ARGV[2]) t
 end
 local version = tonumber(current[1]) + 1
 write_item(KEYS[3], ARGV[3], ARGV[5], ARGV[6], version, ARGV[7], current[2], ARGV[8])
--- An unchanged expiry (the common case) is not parsed: `tonumber` is dear.
-local earlier = ARGV[7] ~= '' and ARGV[7] ~= current[2]
-  and (current[2] == '' or tonumber(ARGV[7]) < tonumber(current[2]))
+local earlier = ARGV[7] ~= '' and (current[2] == '' or below(ARGV[7], current[2]))
 return {version, earlier and 1 or 0}
