@@ -3,7 +3,7 @@
 # the Redis and DynamoDB parts start a redis-server and a moto server of
 # their own on free loopback ports, as the tests do.
 #
-#   ./tests/bench.sh            full run, release build (about 5 minutes
+#   ./tests/bench.sh            full run, release build (a few minutes
 #                               once built; the first build takes longer):
 #                               the harness (overhead, engine, scaling,
 #                               concurrency, memory, protocol), which prints

@@ -19,6 +19,9 @@ use crate::BackendFactory;
 /// How long a server may take to start or a cluster to form.
 const STARTUP: Duration = Duration::from_secs(20);
 
+/// The arguments of a server that keeps data in memory only.
+const VOLATILE: &[&str] = &["--appendonly", "no"];
+
 /// One `redis-server` child process.
 pub struct RedisServer {
     child: Option<Child>,
@@ -43,7 +46,7 @@ impl RedisServer {
     /// Starts a standalone server that keeps data in memory only, as a
     /// cache-style deployment would (benchmarks: no fsync in the figures).
     pub fn start_volatile() -> Self {
-        Self::start_with(free_port(), &["--appendonly", "no"])
+        Self::start_with(free_port(), VOLATILE)
     }
 
     /// Starts a volatile server under callgrind, writing its counts into
@@ -56,7 +59,7 @@ impl RedisServer {
             "--tool=callgrind".to_owned(),
             format!("--callgrind-out-file={}", out_file.display()),
         ];
-        let mut server = Self::launch(free_port(), &["--appendonly", "no"], launcher);
+        let mut server = Self::launch(free_port(), VOLATILE, launcher);
         server.counts_dir = Some(out_dir.to_owned());
         server
     }
