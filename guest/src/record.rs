@@ -239,6 +239,19 @@ fn corrupt(part: &str, e: serde_json::Error) -> StoreError {
     StoreError::Internal(format!("stored task {part} is corrupt: {e}"))
 }
 
+/// Parses one stored part, its UTF-8 checked once over the whole buffer:
+/// read as text, serde_json skips its own check of every key and string
+/// (a separate call each, the largest single cost of a listing in wasm).
+pub(crate) fn parse_stored<'a, T: Deserialize<'a>>(
+    part: &str,
+    bytes: &'a [u8],
+) -> Result<T, StoreError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        StoreError::Internal(format!("stored task {part} is corrupt: not UTF-8 ({e})"))
+    })?;
+    serde_json::from_str(text).map_err(|e| corrupt(part, e))
+}
+
 impl StoredHead {
     /// Absolute expiry (ms), `None` for unlimited.
     pub fn expires_at(&self) -> Option<u64> {
@@ -247,7 +260,7 @@ impl StoredHead {
 
     /// Parses a stored head.
     pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
-        serde_json::from_slice(bytes).map_err(|e| corrupt("head", e))
+        parse_stored("head", bytes)
     }
 
     /// The wire view; its strings move out of the head (left empty).
@@ -288,7 +301,7 @@ pub(crate) struct HeadSummary<'a> {
 impl<'a> HeadSummary<'a> {
     /// Parses the listed fields of a stored head.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, StoreError> {
-        serde_json::from_slice(bytes).map_err(|e| corrupt("head", e))
+        parse_stored("head", bytes)
     }
 
     /// The wire view, status in `view`.
@@ -335,7 +348,7 @@ impl StoredTask {
     pub fn decode(head: &[u8], body: &[u8]) -> Result<Self, StoreError> {
         Ok(StoredTask {
             head: StoredHead::decode(head)?,
-            body: serde_json::from_slice(body).map_err(|e| corrupt("body", e))?,
+            body: parse_stored("body", body)?,
         })
     }
 
@@ -424,5 +437,43 @@ fn record_of(
         variables: raw_text(variables),
         has_result,
         version,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HeadSummary, StoredHead, StoredTask};
+    use crate::error::StoreError;
+
+    const HEAD: &str = r#"{"ownerId":"ö@example.com","taskId":"t1","status":"working","statusMessage":"half \"done\" ✓","createdAt":1,"lastUpdatedAt":2,"ttl":null,"requestMethod":"tools/call"}"#;
+
+    #[test]
+    fn a_stored_head_reads_back_with_escapes_and_unicode() {
+        let head = StoredHead::decode(HEAD.as_bytes()).unwrap();
+        assert_eq!(head.owner_id, "ö@example.com");
+        assert_eq!(head.status_message.as_deref(), Some("half \"done\" ✓"));
+        let listed = HeadSummary::decode(HEAD.as_bytes()).unwrap();
+        assert_eq!(listed.owner_id, "ö@example.com");
+        assert_eq!(listed.last_updated_at, 2);
+    }
+
+    #[test]
+    fn stored_bytes_that_are_not_utf8_are_corrupt_data() {
+        // A valid head with one byte of its owner id replaced by 0xff.
+        let mut bytes = HEAD.as_bytes().to_vec();
+        let at = HEAD.find("example").unwrap();
+        bytes[at] = 0xff;
+        for outcome in [
+            StoredHead::decode(&bytes).map(drop),
+            HeadSummary::decode(&bytes).map(drop),
+            StoredTask::decode(HEAD.as_bytes(), &bytes).map(drop),
+        ] {
+            match outcome {
+                Err(StoreError::Internal(message)) => {
+                    assert!(message.contains("not UTF-8"), "{message}")
+                }
+                other => panic!("expected an internal error, got {other:?}"),
+            }
+        }
     }
 }
