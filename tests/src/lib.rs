@@ -18,6 +18,7 @@ use pmcp_tasks_host::clock::ManualClock;
 use pmcp_tasks_host::{StoreConfig, TaskHost};
 
 pub mod bench;
+pub mod callgrind;
 pub mod conformance;
 pub mod contract;
 #[cfg(feature = "dynamodb")]

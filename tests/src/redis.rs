@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use pmcp_tasks_host::backend::redis::{RedisBackend, RedisConfig};
 use pmcp_tasks_host::backend::KvBackend;
 
+use crate::callgrind::{self, InstructionCounter};
 use crate::BackendFactory;
 
 /// How long a server may take to start or a cluster to form.
@@ -52,14 +53,7 @@ impl RedisServer {
     /// Starts a volatile server under callgrind, writing its counts into
     /// `out_dir` (see [`RedisServer::instruction_counter`]); much slower.
     pub fn start_counted(out_dir: &std::path::Path) -> Self {
-        let out_file = out_dir.join("callgrind.%p");
-        let launcher = vec![
-            "valgrind".to_owned(),
-            "--quiet".to_owned(),
-            "--tool=callgrind".to_owned(),
-            format!("--callgrind-out-file={}", out_file.display()),
-        ];
-        let mut server = Self::launch(free_port(), VOLATILE, launcher);
+        let mut server = Self::launch(free_port(), VOLATILE, callgrind::launcher(out_dir));
         server.counts_dir = Some(out_dir.to_owned());
         server
     }
@@ -67,10 +61,10 @@ impl RedisServer {
     /// The instruction counter of a server started with
     /// [`RedisServer::start_counted`], while it runs.
     pub fn instruction_counter(&self) -> Option<InstructionCounter> {
-        Some(InstructionCounter {
-            pid: self.pid()?,
-            dir: self.counts_dir.clone()?,
-        })
+        Some(InstructionCounter::new(
+            self.pid()?,
+            self.counts_dir.as_ref()?,
+        ))
     }
 
     /// Starts a server on `port` with extra `redis-server` arguments.
@@ -165,51 +159,6 @@ impl Drop for RedisServer {
             let _ = child.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Counts the instructions a server under callgrind executes.
-#[derive(Debug, Clone)]
-pub struct InstructionCounter {
-    pid: u32,
-    dir: PathBuf,
-}
-
-impl InstructionCounter {
-    /// Starts counting from zero.
-    pub fn zero(&self) {
-        self.control("-z");
-    }
-
-    /// The instructions executed since [`InstructionCounter::zero`].
-    pub fn count(&self) -> Option<u64> {
-        self.control("-d");
-        // Each dump is `callgrind.<pid>.<n>`; the last one is this count.
-        let prefix = format!("callgrind.{}.", self.pid);
-        let (_, newest) = std::fs::read_dir(&self.dir)
-            .ok()?
-            .filter_map(|entry| {
-                let name = entry.ok()?.file_name().into_string().ok()?;
-                let n: u32 = name.strip_prefix(&prefix)?.parse().ok()?;
-                Some((n, self.dir.join(name)))
-            })
-            .max()?;
-        let text = std::fs::read_to_string(newest).ok()?;
-        text.lines()
-            .find_map(|line| {
-                line.strip_prefix("summary:")
-                    .or(line.strip_prefix("totals:"))
-            })
-            .and_then(|count| count.trim().parse().ok())
-    }
-
-    /// Sends callgrind's control `command` to the server and waits for it.
-    fn control(&self, command: &str) {
-        let _ = Command::new("callgrind_control")
-            .args([command, &self.pid.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
     }
 }
 

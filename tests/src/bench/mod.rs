@@ -177,6 +177,31 @@ pub async fn time_on(
     iters: u64,
     payloads: &Payloads,
 ) -> Duration {
+    let prepared = prepare(subject, OWNER, operation, iters, payloads).await;
+    let start = Instant::now();
+    run_prepared(subject, &prepared, payloads).await;
+    start.elapsed()
+}
+
+/// `iters` runs of one operation for one owner, with the tasks they work
+/// on already created.
+pub struct Prepared {
+    operation: Operation,
+    owner: String,
+    iters: u64,
+    ids: Vec<String>,
+}
+
+/// Creates the tasks `iters` runs of `operation` for `owner` work on:
+/// one each for operations that consume a task (complete, cancel), a
+/// pool to cycle over for the others.
+pub async fn prepare(
+    subject: &dyn Subject,
+    owner: &str,
+    operation: Operation,
+    iters: u64,
+    payloads: &Payloads,
+) -> Prepared {
     let tasks = match operation {
         Operation::Create => 0,
         Operation::CompleteWithResult
@@ -189,49 +214,64 @@ pub async fn time_on(
     };
     let mut ids = Vec::with_capacity(tasks as usize);
     for _ in 0..tasks {
-        let id = subject.create(OWNER).await;
+        let id = subject.create(owner).await;
         match operation {
-            Operation::AnswerInput => subject.request_input(OWNER, &id).await,
+            Operation::AnswerInput => subject.request_input(owner, &id).await,
             Operation::ListPageLargeResults => {
                 subject
-                    .complete_with_large_result(OWNER, &id, payloads)
+                    .complete_with_large_result(owner, &id, payloads)
                     .await
             }
             _ => {}
         }
         ids.push(id);
     }
+    Prepared {
+        operation,
+        owner: owner.to_owned(),
+        iters,
+        ids,
+    }
+}
+
+/// Runs what `prepared` was prepared for.
+pub async fn run_prepared(subject: &dyn Subject, prepared: &Prepared, payloads: &Payloads) {
+    let Prepared {
+        operation,
+        ref owner,
+        iters,
+        ref ids,
+    } = *prepared;
+    let tasks = ids.len() as u64;
     let id = |i: u64| ids[(i % tasks.max(1)) as usize].as_str();
     let mut cursor = None;
-    let start = Instant::now();
     for i in 0..iters {
         match operation {
-            Operation::Create => drop(subject.create(OWNER).await),
-            Operation::Get => subject.get(OWNER, id(i)).await,
+            Operation::Create => drop(subject.create(owner).await),
+            Operation::Get => subject.get(owner, id(i)).await,
             Operation::UpdateStatus => {
                 // Each pass over the pool flips every task: working <-> input_required.
-                let status = if (i / tasks) % 2 == 0 {
+                let status = if (i / tasks).is_multiple_of(2) {
                     TaskStatus::InputRequired
                 } else {
                     TaskStatus::Working
                 };
-                subject.update_status(OWNER, id(i), status).await
+                subject.update_status(owner, id(i), status).await
             }
-            Operation::SetVariables => subject.set_variables(OWNER, id(i), payloads).await,
+            Operation::SetVariables => subject.set_variables(owner, id(i), payloads).await,
             Operation::CompleteWithResult => {
-                subject.complete_with_result(OWNER, id(i), payloads).await
+                subject.complete_with_result(owner, id(i), payloads).await
             }
             Operation::ListPage | Operation::ListPageLargeResults => {
-                cursor = subject.list_page(OWNER, cursor.as_deref(), PAGE_SIZE).await
+                cursor = subject.list_page(owner, cursor.as_deref(), PAGE_SIZE).await
             }
-            Operation::Cancel => subject.cancel(OWNER, id(i)).await,
-            Operation::AnswerInput => subject.answer_input(OWNER, id(i), payloads).await,
-            Operation::RequestCancel => subject.request_cancel(OWNER, id(i)).await,
-            Operation::RenewLease => subject.renew_lease(OWNER, id(i)).await,
-            Operation::RefusedGet => subject.refused_get(OWNER).await,
+            Operation::Cancel => subject.cancel(owner, id(i)).await,
+            Operation::AnswerInput => subject.answer_input(owner, id(i), payloads).await,
+            Operation::RequestCancel => subject.request_cancel(owner, id(i)).await,
+            Operation::RenewLease => subject.renew_lease(owner, id(i)).await,
+            Operation::RefusedGet => subject.refused_get(owner).await,
         }
     }
-    start.elapsed()
 }
 
 /// The inputs of the write operations, prepared once.

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! SCENARIOS is a comma-separated subset of
-//! `memory,overhead,engine,scaling,concurrency,protocol`.
+//! `memory,overhead,counted,engine,scaling,concurrency,protocol`.
 //!
 //! `--smoke` runs every scenario at tiny sizes (CI keeps the harness from
 //! rotting; its figures mean nothing). With `--criterion DIR` the overhead
@@ -19,6 +19,7 @@
 #[cfg(any(feature = "redis", feature = "dynamodb"))]
 mod baseline;
 mod concurrency;
+mod counted;
 mod engine;
 mod memory;
 mod overhead;
@@ -55,6 +56,8 @@ pub struct Sizes {
     pub in_flight: usize,
     /// Operations per caller of the counted Redis workload.
     pub counted_ops_per_caller: u64,
+    /// Calls of each operation in the counted sandbox overhead.
+    pub counted_calls: u64,
 }
 
 const FULL: Sizes = Sizes {
@@ -67,6 +70,7 @@ const FULL: Sizes = Sizes {
     run_for: Duration::from_secs(3),
     in_flight: 1_000,
     counted_ops_per_caller: 500,
+    counted_calls: 300,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -79,12 +83,14 @@ const SMOKE: Sizes = Sizes {
     run_for: Duration::from_millis(100),
     in_flight: 16,
     counted_ops_per_caller: 10,
+    counted_calls: 3,
 };
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 6] = [
+const SCENARIOS: [&str; 7] = [
     "memory",
     "overhead",
+    "counted",
     "engine",
     "scaling",
     "concurrency",
@@ -151,6 +157,19 @@ fn main() -> anyhow::Result<()> {
             return runtime.block_on(memory::probe(strategy, in_flight));
         }
     }
+    // Internal: one subject's calls counted under callgrind (counted.rs),
+    // on this thread alone, so no idle worker adds to the count.
+    if let [flag, subject, calls] = words.as_slice() {
+        if flag == counted::PROBE_FLAG {
+            let calls = calls.parse().context("--count-probe needs a count")?;
+            drop(runtime);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            return runtime.block_on(counted::probe(subject, calls));
+        }
+    }
     let args = Args::parse()?;
     let report = runtime.block_on(run(&args))?;
     let markdown = report.markdown();
@@ -186,6 +205,10 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     if wanted("overhead") {
         (overhead_source, overhead) = overhead::measure(args.criterion.as_deref(), sizes).await?;
     }
+    let mut counted = Vec::new();
+    if wanted("counted") {
+        counted = counted::measure(sizes).await?;
+    }
     let mut engine = Vec::new();
     if wanted("engine") {
         engine = engine::measure(sizes).await;
@@ -210,6 +233,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         machine: machine(),
         overhead_source,
         overhead,
+        counted,
         scaling,
         concurrency,
         redis_work,

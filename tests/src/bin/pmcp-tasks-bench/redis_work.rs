@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use pmcp_tasks_host::InstanceStrategy;
 use pmcp_tasks_tests::bench::{HostSubject, SubjectKind};
+use pmcp_tasks_tests::callgrind;
 use pmcp_tasks_tests::redis::RedisFactory;
 use pmcp_tasks_tests::BackendFactory;
 
@@ -23,10 +24,7 @@ const CALLERS: usize = 8;
 /// Both subjects on one Redis server under callgrind; no rows when
 /// valgrind is not installed.
 pub async fn measure(sizes: Sizes) -> Vec<RedisWorkRow> {
-    let valgrind = std::process::Command::new("valgrind")
-        .arg("--version")
-        .output();
-    if !valgrind.is_ok_and(|out| out.status.success()) {
+    if !callgrind::available() {
         eprintln!("valgrind is not installed: Redis's work per operation is not counted");
         return Vec::new();
     }

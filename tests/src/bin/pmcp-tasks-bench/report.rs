@@ -19,6 +19,8 @@ pub struct Report {
     pub overhead_source: &'static str,
     /// Sandbox overhead per operation.
     pub overhead: Vec<OverheadRow>,
+    /// Sandbox overhead per operation, counted (empty without valgrind).
+    pub counted: Vec<CountedRow>,
     /// Latency by number of live tasks.
     pub scaling: Vec<ScalingRow>,
     /// Throughput by number of callers.
@@ -99,6 +101,22 @@ pub struct OverheadRow {
     pub reuse_ns: f64,
     /// Largest acceptable `reuse_ns / native_ns` (the default strategy),
     /// if the operation has a target.
+    pub target_ratio: Option<f64>,
+}
+
+/// One operation's instructions per call, native and through the
+/// component (a reused instance), counted by callgrind.
+#[derive(Debug, Serialize)]
+pub struct CountedRow {
+    /// Operation name.
+    pub operation: &'static str,
+    /// Calls counted per subject.
+    pub calls: u64,
+    /// Domain library natively, instructions per call.
+    pub native_instructions: f64,
+    /// Component, reused instance, instructions per call.
+    pub component_instructions: f64,
+    /// The timed target the ratio is read against, if any.
     pub target_ratio: Option<f64>,
 }
 
@@ -220,6 +238,9 @@ impl Report {
         if !self.overhead.is_empty() {
             self.overhead_table(&mut out);
         }
+        if !self.counted.is_empty() {
+            self.counted_table(&mut out);
+        }
         if !self.scaling.is_empty() {
             self.scaling_table(&mut out);
         }
@@ -264,6 +285,34 @@ impl Report {
                 time(row.fresh_ns),
                 time(row.reuse_ns),
                 time(row.reuse_ns - row.native_ns),
+            );
+        }
+        out.push('\n');
+    }
+
+    fn counted_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "## Sandbox overhead, counted (in-memory backend; instructions per call, callgrind: repeatable)\n\n\
+             The instructions the whole process executes per call (guest, wasmtime, host, backend), \
+             {} calls of each operation per subject, setup and compiling excluded; the component \
+             runs without the pooling allocator (valgrind cannot reserve its address space), which \
+             a reused instance does not touch between calls.\n\n\
+             | operation | native | component, reused instance | added per call | ratio | timed target |\n\
+             |---|---:|---:|---:|---:|---:|",
+            self.counted.first().map_or(0, |row| row.calls)
+        );
+        for row in &self.counted {
+            let (native, component) = (row.native_instructions, row.component_instructions);
+            let target = row
+                .target_ratio
+                .map_or_else(|| "—".to_owned(), |target| format!("≤ {target}"));
+            let _ = writeln!(
+                out,
+                "| {} | {native:.0} | {component:.0} | {:.0} | {:.2} | {target} |",
+                row.operation,
+                component - native,
+                component / native,
             );
         }
         out.push('\n');
