@@ -3,10 +3,11 @@
 # the Redis and DynamoDB parts start a redis-server and a moto server of
 # their own on free loopback ports, as the tests do.
 #
-#   ./tests/bench.sh            full run, release build (a few minutes
-#                               once built; the first build takes longer):
-#                               the harness (overhead, engine, scaling,
-#                               concurrency, memory, protocol), which prints
+#   ./tests/bench.sh            full run, release build (about three
+#                               minutes once built; the first build takes
+#                               longer): the harness (overhead, counted,
+#                               engine, scaling, concurrency, memory,
+#                               protocol), which prints
 #                               the markdown report and writes it with its
 #                               JSON to tests/bench-results/latest.{md,json}.
 #                               The overhead ratios come from runs of the
