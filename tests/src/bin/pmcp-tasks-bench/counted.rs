@@ -28,7 +28,8 @@ use crate::Sizes;
 /// The internal flag that runs a probe.
 pub const PROBE_FLAG: &str = "--count-probe";
 
-/// The two subjects counted: native, and the component on a reused instance.
+/// The two subjects counted: native, and the component on a reused
+/// instance (one, never retired, so no count includes an instantiation).
 const SUBJECTS: [SubjectKind; 2] = [
     SubjectKind::Native,
     SubjectKind::Component(InstanceStrategy::Reuse {
@@ -82,8 +83,25 @@ fn count_subject(kind: SubjectKind, calls: u64, dir: &std::path::Path) -> anyhow
         .spawn()
         .context("starting the probe under valgrind")?;
     let counter = InstructionCounter::new(probe.id(), dir);
-    let mut to_probe = probe.stdin.take().context("the probe's stdin")?;
-    let mut from_probe = BufReader::new(probe.stdout.take().context("the probe's stdout")?);
+    let to_probe = probe.stdin.take().context("the probe's stdin")?;
+    let from_probe = BufReader::new(probe.stdout.take().context("the probe's stdout")?);
+    let counted = step_through(kind, calls, &counter, to_probe, from_probe);
+    if counted.is_err() {
+        // Not left running its remaining operations under valgrind.
+        let _ = probe.kill();
+    }
+    probe.wait().context("waiting for the probe")?;
+    counted
+}
+
+/// Steps a started probe through every operation, counting each.
+fn step_through(
+    kind: SubjectKind,
+    calls: u64,
+    counter: &InstructionCounter,
+    mut to_probe: impl Write,
+    mut from_probe: impl BufRead,
+) -> anyhow::Result<Vec<f64>> {
     let mut expect = |word: &str| -> anyhow::Result<()> {
         let mut line = String::new();
         from_probe.read_line(&mut line)?;
@@ -104,8 +122,6 @@ fn count_subject(kind: SubjectKind, calls: u64, dir: &std::path::Path) -> anyhow
         per_call.push(count as f64 / calls as f64);
         writeln!(to_probe, "next")?;
     }
-    drop(to_probe);
-    probe.wait().context("waiting for the probe")?;
     Ok(per_call)
 }
 
@@ -127,8 +143,9 @@ pub async fn probe(subject: &str, calls: u64) -> anyhow::Result<()> {
     let payloads = Payloads::new();
     let mut from_parent = std::io::stdin().lock();
     let mut wait = || -> anyhow::Result<()> {
-        let mut line = String::new();
-        from_parent.read_line(&mut line)?;
+        if from_parent.read_line(&mut String::new())? == 0 {
+            bail!("the harness stopped stepping the probe");
+        }
         Ok(())
     };
     // The instance exists before the first counted call.
