@@ -1,9 +1,10 @@
-//! Instruction counts from callgrind: a process started under
-//! [`launcher`] is counted between [`InstructionCounter::zero`] and
+//! Instruction counts from callgrind: a process started with
+//! [`command`] is counted between [`InstructionCounter::zero`] and
 //! [`InstructionCounter::count`]. Unlike CPU time on a shared VM, which
 //! drifts by a third between two runs of the same code, the count repeats
 //! run to run, so it shows what a change saves.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -17,21 +18,45 @@ pub fn available() -> bool {
         .is_ok_and(|status| status.success())
 }
 
-/// The command prefix that runs a program under callgrind, its counts
-/// written into `out_dir` (read them with an [`InstructionCounter`]).
-pub fn launcher(out_dir: &Path) -> Vec<String> {
-    vec![
-        "valgrind".to_owned(),
-        "--quiet".to_owned(),
-        "--tool=callgrind".to_owned(),
-        format!(
+/// A command that runs `program` under callgrind, its counts written into
+/// `out_dir` (read them with an [`InstructionCounter`]).
+pub fn command(out_dir: &Path, program: impl AsRef<OsStr>) -> Command {
+    let mut command = Command::new("valgrind");
+    command
+        .args(["--quiet", "--tool=callgrind"])
+        .arg(format!(
             "--callgrind-out-file={}",
             out_dir.join("callgrind.%p").display()
-        ),
-    ]
+        ))
+        .arg(program);
+    command
 }
 
-/// Counts the instructions of one process started under [`launcher`].
+/// A directory for one run's counts, removed with what is in it on drop.
+#[derive(Debug)]
+pub struct CountsDir(PathBuf);
+
+impl CountsDir {
+    /// A new directory named after `purpose` and this process.
+    pub fn create(purpose: &str) -> std::io::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("pmcp-tasks-{purpose}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(CountsDir(dir))
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for CountsDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Counts the instructions of one process started with [`command`].
 #[derive(Debug, Clone)]
 pub struct InstructionCounter {
     pid: u32,
@@ -39,7 +64,7 @@ pub struct InstructionCounter {
 }
 
 impl InstructionCounter {
-    /// The counter of process `pid`, launched with [`launcher`]`(dir)`.
+    /// The counter of process `pid`, started with [`command`]`(dir, ..)`.
     pub fn new(pid: u32, dir: &Path) -> Self {
         InstructionCounter {
             pid,

@@ -29,9 +29,7 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     extra_args: Vec<String>,
-    /// A command the server runs under (empty: none), such as valgrind.
-    launcher: Vec<String>,
-    /// Where callgrind writes the counts of a counted server.
+    /// Where callgrind writes the counts of a server run under it.
     counts_dir: Option<PathBuf>,
 }
 
@@ -53,9 +51,7 @@ impl RedisServer {
     /// Starts a volatile server under callgrind, writing its counts into
     /// `out_dir` (see [`RedisServer::instruction_counter`]); much slower.
     pub fn start_counted(out_dir: &std::path::Path) -> Self {
-        let mut server = Self::launch(free_port(), VOLATILE, callgrind::launcher(out_dir));
-        server.counts_dir = Some(out_dir.to_owned());
-        server
+        Self::launch(free_port(), VOLATILE, Some(out_dir.to_owned()))
     }
 
     /// The instruction counter of a server started with
@@ -69,10 +65,10 @@ impl RedisServer {
 
     /// Starts a server on `port` with extra `redis-server` arguments.
     pub fn start_with(port: u16, extra_args: &[&str]) -> Self {
-        Self::launch(port, extra_args, Vec::new())
+        Self::launch(port, extra_args, None)
     }
 
-    fn launch(port: u16, extra_args: &[&str], launcher: Vec<String>) -> Self {
+    fn launch(port: u16, extra_args: &[&str], counts_dir: Option<PathBuf>) -> Self {
         let dir =
             std::env::temp_dir().join(format!("pmcp-tasks-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("creating the redis data directory");
@@ -81,8 +77,7 @@ impl RedisServer {
             port,
             dir,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-            launcher,
-            counts_dir: None,
+            counts_dir,
         };
         server.restart();
         server
@@ -122,12 +117,8 @@ impl RedisServer {
     /// Starts the server again on the same port and data directory.
     pub fn restart(&mut self) {
         self.stop();
-        let mut command = match self.launcher.split_first() {
-            Some((program, args)) => {
-                let mut command = Command::new(program);
-                command.args(args).arg("redis-server");
-                command
-            }
+        let mut command = match &self.counts_dir {
+            Some(out_dir) => callgrind::command(out_dir, "redis-server"),
             None => Command::new("redis-server"),
         };
         let child = command

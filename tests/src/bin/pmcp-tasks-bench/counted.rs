@@ -11,7 +11,7 @@
 //! parent reads the count. Setup and compiling stay out of the figures.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -47,11 +47,9 @@ pub async fn measure(sizes: Sizes) -> anyhow::Result<Vec<CountedRow>> {
     }
     let calls = sizes.counted_calls;
     let counts = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let dir = std::env::temp_dir().join(format!("pmcp-tasks-counted-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).context("creating the callgrind output directory")?;
-        let counted = SUBJECTS.map(|kind| count_subject(kind, calls, &dir));
-        let _ = std::fs::remove_dir_all(&dir);
-        let [native, component] = counted;
+        let dir = callgrind::CountsDir::create("sandbox-counts")
+            .context("creating the callgrind output directory")?;
+        let [native, component] = SUBJECTS.map(|kind| count_subject(kind, calls, dir.path()));
         Ok((native?, component?))
     })
     .await??;
@@ -72,11 +70,8 @@ pub async fn measure(sizes: Sizes) -> anyhow::Result<Vec<CountedRow>> {
 /// Runs the probe of `kind` under callgrind: instructions per call of
 /// each operation, in [`Operation::ALL`]'s order.
 fn count_subject(kind: SubjectKind, calls: u64, dir: &std::path::Path) -> anyhow::Result<Vec<f64>> {
-    let launcher = callgrind::launcher(dir);
-    let (valgrind, options) = launcher.split_first().context("an empty launcher")?;
-    let mut probe = Command::new(valgrind)
-        .args(options)
-        .arg(std::env::current_exe().context("finding the harness executable")?)
+    let harness = std::env::current_exe().context("finding the harness executable")?;
+    let mut probe = callgrind::command(dir, harness)
         .args([PROBE_FLAG, kind.name(), &calls.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

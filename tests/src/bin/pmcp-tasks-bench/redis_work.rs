@@ -28,9 +28,9 @@ pub async fn measure(sizes: Sizes) -> Vec<RedisWorkRow> {
         eprintln!("valgrind is not installed: Redis's work per operation is not counted");
         return Vec::new();
     }
-    let counts = std::env::temp_dir().join(format!("pmcp-tasks-callgrind-{}", std::process::id()));
-    std::fs::create_dir_all(&counts).expect("creating the callgrind output directory");
-    let factory = RedisFactory::counted(&counts);
+    let counts = callgrind::CountsDir::create("redis-counts")
+        .expect("creating the callgrind output directory");
+    let factory = RedisFactory::counted(counts.path());
     let counter = factory.servers()[0]
         .instruction_counter()
         .expect("a counted server has a counter while it runs");
@@ -60,7 +60,8 @@ pub async fn measure(sizes: Sizes) -> Vec<RedisWorkRow> {
             });
         }
     }
+    // The server stops before its counts' directory goes.
     drop(factory);
-    let _ = std::fs::remove_dir_all(&counts);
+    drop(counts);
     rows
 }
