@@ -8,6 +8,12 @@ use crate::{
     TaskStore,
 };
 
+/// Freed small blocks are reused without reaching wasi-libc's dlmalloc
+/// (see [`crate::block_cache`]).
+#[global_allocator]
+static ALLOCATOR: crate::block_cache::BlockCache<std::alloc::System> =
+    crate::block_cache::BlockCache::new(std::alloc::System);
+
 wit_bindgen::generate!({
     path: "../wit",
     world: "task-store-component",

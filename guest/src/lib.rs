@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod block_cache;
 pub mod bytes;
 pub mod config;
 pub mod cursor;
