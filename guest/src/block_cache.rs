@@ -12,7 +12,7 @@
 //! class's size, so any of them can be given back; a class keeps at most
 //! [`CACHE_BYTES_PER_CLASS`], so what one large call frees beyond that goes
 //! back to the inner allocator instead of staying stranded in one size
-//! (at most 3.5 MiB cached in all).
+//! (at most 3 MiB cached in all).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
@@ -246,6 +246,14 @@ mod tests {
         }
     }
 
+    /// Whether the first `n` bytes at `block` are 0, 1, 2, …
+    unsafe fn counts_up(block: *const u8, n: usize) -> bool {
+        unsafe { std::slice::from_raw_parts(block, n) }
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == i as u8)
+    }
+
     fn layout(size: usize) -> Layout {
         Layout::from_size_align(size, 1).unwrap()
     }
@@ -330,23 +338,15 @@ mod tests {
             for i in 0..20 {
                 block.add(i).write(i as u8);
             }
+            assert!(counts_up(block, 20));
             assert_eq!(cache.realloc(block, layout(20), 32), block);
             let grown = cache.realloc(block, layout(32), 3000);
             assert_ne!(grown, block);
-            assert_eq!(
-                std::slice::from_raw_parts(grown, 20),
-                &(0..20).collect::<Vec<u8>>()[..]
-            );
+            assert!(counts_up(grown, 20));
             let huge = cache.realloc(grown, layout(3000), 10_000);
-            assert_eq!(
-                std::slice::from_raw_parts(huge, 20),
-                &(0..20).collect::<Vec<u8>>()[..]
-            );
+            assert!(counts_up(huge, 20));
             let shrunk = cache.realloc(huge, layout(10_000), 10);
-            assert_eq!(
-                std::slice::from_raw_parts(shrunk, 10),
-                &(0..10).collect::<Vec<u8>>()[..]
-            );
+            assert!(counts_up(shrunk, 10));
             // The 20-byte block and the 3000-byte one were freed into the cache.
             assert_eq!(cache.alloc(layout(30)), block);
             cache.dealloc(block, layout(30));
