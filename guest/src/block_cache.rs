@@ -125,9 +125,13 @@ impl<A> BlockCache<A> {
     }
 }
 
-unsafe impl<A: GlobalAlloc> GlobalAlloc for BlockCache<A> {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let Some(class) = class_of(layout) else {
+impl<A: GlobalAlloc> BlockCache<A> {
+    /// A block for `layout`, whose size class (if any) is `class`.
+    ///
+    /// # Safety
+    /// As [`GlobalAlloc::alloc`]; `class` is `class_of(layout)`.
+    unsafe fn take(&self, layout: Layout, class: Option<usize>) -> *mut u8 {
+        let Some(class) = class else {
             // SAFETY: forwarded with the caller's layout.
             return unsafe { self.inner.alloc(layout) };
         };
@@ -139,30 +143,19 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for BlockCache<A> {
             return unsafe { self.inner.alloc(class_layout(class)) };
         }
         // SAFETY: a listed block is a live, unused allocation whose first
-        // bytes hold the link written by `dealloc`.
+        // bytes hold the link written by `give`.
         list.head = unsafe { (*block).next };
         list.len -= 1;
         block.cast()
     }
 
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if class_of(layout).is_none() {
-            // SAFETY: forwarded with the caller's layout.
-            return unsafe { self.inner.alloc_zeroed(layout) };
-        }
-        // SAFETY: as `alloc`; the block holds at least `layout.size()` bytes.
-        unsafe {
-            let block = self.alloc(layout);
-            if !block.is_null() {
-                ptr::write_bytes(block, 0, layout.size());
-            }
-            block
-        }
-    }
-
-    unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
-        let Some(class) = class_of(layout) else {
-            // SAFETY: allocated by `inner` with this layout (`alloc` and
+    /// Frees `block` of `layout`, whose size class (if any) is `class`.
+    ///
+    /// # Safety
+    /// As [`GlobalAlloc::dealloc`]; `class` is `class_of(layout)`.
+    unsafe fn give(&self, block: *mut u8, layout: Layout, class: Option<usize>) {
+        let Some(class) = class else {
+            // SAFETY: allocated by `inner` with this layout (`take` and
             // `realloc` send every uncached layout there).
             return unsafe { self.inner.dealloc(block, layout) };
         };
@@ -180,6 +173,33 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for BlockCache<A> {
         list.head = block;
         list.len += 1;
     }
+}
+
+unsafe impl<A: GlobalAlloc> GlobalAlloc for BlockCache<A> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, with the layout's class.
+        unsafe { self.take(layout, class_of(layout)) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let Some(class) = class_of(layout) else {
+            // SAFETY: forwarded with the caller's layout.
+            return unsafe { self.inner.alloc_zeroed(layout) };
+        };
+        // SAFETY: as `alloc`; the block holds at least `layout.size()` bytes.
+        unsafe {
+            let block = self.take(layout, Some(class));
+            if !block.is_null() {
+                ptr::write_bytes(block, 0, layout.size());
+            }
+            block
+        }
+    }
+
+    unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, with the layout's class.
+        unsafe { self.give(block, layout, class_of(layout)) }
+    }
 
     unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: the caller guarantees `new_size`, rounded up to the
@@ -190,14 +210,14 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for BlockCache<A> {
             (Some(old), Some(new)) if old == new => block,
             // SAFETY: an uncached block was allocated by `inner` with `layout`.
             (None, None) => unsafe { self.inner.realloc(block, layout, new_size) },
-            _ => {
+            (old, new) => {
                 // SAFETY: a fresh allocation, then the caller's block copied
                 // (both at least the smaller size) and freed as allocated.
                 unsafe {
-                    let moved = self.alloc(new_layout);
+                    let moved = self.take(new_layout, new);
                     if !moved.is_null() {
                         ptr::copy_nonoverlapping(block, moved, layout.size().min(new_size));
-                        self.dealloc(block, layout);
+                        self.give(block, layout, old);
                     }
                     moved
                 }
