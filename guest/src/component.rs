@@ -1,7 +1,7 @@
 //! The component's export layer: converts between WIT bindings and the
 //! domain types, and implements [`Kv`] over the imported `kv-backend`.
 
-use crate::kv::{Entry, Kv, KvError};
+use crate::kv::{Entry, Kv, KvError, PackedListing};
 use crate::{
     InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, StatusView, StoreConfig,
     StoreError, SystemEnvironment, Task, TaskDetail, TaskPage, TaskRecord, TaskRequest, TaskStatus,
@@ -98,19 +98,14 @@ impl Kv for HostKv {
         limit: u32,
         now: u64,
     ) -> Result<Vec<(String, Entry)>, KvError> {
-        let listed = backend::list(partition, after, limit, now)?;
-        Ok(listed
-            .into_iter()
-            .map(|l| {
-                let listed = Entry {
-                    head: l.head,
-                    body: Vec::new(),
-                    version: l.version,
-                    expires_at: l.expires_at,
-                };
-                (l.item, listed)
-            })
-            .collect())
+        let page = backend::list(partition, after, limit, now)?;
+        PackedListing {
+            packed: &page.packed,
+            lengths: &page.lengths,
+            versions: &page.versions,
+            expiries: &page.expiries,
+        }
+        .unpack()
     }
 
     fn backoff(&self, attempt: u32) {

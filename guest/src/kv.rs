@@ -90,6 +90,66 @@ pub trait Kv {
     fn backoff(&self, _attempt: u32) {}
 }
 
+/// The expiry a packed listing gives an entry that never expires.
+pub const NEVER_EXPIRES: u64 = u64::MAX;
+
+/// A listing as the host packs it (the WIT `listed-page`): item ids and
+/// heads in one buffer, and per entry two lengths, a version and an expiry.
+#[derive(Debug, Clone, Copy)]
+pub struct PackedListing<'a> {
+    /// Each entry's item id, then its head, entry after entry.
+    pub packed: &'a [u8],
+    /// Two per entry: the bytes of its item id, then of its head.
+    pub lengths: &'a [u32],
+    /// One per entry: its version.
+    pub versions: &'a [u64],
+    /// One per entry: its expiry, [`NEVER_EXPIRES`] for none.
+    pub expiries: &'a [u64],
+}
+
+impl PackedListing<'_> {
+    /// The entries with their heads (empty bodies). Lengths that do not
+    /// add up, lists that disagree on the number of entries, or an item id
+    /// that is not UTF-8 are the host's fault: an error, never a panic.
+    pub fn unpack(&self) -> Result<Vec<(String, Entry)>, KvError> {
+        let malformed =
+            |why: &str| KvError::Unavailable(format!("the host sent a malformed listing: {why}"));
+        let count = self.versions.len();
+        if self.expiries.len() != count || self.lengths.len() != count * 2 {
+            return Err(malformed("its lists disagree on the number of entries"));
+        }
+        let mut rest = self.packed;
+        let mut listed = Vec::with_capacity(count);
+        let described = self
+            .lengths
+            .chunks_exact(2)
+            .zip(self.versions)
+            .zip(self.expiries);
+        for ((lengths, &version), &expiry) in described {
+            let (item, after_item) = rest
+                .split_at_checked(lengths[0] as usize)
+                .ok_or_else(|| malformed("an item id runs past the buffer"))?;
+            let (head, after_head) = after_item
+                .split_at_checked(lengths[1] as usize)
+                .ok_or_else(|| malformed("a head runs past the buffer"))?;
+            let item =
+                std::str::from_utf8(item).map_err(|_| malformed("an item id is not UTF-8"))?;
+            let entry = Entry {
+                head: head.to_vec(),
+                body: Vec::new(),
+                version,
+                expires_at: (expiry != NEVER_EXPIRES).then_some(expiry),
+            };
+            listed.push((item.to_owned(), entry));
+            rest = after_head;
+        }
+        if !rest.is_empty() {
+            return Err(malformed("bytes left after the last entry"));
+        }
+        Ok(listed)
+    }
+}
+
 /// A simple ordered map behind one lock: the reference semantics of
 /// [`Kv`], for native tests and benchmarks of the domain logic.
 #[derive(Debug, Default)]
@@ -228,5 +288,59 @@ impl Kv for MemoryKv {
             p.retain(|_, items| !items.is_empty());
             removed
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_packed_listing_splits_into_item_ids_and_heads() {
+        let listing = PackedListing {
+            packed: "a{}bcd\u{e9}xyz".as_bytes(),
+            lengths: &[1, 2, 2, 0, 3, 3],
+            versions: &[1, 2, 3],
+            expiries: &[NEVER_EXPIRES, 20, 30],
+        };
+        let listed = listing.unpack().unwrap();
+        let parts: Vec<_> = listed
+            .iter()
+            .map(|(item, e)| (item.as_str(), e.head.as_slice(), e.version, e.expires_at))
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                ("a", &b"{}"[..], 1, None),
+                ("bc", &b""[..], 2, Some(20)),
+                ("d\u{e9}", &b"xyz"[..], 3, Some(30))
+            ]
+        );
+        assert!(listed.iter().all(|(_, e)| e.body.is_empty()));
+    }
+
+    #[test]
+    fn a_malformed_listing_is_an_error_not_a_panic() {
+        let malformed = |packed: &[u8], lengths: &[u32], count: usize| {
+            let listing = PackedListing {
+                packed,
+                lengths,
+                versions: &[1, 2][..count],
+                expiries: &[5, 6][..count],
+            };
+            matches!(listing.unpack(), Err(KvError::Unavailable(m)) if m.contains("malformed listing"))
+        };
+        assert!(!malformed(b"abc", &[1, 2], 1), "a well-formed listing");
+        assert!(malformed(b"abc", &[4, 0], 1), "item id past the end");
+        assert!(malformed(b"abc", &[1, 3], 1), "head past the end");
+        assert!(malformed(b"abc", &[1, 1], 1), "bytes left over");
+        assert!(malformed(b"abc", &[], 0), "bytes without entries");
+        assert!(malformed(b"\xffbc", &[1, 2], 1), "item id not UTF-8");
+        assert!(malformed(b"", &[u32::MAX, u32::MAX], 1), "huge lengths");
+        assert!(
+            malformed(b"abc", &[1, 2], 2),
+            "two versions, one pair of lengths"
+        );
+        assert!(malformed(b"abc", &[1, 2, 0], 1), "an odd number of lengths");
     }
 }

@@ -170,7 +170,7 @@ fn the_component_imports_only_the_contract_and_harmless_wasi() {
             imports.iter().any(|i| i == "pmcp:tasks/kv-backend"),
             "{name}: {imports:?}"
         );
-        assert_eq!(exports, ["pmcp:tasks/task-store@0.3.0"], "{name}");
+        assert_eq!(exports, ["pmcp:tasks/task-store@0.4.0"], "{name}");
         for import in &imports {
             assert!(
                 ALLOWED_IMPORTS.contains(&import.as_str()),
@@ -213,19 +213,23 @@ async fn components_that_do_not_fit_the_contract_are_refused_with_a_reason() {
     assert!(
         empty
             .to_string()
-            .contains("does not export the pmcp:tasks@0.3.0 task store"),
+            .contains("does not export the pmcp:tasks@0.4.0 task store"),
         "{empty}"
     );
 
-    // A component built for the previous contract (before outcomes,
-    // input requests and leases) is refused by name.
-    let wat = r#"(component (import "pmcp:tasks/kv-backend@0.2.0" (instance)))"#;
-    let older = build_with(ComponentSource::Bytes(wat.as_bytes().to_vec())).await;
-    let message = older.to_string();
-    assert!(
-        message.contains("pmcp:tasks@0.2.0") && message.contains("pmcp:tasks@0.3.0"),
-        "{message}"
-    );
+    // Components built for earlier contracts (0.2.0: before outcomes,
+    // input requests and leases; 0.3.0: listings one list per entry) are
+    // refused by name.
+    for older in ["0.2.0", "0.3.0"] {
+        let wat = format!(r#"(component (import "pmcp:tasks/kv-backend@{older}" (instance)))"#);
+        let refused = build_with(ComponentSource::Bytes(wat.into_bytes())).await;
+        let message = refused.to_string();
+        assert!(
+            message.contains(&format!("pmcp:tasks@{older}"))
+                && message.contains("pmcp:tasks@0.4.0"),
+            "{message}"
+        );
+    }
 
     let missing = build_with(ComponentSource::File("/nonexistent/tasks.wasm".into())).await;
     assert!(
