@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use pmcp_tasks_host::backend::{Entry, InMemoryBackend, KvBackend, KvError};
+use pmcp_tasks_host::backend::{Entry, InMemoryBackend, KvBackend, KvError, Listing};
 use tokio::sync::{watch, Notify};
 
 /// A step of the `KvBackend` contract.
@@ -38,8 +38,9 @@ pub trait Interceptor: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Called with every entry a `get` or `list` returns.
-    fn read(&self, _entry: &Entry) {}
+    /// Called with the value bytes every `get` or `list` returns (a
+    /// listing's item ids count with its heads).
+    fn read(&self, _bytes: usize) {}
 }
 
 /// A backend behind an [`Interceptor`] (reachable through `Deref`).
@@ -74,7 +75,7 @@ impl<I: Interceptor> KvBackend for Intercepted<I> {
         self.interceptor.before(Step::Get).await?;
         let found = self.inner.get(partition, item).await?;
         if let Some(entry) = &found {
-            self.interceptor.read(entry);
+            self.interceptor.read(entry.head.len() + entry.body.len());
         }
         Ok(found)
     }
@@ -137,12 +138,10 @@ impl<I: Interceptor> KvBackend for Intercepted<I> {
         after: Option<&str>,
         limit: u32,
         now: u64,
-    ) -> Result<Vec<(String, Entry)>, KvError> {
+    ) -> Result<Listing, KvError> {
         self.interceptor.before(Step::List).await?;
         let listed = self.inner.list(partition, after, limit, now).await?;
-        for (_, entry) in &listed {
-            self.interceptor.read(entry);
-        }
+        self.interceptor.read(listed.packed_len());
         Ok(listed)
     }
 

@@ -4,11 +4,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use pmcp_tasks_host::backend::{Entry, KvBackend};
+use pmcp_tasks_host::backend::KvBackend;
 
 use crate::intercepted::{Intercepted, Interceptor};
 
-/// Counts the value bytes (heads and bodies) that `get` and `list` return.
+/// Counts the value bytes that `get` (heads and bodies) and `list` (item
+/// ids and heads) return.
 pub struct ReadMeter {
     bytes: AtomicU64,
 }
@@ -32,8 +33,7 @@ impl ReadMeter {
 }
 
 impl Interceptor for ReadMeter {
-    fn read(&self, entry: &Entry) {
-        let size = entry.head.len() + entry.body.len();
-        self.bytes.fetch_add(size as u64, Ordering::SeqCst);
+    fn read(&self, bytes: usize) {
+        self.bytes.fetch_add(bytes as u64, Ordering::SeqCst);
     }
 }

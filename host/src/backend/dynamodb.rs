@@ -35,7 +35,7 @@ use aws_sdk_dynamodb::types::{
     Select, TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
 };
 
-use super::{Entry, KvBackend, KvError, PartitionName};
+use super::{Entry, KvBackend, KvError, Listing, PartitionName};
 
 /// Largest item DynamoDB stores is 400 KB; keep room for keys and attributes.
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 350 * 1024;
@@ -931,8 +931,8 @@ impl KvBackend for DynamoDbBackend {
         after: Option<&str>,
         limit: u32,
         now: u64,
-    ) -> Result<Vec<(String, Entry)>, KvError> {
-        let mut out = Vec::new();
+    ) -> Result<Listing, KvError> {
+        let mut out = Listing::with_capacity(limit.min(QUERY_PAGE as u32) as usize);
         let mut start = after.map(|a| self.item_key(partition, a));
         // The filter applies after `Limit`, so expired items can shorten a
         // page: query on until the page is full or the partition ends.
@@ -952,7 +952,8 @@ impl KvBackend for DynamoDbBackend {
                 .map_err(|e| self.unavailable(e))?;
             for found in page.items() {
                 if let Some(item) = item_id(found) {
-                    out.push((item.to_owned(), entry_of(found)?));
+                    let entry = entry_of(found)?;
+                    out.push(item, &entry.head, entry.version, entry.expires_at)?;
                 }
             }
             match page.last_evaluated_key {

@@ -11,7 +11,7 @@ use std::ops::Bound;
 use async_trait::async_trait;
 use dashmap::DashMap;
 
-use super::{Entry, KvBackend, KvError};
+use super::{Entry, KvBackend, KvError, Listing};
 
 /// In-process storage; data lives as long as the value.
 #[derive(Debug, Default)]
@@ -181,26 +181,22 @@ impl KvBackend for InMemoryBackend {
         after: Option<&str>,
         limit: u32,
         now: u64,
-    ) -> Result<Vec<(String, Entry)>, KvError> {
+    ) -> Result<Listing, KvError> {
         let Some(p) = self.partitions.get(partition) else {
-            return Ok(Vec::new());
+            return Ok(Listing::default());
         };
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        Ok(p.order
+        let mut listing = Listing::with_capacity((limit as usize).min(p.items.len()));
+        let live = p
+            .order
             .range::<str, _>((start, Bound::Unbounded))
             .filter_map(|k| Some((k, p.items.get(k)?)))
             .filter(|(_, e)| e.is_live(now))
-            .take(limit as usize)
-            .map(|(k, e)| {
-                let listed = Entry {
-                    head: e.head.clone(),
-                    body: Vec::new(),
-                    version: e.version,
-                    expires_at: e.expires_at,
-                };
-                (k.clone(), listed)
-            })
-            .collect())
+            .take(limit as usize);
+        for (item, e) in live {
+            listing.push(item, &e.head, e.version, e.expires_at)?;
+        }
+        Ok(listing)
     }
 
     async fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError> {

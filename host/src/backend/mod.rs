@@ -10,11 +10,13 @@ use async_trait::async_trait;
 
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+mod listing;
 mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod url;
 
+pub use listing::{Listed, Listing};
 pub use memory::InMemoryBackend;
 pub use url::{connect, BackendUrl, BackendUrlError};
 
@@ -178,15 +180,14 @@ pub trait KvBackend: Send + Sync + 'static {
     ) -> Result<(), KvError>;
 
     /// Lists up to `limit` items live at `now`, ordered by item id
-    /// (bytewise), strictly after `after`; entries carry heads only (empty
-    /// bodies).
+    /// (bytewise), strictly after `after`; heads only.
     async fn list(
         &self,
         partition: &str,
         after: Option<&str>,
         limit: u32,
         now: u64,
-    ) -> Result<Vec<(String, Entry)>, KvError>;
+    ) -> Result<Listing, KvError>;
 
     /// Removes up to `limit` items expired at `now`; returns how many.
     async fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError>;

@@ -172,7 +172,7 @@ impl kv::Host for KvView<'_> {
         let listed = self
             .timed(backend.list(&partition, after.as_deref(), limit, now))
             .await?;
-        pack_listing(&listed)
+        Ok(listed_page(listed))
     }
 
     async fn backoff(&mut self, attempt: u32) {
@@ -212,71 +212,13 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
 
 impl super::pmcp::tasks::types::Host for KvView<'_> {}
 
-/// The expiry a listing reports for an entry that never expires.
-const NEVER: u64 = u64::MAX;
-
-/// Packs a backend's listing into one buffer of item ids and heads and
-/// three lists of numbers: each list lowered into the guest is one copy,
-/// where a list of records costs a guest allocation per string and a
-/// conversion per field.
-fn pack_listing(listed: &[(String, backend::Entry)]) -> Result<kv::ListedPage, kv::KvError> {
-    let bytes = listed
-        .iter()
-        .map(|(item, e)| item.len() + e.head.len())
-        .sum();
-    let mut page = kv::ListedPage {
-        packed: Vec::with_capacity(bytes),
-        lengths: Vec::with_capacity(listed.len() * 2),
-        versions: Vec::with_capacity(listed.len()),
-        expiries: Vec::with_capacity(listed.len()),
-    };
-    for (item, entry) in listed {
-        let length = |bytes: &[u8], what: &str| {
-            u32::try_from(bytes.len()).map_err(|_| {
-                kv::KvError::TooLarge(format!("the listed {what} of item {item} exceeds 4 GiB"))
-            })
-        };
-        page.lengths.push(length(item.as_bytes(), "id")?);
-        page.lengths.push(length(&entry.head, "head")?);
-        page.packed.extend_from_slice(item.as_bytes());
-        page.packed.extend_from_slice(&entry.head);
-        page.versions.push(entry.version);
-        page.expiries.push(entry.expires_at.unwrap_or(NEVER));
-    }
-    Ok(page)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(head: &[u8], version: u64, expires_at: Option<u64>) -> backend::Entry {
-        backend::Entry {
-            head: head.to_vec(),
-            body: b"never listed".to_vec(),
-            version,
-            expires_at,
-        }
-    }
-
-    #[test]
-    fn a_listing_packs_item_ids_and_heads_in_order_without_bodies() {
-        let listed = vec![
-            ("a".to_owned(), entry(b"{\"h\":1}", 3, None)),
-            ("bc".to_owned(), entry(b"", 1, Some(9))),
-            ("d\u{e9}".to_owned(), entry(b"xyz", 7, Some(5))),
-        ];
-        let page = pack_listing(&listed).unwrap();
-        assert_eq!(page.packed, "a{\"h\":1}bcd\u{e9}xyz".as_bytes());
-        assert_eq!(page.lengths, [1, 7, 2, 0, 3, 3]);
-        assert_eq!(page.versions, [3, 1, 7]);
-        assert_eq!(page.expiries, [NEVER, 9, 5]);
-    }
-
-    #[test]
-    fn an_empty_listing_is_an_empty_page() {
-        let page = pack_listing(&[]).unwrap();
-        assert!(page.packed.is_empty() && page.lengths.is_empty());
-        assert!(page.versions.is_empty() && page.expiries.is_empty());
+/// The listing as the WIT `listed-page`: its parts move, nothing is copied.
+fn listed_page(listing: backend::Listing) -> kv::ListedPage {
+    let (packed, lengths, versions, expiries) = listing.into_parts();
+    kv::ListedPage {
+        packed,
+        lengths,
+        versions,
+        expiries,
     }
 }

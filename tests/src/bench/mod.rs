@@ -726,10 +726,18 @@ impl Kv for ReadyKv {
         limit: u32,
         now: u64,
     ) -> Result<Vec<(String, GuestEntry)>, GuestKvError> {
-        ready(self.0.list(partition, after, limit, now)).map(|listed| {
-            listed
-                .into_iter()
-                .map(|(item, e)| (item, native_entry(e)))
+        ready(self.0.list(partition, after, limit, now)).map(|listing| {
+            listing
+                .iter()
+                .map(|listed| {
+                    let entry = GuestEntry {
+                        head: listed.head.to_vec(),
+                        body: Vec::new(),
+                        version: listed.version,
+                        expires_at: listed.expires_at,
+                    };
+                    (listed.item.to_owned(), entry)
+                })
                 .collect()
         })
     }

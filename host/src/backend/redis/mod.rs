@@ -23,7 +23,7 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Script, ServerErrorKind, Value};
 
-use super::{Entry, KvBackend, KvError, PartitionName};
+use super::{Entry, KvBackend, KvError, Listing, PartitionName};
 
 /// How to reach Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -521,26 +521,21 @@ impl KvBackend for RedisBackend {
         after: Option<&str>,
         limit: u32,
         now: u64,
-    ) -> Result<Vec<(String, Entry)>, KvError> {
+    ) -> Result<Listing, KvError> {
         let keys = self.keys(partition);
         let limit_arg = limit.to_string();
         let args: [&[u8]; 2] = [after.unwrap_or("").as_bytes(), limit_arg.as_bytes()];
         let flat: Vec<Vec<u8>> = self
             .run(&self.scripts.list, &keys, None, now, &args)
             .await?;
-        flat.chunks_exact(4)
-            .map(|row| {
-                let item = String::from_utf8(row[0].clone())
-                    .map_err(|_| KvError::Corrupt("redis returned a non-UTF-8 item id".into()))?;
-                let entry = Entry {
-                    head: row[1].clone(),
-                    body: Vec::new(),
-                    version: parse_version(&row[2])?,
-                    expires_at: parse_expiry(&row[3])?,
-                };
-                Ok((item, entry))
-            })
-            .collect()
+        let mut listing = Listing::with_capacity(flat.len() / 4);
+        for row in flat.chunks_exact(4) {
+            let item = std::str::from_utf8(&row[0])
+                .map_err(|_| KvError::Corrupt("redis returned a non-UTF-8 item id".into()))?;
+            let (version, expires_at) = (parse_version(&row[2])?, parse_expiry(&row[3])?);
+            listing.push(item, &row[1], version, expires_at)?;
+        }
+        Ok(listing)
     }
 
     /// Visits only the partitions whose sweep-index score is due: the cost
