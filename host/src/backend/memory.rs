@@ -13,10 +13,17 @@ use dashmap::DashMap;
 
 use super::{Entry, KvBackend, KvError, Listing};
 
+/// The hasher of both maps: foldhash, seeded per process. SipHash (std's
+/// default) cost ~180 instructions per lookup, a listed page one per entry;
+/// flooding resistance matters little here, as neither key is the caller's
+/// choice (partitions are SHA-256 digests of owner ids, item ids random
+/// task ids the component mints).
+type Hasher = foldhash::fast::RandomState;
+
 /// In-process storage; data lives as long as the value.
 #[derive(Debug, Default)]
 pub struct InMemoryBackend {
-    partitions: DashMap<String, Partition>,
+    partitions: DashMap<String, Partition, Hasher>,
 }
 
 impl InMemoryBackend {
@@ -28,7 +35,7 @@ impl InMemoryBackend {
 
 #[derive(Debug, Default)]
 struct Partition {
-    items: HashMap<String, Entry>,
+    items: HashMap<String, Entry, Hasher>,
     /// Every item id, in the bytewise order listings return.
     order: BTreeSet<String>,
     /// (expires_at, item) of every item that expires.
