@@ -1,7 +1,7 @@
 //! The component's export layer: converts between WIT bindings and the
 //! domain types, and implements [`Kv`] over the imported `kv-backend`.
 
-use crate::kv::{Entry, Kv, KvError, PackedListing};
+use crate::kv::{Entry, Kv, KvError, Listing};
 use crate::{
     InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, StatusView, StoreConfig,
     StoreError, SystemEnvironment, Task, TaskDetail, TaskPage, TaskRecord, TaskRequest, TaskStatus,
@@ -97,15 +97,9 @@ impl Kv for HostKv {
         after: Option<&str>,
         limit: u32,
         now: u64,
-    ) -> Result<Vec<(String, Entry)>, KvError> {
+    ) -> Result<Listing, KvError> {
         let page = backend::list(partition, after, limit, now)?;
-        PackedListing {
-            packed: &page.packed,
-            lengths: &page.lengths,
-            versions: &page.versions,
-            expiries: &page.expiries,
-        }
-        .unpack()
+        Listing::from_parts(page.packed, page.lengths, page.versions, page.expiries)
     }
 
     fn backoff(&self, attempt: u32) {

@@ -21,8 +21,14 @@ pub struct Entry {
 impl Entry {
     /// Whether the entry is live at `now`.
     pub fn is_live(&self, now: u64) -> bool {
-        self.expires_at.is_none_or(|at| now < at)
+        live_at(self.expires_at, now)
     }
+}
+
+/// Whether something expiring at `expires_at` (`None` = never) is live at
+/// `now`: it expires at `expires_at` exactly.
+fn live_at(expires_at: Option<u64>, now: u64) -> bool {
+    expires_at.is_none_or(|at| now < at)
 }
 
 /// Why a backend call did not apply.
@@ -75,14 +81,14 @@ pub trait Kv {
     /// Removes an item at `expected_version`.
     fn remove(&self, partition: &str, item: &str, expected_version: u64) -> Result<(), KvError>;
     /// Lists up to `limit` live items after `after`, ordered by item id
-    /// (bytewise); entries carry their heads only (empty bodies).
+    /// (bytewise); heads only.
     fn list(
         &self,
         partition: &str,
         after: Option<&str>,
         limit: u32,
         now: u64,
-    ) -> Result<Vec<(String, Entry)>, KvError>;
+    ) -> Result<Listing, KvError>;
     /// Removes up to `limit` items expired at `now`; returns the count.
     fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError>;
     /// Waits before the next attempt after the `attempt`-th lost race
@@ -90,63 +96,138 @@ pub trait Kv {
     fn backoff(&self, _attempt: u32) {}
 }
 
-/// The expiry a packed listing gives an entry that never expires.
-pub const NEVER_EXPIRES: u64 = u64::MAX;
+/// The expiry a [`Listing`] records for an entry that never expires (the
+/// WIT `listed-page` convention; an expiry at `u64::MAX` ms is never
+/// reached either, so the two read the same).
+const NEVER: u64 = u64::MAX;
 
-/// A listing as the host packs it (the WIT `listed-page`): item ids and
-/// heads in one buffer, and per entry two lengths, a version and an expiry.
-#[derive(Debug, Clone, Copy)]
-pub struct PackedListing<'a> {
-    /// Each entry's item id, then its head, entry after entry.
-    pub packed: &'a [u8],
+/// Live entries found by a listing, heads only, in item id order: item ids
+/// and heads packed in one buffer with their lengths, versions and expiries
+/// (the WIT `listed-page`), so listing a page allocates nothing per entry,
+/// in the component or natively.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Each entry's item id (UTF-8), then its head, entry after entry.
+    packed: Vec<u8>,
     /// Two per entry: the bytes of its item id, then of its head.
-    pub lengths: &'a [u32],
-    /// One per entry: its version.
-    pub versions: &'a [u64],
-    /// One per entry: its expiry, [`NEVER_EXPIRES`] for none.
-    pub expiries: &'a [u64],
+    lengths: Vec<u32>,
+    /// One per entry.
+    versions: Vec<u64>,
+    /// One per entry; [`NEVER`] for none.
+    expiries: Vec<u64>,
 }
 
-impl PackedListing<'_> {
-    /// The entries with their heads (empty bodies). Lengths that do not
-    /// add up, lists that disagree on the number of entries, or an item id
-    /// that is not UTF-8 are the host's fault: an error, never a panic.
-    pub fn unpack(&self) -> Result<Vec<(String, Entry)>, KvError> {
+/// One entry of a [`Listing`], borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed<'a> {
+    /// The item id.
+    pub item: &'a str,
+    /// The entry's head.
+    pub head: &'a [u8],
+    /// Backend-assigned version.
+    pub version: u64,
+    /// When the entry stops being live; `None` = never.
+    pub expires_at: Option<u64>,
+}
+
+impl Listed<'_> {
+    /// Whether the entry is live at `now`.
+    pub fn is_live(&self, now: u64) -> bool {
+        live_at(self.expires_at, now)
+    }
+}
+
+impl Listing {
+    /// A listing from the four parts of a WIT `listed-page`, checked once:
+    /// lengths that do not add up to the buffer, parts that disagree on the
+    /// number of entries, or an item id that is not UTF-8 are the host's
+    /// fault, an error and never a panic.
+    pub fn from_parts(
+        packed: Vec<u8>,
+        lengths: Vec<u32>,
+        versions: Vec<u64>,
+        expiries: Vec<u64>,
+    ) -> Result<Self, KvError> {
         let malformed =
             |why: &str| KvError::Unavailable(format!("the host sent a malformed listing: {why}"));
-        let count = self.versions.len();
-        if self.expiries.len() != count || self.lengths.len() != count * 2 {
-            return Err(malformed("its lists disagree on the number of entries"));
+        let count = versions.len();
+        if expiries.len() != count || lengths.len() != count * 2 {
+            return Err(malformed("its parts disagree on the number of entries"));
         }
-        let mut rest = self.packed;
-        let mut listed = Vec::with_capacity(count);
-        let described = self
-            .lengths
-            .chunks_exact(2)
-            .zip(self.versions)
-            .zip(self.expiries);
-        for ((lengths, &version), &expiry) in described {
+        let mut rest = packed.as_slice();
+        for pair in lengths.chunks_exact(2) {
             let (item, after_item) = rest
-                .split_at_checked(lengths[0] as usize)
+                .split_at_checked(pair[0] as usize)
                 .ok_or_else(|| malformed("an item id runs past the buffer"))?;
-            let (head, after_head) = after_item
-                .split_at_checked(lengths[1] as usize)
+            std::str::from_utf8(item).map_err(|_| malformed("an item id is not UTF-8"))?;
+            rest = after_item
+                .get(pair[1] as usize..)
                 .ok_or_else(|| malformed("a head runs past the buffer"))?;
-            let item =
-                std::str::from_utf8(item).map_err(|_| malformed("an item id is not UTF-8"))?;
-            let entry = Entry {
-                head: head.to_vec(),
-                body: Vec::new(),
-                version,
-                expires_at: (expiry != NEVER_EXPIRES).then_some(expiry),
-            };
-            listed.push((item.to_owned(), entry));
-            rest = after_head;
         }
         if !rest.is_empty() {
             return Err(malformed("bytes left after the last entry"));
         }
-        Ok(listed)
+        Ok(Listing {
+            packed,
+            lengths,
+            versions,
+            expiries,
+        })
+    }
+
+    /// Appends an entry (after every entry already listed).
+    ///
+    /// # Errors
+    /// [`KvError::TooLarge`] for an item id or head over 4 GiB.
+    pub fn push(
+        &mut self,
+        item: &str,
+        head: &[u8],
+        version: u64,
+        expires_at: Option<u64>,
+    ) -> Result<(), KvError> {
+        let length = |bytes: &[u8], what: &str| {
+            u32::try_from(bytes.len()).map_err(|_| {
+                KvError::TooLarge(format!("the listed {what} of item {item} exceeds 4 GiB"))
+            })
+        };
+        let lengths = [length(item.as_bytes(), "id")?, length(head, "head")?];
+        self.lengths.extend_from_slice(&lengths);
+        self.packed.extend_from_slice(item.as_bytes());
+        self.packed.extend_from_slice(head);
+        self.versions.push(version);
+        self.expiries.push(expires_at.unwrap_or(NEVER));
+        Ok(())
+    }
+
+    /// How many entries are listed.
+    pub fn len(&self) -> usize {
+        self.versions.len()
+    }
+
+    /// Whether no entry is listed.
+    pub fn is_empty(&self) -> bool {
+        self.versions.is_empty()
+    }
+
+    /// The entries, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Listed<'_>> + '_ {
+        let mut rest = self.packed.as_slice();
+        let described = self.lengths.chunks_exact(2).zip(&self.versions);
+        described
+            .zip(&self.expiries)
+            .map(move |((pair, &version), &expiry)| {
+                let (item, after_item) = rest.split_at(pair[0] as usize);
+                let (head, after_head) = after_item.split_at(pair[1] as usize);
+                rest = after_head;
+                Listed {
+                    // Checked by `from_parts`; `push` takes a `str`.
+                    item: std::str::from_utf8(item).unwrap_or_default(),
+                    head,
+                    version,
+                    expires_at: (expiry != NEVER).then_some(expiry),
+                }
+            })
     }
 }
 
@@ -254,25 +335,23 @@ impl Kv for MemoryKv {
         after: Option<&str>,
         limit: u32,
         now: u64,
-    ) -> Result<Vec<(String, Entry)>, KvError> {
+    ) -> Result<Listing, KvError> {
         use std::ops::Bound;
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        Ok(self.with(|p| {
-            p.get(partition).map_or_else(Vec::new, |items| {
-                items
-                    .range::<str, _>((start, Bound::Unbounded))
-                    .filter(|(_, e)| e.is_live(now))
-                    .take(limit as usize)
-                    .map(|(k, e)| {
-                        let listed = Entry {
-                            body: Vec::new(),
-                            ..e.clone()
-                        };
-                        (k.clone(), listed)
-                    })
-                    .collect()
-            })
-        }))
+        self.with(|p| {
+            let mut listing = Listing::default();
+            let Some(items) = p.get(partition) else {
+                return Ok(listing);
+            };
+            let live = items
+                .range::<str, _>((start, Bound::Unbounded))
+                .filter(|(_, e)| e.is_live(now))
+                .take(limit as usize);
+            for (item, e) in live {
+                listing.push(item, &e.head, e.version, e.expires_at)?;
+            }
+            Ok(listing)
+        })
     }
 
     fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError> {
@@ -295,40 +374,57 @@ impl Kv for MemoryKv {
 mod tests {
     use super::*;
 
+    fn parts(listing: &Listing) -> Vec<(&str, &[u8], u64, Option<u64>)> {
+        let described = listing.iter();
+        described
+            .map(|l| (l.item, l.head, l.version, l.expires_at))
+            .collect()
+    }
+
     #[test]
-    fn a_packed_listing_splits_into_item_ids_and_heads() {
-        let listing = PackedListing {
-            packed: "a{}bcd\u{e9}xyz".as_bytes(),
-            lengths: &[1, 2, 2, 0, 3, 3],
-            versions: &[1, 2, 3],
-            expiries: &[NEVER_EXPIRES, 20, 30],
-        };
-        let listed = listing.unpack().unwrap();
-        let parts: Vec<_> = listed
-            .iter()
-            .map(|(item, e)| (item.as_str(), e.head.as_slice(), e.version, e.expires_at))
-            .collect();
+    fn a_listing_from_the_hosts_parts_reads_item_ids_heads_and_expiries() {
+        let packed = "a{}bcd\u{e9}xyz".as_bytes().to_vec();
+        let expiries = vec![NEVER, 20, 30];
+        let listing = Listing::from_parts(packed, vec![1, 2, 2, 0, 3, 3], vec![1, 2, 3], expiries);
+        let listing = listing.unwrap();
+        assert_eq!(listing.len(), 3);
         assert_eq!(
-            parts,
+            parts(&listing),
             [
                 ("a", &b"{}"[..], 1, None),
                 ("bc", &b""[..], 2, Some(20)),
                 ("d\u{e9}", &b"xyz"[..], 3, Some(30))
             ]
         );
-        assert!(listed.iter().all(|(_, e)| e.body.is_empty()));
+        let live: Vec<_> = listing.iter().map(|l| l.is_live(25)).collect();
+        assert_eq!(live, [true, false, true]);
+    }
+
+    #[test]
+    fn pushed_entries_read_back_as_the_hosts_parts_would() {
+        let mut pushed = Listing::default();
+        assert!(pushed.is_empty());
+        pushed.push("a", b"{}", 1, None).unwrap();
+        pushed.push("bc", b"", 2, Some(20)).unwrap();
+        let from_host = Listing::from_parts(
+            b"a{}bc".to_vec(),
+            vec![1, 2, 2, 0],
+            vec![1, 2],
+            vec![NEVER, 20],
+        );
+        assert_eq!(Ok(pushed), from_host);
     }
 
     #[test]
     fn a_malformed_listing_is_an_error_not_a_panic() {
         let malformed = |packed: &[u8], lengths: &[u32], count: usize| {
-            let listing = PackedListing {
-                packed,
-                lengths,
-                versions: &[1, 2][..count],
-                expiries: &[5, 6][..count],
-            };
-            matches!(listing.unpack(), Err(KvError::Unavailable(m)) if m.contains("malformed listing"))
+            let listing = Listing::from_parts(
+                packed.to_vec(),
+                lengths.to_vec(),
+                vec![1, 2][..count].to_vec(),
+                vec![5, 6][..count].to_vec(),
+            );
+            matches!(listing, Err(KvError::Unavailable(m)) if m.contains("malformed listing"))
         };
         assert!(!malformed(b"abc", &[1, 2], 1), "a well-formed listing");
         assert!(malformed(b"abc", &[4, 0], 1), "item id past the end");

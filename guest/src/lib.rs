@@ -33,7 +33,7 @@ mod component;
 pub use config::StoreConfig;
 pub use env::{Environment, SystemEnvironment};
 pub use error::StoreError;
-pub use kv::{Entry, Kv, KvError, MemoryKv};
+pub use kv::{Entry, Kv, KvError, Listed, Listing, MemoryKv};
 pub use record::{
     InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, StatusView, Task,
     TaskDetail, TaskPage, TaskRecord, TaskRequest,

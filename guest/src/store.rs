@@ -573,12 +573,12 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                 break;
             }
             let partition = leases::shard_partition(shard);
-            for (item, entry) in self.kv.list(&partition, None, budget, now)? {
-                let Some(deadline) = leases::deadline_of(&item).filter(|d| *d <= now) else {
+            for listed in self.kv.list(&partition, None, budget, now)?.iter() {
+                let Some(deadline) = leases::deadline_of(listed.item).filter(|d| *d <= now) else {
                     break; // Items are in deadline order: the rest are later.
                 };
                 budget -= 1;
-                let index = serde_json::from_slice::<leases::IndexEntry>(&entry.head);
+                let index = serde_json::from_slice::<leases::IndexEntry>(listed.head);
                 if let Ok(index) = index {
                     if self.reap_one(&index, deadline)? {
                         // The write that failed the task dropped the item
@@ -588,7 +588,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                     }
                 }
                 // A stale or unreadable item: done with it.
-                match self.kv.remove(&partition, &item, entry.version) {
+                match self.kv.remove(&partition, listed.item, listed.version) {
                     Ok(()) | Err(KvError::Conflict) => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -658,21 +658,22 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         let partition = self.partitions.partition(owner);
         let now = self.env.now_ms();
         // One extra item tells whether another page exists.
-        let mut entries = self
+        let listing = self
             .kv
             .list(&partition, after.as_deref(), page_size + 1, now)?;
-        let more = entries.len() > page_size as usize;
-        entries.truncate(page_size as usize);
-        let mut tasks = Vec::with_capacity(entries.len());
-        for (_, entry) in &entries {
-            let head = HeadSummary::decode(&entry.head)?;
+        let more = listing.len() > page_size as usize;
+        let mut tasks = Vec::with_capacity(listing.len().min(page_size as usize));
+        let mut last = None;
+        for listed in listing.iter().take(page_size as usize) {
+            let head = HeadSummary::decode(listed.head)?;
             // Defence in depth: a partition holds one owner's tasks only.
-            if head.owner_id == owner && entry.is_live(now) {
+            if head.owner_id == owner && listed.is_live(now) {
                 tasks.push(head.into_task(self.config.poll_interval, view));
             }
+            last = Some(listed.item);
         }
-        let next_cursor = match entries.last() {
-            Some((last, _)) if more => Some(cursor::encode(secret, owner, last)),
+        let next_cursor = match last {
+            Some(last) if more => Some(cursor::encode(secret, owner, last)),
             _ => None,
         };
         Ok(TaskPage { tasks, next_cursor })

@@ -113,7 +113,7 @@ impl Listing {
     }
 
     /// The four parts, as the WIT `listed-page` carries them.
-    pub(crate) fn into_parts(self) -> (Vec<u8>, Vec<u32>, Vec<u64>, Vec<u64>) {
+    pub fn into_parts(self) -> (Vec<u8>, Vec<u32>, Vec<u64>, Vec<u64>) {
         (self.packed, self.lengths, self.versions, self.expiries)
     }
 }

@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pmcp_tasks_guest::kv::{Entry as GuestEntry, KvError as GuestKvError};
+use pmcp_tasks_guest::kv::{Entry as GuestEntry, KvError as GuestKvError, Listing as GuestListing};
 use pmcp_tasks_guest::{Kv, SystemEnvironment, TaskStore};
 use pmcp_tasks_host::backend::{Entry, InMemoryBackend, KvBackend, KvError};
 use pmcp_tasks_host::{
@@ -725,21 +725,10 @@ impl Kv for ReadyKv {
         after: Option<&str>,
         limit: u32,
         now: u64,
-    ) -> Result<Vec<(String, GuestEntry)>, GuestKvError> {
-        ready(self.0.list(partition, after, limit, now)).map(|listing| {
-            listing
-                .iter()
-                .map(|listed| {
-                    let entry = GuestEntry {
-                        head: listed.head.to_vec(),
-                        body: Vec::new(),
-                        version: listed.version,
-                        expires_at: listed.expires_at,
-                    };
-                    (listed.item.to_owned(), entry)
-                })
-                .collect()
-        })
+    ) -> Result<GuestListing, GuestKvError> {
+        let listing = ready(self.0.list(partition, after, limit, now))?;
+        let (packed, lengths, versions, expiries) = listing.into_parts();
+        GuestListing::from_parts(packed, lengths, versions, expiries)
     }
 
     fn sweep(&self, now: u64, limit: u32) -> Result<u64, GuestKvError> {
