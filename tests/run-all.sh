@@ -43,8 +43,8 @@ for features in "" redis dynamodb redis,dynamodb; do
   echo "pmcp-tasks-host, pmcp-tasks-cli [${features:-no features}]"
   cargo clippy --locked --quiet -p pmcp-tasks-host -p pmcp-tasks-cli --no-default-features --features "$features" --all-targets -- -D warnings
 done
-echo "pmcp-tasks-mcp"
-cargo clippy --locked --quiet -p pmcp-tasks-mcp --all-targets -- -D warnings
+echo "pmcp-tasks-mcp, pmcp-tasks-contract"
+cargo clippy --locked --quiet -p pmcp-tasks-mcp -p pmcp-tasks-contract --all-targets -- -D warnings
 for features in "" redis dynamodb redis,dynamodb; do
   echo "pmcp-tasks-tests [${features:-no features}]"
   cargo clippy --locked --quiet -p pmcp-tasks-tests -p pmcp-tasks-test-artifacts --features "$features" --all-targets -- -D warnings
@@ -83,8 +83,8 @@ cargo test --locked --workspace --all-features --no-fail-fast
 step "tests: the host without optional features"
 cargo test --locked -p pmcp-tasks-host --no-default-features --lib
 
-step "cargo package -p pmcp-tasks-host (builds from the packaged sources alone)"
-cargo package --locked --quiet -p pmcp-tasks-host --allow-dirty
+step "cargo package of the host and the contract crate it needs (builds from the packaged sources alone)"
+cargo package --locked --quiet -p pmcp-tasks-contract -p pmcp-tasks-host --allow-dirty
 
 step "the README's run command, the CLI, and a component from a file"
 cargo run --locked --quiet -p pmcp-tasks-host --example demo >/dev/null

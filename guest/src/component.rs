@@ -99,7 +99,8 @@ impl Kv for HostKv {
         now: u64,
     ) -> Result<Listing, KvError> {
         let page = backend::list(partition, after, limit, now)?;
-        Listing::from_parts(page.packed, page.lengths, page.versions, page.expiries)
+        let listing = Listing::from_parts(page.packed, page.lengths, page.versions, page.expiries);
+        Ok(listing?)
     }
 
     fn backoff(&self, attempt: u32) {

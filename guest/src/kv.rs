@@ -4,6 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use pmcp_tasks_contract::ListingError;
+pub use pmcp_tasks_contract::{Listed, Listing};
+
 /// A stored value in two parts (head and body), with its version and
 /// absolute expiry (ms since the epoch). Listings return heads only.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,14 +24,8 @@ pub struct Entry {
 impl Entry {
     /// Whether the entry is live at `now`.
     pub fn is_live(&self, now: u64) -> bool {
-        live_at(self.expires_at, now)
+        pmcp_tasks_contract::live_at(self.expires_at, now)
     }
-}
-
-/// Whether something expiring at `expires_at` (`None` = never) is live at
-/// `now`: it expires at `expires_at` exactly.
-fn live_at(expires_at: Option<u64>, now: u64) -> bool {
-    expires_at.is_none_or(|at| now < at)
 }
 
 /// Why a backend call did not apply.
@@ -46,6 +43,15 @@ pub enum KvError {
     /// The backend is unreachable or failed.
     #[error("{0}")]
     Unavailable(String),
+}
+
+impl From<ListingError> for KvError {
+    fn from(e: ListingError) -> Self {
+        match e {
+            ListingError::TooLarge { .. } => KvError::TooLarge(e.to_string()),
+            ListingError::Malformed(_) => KvError::Unavailable(format!("the host sent {e}")),
+        }
+    }
 }
 
 /// Atomic key-value operations over (partition, item) keys
@@ -94,141 +100,6 @@ pub trait Kv {
     /// Waits before the next attempt after the `attempt`-th lost race
     /// (from 1); the host picks the delay. Natively: no wait.
     fn backoff(&self, _attempt: u32) {}
-}
-
-/// The expiry a [`Listing`] records for an entry that never expires (the
-/// WIT `listed-page` convention; an expiry at `u64::MAX` ms is never
-/// reached either, so the two read the same).
-const NEVER: u64 = u64::MAX;
-
-/// Live entries found by a listing, heads only, in item id order: item ids
-/// and heads packed in one buffer with their lengths, versions and expiries
-/// (the WIT `listed-page`), so listing a page allocates nothing per entry,
-/// in the component or natively.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Listing {
-    /// Each entry's item id (UTF-8), then its head, entry after entry.
-    packed: Vec<u8>,
-    /// Two per entry: the bytes of its item id, then of its head.
-    lengths: Vec<u32>,
-    /// One per entry.
-    versions: Vec<u64>,
-    /// One per entry; [`NEVER`] for none.
-    expiries: Vec<u64>,
-}
-
-/// One entry of a [`Listing`], borrowed from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Listed<'a> {
-    /// The item id.
-    pub item: &'a str,
-    /// The entry's head.
-    pub head: &'a [u8],
-    /// Backend-assigned version.
-    pub version: u64,
-    /// When the entry stops being live; `None` = never.
-    pub expires_at: Option<u64>,
-}
-
-impl Listed<'_> {
-    /// Whether the entry is live at `now`.
-    pub fn is_live(&self, now: u64) -> bool {
-        live_at(self.expires_at, now)
-    }
-}
-
-impl Listing {
-    /// A listing from the four parts of a WIT `listed-page`, checked once:
-    /// lengths that do not add up to the buffer, parts that disagree on the
-    /// number of entries, or an item id that is not UTF-8 are the host's
-    /// fault, an error and never a panic.
-    pub fn from_parts(
-        packed: Vec<u8>,
-        lengths: Vec<u32>,
-        versions: Vec<u64>,
-        expiries: Vec<u64>,
-    ) -> Result<Self, KvError> {
-        let malformed =
-            |why: &str| KvError::Unavailable(format!("the host sent a malformed listing: {why}"));
-        let count = versions.len();
-        if expiries.len() != count || lengths.len() != count * 2 {
-            return Err(malformed("its parts disagree on the number of entries"));
-        }
-        let mut rest = packed.as_slice();
-        for pair in lengths.chunks_exact(2) {
-            let (item, after_item) = rest
-                .split_at_checked(pair[0] as usize)
-                .ok_or_else(|| malformed("an item id runs past the buffer"))?;
-            std::str::from_utf8(item).map_err(|_| malformed("an item id is not UTF-8"))?;
-            rest = after_item
-                .get(pair[1] as usize..)
-                .ok_or_else(|| malformed("a head runs past the buffer"))?;
-        }
-        if !rest.is_empty() {
-            return Err(malformed("bytes left after the last entry"));
-        }
-        Ok(Listing {
-            packed,
-            lengths,
-            versions,
-            expiries,
-        })
-    }
-
-    /// Appends an entry (after every entry already listed).
-    ///
-    /// # Errors
-    /// [`KvError::TooLarge`] for an item id or head over 4 GiB.
-    pub fn push(
-        &mut self,
-        item: &str,
-        head: &[u8],
-        version: u64,
-        expires_at: Option<u64>,
-    ) -> Result<(), KvError> {
-        let length = |bytes: &[u8], what: &str| {
-            u32::try_from(bytes.len()).map_err(|_| {
-                KvError::TooLarge(format!("the listed {what} of item {item} exceeds 4 GiB"))
-            })
-        };
-        let lengths = [length(item.as_bytes(), "id")?, length(head, "head")?];
-        self.lengths.extend_from_slice(&lengths);
-        self.packed.extend_from_slice(item.as_bytes());
-        self.packed.extend_from_slice(head);
-        self.versions.push(version);
-        self.expiries.push(expires_at.unwrap_or(NEVER));
-        Ok(())
-    }
-
-    /// How many entries are listed.
-    pub fn len(&self) -> usize {
-        self.versions.len()
-    }
-
-    /// Whether no entry is listed.
-    pub fn is_empty(&self) -> bool {
-        self.versions.is_empty()
-    }
-
-    /// The entries, in order.
-    pub fn iter(&self) -> impl Iterator<Item = Listed<'_>> + '_ {
-        let mut rest = self.packed.as_slice();
-        let described = self.lengths.chunks_exact(2).zip(&self.versions);
-        described
-            .zip(&self.expiries)
-            .map(move |((pair, &version), &expiry)| {
-                let (item, after_item) = rest.split_at(pair[0] as usize);
-                let (head, after_head) = after_item.split_at(pair[1] as usize);
-                rest = after_head;
-                Listed {
-                    // Checked by `from_parts`; `push` takes a `str`.
-                    item: std::str::from_utf8(item).unwrap_or_default(),
-                    head,
-                    version,
-                    expires_at: (expiry != NEVER).then_some(expiry),
-                }
-            })
-    }
 }
 
 /// A simple ordered map behind one lock: the reference semantics of
@@ -367,76 +238,5 @@ impl Kv for MemoryKv {
             p.retain(|_, items| !items.is_empty());
             removed
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parts(listing: &Listing) -> Vec<(&str, &[u8], u64, Option<u64>)> {
-        let described = listing.iter();
-        described
-            .map(|l| (l.item, l.head, l.version, l.expires_at))
-            .collect()
-    }
-
-    #[test]
-    fn a_listing_from_the_hosts_parts_reads_item_ids_heads_and_expiries() {
-        let packed = "a{}bcd\u{e9}xyz".as_bytes().to_vec();
-        let expiries = vec![NEVER, 20, 30];
-        let listing = Listing::from_parts(packed, vec![1, 2, 2, 0, 3, 3], vec![1, 2, 3], expiries);
-        let listing = listing.unwrap();
-        assert_eq!(listing.len(), 3);
-        assert_eq!(
-            parts(&listing),
-            [
-                ("a", &b"{}"[..], 1, None),
-                ("bc", &b""[..], 2, Some(20)),
-                ("d\u{e9}", &b"xyz"[..], 3, Some(30))
-            ]
-        );
-        let live: Vec<_> = listing.iter().map(|l| l.is_live(25)).collect();
-        assert_eq!(live, [true, false, true]);
-    }
-
-    #[test]
-    fn pushed_entries_read_back_as_the_hosts_parts_would() {
-        let mut pushed = Listing::default();
-        assert!(pushed.is_empty());
-        pushed.push("a", b"{}", 1, None).unwrap();
-        pushed.push("bc", b"", 2, Some(20)).unwrap();
-        let from_host = Listing::from_parts(
-            b"a{}bc".to_vec(),
-            vec![1, 2, 2, 0],
-            vec![1, 2],
-            vec![NEVER, 20],
-        );
-        assert_eq!(Ok(pushed), from_host);
-    }
-
-    #[test]
-    fn a_malformed_listing_is_an_error_not_a_panic() {
-        let malformed = |packed: &[u8], lengths: &[u32], count: usize| {
-            let listing = Listing::from_parts(
-                packed.to_vec(),
-                lengths.to_vec(),
-                vec![1, 2][..count].to_vec(),
-                vec![5, 6][..count].to_vec(),
-            );
-            matches!(listing, Err(KvError::Unavailable(m)) if m.contains("malformed listing"))
-        };
-        assert!(!malformed(b"abc", &[1, 2], 1), "a well-formed listing");
-        assert!(malformed(b"abc", &[4, 0], 1), "item id past the end");
-        assert!(malformed(b"abc", &[1, 3], 1), "head past the end");
-        assert!(malformed(b"abc", &[1, 1], 1), "bytes left over");
-        assert!(malformed(b"abc", &[], 0), "bytes without entries");
-        assert!(malformed(b"\xffbc", &[1, 2], 1), "item id not UTF-8");
-        assert!(malformed(b"", &[u32::MAX, u32::MAX], 1), "huge lengths");
-        assert!(
-            malformed(b"abc", &[1, 2], 2),
-            "two versions, one pair of lengths"
-        );
-        assert!(malformed(b"abc", &[1, 2, 0], 1), "an odd number of lengths");
     }
 }

@@ -10,14 +10,14 @@ use async_trait::async_trait;
 
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
-mod listing;
 mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod url;
 
-pub use listing::{Listed, Listing};
 pub use memory::InMemoryBackend;
+use pmcp_tasks_contract::ListingError;
+pub use pmcp_tasks_contract::{Listed, Listing};
 pub use url::{connect, BackendUrl, BackendUrlError};
 
 /// A stored value in two parts, with its version and absolute expiry (ms
@@ -38,7 +38,7 @@ pub struct Entry {
 impl Entry {
     /// Whether the entry is live at `now` (it expires at `expires_at` exactly).
     pub fn is_live(&self, now: u64) -> bool {
-        self.expires_at.is_none_or(|at| now < at)
+        pmcp_tasks_contract::live_at(self.expires_at, now)
     }
 }
 
@@ -93,6 +93,15 @@ impl KvError {
         KvError::Unavailable {
             message: message.into(),
             source: None,
+        }
+    }
+}
+
+impl From<ListingError> for KvError {
+    fn from(e: ListingError) -> Self {
+        match e {
+            ListingError::TooLarge { .. } => KvError::TooLarge(e.to_string()),
+            ListingError::Malformed(_) => KvError::Corrupt(e.to_string()),
         }
     }
 }

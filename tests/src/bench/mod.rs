@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pmcp_tasks_guest::kv::{Entry as GuestEntry, KvError as GuestKvError, Listing as GuestListing};
+use pmcp_tasks_guest::kv::{Entry as GuestEntry, KvError as GuestKvError, Listing};
 use pmcp_tasks_guest::{Kv, SystemEnvironment, TaskStore};
 use pmcp_tasks_host::backend::{Entry, InMemoryBackend, KvBackend, KvError};
 use pmcp_tasks_host::{
@@ -725,10 +725,9 @@ impl Kv for ReadyKv {
         after: Option<&str>,
         limit: u32,
         now: u64,
-    ) -> Result<GuestListing, GuestKvError> {
-        let listing = ready(self.0.list(partition, after, limit, now))?;
-        let (packed, lengths, versions, expiries) = listing.into_parts();
-        GuestListing::from_parts(packed, lengths, versions, expiries)
+    ) -> Result<Listing, GuestKvError> {
+        // The host's backends list into the contract's own type.
+        ready(self.0.list(partition, after, limit, now))
     }
 
     fn sweep(&self, now: u64, limit: u32) -> Result<u64, GuestKvError> {
