@@ -5,28 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use pmcp_tasks_contract::ListingError;
-pub use pmcp_tasks_contract::{Listed, Listing};
-
-/// A stored value in two parts (head and body), with its version and
-/// absolute expiry (ms since the epoch). Listings return heads only.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// The part listings return.
-    pub head: Vec<u8>,
-    /// The rest; empty in listed entries.
-    pub body: Vec<u8>,
-    /// Backend-assigned version: 1 on create, +1 per replace.
-    pub version: u64,
-    /// When the entry stops being live; `None` = never.
-    pub expires_at: Option<u64>,
-}
-
-impl Entry {
-    /// Whether the entry is live at `now`.
-    pub fn is_live(&self, now: u64) -> bool {
-        pmcp_tasks_contract::live_at(self.expires_at, now)
-    }
-}
+pub use pmcp_tasks_contract::{Entry, Listed, Listing};
 
 /// Why a backend call did not apply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

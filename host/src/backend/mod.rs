@@ -17,30 +17,8 @@ mod url;
 
 pub use memory::InMemoryBackend;
 use pmcp_tasks_contract::ListingError;
-pub use pmcp_tasks_contract::{Listed, Listing};
+pub use pmcp_tasks_contract::{Entry, Listed, Listing};
 pub use url::{connect, BackendUrl, BackendUrlError};
-
-/// A stored value in two parts, with its version and absolute expiry (ms
-/// since the epoch). Listings return the head only: a backend must not read
-/// (or move) the body to list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// The part listings return (the component's small task summary).
-    pub head: Vec<u8>,
-    /// The rest of the record; empty in listed entries.
-    pub body: Vec<u8>,
-    /// Backend-assigned version: 1 on create, +1 per replace.
-    pub version: u64,
-    /// When the entry stops being live; `None` = never.
-    pub expires_at: Option<u64>,
-}
-
-impl Entry {
-    /// Whether the entry is live at `now` (it expires at `expires_at` exactly).
-    pub fn is_live(&self, now: u64) -> bool {
-        pmcp_tasks_contract::live_at(self.expires_at, now)
-    }
-}
 
 /// The underlying cause of a backend failure, shareable so errors stay `Clone`.
 pub type ErrorSource = Arc<dyn StdError + Send + Sync + 'static>;

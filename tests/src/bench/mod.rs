@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pmcp_tasks_guest::kv::{Entry as GuestEntry, KvError as GuestKvError, Listing};
+use pmcp_tasks_guest::kv::{KvError as GuestKvError, Listing};
 use pmcp_tasks_guest::{Kv, SystemEnvironment, TaskStore};
 use pmcp_tasks_host::backend::{Entry, InMemoryBackend, KvBackend, KvError};
 use pmcp_tasks_host::{
@@ -658,18 +658,10 @@ fn ready<T>(future: impl Future<Output = Result<T, KvError>>) -> Result<T, Guest
     }
 }
 
-fn native_entry(e: Entry) -> GuestEntry {
-    GuestEntry {
-        head: e.head,
-        body: e.body,
-        version: e.version,
-        expires_at: e.expires_at,
-    }
-}
-
 impl Kv for ReadyKv {
-    fn get(&self, partition: &str, item: &str) -> Result<Option<GuestEntry>, GuestKvError> {
-        ready(self.0.get(partition, item)).map(|found| found.map(native_entry))
+    fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, GuestKvError> {
+        // The host's backends and the domain library share the contract's `Entry`.
+        ready(self.0.get(partition, item))
     }
 
     fn create(

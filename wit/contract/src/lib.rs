@@ -1,8 +1,9 @@
-//! Values of the `pmcp:tasks` contract that cross the boundary packed, in
-//! one definition both sides use: the host builds them (its backends, which
-//! must never depend on guest code) and the guest reads them (which must not
-//! depend on the host).
+//! The values of the `pmcp:tasks` `kv-backend` interface in Rust, in one
+//! definition both sides use: the host's backends build them (and must
+//! never depend on guest code), the guest reads them (and must not depend
+//! on the host).
 //!
+//! An [`Entry`] is one stored value, as a backend returns it to a `get`.
 //! A [`Listing`] is the `kv-backend` interface's `listed-page`: the entries'
 //! item ids and heads packed in one buffer, with two lengths, a version and
 //! an expiry per entry in lists of numbers. Each list the host lowers into
@@ -22,8 +23,30 @@ const BYTES_PER_ENTRY: usize = 256;
 
 /// Whether something expiring at `expires_at` (`None` = never) is live at
 /// `now`: it expires at `expires_at` exactly.
-pub fn live_at(expires_at: Option<u64>, now: u64) -> bool {
+fn live_at(expires_at: Option<u64>, now: u64) -> bool {
     expires_at.is_none_or(|at| now < at)
+}
+
+/// A stored value in two parts (the `kv-backend` interface's `entry`), with
+/// its version and absolute expiry (ms since the epoch). Listings return
+/// the head only: a backend must not read (or move) the body to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The part listings return (the component's small task summary).
+    pub head: Vec<u8>,
+    /// The rest of the record; empty in listed entries.
+    pub body: Vec<u8>,
+    /// Backend-assigned version: 1 on create, +1 per replace.
+    pub version: u64,
+    /// When the entry stops being live; `None` = never.
+    pub expires_at: Option<u64>,
+}
+
+impl Entry {
+    /// Whether the entry is live at `now` (it expires at `expires_at` exactly).
+    pub fn is_live(&self, now: u64) -> bool {
+        live_at(self.expires_at, now)
+    }
 }
 
 /// Why a listing could not be built.
