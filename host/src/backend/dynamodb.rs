@@ -769,26 +769,28 @@ fn expiry_of(item: &Item) -> Result<Option<u64>, KvError> {
     number(item, "exp_ms")
 }
 
-/// The entry of a stored item; a listed item (projected without `v`) has
-/// an empty body.
-fn entry_of(item: &Item) -> Result<Entry, KvError> {
-    let bytes = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_b().ok())
-            .map(|b| b.as_ref().to_vec())
-    };
-    let version = number(item, "ver")?;
-    match (bytes("h"), version) {
-        (Some(head), Some(version)) => Ok(Entry {
-            head,
-            body: bytes("v").unwrap_or_default(),
-            version,
-            expires_at: expiry_of(item)?,
-        }),
+/// The head and version every stored item carries, borrowed from it.
+fn head_and_version(item: &Item) -> Result<(&[u8], u64), KvError> {
+    let head = item.get("h").and_then(|v| v.as_b().ok());
+    match (head, number(item, "ver")?) {
+        (Some(head), Some(version)) => Ok((head.as_ref(), version)),
         _ => Err(KvError::Corrupt(
             "dynamodb returned an item without value or version".into(),
         )),
     }
+}
+
+/// The entry of a stored item; a listed item (projected without `v`) has
+/// an empty body.
+fn entry_of(item: &Item) -> Result<Entry, KvError> {
+    let (head, version) = head_and_version(item)?;
+    let body = item.get("v").and_then(|v| v.as_b().ok());
+    Ok(Entry {
+        head: head.to_vec(),
+        body: body.map(|b| b.as_ref().to_vec()).unwrap_or_default(),
+        version,
+        expires_at: expiry_of(item)?,
+    })
 }
 
 #[async_trait]
@@ -952,8 +954,8 @@ impl KvBackend for DynamoDbBackend {
                 .map_err(|e| self.unavailable(e))?;
             for found in page.items() {
                 if let Some(item) = item_id(found) {
-                    let entry = entry_of(found)?;
-                    out.push(item, &entry.head, entry.version, entry.expires_at)?;
+                    let (head, version) = head_and_version(found)?;
+                    out.push(item, head, version, expiry_of(found)?)?;
                 }
             }
             match page.last_evaluated_key {
