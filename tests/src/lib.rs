@@ -21,6 +21,7 @@ pub mod bench;
 pub mod callgrind;
 pub mod conformance;
 pub mod contract;
+pub mod corpus;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 pub mod fault_proxy;
@@ -34,6 +35,7 @@ pub mod redis;
 pub mod replica;
 pub mod rmcp_client;
 pub mod round_robin;
+pub mod stdio;
 pub mod worker_contract;
 
 /// Makes isolated backends for the suite: every call returns storage that

@@ -9,6 +9,18 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
+/// The `_meta` of a 2026-07-28 request from a client that declares the
+/// tasks extension.
+pub fn request_meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {
+            "extensions": {"io.modelcontextprotocol/tasks": {}}
+        },
+        "io.modelcontextprotocol/clientInfo": {"name": "pmcp-tasks-tests", "version": "0"},
+    })
+}
+
 /// Sends one request to the endpoint at `url` (`http://host:port/mcp`);
 /// returns the JSON-RPC `result`, or the `error` object as `Err`.
 pub async fn call(url: &str, method: &str, params: Value) -> Result<Value, Value> {
@@ -22,66 +34,119 @@ pub async fn call_as(
     method: &str,
     mut params: Value,
 ) -> Result<Value, Value> {
-    let address = url
-        .trim_start_matches("http://")
-        .trim_end_matches("/mcp")
-        .to_owned();
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {
-            "extensions": {"io.modelcontextprotocol/tasks": {}}
-        },
-        "io.modelcontextprotocol/clientInfo": {"name": "pmcp-tasks-tests", "version": "0"},
-    });
+    params["_meta"] = request_meta();
     let name = params
         .get("name")
         .or_else(|| params.get("taskId"))
         .and_then(Value::as_str)
         .map(str::to_owned);
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let mut request = Request::post("/mcp")
-        .header("host", &address)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", method);
+    let mut headers = vec![("mcp-method".to_owned(), method.to_owned())];
     if let Some(name) = name {
-        request = request.header("mcp-name", name);
+        headers.push(("mcp-name".to_owned(), name));
     }
     if let Some(token) = bearer {
-        request = request.header("authorization", format!("Bearer {token}"));
+        headers.push(("authorization".to_owned(), format!("Bearer {token}")));
     }
-    let request = request
-        .body(Full::new(Bytes::from(body.to_string())))
-        .expect("request");
-    let stream = TcpStream::connect(&address)
+    let response = post(url, &headers, body.to_string().into_bytes())
         .await
         .map_err(|e| json!({"transport": e.to_string()}))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| json!({"transport": e.to_string()}))?;
-    tokio::spawn(connection);
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| json!({"transport": e.to_string()}))?;
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| json!({"transport": e.to_string()}))?
-        .to_bytes();
-    let text = String::from_utf8_lossy(&bytes);
-    // A JSON body, or server-sent events whose data lines carry messages.
-    let message = serde_json::from_str::<Value>(&text).ok().or_else(|| {
-        text.lines()
-            .filter_map(|line| line.strip_prefix("data:"))
-            .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-            .find(|m| m.get("id") == Some(&json!(1)))
-    });
-    let message = message.ok_or_else(|| json!({"unreadable": text.to_string()}))?;
+    let message = response
+        .message(&json!(1))
+        .ok_or_else(|| json!({"unreadable": String::from_utf8_lossy(&response.body)}))?;
     match message.get("error") {
         Some(error) => Err(error.clone()),
         None => Ok(message.get("result").cloned().unwrap_or(Value::Null)),
     }
+}
+
+/// An HTTP response, read whole.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// The status code.
+    pub status: u16,
+    /// The headers.
+    pub headers: hyper::HeaderMap,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The JSON-RPC message answering `id` in the body: a JSON body, or
+    /// server-sent events whose data lines carry messages.
+    pub fn message(&self, id: &Value) -> Option<Value> {
+        let text = String::from_utf8_lossy(&self.body);
+        serde_json::from_str::<Value>(&text).ok().or_else(|| {
+            text.lines()
+                .filter_map(|line| line.strip_prefix("data:"))
+                .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+                .find(|m| m.get("id") == Some(id))
+        })
+    }
+}
+
+/// POSTs `body` as it is to the endpoint at `url` with the headers every
+/// 2026-07-28 request carries (JSON, both answers accepted, the protocol
+/// version) and `extra` ones (a repeated or overriding name is added).
+pub async fn post(
+    url: &str,
+    extra: &[(String, String)],
+    body: Vec<u8>,
+) -> std::io::Result<RawResponse> {
+    let mut headers = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        (
+            "accept".to_owned(),
+            "application/json, text/event-stream".to_owned(),
+        ),
+        ("mcp-protocol-version".to_owned(), "2026-07-28".to_owned()),
+    ];
+    headers.extend(extra.iter().cloned());
+    send(url, "POST", &headers, body).await
+}
+
+/// Sends one request with exactly these headers (and `host`) to `url`.
+pub async fn send(
+    url: &str,
+    method: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> std::io::Result<RawResponse> {
+    let address = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    let mut request = Request::builder()
+        .method(method)
+        .uri("/mcp")
+        .header("host", &address);
+    for (name, value) in headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body)))
+        .map_err(std::io::Error::other)?;
+    let stream = TcpStream::connect(&address).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(std::io::Error::other)?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes()
+        .to_vec();
+    Ok(RawResponse {
+        status,
+        headers,
+        body,
+    })
 }

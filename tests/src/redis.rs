@@ -95,7 +95,60 @@ impl RedisServer {
 
     /// The server's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
+    /// Every key and every byte stored under it (string values, hash
+    /// fields and values, set, sorted-set and list members), for tests
+    /// that look for what must never be stored.
+    pub async fn everything_stored(&self) -> Vec<Vec<u8>> {
+        let client = redis::Client::open(self.url()).expect("a client");
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connected");
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
+            .arg("*")
+            .query_async(&mut connection)
+            .await
+            .expect("KEYS");
+        let mut stored = Vec::new();
+        for key in keys {
+            let kind: String = redis::cmd("TYPE")
+                .arg(&key)
+                .query_async(&mut connection)
+                .await
+                .expect("TYPE");
+            let mut command = match kind.as_str() {
+                "string" => redis::cmd("GET"),
+                "hash" => redis::cmd("HGETALL"),
+                "set" => redis::cmd("SMEMBERS"),
+                "zset" => {
+                    let mut c = redis::cmd("ZRANGE");
+                    c.arg(&key).arg(0).arg(-1).arg("WITHSCORES");
+                    c
+                }
+                "list" => {
+                    let mut c = redis::cmd("LRANGE");
+                    c.arg(&key).arg(0).arg(-1);
+                    c
+                }
+                other => panic!("a key of type {other}"),
+            };
+            if matches!(kind.as_str(), "string" | "hash" | "set") {
+                command.arg(&key);
+            }
+            let values: Vec<Vec<u8>> = match kind.as_str() {
+                "string" => vec![command.query_async(&mut connection).await.expect("GET")],
+                _ => command
+                    .query_async(&mut connection)
+                    .await
+                    .expect("the values"),
+            };
+            stored.push(key);
+            stored.extend(values);
+        }
+        stored
     }
 
     /// Stops the server gracefully (it flushes its append-only file).

@@ -30,8 +30,15 @@ impl Replica {
         serve: &[&str],
         env: &[(&str, &str)],
     ) -> Replica {
-        let mut child = Command::new(binary)
-            .envs(env.iter().copied())
+        let mut command = Command::new(binary);
+        command.envs(env.iter().copied());
+        Replica::start_command(command, global, serve)
+    }
+
+    /// Like [`Replica::start`], through a prepared `command` (a launcher
+    /// that sets limits first, say) whose arguments end with the binary.
+    pub fn start_command(mut command: Command, global: &[&str], serve: &[&str]) -> Replica {
+        let mut child = command
             .args(global)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(serve)
@@ -64,6 +71,11 @@ impl Replica {
             url: format!("http://{address}/mcp"),
             address,
         }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Kills the process at once (SIGKILL): its workers vanish mid-task.

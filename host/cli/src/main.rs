@@ -32,7 +32,8 @@ struct Cli {
     /// Run this component (.wasm) instead of the embedded one.
     #[arg(long, global = true, value_name = "FILE")]
     component: Option<PathBuf>,
-    /// Secret for list cursors; every replica of one deployment must use
+    /// The deployment's secret: keys list cursors and the digests that
+    /// stand for bearer tokens; every replica of one deployment must use
     /// the same (default: a random one per process).
     #[arg(
         long,
@@ -96,8 +97,9 @@ async fn main() -> Result<()> {
         .component
         .map_or(ComponentSource::Embedded, ComponentSource::File);
     let mut config = StoreConfig::default();
-    if let Some(secret) = cli.cursor_secret {
-        config.cursor_secret = secret.into_bytes();
+    let secret = cli.cursor_secret.map(String::into_bytes);
+    if let Some(secret) = &secret {
+        config.cursor_secret = secret.clone();
     }
     let host = TaskHost::builder()
         .backend(url.connect().await?)
@@ -108,7 +110,7 @@ async fn main() -> Result<()> {
         .context("starting the task host")?;
     match cli.command {
         Command::CreateTable => unreachable!("handled above"),
-        Command::Serve(args) => serve::run(host, args).await?,
+        Command::Serve(args) => serve::run(host, args, secret.as_deref()).await?,
         Command::Cleanup { limit } => {
             let removed = host.cleanup_expired(limit).await?;
             println!("removed {removed} expired task record(s)");

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use pmcp_tasks_host::TaskHost;
 use pmcp_tasks_mcp::demo::DemoTools;
+use pmcp_tasks_mcp::http::{HttpOptions, OriginPolicy, TokenDigest, LOOPBACK_ORIGINS};
 use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService};
 use tokio_util::sync::CancellationToken;
 
@@ -19,8 +20,32 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
     /// The task owner of callers without a bearer token (and of stdio).
+    /// A bearer token's owner is a keyed digest of it (keyed by
+    /// --cursor-secret, the deployment's secret), never the token.
     #[arg(long, default_value = "anonymous")]
     identity: String,
+    /// A browser origin allowed to call (`scheme://host[:port]`, port `*` for
+    /// any); repeat for more. Default: pages on loopback. A request with
+    /// any other Origin gets 403; one without Origin is not from a page.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
+    /// HTTP connections served at once (more wait in the listen backlog).
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// The longest a connection may take to send a request's headers, and
+    /// may stay idle between requests, in ms.
+    #[arg(long, default_value_t = 15_000)]
+    header_timeout_ms: u64,
+    /// The longest a request body may take to arrive, in ms.
+    #[arg(long, default_value_t = 30_000)]
+    body_timeout_ms: u64,
+    /// The largest HTTP request body, in bytes.
+    #[arg(long, default_value_t = pmcp_tasks_mcp::gate::MAX_MESSAGE_BYTES)]
+    max_body_bytes: usize,
+    /// How long a cancelled task's tool may run on to return its own
+    /// outcome before it is stopped, in ms.
+    #[arg(long, default_value_t = 5_000)]
+    cancel_grace_ms: u64,
     /// This replica's name (lease holders are NAME/N).
     #[arg(long, default_value = "replica")]
     replica: String,
@@ -33,28 +58,31 @@ pub struct ServeArgs {
 }
 
 /// Serves until stdin closes (stdio) or the process is stopped (HTTP).
-pub async fn run(host: TaskHost, args: ServeArgs) -> Result<()> {
+/// `secret` is the deployment's secret (the cursor secret), if one was given.
+pub async fn run(host: TaskHost, args: ServeArgs, secret: Option<&[u8]>) -> Result<()> {
     let mut config = ServiceConfig::default();
     config.replica = args.replica.clone();
     config.lease = Duration::from_millis(args.lease_ms);
+    config.cancel_grace = Duration::from_millis(args.cancel_grace_ms);
     let service = TaskService::new(host.clone(), config);
-    let server = DurableTaskServer::new(service, Arc::new(DemoTools), args.identity);
+    let server = DurableTaskServer::new(service, Arc::new(DemoTools), args.identity.clone());
     let shutdown = CancellationToken::new();
     tokio::spawn(upkeep(
         host,
         Duration::from_millis(args.upkeep_ms),
         shutdown.clone(),
     ));
-    let served = match args.listen {
+    let served = match args.listen.clone() {
         Some(address) => {
             let listener = tokio::net::TcpListener::bind(&address)
                 .await
                 .with_context(|| format!("binding {address}"))?;
+            let options = http_options(&args, secret)?;
             eprintln!(
                 "pmcp-tasks: serving MCP at http://{}/mcp",
                 listener.local_addr()?
             );
-            pmcp_tasks_mcp::http::serve(listener, server, shutdown.clone())
+            pmcp_tasks_mcp::http::serve(listener, server, options, shutdown.clone())
                 .await
                 .context("serving HTTP")
         }
@@ -66,6 +94,32 @@ pub async fn run(host: TaskHost, args: ServeArgs) -> Result<()> {
     };
     shutdown.cancel();
     served
+}
+
+/// The HTTP guards from the command line.
+fn http_options(args: &ServeArgs, secret: Option<&[u8]>) -> Result<HttpOptions> {
+    let origins = if args.allow_origins.is_empty() {
+        OriginPolicy::new(LOOPBACK_ORIGINS)
+    } else {
+        OriginPolicy::new(&args.allow_origins)
+    }?;
+    let digest = match secret {
+        Some(secret) => TokenDigest::new(secret),
+        None => {
+            tracing::warn!(
+                "no --cursor-secret: bearer tokens are keyed by a random secret, so their tasks \
+                 are visible on this replica only and only until it exits"
+            );
+            TokenDigest::random()
+        }
+    };
+    Ok(HttpOptions::default()
+        .with_origins(origins)
+        .with_authenticate(Arc::new(digest))
+        .with_max_connections(args.max_connections)
+        .with_header_timeout(Duration::from_millis(args.header_timeout_ms))
+        .with_body_timeout(Duration::from_millis(args.body_timeout_ms))
+        .with_max_body_bytes(args.max_body_bytes))
 }
 
 /// Every `every`: fail the tasks whose worker was lost (on any replica)

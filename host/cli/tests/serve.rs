@@ -17,6 +17,9 @@ use pmcp_tasks_tests::replica::Replica;
 use pmcp_tasks_tests::round_robin::RoundRobin;
 use serde_json::json;
 
+#[path = "serve/hostile.rs"]
+mod hostile;
+
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_pmcp-tasks"))
 }

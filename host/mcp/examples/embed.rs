@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use pmcp_tasks_host::{StoreConfig, TaskHost};
+use pmcp_tasks_mcp::http::{HttpOptions, TokenDigest};
 use pmcp_tasks_mcp::{
-    DurableTaskServer, RpcError, ServiceConfig, TaskService, TaskSupport, TaskTools, ToolCall,
+    DurableTaskServer, ServiceConfig, TaskService, TaskSupport, TaskTools, ToolCall, ToolExit,
     ToolFuture, ToolSpec, Worker,
 };
 use rmcp::model::Tool;
@@ -49,7 +50,7 @@ impl TaskTools for Reports {
             for page in 1..=pages {
                 if let Some(worker) = &worker {
                     if worker.cancellation().is_cancelled() {
-                        return Err(RpcError::internal("cancelled"));
+                        return Err(ToolExit::Cancelled);
                     }
                     worker.progress(&format!("page {page} of {pages}")).await?;
                 }
@@ -79,6 +80,9 @@ async fn main() -> Result<()> {
         .await
         .with_context(|| format!("binding {listen}"))?;
     println!("http://{}/mcp on the {url} backend", listener.local_addr()?);
-    pmcp_tasks_mcp::http::serve(listener, server, CancellationToken::new()).await?;
+    // Bearer tokens become owners as keyed digests; replicas share the key.
+    let options = HttpOptions::default()
+        .with_authenticate(Arc::new(TokenDigest::new(b"shared by every replica")));
+    pmcp_tasks_mcp::http::serve(listener, server, options, CancellationToken::new()).await?;
     Ok(())
 }

@@ -14,9 +14,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::error::RpcError;
+use crate::gate::{self, MessageKind, MAX_MESSAGE_BYTES};
 use crate::revision::Revision;
 use crate::server::{DurableTaskServer, TaskTools};
 use crate::support::{decide, Execution, TaskSupport};
@@ -55,8 +56,47 @@ fn core_tasks_capability() -> Value {
     json!({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}})
 }
 
+/// Reads the next line into `line` (without its `\r\n` or `\n`), keeping
+/// at most `max` bytes: `Some(true)` for a line, `Some(false)` for one that
+/// was longer (skipped to its end, nothing kept), `None` at the end.
+async fn read_line<R: AsyncBufRead + Unpin>(
+    input: &mut R,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<bool>> {
+    line.clear();
+    let mut fits = true;
+    let mut read_any = false;
+    loop {
+        let available = input.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(read_any.then_some(fits));
+        }
+        read_any = true;
+        let newline = available.iter().position(|&b| b == b'\n');
+        let chunk = &available[..newline.unwrap_or(available.len())];
+        if fits && line.len() + chunk.len() <= max {
+            line.extend_from_slice(chunk);
+        } else {
+            fits = false;
+            line.clear();
+        }
+        let used = chunk.len() + usize::from(newline.is_some());
+        input.consume(used);
+        if newline.is_some() {
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            return Ok(Some(fits));
+        }
+    }
+}
+
 /// Serves `server` on `input` / `output` (newline-delimited JSON-RPC, as
-/// on stdio) until the input ends.
+/// on stdio) until the input ends. Every line passes the
+/// [`crate::gate`] first: a line that is not a JSON-RPC message gets
+/// its error response and the server reads on; no input ends it but the
+/// input's end.
 pub async fn serve_lines<T, R, W>(
     server: DurableTaskServer<T>,
     input: R,
@@ -100,19 +140,34 @@ where
         })
     };
 
-    let mut lines = BufReader::new(input).lines();
-    while let Some(line) = lines.next_line().await? {
-        let message: Option<Value> = serde_json::from_str(&line).ok();
-        let method = message
-            .as_ref()
-            .and_then(|m| m.get("method"))
-            .and_then(Value::as_str);
-        let id = message.as_ref().and_then(|m| m.get("id")).cloned();
-        let params = message
-            .as_ref()
-            .and_then(|m| m.get("params"))
-            .cloned()
-            .unwrap_or(Value::Null);
+    let mut input = BufReader::new(input);
+    let mut line = Vec::new();
+    while let Some(fits) = read_line(&mut input, &mut line, MAX_MESSAGE_BYTES).await? {
+        if !fits {
+            let refused = RpcError::invalid_request(format!(
+                "Invalid Request: the message is longer than {MAX_MESSAGE_BYTES} bytes"
+            ));
+            let response =
+                json!({"jsonrpc": "2.0", "id": Value::Null, "error": refused.to_value()});
+            let _ = write_line(&output, &response).await;
+            continue;
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let admitted = match gate::admit(&line) {
+            Ok(admitted) => admitted,
+            Err(refused) => {
+                let _ = write_line(&output, &refused.response()).await;
+                continue;
+            }
+        };
+        let params = admitted.params().clone();
+        let (method, id) = match &admitted.kind {
+            MessageKind::Request { id, method } => (Some(method.as_str()), Some(id.clone())),
+            MessageKind::Notification { method } => (Some(method.as_str()), None),
+            _ => (None, None),
+        };
         if method == Some("initialize") {
             let version = params
                 .get("protocolVersion")
@@ -144,7 +199,7 @@ where
             };
             s.amend.insert(id.to_string(), name);
         }
-        to_rmcp.write_all(line.as_bytes()).await?;
+        to_rmcp.write_all(&line).await?;
         to_rmcp.write_all(b"\n").await?;
         to_rmcp.flush().await?;
     }
@@ -178,16 +233,20 @@ fn core_request<T: TaskTools>(
         }
         "tools/call" => {
             let name = params.get("name").and_then(Value::as_str)?.to_owned();
-            let support = server.task_support(&name)?;
-            let task = params.get("task").cloned();
-            match decide(Revision::V2025_11_25, support, task.as_ref(), false) {
+            let task = params.get("task").filter(|t| !t.is_null());
+            let arguments = params
+                .get("arguments")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            let checked = server
+                .checked_tool(&name, &arguments)
+                .and_then(|spec| decide(Revision::V2025_11_25, spec.task_support, task, false));
+            match checked {
+                // rmcp runs plain calls (and checks them again).
                 Ok(Execution::Direct) => None,
                 Err(e) => Some(Box::pin(std::future::ready(Err(e)))),
                 Ok(Execution::Task { ttl_ms }) => Some(Box::pin(async move {
-                    let arguments = match params.get("arguments") {
-                        Some(Value::Object(map)) => map.clone(),
-                        _ => serde_json::Map::new(),
-                    };
                     server.start_core_task(&name, arguments, ttl_ms).await
                 })),
             }
@@ -232,4 +291,35 @@ fn amend<T: TaskTools>(
         }
     }
     Some(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines(input: &[u8], max: usize) -> Vec<Option<Vec<u8>>> {
+        let mut reader = BufReader::with_capacity(4, input);
+        let mut line = Vec::new();
+        let mut out = Vec::new();
+        while let Some(fits) = read_line(&mut reader, &mut line, max).await.unwrap() {
+            out.push(fits.then(|| line.clone()));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn lines_over_the_limit_are_skipped_whole_and_the_next_one_is_read() {
+        let got = lines(b"ab\r\nabcdefghij\nc\n\xff\xfe\nlast", 5).await;
+        assert_eq!(
+            got,
+            vec![
+                Some(b"ab".to_vec()),
+                None,
+                Some(b"c".to_vec()),
+                Some(b"\xff\xfe".to_vec()),
+                Some(b"last".to_vec()),
+            ]
+        );
+        assert!(lines(b"", 5).await.is_empty());
+    }
 }

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use crate::error::RpcError;
 use crate::server::{TaskTools, ToolCall, ToolFuture, ToolSpec};
 use crate::support::TaskSupport;
-use crate::worker::{ToolOutcome, Worker};
+use crate::worker::{ToolExit, ToolOutcome, Worker};
 
 /// The demonstration tools (no state of their own: everything a task
 /// holds is in the store).
@@ -144,11 +144,11 @@ impl TaskTools for DemoTools {
 }
 
 /// Sleeps `duration`, or stops early when the task is cancelled.
-async fn work(duration: Duration, worker: &Option<Worker>) -> Result<(), RpcError> {
+async fn work(duration: Duration, worker: &Option<Worker>) -> Result<(), ToolExit> {
     match worker {
         Some(worker) => tokio::select! {
             _ = tokio::time::sleep(duration) => Ok(()),
-            _ = worker.cancellation().cancelled() => Err(RpcError::internal("cancelled")),
+            _ = worker.cancellation().cancelled() => Err(ToolExit::Cancelled),
         },
         None => {
             tokio::time::sleep(duration).await;
@@ -181,10 +181,10 @@ async fn run(call: ToolCall, worker: Option<Worker>) -> ToolOutcome {
             work(Duration::from_secs(1), &worker).await?;
             Ok(json!({"content": [{"type": "text", "text": "the job failed"}], "isError": true}))
         }
-        "protocol_error_job" => Err(RpcError {
+        "protocol_error_job" => Err(ToolExit::Failed(RpcError {
             data: Some(json!({"reason": "the job crashed"})),
             ..RpcError::internal("protocol_error_job: internal failure")
-        }),
+        })),
         "confirm_delete" => {
             let path = args
                 .get("path")
@@ -242,6 +242,6 @@ async fn run(call: ToolCall, worker: Option<Worker>) -> ToolOutcome {
                 "Hello, {name}! (gathered before the task ran)"
             )))
         }
-        other => Err(RpcError::invalid_params(format!("unknown tool: {other}"))),
+        other => Err(RpcError::invalid_params(format!("unknown tool: {other}")).into()),
     }
 }

@@ -4,6 +4,11 @@ use pmcp_tasks_host::TaskError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+/// Parse error: the message is not JSON (or not UTF-8, or nested too deep).
+pub const PARSE_ERROR: i64 = -32700;
+/// Invalid request: JSON that is not one JSON-RPC message (a batch, a
+/// non-object, a wrong `jsonrpc`, `id` or `method` member).
+pub const INVALID_REQUEST: i64 = -32600;
 /// Invalid params: unknown, expired or foreign task ids, bad cursors,
 /// cancelling a terminal task (2025-11-25), input over a limit.
 pub const INVALID_PARAMS: i64 = -32602;
@@ -40,6 +45,16 @@ impl RpcError {
             message: message.into(),
             data: None,
         }
+    }
+
+    /// -32700.
+    pub fn parse_error(message: impl Into<String>) -> Self {
+        RpcError::new(PARSE_ERROR, message)
+    }
+
+    /// -32600.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        RpcError::new(INVALID_REQUEST, message)
     }
 
     /// -32602.

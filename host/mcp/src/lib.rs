@@ -18,10 +18,14 @@
 
 #![warn(missing_docs)]
 
+mod arguments;
 pub mod core_front;
 pub mod demo;
 mod error;
+pub mod gate;
 pub mod http;
+mod identity;
+mod params;
 mod revision;
 pub mod server;
 mod service;
@@ -31,10 +35,12 @@ pub mod wire;
 mod worker;
 
 pub use error::{
-    RpcError, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, MISSING_REQUIRED_CLIENT_CAPABILITY,
+    RpcError, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND,
+    MISSING_REQUIRED_CLIENT_CAPABILITY, PARSE_ERROR,
 };
+pub use identity::{principal_identity, Identify, Principal};
 pub use revision::Revision;
 pub use server::{DurableTaskServer, TaskTools, ToolCall, ToolFuture, ToolSpec};
 pub use service::{Caller, ServiceConfig, TaskService};
 pub use support::{decide, Execution, TaskSupport};
-pub use worker::{ToolOutcome, Worker};
+pub use worker::{ToolExit, ToolOutcome, Worker};

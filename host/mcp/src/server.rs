@@ -16,7 +16,9 @@ use rmcp::service::{RequestContext, RoleServer};
 use rmcp::ServerHandler;
 use serde_json::{json, Map, Value};
 
+use crate::arguments::ArgumentCheck;
 use crate::error::RpcError;
+use crate::identity::{principal_identity, Identify};
 use crate::revision::Revision;
 use crate::service::{Caller, TaskService};
 use crate::support::{decide, Execution, TaskSupport};
@@ -60,38 +62,22 @@ pub trait TaskTools: Send + Sync + 'static {
         None
     }
 
-    /// Runs one call. `worker` is given when the call runs as a task:
+    /// Runs one call, whose arguments already passed the tool's
+    /// `inputSchema`. `worker` is given when the call runs as a task:
     /// through it the tool reports progress, asks for input and sees
     /// cancellation. The result is the `CallToolResult` (a tool's own error
-    /// is a result with `isError: true`) or a JSON-RPC error.
+    /// is a result with `isError: true`), a JSON-RPC error, or a stop on
+    /// cancellation.
     fn call(&self, call: ToolCall, worker: Option<Worker>) -> ToolFuture;
 }
-
-/// Who the caller of a request is: the task owner. Over HTTP, the default
-/// reads the bearer token (`Authorization: Bearer ...`); without one (and
-/// over stdio) the configured identity is used.
-pub type Identify = Arc<dyn Fn(&RequestContext<RoleServer>) -> Option<String> + Send + Sync>;
 
 /// An rmcp server running its tools as durable tasks.
 pub struct DurableTaskServer<T> {
     service: TaskService,
     tools: Arc<T>,
+    arguments: Arc<ArgumentCheck>,
     identify: Identify,
     fallback_identity: String,
-}
-
-/// The owner a bearer token stands for: the token itself, as an opaque
-/// string (the store hashes owner ids; a deployment with an identity
-/// provider supplies its own [`Identify`] returning the subject).
-pub fn bearer_identity(context: &RequestContext<RoleServer>) -> Option<String> {
-    let parts = context.extensions.get::<http::request::Parts>()?;
-    let header = parts
-        .headers
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let token = header.strip_prefix("Bearer ")?.trim();
-    (!token.is_empty()).then(|| format!("bearer:{token}"))
 }
 
 impl<T> Clone for DurableTaskServer<T> {
@@ -99,6 +85,7 @@ impl<T> Clone for DurableTaskServer<T> {
         DurableTaskServer {
             service: self.service.clone(),
             tools: self.tools.clone(),
+            arguments: self.arguments.clone(),
             identify: self.identify.clone(),
             fallback_identity: self.fallback_identity.clone(),
         }
@@ -107,17 +94,19 @@ impl<T> Clone for DurableTaskServer<T> {
 
 impl<T: TaskTools> DurableTaskServer<T> {
     /// A server over `service` offering `tools`; callers without an
-    /// identity (no bearer token, stdio) are `fallback_identity`.
+    /// identity (no verified credentials, stdio) are `fallback_identity`.
     pub fn new(service: TaskService, tools: Arc<T>, fallback_identity: impl Into<String>) -> Self {
         DurableTaskServer {
             service,
             tools,
-            identify: Arc::new(bearer_identity),
+            arguments: Arc::default(),
+            identify: Arc::new(principal_identity),
             fallback_identity: fallback_identity.into(),
         }
     }
 
-    /// Replaces how callers are identified.
+    /// Replaces how callers are identified (by default: the
+    /// [`Principal`](crate::Principal) the HTTP front verified).
     pub fn with_identify(mut self, identify: Identify) -> Self {
         self.identify = identify;
         self
@@ -135,6 +124,23 @@ impl<T: TaskTools> DurableTaskServer<T> {
             .into_iter()
             .find(|s| s.tool.name == name)
             .map(|s| s.task_support)
+    }
+
+    /// The tool a call names, once its arguments passed its `inputSchema`:
+    /// an unknown tool and invalid arguments are -32602.
+    pub(crate) fn checked_tool(
+        &self,
+        name: &str,
+        arguments: &Map<String, Value>,
+    ) -> Result<ToolSpec, RpcError> {
+        let spec = self
+            .tools
+            .tools()
+            .into_iter()
+            .find(|s| s.tool.name == name)
+            .ok_or_else(|| RpcError::invalid_params(format!("unknown tool: {name}")))?;
+        self.arguments.check(&spec.tool, arguments)?;
+        Ok(spec)
     }
 
     /// The caller of a 2025-11-25 stdio session (no request identity).
@@ -170,7 +176,10 @@ impl<T: TaskTools> DurableTaskServer<T> {
             .await
     }
 
-    fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
+        let owner = (self.identify)(context)
+            .map_err(rpc_to_rmcp)?
+            .unwrap_or_else(|| self.fallback_identity.clone());
         let revision = context
             .protocol_version()
             .map_or(Revision::V2026_07_28, |v| {
@@ -179,11 +188,11 @@ impl<T: TaskTools> DurableTaskServer<T> {
         let declares = context
             .client_capabilities()
             .is_some_and(|caps| caps.supports_tasks());
-        Caller {
-            owner: (self.identify)(context).unwrap_or_else(|| self.fallback_identity.clone()),
+        Ok(Caller {
+            owner,
             revision,
             declares_tasks_extension: declares,
-        }
+        })
     }
 
     async fn task_method(
@@ -196,7 +205,7 @@ impl<T: TaskTools> DurableTaskServer<T> {
         // the session negotiated: they answer in the extension's shapes.
         let caller = Caller {
             revision: Revision::V2026_07_28,
-            ..self.caller(context)
+            ..self.caller(context)?
         };
         match self.service.handle(&caller, method, &params).await {
             Some(answer) => answer.map_err(rpc_to_rmcp),
@@ -256,13 +265,9 @@ impl<T: TaskTools> ServerHandler for DurableTaskServer<T> {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.to_string();
-        let Some(spec) = self.tools.tools().into_iter().find(|s| s.tool.name == name) else {
-            return Err(ErrorData::invalid_params(
-                format!("unknown tool: {name}"),
-                None,
-            ));
-        };
-        let caller = self.caller(&context);
+        let arguments = request.arguments.unwrap_or_default();
+        let spec = self.checked_tool(&name, &arguments).map_err(rpc_to_rmcp)?;
+        let caller = self.caller(&context)?;
         let execution = decide(
             caller.revision,
             spec.task_support,
@@ -272,7 +277,7 @@ impl<T: TaskTools> ServerHandler for DurableTaskServer<T> {
         .map_err(rpc_to_rmcp)?;
         let call = ToolCall {
             name: name.clone(),
-            arguments: request.arguments.unwrap_or_default(),
+            arguments,
             input_responses: request
                 .input_responses
                 .unwrap_or_default()
@@ -288,7 +293,11 @@ impl<T: TaskTools> ServerHandler for DurableTaskServer<T> {
         }
         match execution {
             Execution::Direct => {
-                let mut result = self.tools.call(call, None).await.map_err(rpc_to_rmcp)?;
+                let mut result = self
+                    .tools
+                    .call(call, None)
+                    .await
+                    .map_err(|e| rpc_to_rmcp(e.into_rpc_error()))?;
                 // A complete result says so (2026-07-28, SEP-2322); rmcp
                 // strips the field again for older peers.
                 if let Value::Object(fields) = &mut result {

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::error::RpcError;
+use crate::params;
 use crate::revision::Revision;
 use crate::wake::Wakeups;
 use crate::wire;
@@ -47,6 +48,10 @@ pub struct ServiceConfig {
     /// How often a worker reads its task to see a cancellation asked on
     /// another replica (one read per running task per period).
     pub cancel_check: Duration,
+    /// How long a tool that sees its task's cancellation may still run to
+    /// return its own outcome (say, after cleaning up); past it, its
+    /// future is dropped and the task ends `cancelled`.
+    pub cancel_grace: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -57,6 +62,7 @@ impl Default for ServiceConfig {
             poll_interval: Duration::from_millis(250),
             result_wait_limit: Duration::from_secs(300),
             cancel_check: Duration::from_secs(1),
+            cancel_grace: Duration::from_secs(5),
         }
     }
 }
@@ -96,6 +102,13 @@ impl TaskService {
     /// The configuration.
     pub fn config(&self) -> &ServiceConfig {
         &self.inner.config
+    }
+
+    /// How many tasks somebody on this replica waits on right now: open
+    /// `tasks/result` calls, running workers, workers waiting for input.
+    /// Drops back as they end, whatever the ids were.
+    pub fn waiting_tasks(&self) -> usize {
+        self.inner.wakeups.len()
     }
 
     /// Answers a task method (`tasks/get`, `tasks/result`, `tasks/list`,
@@ -190,9 +203,9 @@ impl TaskService {
     async fn result(&self, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
         let id = task_id(params)?;
         let deadline = Instant::now() + self.inner.config.result_wait_limit;
-        let notify = self.inner.wakeups.of(id);
+        let waiter = self.inner.wakeups.subscribe(id);
         loop {
-            let woken = notify.notified();
+            let woken = waiter.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
             let detail = self.inspect(caller, id).await?;
@@ -215,11 +228,7 @@ impl TaskService {
     }
 
     async fn list(&self, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
-        let cursor = match params.get("cursor") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(c)) => Some(c.as_str()),
-            Some(_) => return Err(RpcError::invalid_params("cursor must be a string")),
-        };
+        let cursor = params::optional_str(params, "cursor")?;
         let page = self
             .inner
             .host
@@ -256,9 +265,7 @@ impl TaskService {
     async fn update(&self, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
         Self::require_extension(caller)?;
         let id = task_id(params)?;
-        let Some(Value::Object(responses)) = params.get("inputResponses") else {
-            return Err(RpcError::invalid_params("inputResponses must be an object"));
-        };
+        let responses = params::required_object(params, "inputResponses")?;
         let responses: Vec<InputResponse> = responses
             .iter()
             .map(|(key, response)| InputResponse {
@@ -277,10 +284,7 @@ impl TaskService {
 
 /// The `taskId` of a task method's params.
 fn task_id(params: &Value) -> Result<&str, RpcError> {
-    params
-        .get("taskId")
-        .and_then(Value::as_str)
-        .ok_or_else(|| RpcError::invalid_params("params.taskId must be a string"))
+    params::required_str(params, "taskId")
 }
 
 /// What `tasks/result` returns for a terminal task.

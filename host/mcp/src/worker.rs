@@ -15,8 +15,33 @@ use crate::error::RpcError;
 use crate::service::TaskService;
 
 /// What a tool returns: its `CallToolResult` (also one with `isError:
-/// true`), or a JSON-RPC error.
-pub type ToolOutcome = Result<Value, RpcError>;
+/// true`), or how it ended without one.
+pub type ToolOutcome = Result<Value, ToolExit>;
+
+/// How a tool ended without a result.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ToolExit {
+    /// It failed with this JSON-RPC error (the task ends `failed`).
+    #[error(transparent)]
+    Failed(#[from] RpcError),
+    /// It stopped because its task's cancellation was asked for (the task
+    /// ends `cancelled`). Returning a result or an error instead, after
+    /// cancellation, is allowed: cancellation is cooperative, and the task
+    /// then ends with that outcome.
+    #[error("the tool stopped on its task's cancellation")]
+    Cancelled,
+}
+
+impl ToolExit {
+    /// The JSON-RPC error of a call that did not run as a task.
+    pub fn into_rpc_error(self) -> RpcError {
+        match self {
+            ToolExit::Failed(error) => error,
+            ToolExit::Cancelled => RpcError::internal("the call was cancelled"),
+        }
+    }
+}
 
 /// A tool call running as a task, on this replica. Cheap to clone.
 #[derive(Clone)]
@@ -50,7 +75,10 @@ impl Worker {
     }
 
     /// Cancelled when the task's cancellation was asked for, on any
-    /// replica (seen at the next lease renewal, at once on this replica).
+    /// replica (seen within the service's `cancel_check`, at once on this
+    /// replica). The tool then has the service's `cancel_grace` to return:
+    /// [`ToolExit::Cancelled`] to end the task `cancelled`, or any other
+    /// outcome to keep it; past the grace its future is dropped.
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancel
     }
@@ -69,19 +97,22 @@ impl Worker {
     }
 
     /// Asks the client for input and waits until every request is answered
-    /// (or the task is cancelled); returns the answers in request order.
-    pub async fn ask(&self, requests: &[InputRequest]) -> Result<Vec<InputResponse>, RpcError> {
+    /// (or the task is cancelled: [`ToolExit::Cancelled`]); returns the
+    /// answers in request order.
+    pub async fn ask(&self, requests: &[InputRequest]) -> Result<Vec<InputResponse>, ToolExit> {
         let host = self.service.host();
         host.request_input(&self.owner, &self.task_id, requests)
-            .await?;
+            .await
+            .map_err(RpcError::from)?;
         let mut answers: BTreeMap<String, InputResponse> = BTreeMap::new();
-        let notify = self.service.inner.wakeups.of(&self.task_id);
+        let waiter = self.service.inner.wakeups.subscribe(&self.task_id);
         let poll = self.service.config().poll_interval;
         loop {
-            let woken = notify.notified();
+            let woken = waiter.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            for answer in host.take_answers(&self.owner, &self.task_id).await? {
+            let taken = host.take_answers(&self.owner, &self.task_id).await;
+            for answer in taken.map_err(RpcError::from)? {
                 answers.insert(answer.key.clone(), answer);
             }
             if requests.iter().all(|r| answers.contains_key(&r.key)) {
@@ -91,9 +122,7 @@ impl Worker {
                     .collect());
             }
             tokio::select! {
-                _ = self.cancel.cancelled() => {
-                    return Err(RpcError::internal("the task was cancelled while it waited for input"));
-                }
+                _ = self.cancel.cancelled() => return Err(ToolExit::Cancelled),
                 _ = &mut woken => {}
                 _ = tokio::time::sleep(poll) => {}
             }
@@ -142,28 +171,32 @@ impl Worker {
     }
 }
 
-/// Runs a tool as a task to its one outcome: the tool's future races
-/// cancellation; the lease is renewed at a third of its duration (and at
-/// once when this replica wakes the task); the end is one atomic write.
+/// Runs a tool as a task to its one outcome: the lease is renewed at a
+/// third of its duration (and the task read at once when this replica
+/// wakes it); once cancellation is seen the tool has the grace period to
+/// return, then its future is dropped; the end is one atomic write.
 pub(crate) async fn run_worker<F, Fut>(worker: Worker, run: F)
 where
     F: FnOnce(Worker) -> Fut,
     Fut: Future<Output = ToolOutcome>,
 {
     let host = worker.service.host().clone();
-    let tool = run(worker.clone());
-    tokio::pin!(tool);
+    // Boxed, so that it can be dropped before the outcome is written.
+    let mut tool = Box::pin(run(worker.clone()));
+    let config = worker.service.config();
     let renew_every = worker.grant.duration / 3;
     // Cancellation asked on another replica is seen within `look_every`
     // (on this replica, at once: the request wakes the worker).
-    let look_every = worker.service.config().cancel_check.min(renew_every);
-    let notify = worker.service.inner.wakeups.of(&worker.task_id);
+    let look_every = config.cancel_check.min(renew_every);
+    let waiter = worker.service.inner.wakeups.subscribe(&worker.task_id);
     let mut next_renewal = Instant::now() + renew_every;
+    // Set once cancellation is seen: the tool's last moment to return.
+    let mut grace_ends: Option<Instant> = None;
     // Read the task first (a cancel may have come before this loop could
     // be woken), then after every wake and every `look_every`.
     let mut changed = true;
     let outcome = loop {
-        let woken = notify.notified();
+        let woken = waiter.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
         if Instant::now() >= next_renewal {
@@ -173,22 +206,30 @@ where
             worker.look().await;
         }
         let wake_at = next_renewal.min(Instant::now() + look_every);
+        let far = Instant::now() + renew_every;
         tokio::select! {
             biased;
-            _ = worker.cancel.cancelled() => break None,
-            outcome = &mut tool => break Some(outcome),
+            _ = worker.cancel.cancelled(), if grace_ends.is_none() => {
+                grace_ends = Some(Instant::now() + config.cancel_grace);
+            }
+            _ = tokio::time::sleep_until(grace_ends.unwrap_or(far)), if grace_ends.is_some() => {
+                break Err(ToolExit::Cancelled);
+            }
+            outcome = &mut tool => break outcome,
             _ = &mut woken => changed = true,
             _ = tokio::time::sleep_until(wake_at) => changed = true,
         }
     };
+    // Past the grace (or done): the tool's future goes now.
+    drop(tool);
     let (owner, id) = (&worker.owner, &worker.task_id);
     let ended = match outcome {
-        Some(Ok(result)) => host.finish(owner, id, &Outcome::ToolResult(result)).await,
-        Some(Err(error)) => {
+        Ok(result) => host.finish(owner, id, &Outcome::ToolResult(result)).await,
+        Err(ToolExit::Failed(error)) => {
             host.finish(owner, id, &Outcome::RpcError(error.to_value()))
                 .await
         }
-        None => host.cancel(owner, id).await,
+        Err(ToolExit::Cancelled) => host.cancel(owner, id).await,
     };
     match ended {
         // Already terminal (cancelled at once, or failed by a reaper):
@@ -196,5 +237,5 @@ where
         Ok(_) | Err(TaskError::InvalidTransition(_)) | Err(TaskError::NotFound(_)) => {}
         Err(e) => tracing::warn!(task = %id, error = %e, "the task's outcome could not be stored"),
     }
-    worker.service.inner.wakeups.forget(id);
+    worker.service.inner.wakeups.wake(id);
 }

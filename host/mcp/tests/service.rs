@@ -8,13 +8,18 @@ use std::time::Duration;
 use pmcp_tasks_host::backend::{InMemoryBackend, KvBackend};
 use pmcp_tasks_host::{InputRequest, StoreConfig, TaskHost};
 use pmcp_tasks_mcp::{
-    Caller, Revision, RpcError, ServiceConfig, TaskService, Worker, INVALID_PARAMS,
+    Caller, Revision, RpcError, ServiceConfig, TaskService, ToolExit, Worker, INVALID_PARAMS,
     METHOD_NOT_FOUND, MISSING_REQUIRED_CLIENT_CAPABILITY,
 };
 use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 
 async fn service_over(backend: Arc<dyn KvBackend>, replica: &str) -> TaskService {
+    service_with(backend, replica, Duration::from_millis(300)).await
+}
+
+/// A service whose tools have `grace` to stop once cancelled.
+async fn service_with(backend: Arc<dyn KvBackend>, replica: &str, grace: Duration) -> TaskService {
     let mut store = StoreConfig::default();
     store.cursor_secret = b"one deployment".to_vec();
     store.poll_interval = Some(Duration::from_millis(100));
@@ -27,6 +32,7 @@ async fn service_over(backend: Arc<dyn KvBackend>, replica: &str) -> TaskService
     let mut config = ServiceConfig::default();
     config.replica = replica.into();
     config.poll_interval = Duration::from_millis(20);
+    config.cancel_grace = grace;
     TaskService::new(host, config)
 }
 
@@ -82,6 +88,7 @@ async fn gated_task(
                 receive
                     .await
                     .unwrap_or_else(|_| Err(RpcError::internal("dropped")))
+                    .map_err(ToolExit::from)
             },
         )
         .await
@@ -412,4 +419,188 @@ async fn a_result_written_on_one_replica_ends_a_wait_on_the_other() {
         .await
         .unwrap();
     assert_eq!(answer["status"], "cancelled");
+}
+
+/// Polls `tasks/get` until the task is no longer `working`.
+async fn ended(service: &TaskService, who: &Caller, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = call(service, who, "tasks/get", json!({"taskId": id}))
+            .await
+            .unwrap();
+        if got["status"] != "working" {
+            return got;
+        }
+        assert!(std::time::Instant::now() < deadline, "still working: {got}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Cancellation is cooperative (2026-07-28): a tool that sees it and
+/// returns a result within the grace period keeps that outcome.
+#[tokio::test]
+async fn a_cancelled_tool_may_return_its_own_outcome_within_the_grace() {
+    let s = service_with(
+        Arc::new(InMemoryBackend::new()),
+        "a",
+        Duration::from_secs(30),
+    )
+    .await;
+    let alice = new("alice");
+    let created = s
+        .start_task(
+            &alice,
+            "slow_compute",
+            Map::new(),
+            None,
+            |worker: Worker| async move {
+                worker.cancellation().cancelled().await;
+                // Cleaning up takes a moment; then the tool says what it did.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(text_result("stopped at page 3, cleaned up", false))
+            },
+        )
+        .await
+        .unwrap();
+    let id = created["taskId"].as_str().unwrap().to_owned();
+    call(&s, &alice, "tasks/cancel", json!({"taskId": id}))
+        .await
+        .unwrap();
+    let got = ended(&s, &alice, &id).await;
+    assert_eq!(got["status"], "completed", "{got}");
+    assert_eq!(
+        got["result"]["content"][0]["text"],
+        "stopped at page 3, cleaned up"
+    );
+
+    // A tool that stops on cancellation ends its task cancelled.
+    let created = s
+        .start_task(
+            &alice,
+            "slow_compute",
+            Map::new(),
+            None,
+            |worker: Worker| async move {
+                worker.cancellation().cancelled().await;
+                Err(ToolExit::Cancelled)
+            },
+        )
+        .await
+        .unwrap();
+    let id = created["taskId"].as_str().unwrap().to_owned();
+    call(&s, &alice, "tasks/cancel", json!({"taskId": id}))
+        .await
+        .unwrap();
+    assert_eq!(ended(&s, &alice, &id).await["status"], "cancelled");
+}
+
+/// Sets its flag when dropped, with the moment.
+struct DropWitness(Arc<std::sync::Mutex<Option<std::time::Instant>>>);
+
+impl Drop for DropWitness {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() = Some(std::time::Instant::now());
+    }
+}
+
+/// A tool that ignores cancellation is dropped only after the grace, and
+/// its task ends cancelled.
+#[tokio::test]
+async fn a_tool_that_ignores_cancellation_is_dropped_after_the_grace() {
+    let grace = Duration::from_millis(400);
+    let s = service_with(Arc::new(InMemoryBackend::new()), "a", grace).await;
+    let alice = new("alice");
+    let dropped = Arc::new(std::sync::Mutex::new(None));
+    let witness = DropWitness(dropped.clone());
+    let created = s
+        .start_task(
+            &alice,
+            "slow_compute",
+            Map::new(),
+            None,
+            move |_worker: Worker| async move {
+                let _witness = witness;
+                std::future::pending::<()>().await;
+                Ok(Value::Null)
+            },
+        )
+        .await
+        .unwrap();
+    let id = created["taskId"].as_str().unwrap().to_owned();
+    let asked = std::time::Instant::now();
+    call(&s, &alice, "tasks/cancel", json!({"taskId": id}))
+        .await
+        .unwrap();
+    assert_eq!(ended(&s, &alice, &id).await["status"], "cancelled");
+    let at = dropped
+        .lock()
+        .unwrap()
+        .expect("the tool's future was dropped");
+    assert!(
+        at >= asked + grace,
+        "dropped {:?} after the cancel, before the grace of {grace:?}",
+        at - asked
+    );
+}
+
+/// `tasks/result` on ids nobody on this replica writes (unknown, another
+/// owner's) leaves nothing in the waiter registry, and a real waiter's
+/// entry goes when it leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_on_unknown_and_foreign_ids_leave_nothing_behind() {
+    let s = service().await;
+    let (foreign, finish, _) = gated_task(&s, &old("alice")).await;
+    // The running worker waits on its own task (once it has started).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.waiting_tasks() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let during = s.waiting_tasks();
+    let streams: Vec<_> = (0..64u64)
+        .map(|stream| {
+            let (s, foreign) = (s.clone(), foreign.clone());
+            tokio::spawn(async move {
+                for n in (stream..100_000).step_by(64) {
+                    let id = if n % 2 == 0 {
+                        format!("{n:046}")
+                    } else {
+                        foreign.clone()
+                    };
+                    let e = call(&s, &old("mallory"), "tasks/result", json!({"taskId": id}))
+                        .await
+                        .unwrap_err();
+                    assert_eq!(e.code, INVALID_PARAMS);
+                }
+            })
+        })
+        .collect();
+    for stream in streams {
+        stream.await.unwrap();
+    }
+    assert_eq!(
+        s.waiting_tasks(),
+        during,
+        "100 000 refused waits left entries behind"
+    );
+    let waiting = {
+        let (s, id) = (s.clone(), foreign.clone());
+        tokio::spawn(
+            async move { call(&s, &old("alice"), "tasks/result", json!({"taskId": id})).await },
+        )
+    };
+    finish.send(Ok(text_result("done", false))).unwrap();
+    waiting.await.unwrap().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.waiting_tasks() != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "entries left: {}",
+            s.waiting_tasks()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -1,0 +1,252 @@
+//! The front of the HTTP endpoint: what every request passes before rmcp
+//! sees it. Each refusal is a JSON-RPC error response (`id: null` unless
+//! the request's own id was read) with the HTTP status the transport
+//! names: 403 for a refused `Origin`, 401 (with `WWW-Authenticate:
+//! Bearer`) for unusable credentials, 400 for -32700 and -32600, 413 for
+//! a body over the limit, 408 for a body that does not arrive in time.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::HttpOptions;
+use crate::error::{RpcError, INVALID_PARAMS, METHOD_NOT_FOUND};
+use crate::gate::{self, Refused};
+use crate::server::{DurableTaskServer, TaskTools};
+
+/// A response as rmcp builds them.
+pub(super) type HttpResponse = Response<BoxBody<Bytes, Infallible>>;
+
+/// The front and the rmcp service behind it.
+pub(super) struct Front<T: TaskTools> {
+    rmcp: StreamableHttpService<DurableTaskServer<T>, LocalSessionManager>,
+    options: HttpOptions,
+}
+
+impl<T: TaskTools> Front<T> {
+    pub(super) fn new(
+        server: DurableTaskServer<T>,
+        options: HttpOptions,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let mut config = StreamableHttpServerConfig::default();
+        config.cancellation_token = shutdown;
+        config.max_request_body_bytes = options.max_body_bytes;
+        let rmcp = StreamableHttpService::new(
+            move || Ok(server.clone()),
+            Arc::new(LocalSessionManager::default()),
+            config,
+        );
+        Front { rmcp, options }
+    }
+
+    /// Answers one request.
+    pub(super) async fn handle(&self, request: Request<Incoming>) -> HttpResponse {
+        match self.admit(request).await {
+            Ok(request) => self.rmcp.handle(request).await,
+            Err(refusal) => refusal,
+        }
+    }
+
+    /// The request as rmcp may see it, or the answer that refuses it.
+    async fn admit(
+        &self,
+        request: Request<Incoming>,
+    ) -> Result<Request<Full<Bytes>>, HttpResponse> {
+        let (mut parts, body) = request.into_parts();
+        if let Some(origin) = parts.headers.get(http::header::ORIGIN) {
+            let allowed = origin
+                .to_str()
+                .is_ok_and(|o| self.options.origins.allows(o));
+            if !allowed {
+                return Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    RpcError::invalid_request("Forbidden: this Origin may not call the server"),
+                ));
+            }
+        }
+        let principal = match &self.options.authenticate {
+            Some(authenticate) => authenticate.authenticate(&parts.headers).await,
+            None if parts.headers.contains_key(http::header::AUTHORIZATION) => {
+                Err(super::AuthError::NotAccepted)
+            }
+            None => Ok(None),
+        };
+        match principal {
+            Ok(Some(principal)) => {
+                parts.extensions.insert(principal);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(unauthorized(&e)),
+        }
+        // Verified: the credential goes no further than this function.
+        parts.headers.remove(http::header::AUTHORIZATION);
+        if parts.method != Method::POST {
+            return Ok(Request::from_parts(parts, Full::new(Bytes::new())));
+        }
+        if let Some(refusal) = media_types(&parts.headers) {
+            return Err(refusal);
+        }
+        let bytes = self.read_body(body).await?;
+        if let Err(refused) = gate::admit(&bytes) {
+            return Err(refused_message(&refused));
+        }
+        Ok(Request::from_parts(parts, Full::new(bytes)))
+    }
+
+    async fn read_body(&self, body: Incoming) -> Result<Bytes, HttpResponse> {
+        let limit = self.options.max_body_bytes;
+        let read = Limited::new(body, limit).collect();
+        match tokio::time::timeout(self.options.body_timeout, read).await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                RpcError::invalid_request(format!(
+                    "Invalid Request: the body is larger than {limit} bytes"
+                )),
+            )),
+            Ok(Err(e)) => Err(refuse(
+                StatusCode::BAD_REQUEST,
+                RpcError::invalid_request(format!(
+                    "Invalid Request: the body could not be read: {e}"
+                )),
+            )),
+            Err(_) => Err(refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                RpcError::invalid_request(format!(
+                    "Invalid Request: the body did not arrive within {} ms",
+                    self.options.body_timeout.as_millis()
+                )),
+            )),
+        }
+    }
+}
+
+/// A POST must send JSON and accept both JSON and server-sent events.
+fn media_types(headers: &http::HeaderMap) -> Option<HttpResponse> {
+    let essence = |value: &str| {
+        value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    };
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(essence);
+    if content_type.as_deref() != Some("application/json") {
+        return Some(refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RpcError::invalid_request("Invalid Request: Content-Type must be application/json"),
+        ));
+    }
+    let accepted: Vec<String> = headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(essence)
+        .collect();
+    let accepts = |t: &str| accepted.iter().any(|a| a == t);
+    if !accepts("application/json") || !accepts("text/event-stream") {
+        return Some(refuse(
+            StatusCode::NOT_ACCEPTABLE,
+            RpcError::invalid_request(
+                "Invalid Request: Accept must list application/json and text/event-stream",
+            ),
+        ));
+    }
+    None
+}
+
+/// The HTTP status of a JSON-RPC error refused at the gate.
+pub(super) fn status_of(code: i64) -> StatusCode {
+    match code {
+        INVALID_PARAMS => StatusCode::OK,
+        METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+fn refused_message(refused: &Refused) -> HttpResponse {
+    json_response(status_of(refused.error.code), &refused.response())
+}
+
+/// A refusal with no request id.
+fn refuse(status: StatusCode, error: RpcError) -> HttpResponse {
+    let message = json!({"jsonrpc": "2.0", "id": Value::Null, "error": error.to_value()});
+    json_response(status, &message)
+}
+
+fn unauthorized(e: &super::AuthError) -> HttpResponse {
+    let mut response = refuse(
+        StatusCode::UNAUTHORIZED,
+        RpcError::invalid_request(format!("Unauthorized: {e}")),
+    );
+    let challenge = format!(
+        "Bearer error=\"{}\", error_description=\"{e}\"",
+        e.oauth_error()
+    );
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(http::header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+fn json_response(status: StatusCode, message: &Value) -> HttpResponse {
+    let body = serde_json::to_vec(message).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)).boxed())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{INVALID_REQUEST, PARSE_ERROR};
+
+    #[test]
+    fn each_code_has_the_status_the_transport_names() {
+        assert_eq!(status_of(PARSE_ERROR), StatusCode::BAD_REQUEST);
+        assert_eq!(status_of(INVALID_REQUEST), StatusCode::BAD_REQUEST);
+        assert_eq!(status_of(METHOD_NOT_FOUND), StatusCode::NOT_FOUND);
+        assert_eq!(status_of(INVALID_PARAMS), StatusCode::OK);
+    }
+
+    #[test]
+    fn a_post_must_speak_json_and_accept_both_answers() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(
+            media_types(&headers).map(|r| r.status()),
+            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        );
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            "Application/JSON; charset=utf-8".parse().unwrap(),
+        );
+        assert_eq!(
+            media_types(&headers).map(|r| r.status()),
+            Some(StatusCode::NOT_ACCEPTABLE)
+        );
+        headers.insert(
+            http::header::ACCEPT,
+            "application/json, text/event-stream".parse().unwrap(),
+        );
+        assert!(media_types(&headers).is_none());
+    }
+}
