@@ -8,8 +8,8 @@ use std::time::Duration;
 use pmcp_tasks_host::backend::{InMemoryBackend, KvBackend};
 use pmcp_tasks_host::{InputRequest, StoreConfig, TaskHost};
 use pmcp_tasks_mcp::{
-    Caller, Revision, RpcError, ServiceConfig, TaskService, ToolExit, Worker, INVALID_PARAMS,
-    METHOD_NOT_FOUND, MISSING_REQUIRED_CLIENT_CAPABILITY,
+    Caller, Revision, RpcError, ServiceConfig, TaskService, ToolExit, ToolOutcome, Worker,
+    INVALID_PARAMS, METHOD_NOT_FOUND, MISSING_REQUIRED_CLIENT_CAPABILITY,
 };
 use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
@@ -436,62 +436,49 @@ async fn ended(service: &TaskService, who: &Caller, id: &str) -> Value {
     }
 }
 
+/// Starts a task running `tool`, asks for its cancellation (2026-07-28),
+/// and returns the task once it is no longer `working`.
+async fn cancel_and_wait<F, Fut>(s: &TaskService, who: &Caller, tool: F) -> Value
+where
+    F: FnOnce(Worker) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ToolOutcome> + Send + 'static,
+{
+    let created = s
+        .start_task(who, "slow_compute", Map::new(), None, tool)
+        .await
+        .unwrap();
+    let id = created["taskId"].as_str().unwrap().to_owned();
+    call(s, who, "tasks/cancel", json!({"taskId": id}))
+        .await
+        .unwrap();
+    ended(s, who, &id).await
+}
+
 /// Cancellation is cooperative (2026-07-28): a tool that sees it and
 /// returns a result within the grace period keeps that outcome.
 #[tokio::test]
 async fn a_cancelled_tool_may_return_its_own_outcome_within_the_grace() {
-    let s = service_with(
-        Arc::new(InMemoryBackend::new()),
-        "a",
-        Duration::from_secs(30),
-    )
-    .await;
+    let backend = Arc::new(InMemoryBackend::new());
+    let s = service_with(backend, "a", Duration::from_secs(30)).await;
     let alice = new("alice");
-    let created = s
-        .start_task(
-            &alice,
-            "slow_compute",
-            Map::new(),
-            None,
-            |worker: Worker| async move {
-                worker.cancellation().cancelled().await;
-                // Cleaning up takes a moment; then the tool says what it did.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                Ok(text_result("stopped at page 3, cleaned up", false))
-            },
-        )
-        .await
-        .unwrap();
-    let id = created["taskId"].as_str().unwrap().to_owned();
-    call(&s, &alice, "tasks/cancel", json!({"taskId": id}))
-        .await
-        .unwrap();
-    let got = ended(&s, &alice, &id).await;
+    let got = cancel_and_wait(&s, &alice, |worker: Worker| async move {
+        worker.cancellation().cancelled().await;
+        // Cleaning up takes a moment; then the tool says what it did.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(text_result("stopped at page 3, cleaned up", false))
+    })
+    .await;
     assert_eq!(got["status"], "completed", "{got}");
-    assert_eq!(
-        got["result"]["content"][0]["text"],
-        "stopped at page 3, cleaned up"
-    );
+    let text = &got["result"]["content"][0]["text"];
+    assert_eq!(text, "stopped at page 3, cleaned up");
 
     // A tool that stops on cancellation ends its task cancelled.
-    let created = s
-        .start_task(
-            &alice,
-            "slow_compute",
-            Map::new(),
-            None,
-            |worker: Worker| async move {
-                worker.cancellation().cancelled().await;
-                Err(ToolExit::Cancelled)
-            },
-        )
-        .await
-        .unwrap();
-    let id = created["taskId"].as_str().unwrap().to_owned();
-    call(&s, &alice, "tasks/cancel", json!({"taskId": id}))
-        .await
-        .unwrap();
-    assert_eq!(ended(&s, &alice, &id).await["status"], "cancelled");
+    let got = cancel_and_wait(&s, &alice, |worker: Worker| async move {
+        worker.cancellation().cancelled().await;
+        Err(ToolExit::Cancelled)
+    })
+    .await;
+    assert_eq!(got["status"], "cancelled", "{got}");
 }
 
 /// Sets its flag when dropped, with the moment.
@@ -509,29 +496,17 @@ impl Drop for DropWitness {
 async fn a_tool_that_ignores_cancellation_is_dropped_after_the_grace() {
     let grace = Duration::from_millis(400);
     let s = service_with(Arc::new(InMemoryBackend::new()), "a", grace).await;
-    let alice = new("alice");
     let dropped = Arc::new(std::sync::Mutex::new(None));
     let witness = DropWitness(dropped.clone());
-    let created = s
-        .start_task(
-            &alice,
-            "slow_compute",
-            Map::new(),
-            None,
-            move |_worker: Worker| async move {
-                let _witness = witness;
-                std::future::pending::<()>().await;
-                Ok(Value::Null)
-            },
-        )
-        .await
-        .unwrap();
-    let id = created["taskId"].as_str().unwrap().to_owned();
+    // Taken before the cancel is asked: the drop must come a grace later.
     let asked = std::time::Instant::now();
-    call(&s, &alice, "tasks/cancel", json!({"taskId": id}))
-        .await
-        .unwrap();
-    assert_eq!(ended(&s, &alice, &id).await["status"], "cancelled");
+    let got = cancel_and_wait(&s, &new("alice"), move |_worker: Worker| async move {
+        let _witness = witness;
+        std::future::pending::<()>().await;
+        Ok(Value::Null)
+    })
+    .await;
+    assert_eq!(got["status"], "cancelled", "{got}");
     let at = dropped
         .lock()
         .unwrap()

@@ -41,17 +41,22 @@ fn error_of(response: &RawResponse) -> Value {
 
 // ---- stdio ----------------------------------------------------------------
 
+/// Starts a 2025-11-25 `slow_compute` task of `seconds`; its id.
+fn start_slow_task(server: &mut StdioServer, seconds: u64) -> String {
+    let created = server.request(
+        "tools/call",
+        json!({"name": "slow_compute", "arguments": {"seconds": seconds}, "task": {}}),
+    );
+    created["result"]["task"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a task: {created}"))
+        .to_owned()
+}
+
 #[test]
 fn a_line_of_invalid_utf8_gets_a_parse_error_and_running_tasks_live_on() {
     let mut server = StdioServer::start_2025(binary(), &[]);
-    let created = server.request(
-        "tools/call",
-        json!({"name": "slow_compute", "arguments": {"seconds": 1}, "task": {}}),
-    );
-    let id = created["result"]["task"]["taskId"]
-        .as_str()
-        .expect("a task")
-        .to_owned();
+    let id = start_slow_task(&mut server, 1);
     server.send(
         b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\",\"params\":{\"x\":\"\xff\"}}",
     );
@@ -134,14 +139,7 @@ fn stdio_tool_arguments_are_checked_before_a_task_exists() {
 #[test]
 fn the_malformed_corpus_over_stdio_gets_an_answer_for_every_message() {
     let mut server = StdioServer::start_2025(binary(), &[]);
-    let created = server.request(
-        "tools/call",
-        json!({"name": "slow_compute", "arguments": {"seconds": 600}, "task": {}}),
-    );
-    let task = created["result"]["task"]["taskId"]
-        .as_str()
-        .expect("a task")
-        .to_owned();
+    let task = start_slow_task(&mut server, 600);
     let cases = corpus(1_500, 23);
     let mut codes = BTreeMap::new();
     for (n, case) in cases.iter().enumerate() {
