@@ -16,9 +16,10 @@ apt_install() {
 # already in the cargo bin directory (so later runs skip the build).
 cargo_tool() {
   local crate=$1 version=$2
+  shift 2
   export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
   if ! cargo install --list | grep -qx "$crate v$version:"; then
-    cargo install --locked "$crate@$version"
+    cargo install --locked "$@" "$crate@$version"
   fi
 }
 
