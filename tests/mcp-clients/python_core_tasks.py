@@ -1,16 +1,31 @@
 """MCP 2025-11-25 tasks, driven by the official Python SDK (mcp==1.30.0,
-its `session.experimental` task client) against a stdio server.
+its `session.experimental` task client) against a stdio server or a
+Streamable HTTP endpoint.
 
 Usage: python python_core_tasks.py SERVER_COMMAND [ARG...]
+       python python_core_tasks.py http://HOST:PORT/mcp [BEARER_TOKEN]
 Exits non-zero (with the failed assertion) when a flow misbehaves.
 """
 
 import asyncio
+import contextlib
 import sys
 
 from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamablehttp_client
 from mcp.shared.exceptions import McpError
+
+
+@contextlib.asynccontextmanager
+async def connect(target, rest):
+    if target.startswith("http://") or target.startswith("https://"):
+        headers = {"Authorization": f"Bearer {rest[0]}"} if rest else None
+        async with streamablehttp_client(target, headers=headers) as (read, write, _):
+            yield read, write
+    else:
+        async with stdio_client(StdioServerParameters(command=target, args=rest)) as (read, write):
+            yield read, write
 
 
 async def expect_error(code, awaitable, what):
@@ -22,10 +37,16 @@ async def expect_error(code, awaitable, what):
     raise AssertionError(f"{what}: expected error {code}, got a result")
 
 
+async def confirm(context, params):
+    """Answers the server's elicitation: accept, confirmed."""
+    assert "Delete" in params.message, params
+    return types.ElicitResult(action="accept", content={"confirm": True})
+
+
 async def main(command, args):
-    params = StdioServerParameters(command=command, args=args)
-    async with stdio_client(params) as (read, write):
-        async with ClientSession(read, write) as session:
+    over_http = command.startswith("http://") or command.startswith("https://")
+    async with connect(command, args) as (read, write):
+        async with ClientSession(read, write, elicitation_callback=confirm) as session:
             init = await session.initialize()
             assert init.protocolVersion == "2025-11-25", init.protocolVersion
             tasks_cap = init.capabilities.tasks
@@ -83,6 +104,14 @@ async def main(command, args):
             await expect_error(-32602, tasks.get_task("no-such-task"), "get unknown")
             # A task-required tool called without a task is -32601.
             await expect_error(-32601, session.call_tool("failing_job", {}), "required tool without a task")
+
+            if over_http:
+                # An input request: tasks/result carries the server's
+                # elicitation, the client's answer reaches the task's worker.
+                asking = await tasks.call_tool_as_task("confirm_delete", {"path": "/tmp/x"})
+                answered = await tasks.get_task_result(asking.task.taskId, types.CallToolResult)
+                assert "/tmp/x: deleted" in answered.content[0].text, answered
+                assert (await tasks.get_task(asking.task.taskId)).status == "completed"
     print("python 2025-11-25 task flows: ok")
 
 

@@ -1,16 +1,26 @@
 // MCP 2025-11-25 tasks through the official TypeScript SDK
 // (@modelcontextprotocol/sdk 1.32.2, client.experimental.tasks) against a
-// stdio server: a tool call run as a task, streamed to its result.
+// stdio server or a Streamable HTTP endpoint: a tool call run as a task,
+// streamed to its result; over HTTP also polled, listed and cancelled.
 //
-// Usage: node ts_core_tasks.mjs SERVER_COMMAND [ARG...]  (run from a
-// directory whose node_modules holds the SDK). Exits non-zero on failure.
+// Usage: node ts_core_tasks.mjs SERVER_COMMAND [ARG...]
+//        node ts_core_tasks.mjs http://HOST:PORT/mcp [BEARER_TOKEN]
+// (run from a directory whose node_modules holds the SDK). Exits non-zero
+// on failure.
 import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 const [command, ...args] = process.argv.slice(2);
+const overHttp = command.startsWith('http://') || command.startsWith('https://');
 const client = new Client({ name: 'pmcp-tasks-tests', version: '0' }, { capabilities: {} });
-await client.connect(new StdioClientTransport({ command, args }));
+const transport = overHttp
+  ? new StreamableHTTPClientTransport(new URL(command), {
+      requestInit: args[0] ? { headers: { Authorization: `Bearer ${args[0]}` } } : undefined,
+    })
+  : new StdioClientTransport({ command, args });
+await client.connect(transport);
 assert.ok(client.getServerCapabilities()?.tasks, 'capabilities.tasks missing');
 
 const kinds = [];
@@ -28,5 +38,29 @@ for await (const message of stream) {
 assert.equal(kinds[0], 'taskCreated', `stream: ${kinds.join(', ')}`);
 assert.equal(kinds.at(-1), 'result');
 assert.match(result.content[0].text, /ts: computed/);
+if (overHttp) {
+  // Poll, list and cancel through the SDK's task client.
+  const tasks = client.experimental.tasks;
+  const stream2 = tasks.callToolStream(
+    { name: 'slow_compute', arguments: { seconds: 60, label: 'ts-cancel' } },
+    undefined,
+    { task: { ttl: 60000 } },
+  );
+  let taskId;
+  for await (const message of stream2) {
+    if (message.type === 'taskCreated') {
+      taskId = message.task.taskId;
+      break;
+    }
+  }
+  assert.ok(taskId, 'a task was created');
+  const polled = await tasks.getTask(taskId);
+  assert.equal(polled.status, 'working');
+  const listed = await tasks.listTasks();
+  assert.ok(listed.tasks.some((t) => t.taskId === taskId), 'listed');
+  const cancelled = await tasks.cancelTask(taskId);
+  assert.equal(cancelled.status, 'cancelled');
+  kinds.push('cancelled');
+}
 await client.close();
 console.log(`typescript 2025-11-25 task stream: ok (${kinds.join(' -> ')})`);

@@ -26,6 +26,7 @@ pub mod corpus;
 pub mod dynamodb;
 pub mod fault_proxy;
 pub mod intercepted;
+pub mod jwt;
 pub mod kv_conformance;
 pub mod mcp_http;
 pub mod model;

@@ -112,13 +112,24 @@ pub async fn send(
     headers: &[(String, String)],
     body: Vec<u8>,
 ) -> std::io::Result<RawResponse> {
+    send_to(url, "/mcp", method, headers, body).await
+}
+
+/// Like [`send`], to another `path` of the server at `url`.
+pub async fn send_to(
+    url: &str,
+    path: &str,
+    method: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> std::io::Result<RawResponse> {
     let address = url
         .trim_start_matches("http://")
         .trim_end_matches("/mcp")
         .to_owned();
     let mut request = Request::builder()
         .method(method)
-        .uri("/mcp")
+        .uri(path)
         .header("host", &address);
     for (name, value) in headers {
         request = request.header(name.as_str(), value.as_str());
@@ -149,4 +160,88 @@ pub async fn send(
         headers,
         body,
     })
+}
+
+/// A 2025-11-25 session over Streamable HTTP, as an SDK client opens one:
+/// `initialize`, then every request with the session's `Mcp-Session-Id`.
+pub struct CoreSession {
+    /// The session id the server issued.
+    pub id: String,
+    bearer: Option<String>,
+}
+
+impl CoreSession {
+    fn headers(&self, session: Option<&str>) -> Vec<(String, String)> {
+        let mut headers = vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            (
+                "accept".to_owned(),
+                "application/json, text/event-stream".to_owned(),
+            ),
+            ("mcp-protocol-version".to_owned(), "2025-11-25".to_owned()),
+        ];
+        if let Some(id) = session {
+            headers.push(("mcp-session-id".to_owned(), id.to_owned()));
+        }
+        if let Some(token) = &self.bearer {
+            headers.push(("authorization".to_owned(), format!("Bearer {token}")));
+        }
+        headers
+    }
+
+    /// Opens a session at `url` (as `bearer`, when given).
+    pub async fn open(url: &str, bearer: Option<&str>) -> std::io::Result<CoreSession> {
+        let mut session = CoreSession {
+            id: String::new(),
+            bearer: bearer.map(str::to_owned),
+        };
+        let body = json!({
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "pmcp-tasks-tests", "version": "0"},
+            },
+        });
+        let response = send(url, "POST", &session.headers(None), body.to_string().into_bytes()).await?;
+        session.id = response
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| std::io::Error::other(format!("no session: {response:?}")))?
+            .to_owned();
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        session
+            .raw(url, initialized.to_string().into_bytes())
+            .await?;
+        Ok(session)
+    }
+
+    /// The same credentials presenting session `id` instead (a stolen or
+    /// forged id).
+    pub fn with_id(mut self, id: &str) -> CoreSession {
+        self.id = id.to_owned();
+        self
+    }
+
+    /// POSTs `body` in this session.
+    pub async fn raw(&self, url: &str, body: Vec<u8>) -> std::io::Result<RawResponse> {
+        send(url, "POST", &self.headers(Some(&self.id)), body).await
+    }
+
+    /// One request in this session: the `result`, or the `error` as `Err`.
+    pub async fn call(&self, url: &str, method: &str, params: Value) -> Result<Value, Value> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let response = self
+            .raw(url, body.to_string().into_bytes())
+            .await
+            .map_err(|e| json!({"transport": e.to_string()}))?;
+        let message = response
+            .message(&json!(1))
+            .ok_or_else(|| json!({"status": response.status, "unreadable": String::from_utf8_lossy(&response.body)}))?;
+        match message.get("error") {
+            Some(error) => Err(error.clone()),
+            None => Ok(message.get("result").cloned().unwrap_or(Value::Null)),
+        }
+    }
 }

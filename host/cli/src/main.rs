@@ -32,9 +32,10 @@ struct Cli {
     /// Run this component (.wasm) instead of the embedded one.
     #[arg(long, global = true, value_name = "FILE")]
     component: Option<PathBuf>,
-    /// The deployment's secret: keys list cursors and the digests that
-    /// stand for bearer tokens; every replica of one deployment must use
-    /// the same (default: a random one per process).
+    /// The deployment's secret: keys list cursors, the seals of 2025-11-25
+    /// session ids (so any replica serves any session) and, with
+    /// --insecure-token-owners, token digests; every replica of one
+    /// deployment must use the same (default: a random one per process).
     #[arg(
         long,
         global = true,

@@ -1,14 +1,19 @@
 //! `pmcp-tasks serve`: an MCP server with the demonstration tools, its
 //! tool calls running as durable tasks, plus the store's upkeep.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use pmcp_tasks_host::TaskHost;
 use pmcp_tasks_mcp::demo::DemoTools;
-use pmcp_tasks_mcp::http::{HttpOptions, OriginPolicy, TokenDigest, LOOPBACK_ORIGINS};
+use pmcp_tasks_mcp::http::{
+    HostPolicy, HttpOptions, JwksSource, JwtVerifier, OriginPolicy, ProtectedResource, SessionSeal, StaticTokens,
+    TokenDigest, TrustedHeader, LOOPBACK_ORIGINS,
+};
+use url::Url;
 use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService};
 use tokio_util::sync::CancellationToken;
 
@@ -19,16 +24,22 @@ pub struct ServeArgs {
     /// you put authentication in front); without it, serve stdio.
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
-    /// The task owner of callers without a bearer token (and of stdio).
-    /// A bearer token's owner is a keyed digest of it (keyed by
-    /// --cursor-secret, the deployment's secret), never the token.
+    /// The task owner of stdio, and over HTTP of every caller when no
+    /// authentication option is given (allowed on loopback addresses only).
     #[arg(long, default_value = "anonymous")]
     identity: String,
+    #[command(flatten)]
+    auth: AuthArgs,
     /// A browser origin allowed to call (`scheme://host[:port]`, port `*` for
     /// any); repeat for more. Default: pages on loopback. A request with
     /// any other Origin gets 403; one without Origin is not from a page.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origins: Vec<String>,
+    /// A host name (or `name:port`) the server answers to besides the
+    /// loopback names and --resource's host; repeat for more. Any other
+    /// `Host` gets 403 (DNS rebinding).
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_hosts: Vec<String>,
     /// HTTP connections served at once (more wait in the listen backlog).
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
@@ -57,6 +68,90 @@ pub struct ServeArgs {
     upkeep_ms: u64,
 }
 
+/// Who an HTTP caller is: at most one of the verifiers.
+#[derive(Args, Debug)]
+#[group(multiple = false)]
+struct AuthMode {
+    /// Verify OAuth access tokens (JWT) against this JWKS: a file, or an
+    /// https:// URL (fetched and cached, fetched again for an unknown key).
+    /// Needs --auth-issuer. The owner is the token's issuer and subject.
+    #[arg(long, value_name = "FILE|URL", requires = "auth_issuer")]
+    auth_jwks: Option<String>,
+    /// Accept the bearer tokens of this file, one `TOKEN SUBJECT` per line
+    /// (`#` comments); the owner is the subject.
+    #[arg(long, value_name = "FILE")]
+    auth_token_file: Option<std::path::PathBuf>,
+    /// Take the owner from this header, set by a reverse proxy that
+    /// verified the caller (only when every request passes that proxy).
+    #[arg(long, value_name = "HEADER")]
+    auth_trusted_header: Option<String>,
+    /// Development only, on loopback: every bearer token is an owner of its
+    /// own (a keyed digest of it), verified by nobody.
+    #[arg(long)]
+    insecure_token_owners: bool,
+}
+
+impl AuthMode {
+    /// Whether callers are verified (the development modes verify nobody).
+    fn verifies_callers(&self) -> bool {
+        self.auth_jwks.is_some()
+            || self.auth_token_file.is_some()
+            || self.auth_trusted_header.is_some()
+    }
+}
+
+/// Refuses, before binding it, an address that is not loopback: without
+/// authentication every caller there would be served as `--identity`.
+async fn refuse_beyond_loopback(address: &str) -> Result<()> {
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host(address)
+        .await
+        .with_context(|| format!("resolving {address}"))?
+        .collect();
+    if let Some(open) = resolved.iter().find(|a| !a.ip().is_loopback()) {
+        bail!(
+            "refusing to serve {open} without authentication: give --auth-jwks, \
+             --auth-token-file or --auth-trusted-header to listen on an address other than loopback"
+        );
+    }
+    Ok(())
+}
+
+/// Authentication options of `serve` over HTTP.
+#[derive(Args, Debug)]
+struct AuthArgs {
+    #[command(flatten)]
+    mode: AuthMode,
+    /// The issuer (`iss`) of accepted access tokens.
+    #[arg(long, value_name = "URL")]
+    auth_issuer: Option<String>,
+    /// An audience (`aud`) accepted tokens may name; repeat for more.
+    /// Default: this server's resource URI (--resource).
+    #[arg(long = "auth-audience", value_name = "AUD")]
+    auth_audiences: Vec<String>,
+    /// A JWS algorithm allowed; repeat for more. Default: every asymmetric
+    /// one (RS*, PS*, ES256, ES384, EdDSA); HMAC and `none` never.
+    #[arg(long = "auth-algorithm", value_name = "ALG")]
+    auth_algorithms: Vec<String>,
+    /// A scope every token must carry (403 otherwise); repeat for more.
+    #[arg(long = "auth-required-scope", value_name = "SCOPE")]
+    auth_required_scopes: Vec<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    #[arg(long, default_value_t = 30)]
+    auth_leeway_s: u64,
+    /// The least time between two fetches of the JWKS for unknown keys, in ms.
+    #[arg(long, default_value_t = 10_000)]
+    auth_jwks_refresh_ms: u64,
+    /// This server's resource URI (the MCP endpoint's public URL), named
+    /// in its OAuth metadata and the default token audience. Default:
+    /// http://ADDR/mcp of --listen.
+    #[arg(long, value_name = "URI")]
+    resource: Option<String>,
+    /// An authorization server listed in the metadata; repeat for more.
+    /// Default: --auth-issuer.
+    #[arg(long = "authorization-server", value_name = "URL")]
+    authorization_servers: Vec<String>,
+}
+
 /// Serves until stdin closes (stdio) or the process is stopped (HTTP).
 /// `secret` is the deployment's secret (the cursor secret), if one was given.
 pub async fn run(host: TaskHost, args: ServeArgs, secret: Option<&[u8]>) -> Result<()> {
@@ -74,10 +169,14 @@ pub async fn run(host: TaskHost, args: ServeArgs, secret: Option<&[u8]>) -> Resu
     ));
     let served = match args.listen.clone() {
         Some(address) => {
+            if !args.auth.mode.verifies_callers() {
+                refuse_beyond_loopback(&address).await?;
+            }
             let listener = tokio::net::TcpListener::bind(&address)
                 .await
                 .with_context(|| format!("binding {address}"))?;
-            let options = http_options(&args, secret)?;
+            let local = listener.local_addr()?;
+            let options = http_options(&args, secret, local).await?;
             eprintln!(
                 "pmcp-tasks: serving MCP at http://{}/mcp",
                 listener.local_addr()?
@@ -97,25 +196,101 @@ pub async fn run(host: TaskHost, args: ServeArgs, secret: Option<&[u8]>) -> Resu
 }
 
 /// The HTTP guards from the command line.
-fn http_options(args: &ServeArgs, secret: Option<&[u8]>) -> Result<HttpOptions> {
+async fn http_options(
+    args: &ServeArgs,
+    secret: Option<&[u8]>,
+    local: SocketAddr,
+) -> Result<HttpOptions> {
     let origins = if args.allow_origins.is_empty() {
         OriginPolicy::new(LOOPBACK_ORIGINS)
     } else {
         OriginPolicy::new(&args.allow_origins)
     }?;
-    let digest = match secret {
-        Some(secret) => TokenDigest::new(secret),
-        None => {
-            tracing::warn!(
-                "no --cursor-secret: bearer tokens are keyed by a random secret, so their tasks \
-                 are visible on this replica only and only until it exits"
-            );
-            TokenDigest::random()
-        }
-    };
-    Ok(HttpOptions::default()
+    let mut hosts = HostPolicy::default();
+    for host in &args.allow_hosts {
+        hosts = hosts.with(host);
+    }
+    if let Some(host) = args
+        .auth
+        .resource
+        .as_deref()
+        .and_then(|r| Url::parse(r).ok())
+        .and_then(|u| u.host_str().map(str::to_owned))
+    {
+        hosts = hosts.with(&host);
+    }
+    let mut options = HttpOptions::default()
         .with_origins(origins)
-        .with_authenticate(Arc::new(digest))
+        .with_hosts(hosts);
+    if let Some(secret) = secret {
+        options = options.with_session_seal(SessionSeal::new(secret));
+    }
+    let auth = &args.auth;
+    let resource = match &auth.resource {
+        Some(uri) => Url::parse(uri).with_context(|| format!("--resource {uri}"))?,
+        None => Url::parse(&format!("http://{local}/mcp"))?,
+    };
+    let mode = &auth.mode;
+    if let Some(jwks) = &mode.auth_jwks {
+        let issuer = auth.auth_issuer.clone().unwrap_or_default();
+        let audiences = if auth.auth_audiences.is_empty() {
+            vec![resource.to_string()]
+        } else {
+            auth.auth_audiences.clone()
+        };
+        let mut verifier = JwtVerifier::new(JwksSource::parse(jwks)?, &issuer, "")
+            .with_audiences(audiences)?
+            .with_leeway(Duration::from_secs(auth.auth_leeway_s))
+            .with_required_scopes(auth.auth_required_scopes.clone())
+            .with_key_refresh(
+                Duration::from_millis(auth.auth_jwks_refresh_ms),
+                Duration::from_secs(3600),
+            );
+        if !auth.auth_algorithms.is_empty() {
+            verifier = verifier.with_algorithms(&auth.auth_algorithms)?;
+        }
+        verifier
+            .load_keys()
+            .await
+            .with_context(|| format!("reading the key set {jwks}"))?;
+        let servers = if auth.authorization_servers.is_empty() {
+            vec![issuer]
+        } else {
+            auth.authorization_servers.clone()
+        };
+        options = options
+            .with_authenticate(Arc::new(verifier))
+            .with_protected_resource(
+                ProtectedResource::new(resource)
+                    .with_authorization_servers(servers)
+                    .with_scopes_supported(auth.auth_required_scopes.clone()),
+            );
+    } else if let Some(file) = &mode.auth_token_file {
+        options = options
+            .with_authenticate(Arc::new(StaticTokens::load(file)?))
+            .with_protected_resource(ProtectedResource::new(resource));
+    } else if let Some(header) = &mode.auth_trusted_header {
+        let trusted = TrustedHeader::new(header)
+            .with_context(|| format!("--auth-trusted-header {header}"))?;
+        options = options.with_authenticate(Arc::new(trusted));
+    } else if mode.insecure_token_owners {
+        let digest = match secret {
+            Some(secret) => TokenDigest::new(secret),
+            None => {
+                tracing::warn!(
+                    "no --cursor-secret: bearer tokens are keyed by a random secret, so their \
+                     tasks are visible on this replica only and only until it exits"
+                );
+                TokenDigest::random()
+            }
+        };
+        tracing::warn!(
+            "--insecure-token-owners: every bearer token is an owner, verified by nobody \
+             (development only)"
+        );
+        options = options.with_authenticate(Arc::new(digest));
+    }
+    Ok(options
         .with_max_connections(args.max_connections)
         .with_header_timeout(Duration::from_millis(args.header_timeout_ms))
         .with_body_timeout(Duration::from_millis(args.body_timeout_ms))

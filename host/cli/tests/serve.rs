@@ -17,6 +17,10 @@ use pmcp_tasks_tests::replica::Replica;
 use pmcp_tasks_tests::round_robin::RoundRobin;
 use serde_json::json;
 
+#[path = "serve/auth.rs"]
+mod auth;
+#[path = "serve/core_http.rs"]
+mod core_http;
 #[path = "serve/hostile.rs"]
 mod hostile;
 
@@ -77,11 +81,16 @@ fn the_typescript_sdk_streams_a_2025_task_to_its_result() {
     assert_client_said(&output, "task stream: ok");
 }
 
-/// Each bearer token is its own owner: a task is invisible to every other
-/// identity (and to unauthenticated callers), exactly like an unknown id.
+/// With `--insecure-token-owners` each bearer token is its own owner: a
+/// task is invisible to every other identity (and to unauthenticated
+/// callers), exactly like an unknown id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_is_invisible_to_every_other_identity() {
-    let server = Replica::start(binary(), &["--backend", "memory"], &[]);
+    let server = Replica::start(
+        binary(),
+        &["--backend", "memory"],
+        &["--insecure-token-owners"],
+    );
     let call = |bearer, method, params| mcp_http::call_as(&server.url, bearer, method, params);
     let created = call(
         Some("alice-token"),
@@ -210,9 +219,9 @@ const MOTO_ENV: [(&str, &str); 3] = [
     ("AWS_REGION", "us-east-1"),
 ];
 
+/// A moto server with the table made, and two replicas on it.
 #[cfg(feature = "dynamodb")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_conformance_suite_passes_against_two_replicas_on_moto_round_robin() {
+async fn moto_replicas() -> (pmcp_tasks_tests::dynamodb::MotoServer, Replica, Replica) {
     let moto = pmcp_tasks_tests::dynamodb::MotoServer::start();
     let backend = format!(
         "dynamodb://tasks?endpoint={}&region=us-east-1",
@@ -233,6 +242,13 @@ async fn the_conformance_suite_passes_against_two_replicas_on_moto_round_robin()
         )
     };
     let (a, b) = (replica("a"), replica("b"));
+    (moto, a, b)
+}
+
+#[cfg(feature = "dynamodb")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conformance_suite_passes_against_two_replicas_on_moto_round_robin() {
+    let (_moto, a, b) = moto_replicas().await;
     let proxy = RoundRobin::start(vec![a.address.clone(), b.address.clone()]).await;
     run_suite(proxy.url.clone(), "two replicas on moto").await;
 }

@@ -16,11 +16,12 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
+use crate::core;
 use crate::error::RpcError;
 use crate::gate::{self, MessageKind, MAX_MESSAGE_BYTES};
 use crate::revision::Revision;
 use crate::server::{DurableTaskServer, TaskTools};
-use crate::support::{decide, Execution, TaskSupport};
+use crate::support::TaskSupport;
 
 /// What the front remembers of a session.
 #[derive(Default)]
@@ -49,11 +50,6 @@ fn answer(id: &Value, outcome: Result<Value, RpcError>) -> Value {
         Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
         Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error.to_value()}),
     }
-}
-
-/// The 2025-11-25 server capability for tasks (top level, not experimental).
-fn core_tasks_capability() -> Value {
-    json!({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}})
 }
 
 /// Reads the next line into `line` (without its `\r\n` or `\n`), keeping
@@ -179,7 +175,13 @@ where
         let core = session.lock().unwrap_or_else(|p| p.into_inner()).revision
             == Some(Revision::V2025_11_25);
         if let (true, Some(method), Some(id)) = (core, method, id.clone()) {
-            if let Some(handled) = core_request(&server, method, params) {
+            let caller = server.core_caller();
+            let handled = match core::request(&server, &caller, method, params) {
+                Some(core::Answer::Now(handled)) => Some(handled),
+                // rmcp runs plain calls (and checks them again).
+                Some(core::Answer::Direct { .. }) | None => None,
+            };
+            if let Some(handled) = handled {
                 let output = output.clone();
                 // Answered on a task of its own: a blocking tasks/result
                 // must not hold up the client's other requests.
@@ -210,51 +212,6 @@ where
     Ok(())
 }
 
-type Handled = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, RpcError>> + Send>>;
-
-/// A 2025-11-25 request the front answers itself, or `None` for rmcp's.
-fn core_request<T: TaskTools>(
-    server: &DurableTaskServer<T>,
-    method: &str,
-    params: Value,
-) -> Option<Handled> {
-    let server = server.clone();
-    match method {
-        "tasks/get" | "tasks/result" | "tasks/list" | "tasks/cancel" | "tasks/update" => {
-            let method = method.to_owned();
-            Some(Box::pin(async move {
-                let caller = server.core_caller();
-                server
-                    .service()
-                    .handle(&caller, &method, &params)
-                    .await
-                    .unwrap_or_else(|| Err(RpcError::method_not_found(&method)))
-            }))
-        }
-        "tools/call" => {
-            let name = params.get("name").and_then(Value::as_str)?.to_owned();
-            let task = params.get("task").filter(|t| !t.is_null());
-            let arguments = params
-                .get("arguments")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            let checked = server
-                .checked_tool(&name, &arguments)
-                .and_then(|spec| decide(Revision::V2025_11_25, spec.task_support, task, false));
-            match checked {
-                // rmcp runs plain calls (and checks them again).
-                Ok(Execution::Direct) => None,
-                Err(e) => Some(Box::pin(std::future::ready(Err(e)))),
-                Ok(Execution::Task { ttl_ms }) => Some(Box::pin(async move {
-                    server.start_core_task(&name, arguments, ttl_ms).await
-                })),
-            }
-        }
-        _ => None,
-    }
-}
-
 /// Adds the 2025-11-25 task surface to rmcp's `initialize` and
 /// `tools/list` answers in a 2025 session; `None` leaves a line as it is.
 fn amend<T: TaskTools>(
@@ -276,7 +233,7 @@ fn amend<T: TaskTools>(
     match method {
         "initialize" => {
             let capabilities = result.get_mut("capabilities")?.as_object_mut()?;
-            capabilities.insert("tasks".into(), core_tasks_capability());
+            capabilities.insert("tasks".into(), core::tasks_capability());
         }
         _ => {
             for tool in result.get_mut("tools")?.as_array_mut()? {
@@ -286,7 +243,7 @@ fn amend<T: TaskTools>(
                     .unwrap_or("")
                     .to_owned();
                 let support = server.task_support(&name).unwrap_or(TaskSupport::Forbidden);
-                tool["execution"] = json!({"taskSupport": support.as_str()});
+                core::mark_execution(tool, support);
             }
         }
     }

@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 mod arguments;
+mod core;
 pub mod core_front;
 pub mod demo;
 mod error;

@@ -2,6 +2,12 @@
 
 use pmcp_tasks_host::StatusView;
 
+/// The first protocol version with tasks as the extension.
+pub(crate) const EXTENSION_PROTOCOL_VERSION: &str = "2026-07-28";
+
+/// The protocol version a 2025-11-25 session is answered with.
+pub(crate) const CORE_PROTOCOL_VERSION: &str = "2025-11-25";
+
 /// Which MCP revision a request speaks; only the routing and the wire
 /// shapes differ, the stored task is the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -16,7 +22,7 @@ impl Revision {
     /// The revision of a negotiated protocol version (`YYYY-MM-DD` compares
     /// like dates); versions before 2026-07-28 speak the core tasks.
     pub fn of_protocol_version(version: &str) -> Revision {
-        if version >= "2026-07-28" {
+        if version >= EXTENSION_PROTOCOL_VERSION {
             Revision::V2026_07_28
         } else {
             Revision::V2025_11_25

@@ -152,9 +152,67 @@ impl<T: TaskTools> DurableTaskServer<T> {
         }
     }
 
-    /// Starts a 2025-11-25 task-augmented `tools/call` of `name`.
+    /// The caller of a 2025-11-25 HTTP session: the verified owner, or the
+    /// fallback identity.
+    pub(crate) fn core_caller_as(&self, owner: Option<&str>) -> Caller {
+        Caller {
+            owner: owner.map_or_else(|| self.fallback_identity.clone(), str::to_owned),
+            ..self.core_caller()
+        }
+    }
+
+    /// The `tools/list` result of a 2025-11-25 session: each tool with its
+    /// `execution.taskSupport`.
+    pub(crate) fn core_tools_list(&self) -> Value {
+        let tools: Vec<Value> = self
+            .tools
+            .tools()
+            .into_iter()
+            .map(|spec| {
+                let mut tool = serde_json::to_value(&spec.tool).unwrap_or_default();
+                crate::core::mark_execution(&mut tool, spec.task_support);
+                tool
+            })
+            .collect();
+        json!({ "tools": tools })
+    }
+
+    /// The `initialize` result of a 2025-11-25 session: this server's
+    /// information with the top-level task capability.
+    pub(crate) fn core_initialize_result(&self) -> Value {
+        let mut result = serde_json::to_value(self.get_info()).unwrap_or_else(|_| json!({}));
+        result["protocolVersion"] = json!(crate::revision::CORE_PROTOCOL_VERSION);
+        let capabilities = &mut result["capabilities"];
+        if let Some(fields) = capabilities.as_object_mut() {
+            // The extension's capability means nothing to a 2025 client.
+            fields.remove("extensions");
+        }
+        capabilities["tasks"] = crate::core::tasks_capability();
+        result
+    }
+
+    /// Runs a plain call (not a task) of a tool whose arguments passed its
+    /// schema: the `CallToolResult`.
+    pub(crate) async fn call_direct(
+        &self,
+        name: &str,
+        arguments: Map<String, Value>,
+    ) -> Result<Value, RpcError> {
+        let call = ToolCall {
+            name: name.to_owned(),
+            arguments,
+            input_responses: Map::new(),
+        };
+        self.tools
+            .call(call, None)
+            .await
+            .map_err(|e| e.into_rpc_error())
+    }
+
+    /// Starts a 2025-11-25 task-augmented `tools/call` of `name` for `caller`.
     pub(crate) async fn start_core_task(
         &self,
+        caller: &Caller,
         name: &str,
         arguments: Map<String, Value>,
         ttl_ms: Option<u64>,
@@ -167,7 +225,7 @@ impl<T: TaskTools> DurableTaskServer<T> {
         let tools = self.tools.clone();
         self.service
             .start_task(
-                &self.core_caller(),
+                caller,
                 name,
                 arguments,
                 ttl_ms,

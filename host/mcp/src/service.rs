@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pmcp_tasks_host::{
-    InputResponse, LeaseGrant, Outcome, TaskDetail, TaskHost, TaskRequest, TaskStatus,
+    InputRequest, InputResponse, LeaseGrant, Outcome, TaskDetail, TaskHost, TaskRequest, TaskStatus,
 };
 use serde_json::{Map, Value};
 use tokio::time::Instant;
@@ -201,7 +201,21 @@ impl TaskService {
     /// exactly what the call would have: its result with the related task
     /// in `_meta`, or its JSON-RPC error.
     async fn result(&self, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
+        self.result_asking(caller, params, |_| {}).await
+    }
+
+    /// 2025-11-25 `tasks/result` on a transport that can send the client
+    /// requests while it waits: each input request the task waits on is
+    /// handed to `ask` once (the transport sends it as a server-to-client
+    /// request, whose response comes back through [`Self::answer_core_input`]).
+    pub(crate) async fn result_asking(
+        &self,
+        caller: &Caller,
+        params: &Value,
+        mut ask: impl FnMut(&InputRequest) + Send,
+    ) -> Result<Value, RpcError> {
         let id = task_id(params)?;
+        let mut asked: Vec<String> = Vec::new();
         let deadline = Instant::now() + self.inner.config.result_wait_limit;
         let waiter = self.inner.wakeups.subscribe(id);
         loop {
@@ -211,6 +225,12 @@ impl TaskService {
             let detail = self.inspect(caller, id).await?;
             if detail.record.task.status.is_terminal() {
                 return terminal_answer(&detail);
+            }
+            for request in &detail.input_requests {
+                if !asked.contains(&request.key) {
+                    ask(request);
+                    asked.push(request.key.clone());
+                }
             }
             let poll = self.inner.config.poll_interval;
             let wait_until = (Instant::now() + poll).min(deadline);
@@ -258,6 +278,27 @@ impl TaskService {
         self.inner.host.request_cancel(&caller.owner, id).await?;
         self.inner.wakeups.wake(id);
         Ok(wire::acknowledgement())
+    }
+
+    /// 2025-11-25: the client's response to the input request `key` of
+    /// task `id` (sent to it by [`Self::result_asking`]).
+    pub(crate) async fn answer_core_input(
+        &self,
+        caller: &Caller,
+        id: &str,
+        key: &str,
+        response: Value,
+    ) -> Result<(), RpcError> {
+        let responses = [InputResponse {
+            key: key.to_owned(),
+            response,
+        }];
+        self.inner
+            .host
+            .answer_input(&caller.owner, id, &responses)
+            .await?;
+        self.inner.wakeups.wake(id);
+        Ok(())
     }
 
     /// 2026-07-28 `tasks/update`: records the responses to outstanding

@@ -432,7 +432,7 @@ async fn a_foreign_origin_is_forbidden_and_a_loopback_page_is_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lowercase_bearer_scheme_is_the_same_owner_and_unusable_credentials_get_401() {
-    let server = http_server(&[]);
+    let server = http_server(&["--insecure-token-owners"]);
     let create = json!({
         "jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {"name": "slow_compute", "arguments": {"seconds": 60}, "_meta": request_meta()},
@@ -644,7 +644,7 @@ async fn no_bearer_token_is_stored_in_redis() {
         Replica::start(
             binary(),
             &["--backend", &backend, "--cursor-secret", "one deployment"],
-            &["--replica", name],
+            &["--replica", name, "--insecure-token-owners"],
         )
     };
     let (a, b) = (replica("a"), replica("b"));

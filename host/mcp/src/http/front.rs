@@ -18,18 +18,30 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::HttpOptions;
+use super::core_session;
+use super::session::SessionSeal;
+use super::{AuthError, HttpOptions, ProtectedResource};
 use crate::error::{RpcError, INVALID_PARAMS, METHOD_NOT_FOUND};
-use crate::gate::{self, Refused};
+use crate::gate::{self, Admitted, Refused};
 use crate::server::{DurableTaskServer, TaskTools};
 
 /// A response as rmcp builds them.
 pub(super) type HttpResponse = Response<BoxBody<Bytes, Infallible>>;
 
-/// The front and the rmcp service behind it.
+/// The front, the 2025 sessions it serves, and the rmcp service behind it.
 pub(super) struct Front<T: TaskTools> {
     rmcp: StreamableHttpService<DurableTaskServer<T>, LocalSessionManager>,
+    server: DurableTaskServer<T>,
+    seal: SessionSeal,
     options: HttpOptions,
+}
+
+/// A request that passed the front.
+struct Admission {
+    parts: http::request::Parts,
+    body: Bytes,
+    /// The JSON-RPC message of a POST.
+    message: Option<Admitted>,
 }
 
 impl<T: TaskTools> Front<T> {
@@ -41,28 +53,78 @@ impl<T: TaskTools> Front<T> {
         let mut config = StreamableHttpServerConfig::default();
         config.cancellation_token = shutdown;
         config.max_request_body_bytes = options.max_body_bytes;
+        // The front checks Host against its own policy first.
+        config.allowed_hosts = Vec::new();
+        let served = server.clone();
         let rmcp = StreamableHttpService::new(
-            move || Ok(server.clone()),
+            move || Ok(served.clone()),
             Arc::new(LocalSessionManager::default()),
             config,
         );
-        Front { rmcp, options }
+        let seal = options.session_seal.clone().unwrap_or_else(|| {
+            tracing::warn!(
+                "no session secret: 2025-11-25 sessions are sealed by a random key, so only \
+                 this replica serves them"
+            );
+            SessionSeal::random()
+        });
+        Front {
+            rmcp,
+            server,
+            seal,
+            options,
+        }
     }
 
     /// Answers one request.
     pub(super) async fn handle(&self, request: Request<Incoming>) -> HttpResponse {
-        match self.admit(request).await {
-            Ok(request) => self.rmcp.handle(request).await,
-            Err(refusal) => refusal,
+        let path = request.uri().path();
+        if let Some(resource) = &self.options.protected_resource {
+            if resource.metadata_paths().iter().any(|p| p == path) {
+                return metadata_response(request.method(), resource);
+            }
         }
+        if path != super::MCP_PATH {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                RpcError::invalid_request(format!(
+                    "Not Found: the MCP endpoint is {}",
+                    super::MCP_PATH
+                )),
+            );
+        }
+        let admitted = match self.admit(request).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return refusal,
+        };
+        if core_session::is_core(&admitted.parts, admitted.message.as_ref()) {
+            return core_session::answer(
+                &self.server,
+                &self.seal,
+                &admitted.parts,
+                admitted.message,
+            )
+            .await;
+        }
+        self.rmcp
+            .handle(Request::from_parts(admitted.parts, Full::new(admitted.body)))
+            .await
     }
 
     /// The request as rmcp may see it, or the answer that refuses it.
-    async fn admit(
-        &self,
-        request: Request<Incoming>,
-    ) -> Result<Request<Full<Bytes>>, HttpResponse> {
+    async fn admit(&self, request: Request<Incoming>) -> Result<Admission, HttpResponse> {
         let (mut parts, body) = request.into_parts();
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+        if !host.is_some_and(|h| self.options.hosts.allows(h)) {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                RpcError::invalid_request("Forbidden: this server does not answer to that Host"),
+            ));
+        }
         if let Some(origin) = parts.headers.get(http::header::ORIGIN) {
             let allowed = origin
                 .to_str()
@@ -77,7 +139,7 @@ impl<T: TaskTools> Front<T> {
         let principal = match &self.options.authenticate {
             Some(authenticate) => authenticate.authenticate(&parts.headers).await,
             None if parts.headers.contains_key(http::header::AUTHORIZATION) => {
-                Err(super::AuthError::NotAccepted)
+                Err(AuthError::NotAccepted)
             }
             None => Ok(None),
         };
@@ -86,21 +148,49 @@ impl<T: TaskTools> Front<T> {
                 parts.extensions.insert(principal);
             }
             Ok(None) => {}
-            Err(e) => return Err(unauthorized(&e)),
+            Err(e) => {
+                tracing::debug!(reason = %e, "credentials refused");
+                return Err(self.unauthorized(&e));
+            }
         }
         // Verified: the credential goes no further than this function.
         parts.headers.remove(http::header::AUTHORIZATION);
         if parts.method != Method::POST {
-            return Ok(Request::from_parts(parts, Full::new(Bytes::new())));
+            return Ok(Admission {
+                parts,
+                body: Bytes::new(),
+                message: None,
+            });
         }
         if let Some(refusal) = media_types(&parts.headers) {
             return Err(refusal);
         }
-        let bytes = self.read_body(body).await?;
-        if let Err(refused) = gate::admit(&bytes) {
-            return Err(refused_message(&refused));
+        let body = self.read_body(body).await?;
+        match gate::admit(&body) {
+            Ok(message) => Ok(Admission {
+                parts,
+                body,
+                message: Some(message),
+            }),
+            Err(refused) => Err(refused_message(&refused)),
         }
-        Ok(Request::from_parts(parts, Full::new(bytes)))
+    }
+
+    /// The refusal of unusable credentials: 401 (403 for a missing scope,
+    /// 503 without keys) with the challenge naming the metadata.
+    fn unauthorized(&self, e: &AuthError) -> HttpResponse {
+        let status = e.status();
+        let label = status.canonical_reason().unwrap_or("Unauthorized");
+        let mut response = refuse(status, RpcError::invalid_request(format!("{label}: {e}")));
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            let challenge = super::metadata::challenge(e, self.options.protected_resource.as_ref());
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                response
+                    .headers_mut()
+                    .insert(http::header::WWW_AUTHENTICATE, value);
+            }
+        }
+        response
     }
 
     async fn read_body(&self, body: Incoming) -> Result<Bytes, HttpResponse> {
@@ -189,24 +279,24 @@ fn refuse(status: StatusCode, error: RpcError) -> HttpResponse {
     json_response(status, &message)
 }
 
-fn unauthorized(e: &super::AuthError) -> HttpResponse {
-    let mut response = refuse(
-        StatusCode::UNAUTHORIZED,
-        RpcError::invalid_request(format!("Unauthorized: {e}")),
-    );
-    let challenge = format!(
-        "Bearer error=\"{}\", error_description=\"{e}\"",
-        e.oauth_error()
-    );
-    if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response
-            .headers_mut()
-            .insert(http::header::WWW_AUTHENTICATE, value);
+/// The metadata document, to any page (it is public).
+fn metadata_response(method: &Method, resource: &ProtectedResource) -> HttpResponse {
+    if method != Method::GET && method != Method::HEAD {
+        return refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            RpcError::invalid_request("Method Not Allowed: the metadata is read with GET"),
+        );
     }
+    let mut response = json_response(StatusCode::OK, &resource.document());
+    response.headers_mut().insert(
+        http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     response
 }
 
-fn json_response(status: StatusCode, message: &Value) -> HttpResponse {
+/// A response with a JSON body.
+pub(super) fn json_response(status: StatusCode, message: &Value) -> HttpResponse {
     let body = serde_json::to_vec(message).unwrap_or_default();
     Response::builder()
         .status(status)
