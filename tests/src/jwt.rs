@@ -31,7 +31,11 @@ impl SigningKey {
         let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("a P-256 key");
         let der = pair.to_pkcs8v1().expect("PKCS#8");
         let key = EncodingKey::from_ec_der(der.as_ref());
-        let kid = format!("k{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let kid = format!(
+            "k{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         let mut jwk = Jwk::from_encoding_key(&key, Algorithm::ES256).expect("a JWK");
         jwk.common.key_id = Some(kid.clone());
         SigningKey { key, kid, jwk }

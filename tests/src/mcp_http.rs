@@ -203,7 +203,13 @@ impl CoreSession {
                 "clientInfo": {"name": "pmcp-tasks-tests", "version": "0"},
             },
         });
-        let response = send(url, "POST", &session.headers(None), body.to_string().into_bytes()).await?;
+        let response = send(
+            url,
+            "POST",
+            &session.headers(None),
+            body.to_string().into_bytes(),
+        )
+        .await?;
         session.id = response
             .headers
             .get("mcp-session-id")
@@ -227,6 +233,19 @@ impl CoreSession {
     /// POSTs `body` in this session.
     pub async fn raw(&self, url: &str, body: Vec<u8>) -> std::io::Result<RawResponse> {
         send(url, "POST", &self.headers(Some(&self.id)), body).await
+    }
+
+    /// A task-augmented `tools/call` of `tool` in this session: the task id.
+    pub async fn start_task(&self, url: &str, tool: &str, arguments: Value) -> String {
+        let params = json!({"name": tool, "arguments": arguments, "task": {"ttl": 600_000}});
+        let created = self
+            .call(url, "tools/call", params)
+            .await
+            .unwrap_or_else(|e| panic!("{tool} as a task: {e}"));
+        created["task"]["taskId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a task: {created}"))
+            .to_owned()
     }
 
     /// One request in this session: the `result`, or the `error` as `Err`.

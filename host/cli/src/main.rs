@@ -51,7 +51,7 @@ struct Cli {
 enum Command {
     /// Run an MCP server whose tool calls run as durable tasks in the
     /// store (the demonstration tools), over stdio or Streamable HTTP.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Create the DynamoDB table of --backend dynamodb://TABLE and enable
     /// its TTL (idempotent; waits until the table is active).
     CreateTable,
@@ -111,7 +111,7 @@ async fn main() -> Result<()> {
         .context("starting the task host")?;
     match cli.command {
         Command::CreateTable => unreachable!("handled above"),
-        Command::Serve(args) => serve::run(host, args, secret.as_deref()).await?,
+        Command::Serve(args) => serve::run(host, *args, secret.as_deref()).await?,
         Command::Cleanup { limit } => {
             let removed = host.cleanup_expired(limit).await?;
             println!("removed {removed} expired task record(s)");

@@ -10,12 +10,12 @@ use clap::Args;
 use pmcp_tasks_host::TaskHost;
 use pmcp_tasks_mcp::demo::DemoTools;
 use pmcp_tasks_mcp::http::{
-    HostPolicy, HttpOptions, JwksSource, JwtVerifier, OriginPolicy, ProtectedResource, SessionSeal, StaticTokens,
-    TokenDigest, TrustedHeader, LOOPBACK_ORIGINS,
+    HostPolicy, HttpOptions, JwksSource, JwtVerifier, OriginPolicy, ProtectedResource, SessionSeal,
+    StaticTokens, TokenDigest, TrustedHeader, LOOPBACK_ORIGINS,
 };
-use url::Url;
 use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService};
 use tokio_util::sync::CancellationToken;
+use url::Url;
 
 /// How to serve.
 #[derive(Args, Debug)]

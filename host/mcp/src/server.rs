@@ -224,13 +224,9 @@ impl<T: TaskTools> DurableTaskServer<T> {
         };
         let tools = self.tools.clone();
         self.service
-            .start_task(
-                caller,
-                name,
-                arguments,
-                ttl_ms,
-                move |worker| tools.call(call, Some(worker)),
-            )
+            .start_task(caller, name, arguments, ttl_ms, move |worker| {
+                tools.call(call, Some(worker))
+            })
             .await
     }
 

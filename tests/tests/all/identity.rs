@@ -15,16 +15,12 @@ const RESOURCE: &str = "http://mcp.test/mcp";
 
 /// A verifier of `issuer`'s tokens whose clock reads `now` (seconds).
 fn verifier(issuer: &Issuer, now: Arc<AtomicI64>) -> JwtVerifier {
-    JwtVerifier::new(
-        JwksSource::File(issuer.jwks_path.clone()),
-        ISSUER,
-        RESOURCE,
-    )
-    .with_leeway(Duration::from_secs(30))
-    .with_key_refresh(Duration::ZERO, Duration::from_secs(3600))
-    .with_clock(Arc::new(move || {
-        UNIX_EPOCH + Duration::from_secs(now.load(Ordering::SeqCst) as u64)
-    }))
+    JwtVerifier::new(JwksSource::File(issuer.jwks_path.clone()), ISSUER, RESOURCE)
+        .with_leeway(Duration::from_secs(30))
+        .with_key_refresh(Duration::ZERO, Duration::from_secs(3600))
+        .with_clock(Arc::new(move || {
+            UNIX_EPOCH + Duration::from_secs(now.load(Ordering::SeqCst) as u64)
+        }))
 }
 
 #[tokio::test]
@@ -41,14 +37,20 @@ async fn lifetimes_are_checked_against_the_clock_with_the_leeway() {
         Err(other) => panic!("{other}"),
         Ok(_) => None,
     };
-    assert_eq!(problem(verifier.verify(&token).await), Some(TokenProblem::NotYetValid));
+    assert_eq!(
+        problem(verifier.verify(&token).await),
+        Some(TokenProblem::NotYetValid)
+    );
     clock.store(start + 71, Ordering::SeqCst); // nbf - 29: within the leeway
     let principal = verifier.verify(&token).await.expect("within the leeway");
     assert_eq!(principal.owner(), JwtVerifier::owner_of(ISSUER, "alice"));
     clock.store(start + 89, Ordering::SeqCst); // exp + 29
     assert!(verifier.verify(&token).await.is_ok());
     clock.store(start + 91, Ordering::SeqCst); // exp + 31
-    assert_eq!(problem(verifier.verify(&token).await), Some(TokenProblem::Expired));
+    assert_eq!(
+        problem(verifier.verify(&token).await),
+        Some(TokenProblem::Expired)
+    );
 }
 
 #[tokio::test]

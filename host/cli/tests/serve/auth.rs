@@ -5,7 +5,7 @@
 //! to serve a non-loopback address without authentication.
 
 use pmcp_tasks_tests::jwt::{self, Issuer};
-use pmcp_tasks_tests::mcp_http::{self, request_meta, RawResponse};
+use pmcp_tasks_tests::mcp_http::{self, request_meta, CoreSession, RawResponse};
 use pmcp_tasks_tests::replica::Replica;
 use serde_json::{json, Value};
 
@@ -30,6 +30,26 @@ fn jwt_serve_args(issuer: &Issuer) -> Vec<String> {
     .iter()
     .map(|s| (*s).to_owned())
     .collect()
+}
+
+/// Two replicas of one deployment on `redis`, verifying `issuer`'s tokens.
+#[cfg(feature = "redis")]
+fn jwt_replicas(
+    redis: &pmcp_tasks_tests::redis::RedisServer,
+    issuer: &Issuer,
+) -> (Replica, Replica) {
+    let args = jwt_serve_args(issuer);
+    let backend = redis.url();
+    let replica = |name: &str| {
+        let mut serve = strs(&args);
+        serve.extend(["--replica", name]);
+        Replica::start(
+            binary(),
+            &["--backend", &backend, "--cursor-secret", "one deployment"],
+            &serve,
+        )
+    };
+    (replica("a"), replica("b"))
 }
 
 fn strs(args: &[String]) -> Vec<&str> {
@@ -118,7 +138,10 @@ async fn jwt_access_tokens_are_verified_as_a_resource_server() {
             "issuer's name, another key",
             other_issuer.token(&issuer.claims("alice", RESOURCE, 600)),
         ),
-        ("expired", issuer.token(&issuer.claims("alice", RESOURCE, -120))),
+        (
+            "expired",
+            issuer.token(&issuer.claims("alice", RESOURCE, -120)),
+        ),
         (
             "bad signature",
             jwt::tampered(&valid, &issuer.claims("mallory", RESOURCE, 600)),
@@ -128,15 +151,24 @@ async fn jwt_access_tokens_are_verified_as_a_resource_server() {
             "HMAC keyed by the public key",
             issuer.hmac_signed_with_public_key(&alice),
         ),
-        ("malformed header", format!("e30.{}", valid.split_once('.').expect("a JWT").1)),
+        (
+            "malformed header",
+            format!("e30.{}", valid.split_once('.').expect("a JWT").1),
+        ),
         ("not a JWT", "abc.def.ghi".to_owned()),
     ];
     for (case, token) in &forged {
         let response = create_as(&server.url, Some(&format!("Bearer {token}"))).await;
         assert_challenged(&response, case);
         let challenge = response.headers["www-authenticate"].to_str().unwrap_or("");
-        assert!(challenge.contains("error=\"invalid_token\""), "{case}: {challenge}");
-        assert!(!challenge.contains(token.as_str()), "{case}: the token is echoed");
+        assert!(
+            challenge.contains("error=\"invalid_token\""),
+            "{case}: {challenge}"
+        );
+        assert!(
+            !challenge.contains(token.as_str()),
+            "{case}: the token is echoed"
+        );
     }
 
     let created = mcp_http::call_as(
@@ -148,21 +180,52 @@ async fn jwt_access_tokens_are_verified_as_a_resource_server() {
     .await
     .expect("a valid token is served");
     let id = task_id(&created);
-    // Mallory's tampered token named `mallory`: had it been served, that
-    // owner would hold a task. Alice holds exactly the one she made.
-    let mallory = issuer.token(&issuer.claims("mallory", RESOURCE, 600));
-    let foreign = mcp_http::call_as(&server.url, Some(&mallory), "tasks/get", json!({"taskId": id}))
+    // No refused request made a task: Alice (whom most forgeries named)
+    // holds exactly the one she made.
+    let session = CoreSession::open(&server.url, Some(&valid))
         .await
-        .expect_err("another subject");
+        .expect("a 2025 session");
+    let listed = session
+        .call(&server.url, "tasks/list", json!({}))
+        .await
+        .expect("tasks/list");
+    let ids: Vec<&str> = listed["tasks"]
+        .as_array()
+        .map(|tasks| tasks.iter().filter_map(|t| t["taskId"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, [id.as_str()], "{listed}");
+    // Mallory's tampered token named `mallory`: had it been served, that
+    // owner would hold a task.
+    let mallory = issuer.token(&issuer.claims("mallory", RESOURCE, 600));
+    let foreign = mcp_http::call_as(
+        &server.url,
+        Some(&mallory),
+        "tasks/get",
+        json!({"taskId": id}),
+    )
+    .await
+    .expect_err("another subject");
     assert_eq!(foreign["code"], -32602);
+    let theirs = CoreSession::open(&server.url, Some(&mallory))
+        .await
+        .expect("a 2025 session")
+        .call(&server.url, "tasks/list", json!({}))
+        .await
+        .expect("tasks/list");
+    assert_eq!(theirs["tasks"], json!([]), "{theirs}");
 
     // The issuer rotates its key: a token naming the new key is read
     // after the server fetches the set again (an unknown kid).
     issuer.rotate();
     let rotated = issuer.token(&issuer.claims("alice", RESOURCE, 600));
-    let seen = mcp_http::call_as(&server.url, Some(&rotated), "tasks/get", json!({"taskId": id}))
-        .await
-        .expect("the rotated key is fetched");
+    let seen = mcp_http::call_as(
+        &server.url,
+        Some(&rotated),
+        "tasks/get",
+        json!({"taskId": id}),
+    )
+    .await
+    .expect("the rotated key is fetched");
     assert_eq!(seen["status"], "working");
 }
 
@@ -176,18 +239,7 @@ async fn a_refreshed_token_keeps_its_tasks_on_every_replica() {
     use pmcp_tasks_tests::redis::RedisServer;
     let redis = RedisServer::start();
     let issuer = Issuer::new(ISSUER);
-    let args = jwt_serve_args(&issuer);
-    let backend = redis.url();
-    let replica = |name: &str| {
-        let mut serve = strs(&args);
-        serve.extend(["--replica", name]);
-        Replica::start(
-            binary(),
-            &["--backend", &backend, "--cursor-secret", "one deployment"],
-            &serve,
-        )
-    };
-    let (a, b) = (replica("a"), replica("b"));
+    let (a, b) = jwt_replicas(&redis, &issuer);
     let first = issuer.token(&issuer.claims("alice", RESOURCE, 300));
     let created = mcp_http::call_as(
         &a.url,
@@ -227,9 +279,14 @@ async fn a_refreshed_token_keeps_its_tasks_on_every_replica() {
         .await
         .expect("the refreshed token sees it on B");
     assert_eq!(seen["status"], "working");
-    mcp_http::call_as(&b.url, Some(&refreshed), "tasks/cancel", json!({"taskId": id}))
-        .await
-        .expect("the refreshed token cancels it on B");
+    mcp_http::call_as(
+        &b.url,
+        Some(&refreshed),
+        "tasks/cancel",
+        json!({"taskId": id}),
+    )
+    .await
+    .expect("the refreshed token cancels it on B");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let status = mcp_http::call_as(&a.url, Some(&first), "tasks/get", json!({"taskId": id}))
@@ -242,6 +299,33 @@ async fn a_refreshed_token_keeps_its_tasks_on_every_replica() {
         assert!(std::time::Instant::now() < deadline, "still {status}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// The Python SDK's 2025 flows with a JWT access token, through the
+/// round-robin proxy to two replicas on one Redis.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_runs_with_an_access_token_through_two_replicas() {
+    use pmcp_tasks_tests::redis::RedisServer;
+    use pmcp_tasks_tests::round_robin::RoundRobin;
+    let redis = RedisServer::start();
+    let issuer = Issuer::new(ISSUER);
+    let (a, b) = jwt_replicas(&redis, &issuer);
+    let proxy = RoundRobin::start(vec![a.address.clone(), b.address.clone()]).await;
+    let token = issuer.token(&issuer.claims("alice", RESOURCE, 600));
+    let url = proxy.url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        let script = pmcp_tasks_tests::conformance::client_script("python_core_tasks.py");
+        std::process::Command::new(pmcp_tasks_tests::conformance::mcp_python())
+            .arg(script)
+            .arg(&url)
+            .arg(&token)
+            .output()
+            .expect("running the Python SDK client")
+    })
+    .await
+    .expect("the client ran");
+    super::assert_client_said(&output, "task flows: ok");
 }
 
 /// A static token file: each token is its subject; an unknown token, or
@@ -257,7 +341,12 @@ async fn a_token_file_maps_tokens_to_subjects() {
     let server = Replica::start(
         binary(),
         &["--backend", "memory"],
-        &["--auth-token-file", path.to_str().expect("UTF-8"), "--resource", RESOURCE],
+        &[
+            "--auth-token-file",
+            path.to_str().expect("UTF-8"),
+            "--resource",
+            RESOURCE,
+        ],
     );
     let created = mcp_http::call_as(
         &server.url,
@@ -338,6 +427,9 @@ fn serving_beyond_loopback_needs_authentication() {
             .expect("running pmcp-tasks serve");
         assert!(!output.status.success(), "{extra:?}: it served");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("without authentication"), "{extra:?}: {stderr}");
+        assert!(
+            stderr.contains("without authentication"),
+            "{extra:?}: {stderr}"
+        );
     }
 }

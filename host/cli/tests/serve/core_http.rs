@@ -54,39 +54,23 @@ async fn a_session_is_unknown_to_every_other_identity() {
     let alice = CoreSession::open(&server.url, Some("alice-token"))
         .await
         .expect("a session");
-    let created = alice
-        .call(
-            &server.url,
-            "tools/call",
-            json!({"name": "slow_compute", "arguments": {"seconds": 60}, "task": {"ttl": 60000}}),
-        )
-        .await
-        .expect("a task");
-    let id = created["task"]["taskId"].as_str().expect("taskId").to_owned();
+    let id = alice
+        .start_task(&server.url, "slow_compute", json!({"seconds": 60}))
+        .await;
     let mallory = CoreSession::open(&server.url, Some("mallory-token"))
         .await
         .expect("a session");
+    let get = json!({"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": {"taskId": id}})
+        .to_string()
+        .into_bytes();
     let stolen = mallory.with_id(&alice.id);
     let refused = stolen
-        .raw(
-            &server.url,
-            json!({"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": {"taskId": id}})
-                .to_string()
-                .into_bytes(),
-        )
+        .raw(&server.url, get.clone())
         .await
         .expect("an answer");
     assert_eq!(refused.status, 404, "{refused:?}");
     let forged = alice.with_id(&format!("s1-{}-{}", "0".repeat(32), "0".repeat(64)));
-    let unknown = forged
-        .raw(
-            &server.url,
-            json!({"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": {"taskId": id}})
-                .to_string()
-                .into_bytes(),
-        )
-        .await
-        .expect("an answer");
+    let unknown = forged.raw(&server.url, get).await.expect("an answer");
     assert_eq!(unknown.status, 404, "{unknown:?}");
 }
 
@@ -112,15 +96,7 @@ mod on_redis {
         );
         let proxy = RoundRobin::start(vec![a.address.clone(), b.address.clone()]).await;
         run_sdk_clients(&proxy.url).await;
-        let counts: Vec<usize> = proxy
-            .forwarded
-            .iter()
-            .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
-            .collect();
-        assert!(
-            counts.iter().all(|&n| n > 10),
-            "both replicas served: {counts:?}"
-        );
+        super::super::assert_both_served(&proxy);
     }
 
     /// A 2025 session's task whose replica dies: the other replica serves
@@ -132,16 +108,12 @@ mod on_redis {
             super::super::redis_replica(&redis, "a", "1500"),
             super::super::redis_replica(&redis, "b", "1500"),
         );
-        let session = CoreSession::open(&a.url, None).await.expect("a session on A");
-        let created = session
-            .call(
-                &a.url,
-                "tools/call",
-                json!({"name": "slow_compute", "arguments": {"seconds": 600}, "task": {"ttl": 600000}}),
-            )
+        let session = CoreSession::open(&a.url, None)
             .await
-            .expect("a task on A");
-        let id = created["task"]["taskId"].as_str().expect("taskId").to_owned();
+            .expect("a session on A");
+        let id = session
+            .start_task(&a.url, "slow_compute", json!({"seconds": 600}))
+            .await;
         a.kill();
         let deadline = Instant::now() + Duration::from_secs(30);
         let ended = loop {
@@ -170,8 +142,10 @@ mod on_redis {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdks_run_the_2025_task_flows_through_two_replicas_on_moto() {
     let (_moto, a, b) = super::moto_replicas().await;
-    let proxy =
-        pmcp_tasks_tests::round_robin::RoundRobin::start(vec![a.address.clone(), b.address.clone()])
-            .await;
+    let proxy = pmcp_tasks_tests::round_robin::RoundRobin::start(vec![
+        a.address.clone(),
+        b.address.clone(),
+    ])
+    .await;
     run_sdk_clients(&proxy.url).await;
 }

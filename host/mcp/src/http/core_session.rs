@@ -95,9 +95,10 @@ pub(super) async fn answer<T: TaskTools>(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "Method Not Allowed: this server offers no standalone SSE stream",
             );
-            response
-                .headers_mut()
-                .insert(http::header::ALLOW, HeaderValue::from_static("POST, DELETE"));
+            response.headers_mut().insert(
+                http::header::ALLOW,
+                HeaderValue::from_static("POST, DELETE"),
+            );
             return response;
         }
         // Nothing is kept per session, so ending one frees nothing.
@@ -116,7 +117,9 @@ pub(super) async fn answer<T: TaskTools>(
         MessageKind::Request { ref id, ref method } => (id.clone(), method.clone()),
         MessageKind::Response { ref id } => {
             return match input_of(id) {
-                Some((task, key)) => answer_input(server, &caller, task, key, &message.message).await,
+                Some((task, key)) => {
+                    answer_input(server, &caller, task, key, &message.message).await
+                }
                 // Not an answer to an input request: nothing waits for it.
                 None => empty(StatusCode::ACCEPTED),
             };
@@ -204,9 +207,11 @@ fn stream_result<T: TaskTools>(
     tokio::spawn(async move {
         let task = params["taskId"].as_str().unwrap_or_default().to_owned();
         let (asks, mut asked) = tokio::sync::mpsc::unbounded_channel();
-        let waiting = server.service().result_asking(&caller, &params, move |request| {
-            let _ = asks.send(request.clone());
-        });
+        let waiting = server
+            .service()
+            .result_asking(&caller, &params, move |request| {
+                let _ = asks.send(request.clone());
+            });
         tokio::pin!(waiting);
         let outcome = loop {
             tokio::select! {
@@ -227,7 +232,9 @@ fn stream_result<T: TaskTools>(
                 }
             }
         };
-        let _ = events.send_data(sse_event(&response_message(&id, outcome))).await;
+        let _ = events
+            .send_data(sse_event(&response_message(&id, outcome)))
+            .await;
     });
     let mut response = HttpResponse::new(body.boxed());
     let headers = response.headers_mut();

@@ -107,7 +107,10 @@ impl<T: TaskTools> Front<T> {
             .await;
         }
         self.rmcp
-            .handle(Request::from_parts(admitted.parts, Full::new(admitted.body)))
+            .handle(Request::from_parts(
+                admitted.parts,
+                Full::new(admitted.body),
+            ))
             .await
     }
 

@@ -67,10 +67,22 @@ mod tests {
     #[test]
     fn loopback_names_on_any_port_and_named_hosts_are_answered() {
         let policy = HostPolicy::default().with("mcp.example.com");
-        for host in ["localhost", "127.0.0.1:8080", "[::1]:9", "MCP.example.com", "mcp.example.com:443"] {
+        for host in [
+            "localhost",
+            "127.0.0.1:8080",
+            "[::1]:9",
+            "MCP.example.com",
+            "mcp.example.com:443",
+        ] {
             assert!(policy.allows(host), "{host}");
         }
-        for host in ["evil.example", "127.0.0.2:80", "", "localhost:x", "mcp.example.com.evil"] {
+        for host in [
+            "evil.example",
+            "127.0.0.2:80",
+            "",
+            "localhost:x",
+            "mcp.example.com.evil",
+        ] {
             assert!(!policy.allows(host), "{host}");
         }
         let one_port = HostPolicy::new(["api.example:8443"]);

@@ -84,10 +84,7 @@ impl ProtectedResource {
 pub(super) fn challenge(error: &AuthError, resource: Option<&ProtectedResource>) -> String {
     let mut parameters = Vec::new();
     if let Some(resource) = resource {
-        parameters.push(format!(
-            "resource_metadata=\"{}\"",
-            resource.metadata_url()
-        ));
+        parameters.push(format!("resource_metadata=\"{}\"", resource.metadata_url()));
     }
     if let Some(code) = error.oauth_error() {
         parameters.push(format!("error=\"{code}\""));
@@ -155,10 +152,7 @@ mod tests {
             Some(&resource()),
         );
         assert!(expired.contains("error=\"invalid_token\""), "{expired}");
-        let scope = challenge(
-            &AuthError::InsufficientScope("tasks:write".into()),
-            None,
-        );
+        let scope = challenge(&AuthError::InsufficientScope("tasks:write".into()), None);
         assert!(scope.contains("error=\"insufficient_scope\""), "{scope}");
         assert!(scope.contains("scope=\"tasks:write\""), "{scope}");
     }

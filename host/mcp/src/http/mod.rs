@@ -35,8 +35,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use auth::{
     bearer_token, AuthError, AuthFuture, Authenticate, JwksError, JwksSource, JwtConfigError,
-    JwtVerifier, StaticTokens, TokenDigest, TokenFileError, TokenProblem, TrustedHeader,
-    WallClock, ASYMMETRIC_ALGORITHMS,
+    JwtVerifier, StaticTokens, TokenDigest, TokenFileError, TokenProblem, TrustedHeader, WallClock,
+    ASYMMETRIC_ALGORITHMS,
 };
 pub use host::{HostPolicy, LOOPBACK_HOSTS};
 pub use metadata::ProtectedResource;

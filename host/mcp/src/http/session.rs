@@ -69,7 +69,9 @@ impl SessionSeal {
     /// Whether `id` is a session this deployment opened for `owner`
     /// (compared in constant time).
     pub fn admits(&self, id: &str, owner: &str) -> bool {
-        let Some((nonce, tag)) = id.strip_prefix(PREFIX).and_then(|rest| rest.split_once('-'))
+        let Some((nonce, tag)) = id
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split_once('-'))
         else {
             return false;
         };
@@ -81,7 +83,7 @@ impl SessionSeal {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -103,7 +105,10 @@ mod tests {
         assert!(!id.contains("alice"));
         assert!(b.admits(&id, "alice"), "another replica");
         assert!(!b.admits(&id, "bob"), "another owner");
-        assert!(!SessionSeal::new(b"other").admits(&id, "alice"), "another deployment");
+        assert!(
+            !SessionSeal::new(b"other").admits(&id, "alice"),
+            "another deployment"
+        );
         assert_ne!(a.open("alice"), id, "each session its own");
         let mut forged = id.clone();
         forged.pop();

@@ -90,7 +90,7 @@ pub enum JwksError {
         /// The status.
         status: u16,
     },
-    /// Larger than [`MAX_JWKS_BYTES`].
+    /// Larger than the limit (1 MiB).
     #[error("the key set is larger than {MAX_JWKS_BYTES} bytes")]
     TooLarge,
     /// Not a JWKS document.
@@ -261,10 +261,12 @@ impl Jwks {
     async fn read_source(&self) -> Result<Vec<u8>, JwksError> {
         match &self.source {
             JwksSource::File(path) => {
-                let bytes = tokio::fs::read(path).await.map_err(|source| JwksError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
+                let bytes = tokio::fs::read(path)
+                    .await
+                    .map_err(|source| JwksError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
                 if bytes.len() > MAX_JWKS_BYTES {
                     return Err(JwksError::TooLarge);
                 }

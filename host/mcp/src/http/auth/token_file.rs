@@ -157,14 +157,22 @@ mod tests {
             ("# c\nno-subject-0123456789abcdef\n", 2),
             ("has,comma-0123456789abcdef alice\n", 1),
         ] {
-            let error = StaticTokens::parse(text).err().expect(text);
-            assert!(matches!(error, TokenFileError::BadLine(n) if n == line), "{text}: {error}");
+            let Err(error) = StaticTokens::parse(text) else {
+                panic!("{text} was accepted");
+            };
+            assert!(
+                matches!(error, TokenFileError::BadLine(n) if n == line),
+                "{text}: {error}"
+            );
             assert!(!error.to_string().contains("0123456789"));
         }
         assert!(matches!(
             StaticTokens::parse("same-0123456789abcdef a\nsame-0123456789abcdef b\n"),
             Err(TokenFileError::Repeated(2))
         ));
-        assert!(matches!(StaticTokens::parse("# none\n"), Err(TokenFileError::Empty)));
+        assert!(matches!(
+            StaticTokens::parse("# none\n"),
+            Err(TokenFileError::Empty)
+        ));
     }
 }
