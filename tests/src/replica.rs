@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One server process.
@@ -13,6 +14,7 @@ pub struct Replica {
     pub url: String,
     /// Its `host:port`.
     pub address: String,
+    said: Arc<Mutex<Vec<String>>>,
 }
 
 impl Replica {
@@ -49,10 +51,17 @@ impl Replica {
             .expect("starting pmcp-tasks serve");
         let stderr = child.stderr.take().expect("stderr");
         let (found, lines) = std::sync::mpsc::channel();
+        let said = Arc::new(Mutex::new(Vec::new()));
+        let keep = said.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                keep.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(line.clone());
+                // A plain line or a JSON log line (`--log-format json`).
                 if let Some(rest) = line.split("serving MCP at http://").nth(1) {
-                    let _ = found.send(rest.trim_end_matches("/mcp").to_owned());
+                    let address = rest.split('/').next().unwrap_or_default();
+                    let _ = found.send(address.to_owned());
                 }
             }
         });
@@ -70,12 +79,39 @@ impl Replica {
             child,
             url: format!("http://{address}/mcp"),
             address,
+            said,
         }
+    }
+
+    /// Every line the process wrote to stderr so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.said.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Asks the process to stop (SIGTERM), as an orchestrator does, and
+    /// waits up to `limit` for it to exit: its exit status, or `None`
+    /// when it is still running.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Kills the process at once (SIGKILL): its workers vanish mid-task.

@@ -43,8 +43,43 @@ struct Cli {
         hide_env_values = true
     )]
     cursor_secret: Option<String>,
+    /// Log lines as text, or as one JSON object each (for log pipelines).
+    /// Which lines: RUST_LOG (default: warnings and errors).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Whether stderr carries JSON lines only (`--log-format json`).
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Tells the operator what the process is doing (always shown, whatever
+/// RUST_LOG says): a plain line, or a JSON object in the log format.
+pub(crate) fn announce(message: &str) {
+    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        let line = serde_json::json!({
+            "timestamp": std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default(),
+            "level": "INFO",
+            "target": "pmcp_tasks",
+            "fields": {"message": message},
+        });
+        eprintln!("{line}");
+    } else {
+        eprintln!("pmcp-tasks: {message}");
+    }
+}
+
+/// How log lines are written (to stderr).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line: time, level, target, fields, spans.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -85,11 +120,17 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => {
+            JSON_LOGS.store(true, std::sync::atomic::Ordering::Relaxed);
+            logs.json().with_current_span(true).init();
+        }
+    }
     let url = BackendUrl::parse(&cli.backend)?;
     if let Command::CreateTable = cli.command {
         return create_table(url).await;

@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// outcome before it is stopped, in ms.
     #[arg(long, default_value_t = 5_000)]
     cancel_grace_ms: u64,
+    /// On SIGTERM or Ctrl-C: how long running tools get to finish before
+    /// their tasks end `failed` ("the replica shut down"), in ms.
+    #[arg(long, default_value_t = 10_000)]
+    shutdown_grace_ms: u64,
     /// This replica's name (lease holders are NAME/N).
     #[arg(long, default_value = "replica")]
     replica: String,
@@ -152,22 +156,29 @@ struct AuthArgs {
     authorization_servers: Vec<String>,
 }
 
-/// Serves until stdin closes (stdio) or the process is stopped (HTTP).
-/// `secret` is the deployment's secret (the cursor secret), if one was given.
+/// Serves until stdin closes (stdio) or the process is told to stop
+/// (SIGTERM or Ctrl-C). Then it stops cleanly: no new connection or task,
+/// in-flight requests answered, running tools given
+/// `--shutdown-grace-ms` to finish, and the tasks of those still running
+/// failed with "the replica shut down" rather than left `working` until
+/// their leases lapse. `secret` is the deployment's secret (the cursor
+/// secret), if one was given.
 pub async fn run(host: TaskHost, args: ServeArgs, secret: Option<&[u8]>) -> Result<()> {
     let mut config = ServiceConfig::default();
     config.replica = args.replica.clone();
     config.lease = Duration::from_millis(args.lease_ms);
     config.cancel_grace = Duration::from_millis(args.cancel_grace_ms);
     let service = TaskService::new(host.clone(), config);
-    let server = DurableTaskServer::new(service, Arc::new(DemoTools), args.identity.clone());
+    let server =
+        DurableTaskServer::new(service.clone(), Arc::new(DemoTools), args.identity.clone());
     let shutdown = CancellationToken::new();
     tokio::spawn(upkeep(
         host,
         Duration::from_millis(args.upkeep_ms),
         shutdown.clone(),
     ));
-    let served = match args.listen.clone() {
+    let grace = Duration::from_millis(args.shutdown_grace_ms);
+    let mut serving = match args.listen.clone() {
         Some(address) => {
             if !args.auth.mode.verifies_callers() {
                 refuse_beyond_loopback(&address).await?;
@@ -177,22 +188,57 @@ pub async fn run(host: TaskHost, args: ServeArgs, secret: Option<&[u8]>) -> Resu
                 .with_context(|| format!("binding {address}"))?;
             let local = listener.local_addr()?;
             let options = http_options(&args, secret, local).await?;
-            eprintln!(
-                "pmcp-tasks: serving MCP at http://{}/mcp",
-                listener.local_addr()?
-            );
-            pmcp_tasks_mcp::http::serve(listener, server, options, shutdown.clone())
-                .await
-                .context("serving HTTP")
+            crate::announce(&format!("serving MCP at http://{local}/mcp"));
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                pmcp_tasks_mcp::http::serve(listener, server, options, stop)
+                    .await
+                    .context("serving HTTP")
+            })
         }
-        None => {
+        None => tokio::spawn(async move {
             pmcp_tasks_mcp::core_front::serve_lines(server, tokio::io::stdin(), tokio::io::stdout())
                 .await
                 .context("serving stdio")
-        }
+        }),
     };
+    let served = tokio::select! {
+        served = &mut serving => Some(served),
+        () = stop_signal() => None,
+    };
+    crate::announce(&format!(
+        "stopping: running tools get {} ms to finish",
+        grace.as_millis()
+    ));
     shutdown.cancel();
-    served
+    let (served, report) = match served {
+        Some(served) => (served, service.shutdown(grace).await),
+        None => tokio::join!(serving, service.shutdown(grace)),
+    };
+    crate::announce(&format!(
+        "stopped ({} tasks finished in the grace period, {} failed as shut down)",
+        report.finished, report.abandoned
+    ));
+    served.context("the server task")?
+}
+
+/// Resolves on SIGTERM (how orchestrators stop a process) or Ctrl-C.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "SIGTERM cannot be caught; Ctrl-C still stops"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// The HTTP guards from the command line.

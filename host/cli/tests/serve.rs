@@ -23,6 +23,9 @@ mod auth;
 mod core_http;
 #[path = "serve/hostile.rs"]
 mod hostile;
+#[cfg(feature = "redis")]
+#[path = "serve/shutdown.rs"]
+mod shutdown;
 
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_pmcp-tasks"))
@@ -126,18 +129,26 @@ async fn a_task_is_invisible_to_every_other_identity() {
 /// A replica on `redis`, its workers leased for `lease_ms`, reaping and
 /// cleaning up every 300 ms.
 fn redis_replica(redis: &RedisServer, name: &str, lease_ms: &str) -> Replica {
+    redis_replica_with(redis, name, lease_ms, &[])
+}
+
+#[cfg(feature = "redis")]
+/// [`redis_replica`] with `extra` serve options.
+fn redis_replica_with(redis: &RedisServer, name: &str, lease_ms: &str, extra: &[&str]) -> Replica {
     let backend = redis.url();
+    let mut serve = vec![
+        "--replica",
+        name,
+        "--lease-ms",
+        lease_ms,
+        "--upkeep-ms",
+        "300",
+    ];
+    serve.extend_from_slice(extra);
     Replica::start(
         binary(),
         &["--backend", &backend, "--cursor-secret", "one deployment"],
-        &[
-            "--replica",
-            name,
-            "--lease-ms",
-            lease_ms,
-            "--upkeep-ms",
-            "300",
-        ],
+        &serve,
     )
 }
 
@@ -155,7 +166,7 @@ async fn the_conformance_suite_passes_against_two_replicas_on_redis_round_robin(
 }
 
 /// Each replica behind the proxy served more than a handful of requests.
-#[cfg(any(feature = "redis", feature = "dynamodb"))]
+#[cfg(feature = "redis")]
 fn assert_both_served(proxy: &RoundRobin) {
     let counts: Vec<usize> = proxy
         .forwarded

@@ -42,6 +42,6 @@ pub use error::{
 pub use identity::{principal_identity, Identify, Principal};
 pub use revision::Revision;
 pub use server::{DurableTaskServer, TaskTools, ToolCall, ToolFuture, ToolSpec};
-pub use service::{Caller, ServiceConfig, TaskService};
+pub use service::{Caller, ServiceConfig, ShutdownReport, TaskService};
 pub use support::{decide, Execution, TaskSupport};
 pub use worker::{ToolExit, ToolOutcome, Worker};

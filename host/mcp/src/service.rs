@@ -10,6 +10,8 @@ use pmcp_tasks_host::{
 };
 use serde_json::{Map, Value};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::error::RpcError;
 use crate::params;
@@ -79,7 +81,32 @@ pub(crate) struct Inner {
     pub(crate) config: ServiceConfig,
     pub(crate) wakeups: Wakeups,
     workers: AtomicU64,
+    /// This replica's running workers.
+    running: TaskTracker,
+    /// Cancelled when the replica stops taking new tasks.
+    stopping: CancellationToken,
+    /// Cancelled when the shutdown grace is over: the workers still
+    /// running end their tasks `failed`.
+    pub(crate) abandon: CancellationToken,
 }
+
+/// What a [`TaskService::shutdown`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Tasks whose tools finished within the grace period.
+    pub finished: usize,
+    /// Tasks still running when it ended, failed with "the replica shut down".
+    pub abandoned: usize,
+}
+
+/// The error a task still running at the end of a shutdown ends with.
+pub(crate) fn shut_down_error() -> RpcError {
+    RpcError::internal("the replica shut down before the task finished; call the tool again")
+}
+
+/// How long abandoned workers get to store their outcome.
+const ABANDON_WRITE_LIMIT: Duration = Duration::from_secs(10);
 
 impl TaskService {
     /// A service over `host`.
@@ -90,8 +117,53 @@ impl TaskService {
                 config,
                 wakeups: Wakeups::default(),
                 workers: AtomicU64::new(0),
+                running: TaskTracker::new(),
+                stopping: CancellationToken::new(),
+                abandon: CancellationToken::new(),
             }),
         }
+    }
+
+    /// Stops this replica's task work, for a clean exit: no new task
+    /// starts (a call that would make one gets -32603, to be sent to
+    /// another replica), running tools get `grace` to finish, and the
+    /// tasks of those still running then end `failed` ("the replica shut
+    /// down") instead of staying `working` until their leases lapse.
+    /// Tasks of other replicas are untouched. Idempotent.
+    pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        let inner = &self.inner;
+        inner.stopping.cancel();
+        inner.running.close();
+        let running = inner.running.len();
+        if tokio::time::timeout(grace, inner.running.wait())
+            .await
+            .is_ok()
+        {
+            return ShutdownReport {
+                finished: running,
+                abandoned: 0,
+            };
+        }
+        let abandoned = inner.running.len();
+        inner.abandon.cancel();
+        if tokio::time::timeout(ABANDON_WRITE_LIMIT, inner.running.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                still = inner.running.len(),
+                "abandoned tasks could not all store their outcome; the reaper will fail them"
+            );
+        }
+        ShutdownReport {
+            finished: running - abandoned,
+            abandoned,
+        }
+    }
+
+    /// Tasks running on this replica's workers now.
+    pub fn running_tasks(&self) -> usize {
+        self.inner.running.len()
     }
 
     /// The store.
@@ -149,6 +221,11 @@ impl TaskService {
         F: FnOnce(Worker) -> Fut + Send + 'static,
         Fut: Future<Output = ToolOutcome> + Send + 'static,
     {
+        if self.inner.stopping.is_cancelled() {
+            return Err(RpcError::internal(
+                "this replica is shutting down and starts no task; call again",
+            ));
+        }
         let n = self.inner.workers.fetch_add(1, Ordering::Relaxed);
         let grant = LeaseGrant {
             holder: format!("{}/{n}", self.inner.config.replica),
@@ -167,7 +244,7 @@ impl TaskService {
             created.task.task_id.clone(),
             grant,
         );
-        tokio::spawn(run_worker(worker, run));
+        self.inner.running.spawn(run_worker(worker, run));
         Ok(match caller.revision {
             Revision::V2025_11_25 => wire::create_result_2025(&created.task),
             Revision::V2026_07_28 => wire::create_result_2026(&created.task),

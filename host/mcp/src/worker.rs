@@ -209,6 +209,9 @@ where
         let far = Instant::now() + renew_every;
         tokio::select! {
             biased;
+            _ = worker.service.inner.abandon.cancelled() => {
+                break Err(ToolExit::Failed(crate::service::shut_down_error()));
+            }
             _ = worker.cancel.cancelled(), if grace_ends.is_none() => {
                 grace_ends = Some(Instant::now() + config.cancel_grace);
             }

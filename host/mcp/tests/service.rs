@@ -579,3 +579,42 @@ async fn waits_on_unknown_and_foreign_ids_leave_nothing_behind() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A shutdown: the tool that finishes within the grace keeps its result,
+/// the one still running then ends `failed` ("the replica shut down"),
+/// and no task starts afterwards (-32603, to be called on another replica).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_lets_tools_finish_within_the_grace_then_fails_the_rest() {
+    let s = service().await;
+    let who = new("alice");
+    let (finishing, finish, _) = gated_task(&s, &who).await;
+    let (stuck, _never, _) = gated_task(&s, &who).await;
+    assert_eq!(s.running_tasks(), 2);
+    let stopping = tokio::spawn({
+        let s = s.clone();
+        async move { s.shutdown(Duration::from_millis(500)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    finish.send(Ok(text_result("done", false))).unwrap();
+    let report = stopping.await.unwrap();
+    assert_eq!((report.finished, report.abandoned), (1, 1), "{report:?}");
+    assert_eq!(s.running_tasks(), 0);
+    assert_eq!(status(&s, &who, &finishing).await, "completed");
+    let failed = call(&s, &who, "tasks/get", json!({"taskId": stuck}))
+        .await
+        .unwrap();
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the replica shut down")),
+        "{failed}"
+    );
+    let refused = s
+        .start_task(&who, "slow_compute", Map::new(), None, |_w: Worker| async {
+            Ok(Value::Null)
+        })
+        .await
+        .expect_err("no task after a shutdown");
+    assert_eq!(refused.code, -32603);
+}

@@ -639,14 +639,8 @@ async fn the_server_outlives_running_out_of_file_descriptors() {
 async fn no_bearer_token_is_stored_in_redis() {
     use pmcp_tasks_tests::redis::RedisServer;
     let redis = RedisServer::start();
-    let backend = redis.url();
-    let replica = |name: &str| {
-        Replica::start(
-            binary(),
-            &["--backend", &backend, "--cursor-secret", "one deployment"],
-            &["--replica", name, "--insecure-token-owners"],
-        )
-    };
+    let replica =
+        |name: &str| super::redis_replica_with(&redis, name, "30000", &["--insecure-token-owners"]);
     let (a, b) = (replica("a"), replica("b"));
     let tokens = ["tok-SECRET-alpha-7f3a", "tok-SECRET-beta-91c2"];
     for (n, token) in tokens.iter().enumerate() {
