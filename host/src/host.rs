@@ -179,15 +179,30 @@ macro_rules! guest_call {
             let api = session.bindings.pmcp_tasks_task_store();
             let result = api.store().$method(&mut session.store, handle, $($arg),*).await;
             let (outcome, cost) = sandbox.finish(session, result);
-            record_cost(&cost, &outcome);
+            record_cost($op, &cost, &outcome);
             outcome
         }), span).await
     }};
 }
 
-/// Records a finished call's cost on the current span and, at debug level,
-/// as an event (with the error, if any).
-fn record_cost<T>(cost: &CallCost, outcome: &Result<T, TaskError>) {
+/// Records a finished call's cost on the current span, at debug level as
+/// an event (with the error, if any), and in the metrics: the call's
+/// guest and backend seconds (`pmcp_tasks_store_call_duration_seconds`,
+/// by `operation` and `part`), its lost compare-and-swap races
+/// (`pmcp_tasks_store_backoffs_total`) and its failures
+/// (`pmcp_tasks_store_call_errors_total`).
+fn record_cost<T>(op: &'static str, cost: &CallCost, outcome: &Result<T, TaskError>) {
+    metrics::histogram!("pmcp_tasks_store_call_duration_seconds", "operation" => op, "part" => "guest")
+        .record(cost.guest.as_secs_f64());
+    metrics::histogram!("pmcp_tasks_store_call_duration_seconds", "operation" => op, "part" => "backend")
+        .record(cost.backend.as_secs_f64());
+    if cost.backoffs > 0 {
+        metrics::counter!("pmcp_tasks_store_backoffs_total", "operation" => op)
+            .increment(u64::from(cost.backoffs));
+    }
+    if outcome.is_err() {
+        metrics::counter!("pmcp_tasks_store_call_errors_total", "operation" => op).increment(1);
+    }
     let span = tracing::Span::current();
     let guest_us = u64::try_from(cost.guest.as_micros()).unwrap_or(u64::MAX);
     let backend_us = u64::try_from(cost.backend.as_micros()).unwrap_or(u64::MAX);

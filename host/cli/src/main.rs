@@ -6,6 +6,7 @@
 //! file instead of the embedded one (`--component`). `RUST_LOG=debug`
 //! shows one span per store call with its guest and backend time.
 
+mod metrics;
 mod serve;
 
 use std::path::PathBuf;

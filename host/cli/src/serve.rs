@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// their tasks end `failed` ("the replica shut down"), in ms.
     #[arg(long, default_value_t = 10_000)]
     shutdown_grace_ms: u64,
+    /// Serve this replica's metrics (Prometheus text) at
+    /// http://ADDR/metrics, on a listener of its own.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
     /// This replica's name (lease holders are NAME/N).
     #[arg(long, default_value = "replica")]
     replica: String,
@@ -177,6 +181,22 @@ pub async fn run(host: TaskHost, args: ServeArgs, secret: Option<&[u8]>) -> Resu
         Duration::from_millis(args.upkeep_ms),
         shutdown.clone(),
     ));
+    if let Some(address) = &args.metrics_listen {
+        let handle = crate::metrics::install()?;
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("binding {address}"))?;
+        crate::announce(&format!(
+            "serving metrics at http://{}/metrics",
+            listener.local_addr()?
+        ));
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            handle,
+            service.clone(),
+            shutdown.clone(),
+        ));
+    }
     let grace = Duration::from_millis(args.shutdown_grace_ms);
     let mut serving = match args.listen.clone() {
         Some(address) => {
@@ -353,11 +373,15 @@ async fn upkeep(host: TaskHost, every: Duration, shutdown: CancellationToken) {
         }
         match host.reap_lost_workers(1_000).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(failed = n, "reaped tasks of lost workers"),
+            Ok(n) => {
+                metrics::counter!("pmcp_tasks_tasks_reaped_total").increment(n);
+                tracing::info!(failed = n, "reaped tasks of lost workers");
+            }
             Err(e) => tracing::warn!(error = %e, "reaping lost workers failed"),
         }
-        if let Err(e) = host.cleanup_expired(1_000).await {
-            tracing::warn!(error = %e, "removing expired tasks failed");
+        match host.cleanup_expired(1_000).await {
+            Ok(n) => metrics::counter!("pmcp_tasks_expired_removed_total").increment(n),
+            Err(e) => tracing::warn!(error = %e, "removing expired tasks failed"),
         }
     }
 }

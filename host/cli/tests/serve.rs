@@ -24,6 +24,9 @@ mod core_http;
 #[path = "serve/hostile.rs"]
 mod hostile;
 #[cfg(feature = "redis")]
+#[path = "serve/metrics.rs"]
+mod metrics;
+#[cfg(feature = "redis")]
 #[path = "serve/shutdown.rs"]
 mod shutdown;
 

@@ -100,6 +100,13 @@ pub struct ShutdownReport {
     pub abandoned: usize,
 }
 
+/// Counts a task this replica ended, by its final status
+/// (`pmcp_tasks_tasks_finished_total`): `completed` for a tool result,
+/// `failed` for an error, `cancelled`.
+pub(crate) fn count_finished(status: &'static str) {
+    metrics::counter!("pmcp_tasks_tasks_finished_total", "status" => status).increment(1);
+}
+
 /// The error a task still running at the end of a shutdown ends with.
 pub(crate) fn shut_down_error() -> RpcError {
     RpcError::internal("the replica shut down before the task finished; call the tool again")
@@ -244,6 +251,7 @@ impl TaskService {
             created.task.task_id.clone(),
             grant,
         );
+        metrics::counter!("pmcp_tasks_tasks_created_total").increment(1);
         self.inner.running.spawn(run_worker(worker, run));
         Ok(match caller.revision {
             Revision::V2025_11_25 => wire::create_result_2025(&created.task),
@@ -339,6 +347,7 @@ impl TaskService {
     async fn cancel_now(&self, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
         let id = task_id(params)?;
         let record = self.inner.host.cancel(&caller.owner, id).await?;
+        count_finished("cancelled");
         self.inner.wakeups.wake(id);
         let task = self
             .inspect(caller, id)
@@ -353,6 +362,7 @@ impl TaskService {
         Self::require_extension(caller)?;
         let id = task_id(params)?;
         self.inner.host.request_cancel(&caller.owner, id).await?;
+        metrics::counter!("pmcp_tasks_cancel_requests_total").increment(1);
         self.inner.wakeups.wake(id);
         Ok(wire::acknowledgement())
     }

@@ -226,18 +226,23 @@ where
     // Past the grace (or done): the tool's future goes now.
     drop(tool);
     let (owner, id) = (&worker.owner, &worker.task_id);
-    let ended = match outcome {
-        Ok(result) => host.finish(owner, id, &Outcome::ToolResult(result)).await,
-        Err(ToolExit::Failed(error)) => {
+    let (ended, status) = match outcome {
+        Ok(result) => (
+            host.finish(owner, id, &Outcome::ToolResult(result)).await,
+            "completed",
+        ),
+        Err(ToolExit::Failed(error)) => (
             host.finish(owner, id, &Outcome::RpcError(error.to_value()))
-                .await
-        }
-        Err(ToolExit::Cancelled) => host.cancel(owner, id).await,
+                .await,
+            "failed",
+        ),
+        Err(ToolExit::Cancelled) => (host.cancel(owner, id).await, "cancelled"),
     };
     match ended {
+        Ok(_) => crate::service::count_finished(status),
         // Already terminal (cancelled at once, or failed by a reaper):
-        // terminal stays terminal.
-        Ok(_) | Err(TaskError::InvalidTransition(_)) | Err(TaskError::NotFound(_)) => {}
+        // terminal stays terminal, counted by whoever ended it.
+        Err(TaskError::InvalidTransition(_)) | Err(TaskError::NotFound(_)) => {}
         Err(e) => tracing::warn!(task = %id, error = %e, "the task's outcome could not be stored"),
     }
     worker.service.inner.wakeups.wake(id);

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use super::binary;
 
-async fn start_task(url: &str, seconds: f64) -> String {
+/// A 2026-07-28 call of `slow_compute` for `seconds`: its task id.
+pub(super) async fn start_task(url: &str, seconds: f64) -> String {
     let created = mcp_http::call(
         url,
         "tools/call",

@@ -76,8 +76,21 @@ impl<T: TaskTools> Front<T> {
         }
     }
 
-    /// Answers one request.
+    /// Answers one request, counted by HTTP method and status
+    /// (`pmcp_tasks_http_requests_total`).
     pub(super) async fn handle(&self, request: Request<Incoming>) -> HttpResponse {
+        let method = request.method().clone();
+        let response = self.answer(request).await;
+        metrics::counter!(
+            "pmcp_tasks_http_requests_total",
+            "method" => method_label(&method),
+            "status" => response.status().as_str().to_owned()
+        )
+        .increment(1);
+        response
+    }
+
+    async fn answer(&self, request: Request<Incoming>) -> HttpResponse {
         let path = request.uri().path();
         if let Some(resource) = &self.options.protected_resource {
             if resource.metadata_paths().iter().any(|p| p == path) {
@@ -221,6 +234,19 @@ impl<T: TaskTools> Front<T> {
                 )),
             )),
         }
+    }
+}
+
+/// The HTTP method as a metric label (a bounded set: anything unusual is
+/// `other`).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::POST => "POST",
+        Method::GET => "GET",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::HEAD => "HEAD",
+        _ => "other",
     }
 }
 
