@@ -1,5 +1,5 @@
 //! The rules of the task store, one async function each (see
-//! `task-semantics.md`), run through the host API. The list below is the
+//! `docs/task-semantics.md`), run through the host API. The list below is the
 //! only place a rule is named: the functions are private, so a rule left
 //! out of it is dead code and fails the build.
 

@@ -1,7 +1,7 @@
 //! Model-based property test: random sequences of every store operation
 //! for a few owners, with clock moves, run against a backend through the
 //! component and against a plain Rust model of the rules
-//! (`task-semantics.md`); after every step the two must agree: the same
+//! (`docs/task-semantics.md`); after every step the two must agree: the same
 //! outcome (or the same kind of error), and the same view of each owner.
 
 use std::collections::BTreeMap;

@@ -91,7 +91,7 @@ pub enum RedisBackendError {
     #[error("invalid redis configuration: {0}")]
     Config(String),
     /// The server or cluster did not answer.
-    #[error("cannot connect to redis at {address}: {source}")]
+    #[error("cannot connect to redis at {address}")]
     Connect {
         /// The address(es) tried.
         address: String,
