@@ -1,7 +1,8 @@
 // MCP 2025-11-25 tasks through the official TypeScript SDK
 // (@modelcontextprotocol/sdk 1.32.2, client.experimental.tasks) against a
 // stdio server or a Streamable HTTP endpoint: a tool call run as a task,
-// streamed to its result; over HTTP also polled, listed and cancelled.
+// streamed to its result; over HTTP also polled, listed, cancelled, and a
+// task's input request answered.
 //
 // Usage: node ts_core_tasks.mjs SERVER_COMMAND [ARG...]
 //        node ts_core_tasks.mjs http://HOST:PORT/mcp [BEARER_TOKEN]
@@ -11,10 +12,21 @@ import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 
 const [command, ...args] = process.argv.slice(2);
 const overHttp = command.startsWith('http://') || command.startsWith('https://');
-const client = new Client({ name: 'pmcp-tasks-tests', version: '0' }, { capabilities: {} });
+const client = new Client(
+  { name: 'pmcp-tasks-tests', version: '0' },
+  { capabilities: { elicitation: { form: {} } } },
+);
+// The server's input requests (over HTTP, on the tasks/result stream).
+let elicited = 0;
+client.setRequestHandler(ElicitRequestSchema, async (request) => {
+  elicited += 1;
+  assert.match(request.params.message, /Delete/);
+  return { action: 'accept', content: { confirm: true } };
+});
 const transport = overHttp
   ? new StreamableHTTPClientTransport(new URL(command), {
       requestInit: args[0] ? { headers: { Authorization: `Bearer ${args[0]}` } } : undefined,
@@ -61,6 +73,21 @@ if (overHttp) {
   const cancelled = await tasks.cancelTask(taskId);
   assert.equal(cancelled.status, 'cancelled');
   kinds.push('cancelled');
+
+  // An input request answered: the elicitation arrives while the stream
+  // waits on tasks/result, the answer reaches the task's worker.
+  let answered;
+  for await (const message of tasks.callToolStream(
+    { name: 'confirm_delete', arguments: { path: '/tmp/x' } },
+    undefined,
+    { task: { ttl: 60000 } },
+  )) {
+    if (message.type === 'error') throw message.error;
+    if (message.type === 'result') answered = message.result;
+  }
+  assert.equal(elicited, 1, 'one elicitation');
+  assert.match(answered.content[0].text, /\/tmp\/x: deleted/);
+  kinds.push('input answered');
 }
 await client.close();
 console.log(`typescript 2025-11-25 task stream: ok (${kinds.join(' -> ')})`);
