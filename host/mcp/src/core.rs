@@ -10,7 +10,7 @@ use std::pin::Pin;
 use serde_json::{json, Map, Value};
 
 use crate::error::RpcError;
-use crate::revision::Revision;
+use crate::revision::{Revision, CORE_PROTOCOL_VERSION};
 use crate::server::{DurableTaskServer, TaskTools};
 use crate::service::Caller;
 use crate::support::{decide, Execution, TaskSupport};
@@ -40,6 +40,36 @@ pub(crate) fn tasks_capability() -> Value {
 /// Marks a tool (as `tools/list` shows it) with its task support.
 pub(crate) fn mark_execution(tool: &mut Value, support: TaskSupport) {
     tool["execution"] = json!({"taskSupport": support.as_str()});
+}
+
+/// The `tools/list` result of a 2025-11-25 session: each tool with its
+/// `execution.taskSupport`.
+pub(crate) fn tools_list<T: TaskTools>(server: &DurableTaskServer<T>) -> Value {
+    let tools: Vec<Value> = server
+        .tool_specs()
+        .into_iter()
+        .map(|spec| {
+            let mut tool = serde_json::to_value(&spec.tool).unwrap_or_default();
+            mark_execution(&mut tool, spec.task_support);
+            tool
+        })
+        .collect();
+    json!({ "tools": tools })
+}
+
+/// The `initialize` result of a 2025-11-25 session: the server's
+/// information with the top-level task capability.
+pub(crate) fn initialize_result<T: TaskTools>(server: &DurableTaskServer<T>) -> Value {
+    let info = rmcp::ServerHandler::get_info(server);
+    let mut result = serde_json::to_value(info).unwrap_or_else(|_| json!({}));
+    result["protocolVersion"] = json!(CORE_PROTOCOL_VERSION);
+    let capabilities = &mut result["capabilities"];
+    if let Some(fields) = capabilities.as_object_mut() {
+        // The extension's capability means nothing to a 2025 client.
+        fields.remove("extensions");
+    }
+    capabilities["tasks"] = tasks_capability();
+    result
 }
 
 /// A 2025-11-25 request of `caller` the task layer answers, or `None` for

@@ -30,6 +30,7 @@ mod params;
 mod revision;
 pub mod server;
 mod service;
+mod shared;
 mod support;
 mod wake;
 pub mod wire;
@@ -42,6 +43,7 @@ pub use error::{
 pub use identity::{principal_identity, Identify, Principal};
 pub use revision::Revision;
 pub use server::{DurableTaskServer, TaskTools, ToolCall, ToolFuture, ToolSpec};
-pub use service::{Caller, ServiceConfig, ShutdownReport, TaskService};
+pub use service::{Caller, ShutdownReport, TaskService};
+pub use shared::ServiceConfig;
 pub use support::{decide, Execution, TaskSupport};
 pub use worker::{ToolExit, ToolOutcome, Worker};

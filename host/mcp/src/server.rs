@@ -161,34 +161,9 @@ impl<T: TaskTools> DurableTaskServer<T> {
         }
     }
 
-    /// The `tools/list` result of a 2025-11-25 session: each tool with its
-    /// `execution.taskSupport`.
-    pub(crate) fn core_tools_list(&self) -> Value {
-        let tools: Vec<Value> = self
-            .tools
-            .tools()
-            .into_iter()
-            .map(|spec| {
-                let mut tool = serde_json::to_value(&spec.tool).unwrap_or_default();
-                crate::core::mark_execution(&mut tool, spec.task_support);
-                tool
-            })
-            .collect();
-        json!({ "tools": tools })
-    }
-
-    /// The `initialize` result of a 2025-11-25 session: this server's
-    /// information with the top-level task capability.
-    pub(crate) fn core_initialize_result(&self) -> Value {
-        let mut result = serde_json::to_value(self.get_info()).unwrap_or_else(|_| json!({}));
-        result["protocolVersion"] = json!(crate::revision::CORE_PROTOCOL_VERSION);
-        let capabilities = &mut result["capabilities"];
-        if let Some(fields) = capabilities.as_object_mut() {
-            // The extension's capability means nothing to a 2025 client.
-            fields.remove("extensions");
-        }
-        capabilities["tasks"] = crate::core::tasks_capability();
-        result
+    /// Every tool the server offers, with its task support.
+    pub(crate) fn tool_specs(&self) -> Vec<ToolSpec> {
+        self.tools.tools()
     }
 
     /// Runs a plain call (not a task) of a tool whose arguments passed its

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::error::RpcError;
 use crate::params;
 use crate::revision::Revision;
+use crate::shared::{count_finished, ServiceConfig, Shared};
 use crate::wake::Wakeups;
 use crate::wire;
 use crate::worker::{run_worker, ToolOutcome, Worker};
@@ -33,61 +34,11 @@ pub struct Caller {
     pub declares_tasks_extension: bool,
 }
 
-/// How the service runs tasks and waits for them.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ServiceConfig {
-    /// Names this replica's workers (lease holders are `replica/N`).
-    pub replica: String,
-    /// How long a worker's lease holds; it renews at a third of it.
-    pub lease: Duration,
-    /// How often a waiter reads the store when no write on this replica
-    /// woke it (the result may be written by another replica).
-    pub poll_interval: Duration,
-    /// The longest a `tasks/result` blocks before answering -32603 (the
-    /// client calls it again).
-    pub result_wait_limit: Duration,
-    /// How often a worker reads its task to see a cancellation asked on
-    /// another replica (one read per running task per period).
-    pub cancel_check: Duration,
-    /// How long a tool that sees its task's cancellation may still run to
-    /// return its own outcome (say, after cleaning up); past it, its
-    /// future is dropped and the task ends `cancelled`.
-    pub cancel_grace: Duration,
-}
-
-impl Default for ServiceConfig {
-    fn default() -> Self {
-        ServiceConfig {
-            replica: "replica".into(),
-            lease: Duration::from_secs(30),
-            poll_interval: Duration::from_millis(250),
-            result_wait_limit: Duration::from_secs(300),
-            cancel_check: Duration::from_secs(1),
-            cancel_grace: Duration::from_secs(5),
-        }
-    }
-}
-
 /// The task methods of MCP over a [`TaskHost`]: cheap to clone, shared by
 /// every connection of a replica.
 #[derive(Clone)]
 pub struct TaskService {
-    pub(crate) inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) host: TaskHost,
-    pub(crate) config: ServiceConfig,
-    pub(crate) wakeups: Wakeups,
-    workers: AtomicU64,
-    /// This replica's running workers.
-    running: TaskTracker,
-    /// Cancelled when the replica stops taking new tasks.
-    stopping: CancellationToken,
-    /// Cancelled when the shutdown grace is over: the workers still
-    /// running end their tasks `failed`.
-    pub(crate) abandon: CancellationToken,
+    shared: Arc<Shared>,
 }
 
 /// What a [`TaskService::shutdown`] did.
@@ -100,18 +51,6 @@ pub struct ShutdownReport {
     pub abandoned: usize,
 }
 
-/// Counts a task this replica ended, by its final status
-/// (`pmcp_tasks_tasks_finished_total`): `completed` for a tool result,
-/// `failed` for an error, `cancelled`.
-pub(crate) fn count_finished(status: &'static str) {
-    metrics::counter!("pmcp_tasks_tasks_finished_total", "status" => status).increment(1);
-}
-
-/// The error a task still running at the end of a shutdown ends with.
-pub(crate) fn shut_down_error() -> RpcError {
-    RpcError::internal("the replica shut down before the task finished; call the tool again")
-}
-
 /// How long abandoned workers get to store their outcome.
 const ABANDON_WRITE_LIMIT: Duration = Duration::from_secs(10);
 
@@ -119,7 +58,7 @@ impl TaskService {
     /// A service over `host`.
     pub fn new(host: TaskHost, config: ServiceConfig) -> Self {
         TaskService {
-            inner: Arc::new(Inner {
+            shared: Arc::new(Shared {
                 host,
                 config,
                 wakeups: Wakeups::default(),
@@ -138,7 +77,7 @@ impl TaskService {
     /// down") instead of staying `working` until their leases lapse.
     /// Tasks of other replicas are untouched. Idempotent.
     pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
-        let inner = &self.inner;
+        let inner = &self.shared;
         inner.stopping.cancel();
         inner.running.close();
         let running = inner.running.len();
@@ -170,24 +109,24 @@ impl TaskService {
 
     /// Tasks running on this replica's workers now.
     pub fn running_tasks(&self) -> usize {
-        self.inner.running.len()
+        self.shared.running.len()
     }
 
     /// The store.
     pub fn host(&self) -> &TaskHost {
-        &self.inner.host
+        &self.shared.host
     }
 
     /// The configuration.
     pub fn config(&self) -> &ServiceConfig {
-        &self.inner.config
+        &self.shared.config
     }
 
     /// How many tasks somebody on this replica waits on right now: open
     /// `tasks/result` calls, running workers, workers waiting for input.
     /// Drops back as they end, whatever the ids were.
     pub fn waiting_tasks(&self) -> usize {
-        self.inner.wakeups.len()
+        self.shared.wakeups.len()
     }
 
     /// Answers a task method (`tasks/get`, `tasks/result`, `tasks/list`,
@@ -228,31 +167,31 @@ impl TaskService {
         F: FnOnce(Worker) -> Fut + Send + 'static,
         Fut: Future<Output = ToolOutcome> + Send + 'static,
     {
-        if self.inner.stopping.is_cancelled() {
+        if self.shared.stopping.is_cancelled() {
             return Err(RpcError::internal(
                 "this replica is shutting down and starts no task; call again",
             ));
         }
-        let n = self.inner.workers.fetch_add(1, Ordering::Relaxed);
+        let n = self.shared.workers.fetch_add(1, Ordering::Relaxed);
         let grant = LeaseGrant {
-            holder: format!("{}/{n}", self.inner.config.replica),
-            duration: self.inner.config.lease,
+            holder: format!("{}/{n}", self.shared.config.replica),
+            duration: self.shared.config.lease,
         };
         let request = TaskRequest::tool_call(tool, arguments);
         let ttl = ttl_ms.map(Duration::from_millis);
         let created = self
-            .inner
+            .shared
             .host
             .create_task(&caller.owner, &request, ttl, Some(&grant))
             .await?;
         let worker = Worker::new(
-            self.clone(),
+            self.shared.clone(),
             caller.owner.clone(),
             created.task.task_id.clone(),
             grant,
         );
         metrics::counter!("pmcp_tasks_tasks_created_total").increment(1);
-        self.inner.running.spawn(run_worker(worker, run));
+        self.shared.running.spawn(run_worker(worker, run));
         Ok(match caller.revision {
             Revision::V2025_11_25 => wire::create_result_2025(&created.task),
             Revision::V2026_07_28 => wire::create_result_2026(&created.task),
@@ -278,7 +217,7 @@ impl TaskService {
 
     async fn inspect(&self, caller: &Caller, id: &str) -> Result<TaskDetail, RpcError> {
         let view = caller.revision.status_view();
-        Ok(self.inner.host.inspect(&caller.owner, id, view).await?)
+        Ok(self.shared.host.inspect(&caller.owner, id, view).await?)
     }
 
     /// 2025-11-25 `tasks/result`: blocks until the task is terminal (woken
@@ -301,8 +240,8 @@ impl TaskService {
     ) -> Result<Value, RpcError> {
         let id = task_id(params)?;
         let mut asked: Vec<String> = Vec::new();
-        let deadline = Instant::now() + self.inner.config.result_wait_limit;
-        let waiter = self.inner.wakeups.subscribe(id);
+        let deadline = Instant::now() + self.shared.config.result_wait_limit;
+        let waiter = self.shared.wakeups.subscribe(id);
         loop {
             let woken = waiter.notified();
             tokio::pin!(woken);
@@ -317,7 +256,7 @@ impl TaskService {
                     asked.push(request.key.clone());
                 }
             }
-            let poll = self.inner.config.poll_interval;
+            let poll = self.shared.config.poll_interval;
             let wait_until = (Instant::now() + poll).min(deadline);
             if Instant::now() >= deadline {
                 return Err(RpcError::internal(format!(
@@ -335,7 +274,7 @@ impl TaskService {
     async fn list(&self, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
         let cursor = params::optional_str(params, "cursor")?;
         let page = self
-            .inner
+            .shared
             .host
             .list_in(&caller.owner, cursor, None, caller.revision.status_view())
             .await?;
@@ -346,9 +285,9 @@ impl TaskService {
     /// answer; a terminal task is -32602.
     async fn cancel_now(&self, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
         let id = task_id(params)?;
-        let record = self.inner.host.cancel(&caller.owner, id).await?;
+        let record = self.shared.host.cancel(&caller.owner, id).await?;
         count_finished("cancelled");
-        self.inner.wakeups.wake(id);
+        self.shared.wakeups.wake(id);
         let task = self
             .inspect(caller, id)
             .await
@@ -361,9 +300,9 @@ impl TaskService {
     async fn request_cancel(&self, caller: &Caller, params: &Value) -> Result<Value, RpcError> {
         Self::require_extension(caller)?;
         let id = task_id(params)?;
-        self.inner.host.request_cancel(&caller.owner, id).await?;
+        self.shared.host.request_cancel(&caller.owner, id).await?;
         metrics::counter!("pmcp_tasks_cancel_requests_total").increment(1);
-        self.inner.wakeups.wake(id);
+        self.shared.wakeups.wake(id);
         Ok(wire::acknowledgement())
     }
 
@@ -380,11 +319,11 @@ impl TaskService {
             key: key.to_owned(),
             response,
         }];
-        self.inner
+        self.shared
             .host
             .answer_input(&caller.owner, id, &responses)
             .await?;
-        self.inner.wakeups.wake(id);
+        self.shared.wakeups.wake(id);
         Ok(())
     }
 
@@ -401,11 +340,11 @@ impl TaskService {
                 response: response.clone(),
             })
             .collect();
-        self.inner
+        self.shared
             .host
             .answer_input(&caller.owner, id, &responses)
             .await?;
-        self.inner.wakeups.wake(id);
+        self.shared.wakeups.wake(id);
         Ok(wire::acknowledgement())
     }
 }

@@ -12,7 +12,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::RpcError;
-use crate::service::TaskService;
+use std::sync::Arc;
+
+use crate::shared::{count_finished, shut_down_error, Shared};
 
 /// What a tool returns: its `CallToolResult` (also one with `isError:
 /// true`), or how it ended without one.
@@ -46,7 +48,7 @@ impl ToolExit {
 /// A tool call running as a task, on this replica. Cheap to clone.
 #[derive(Clone)]
 pub struct Worker {
-    service: TaskService,
+    shared: Arc<Shared>,
     owner: String,
     task_id: String,
     grant: LeaseGrant,
@@ -55,13 +57,13 @@ pub struct Worker {
 
 impl Worker {
     pub(crate) fn new(
-        service: TaskService,
+        shared: Arc<Shared>,
         owner: String,
         task_id: String,
         grant: LeaseGrant,
     ) -> Self {
         Worker {
-            service,
+            shared,
             owner,
             task_id,
             grant,
@@ -85,7 +87,7 @@ impl Worker {
 
     /// Reports progress: a new status message, status unchanged.
     pub async fn progress(&self, message: &str) -> Result<(), RpcError> {
-        let host = self.service.host();
+        let host = &self.shared.host;
         host.update_status(
             &self.owner,
             &self.task_id,
@@ -100,13 +102,13 @@ impl Worker {
     /// (or the task is cancelled: [`ToolExit::Cancelled`]); returns the
     /// answers in request order.
     pub async fn ask(&self, requests: &[InputRequest]) -> Result<Vec<InputResponse>, ToolExit> {
-        let host = self.service.host();
+        let host = &self.shared.host;
         host.request_input(&self.owner, &self.task_id, requests)
             .await
             .map_err(RpcError::from)?;
         let mut answers: BTreeMap<String, InputResponse> = BTreeMap::new();
-        let waiter = self.service.inner.wakeups.subscribe(&self.task_id);
-        let poll = self.service.config().poll_interval;
+        let waiter = self.shared.wakeups.subscribe(&self.task_id);
+        let poll = self.shared.config.poll_interval;
         loop {
             let woken = waiter.notified();
             tokio::pin!(woken);
@@ -132,7 +134,7 @@ impl Worker {
     /// Renews the lease; cancels the token when cancellation was asked for
     /// or the task ended elsewhere. `false` once the task is terminal.
     async fn heartbeat(&self) -> bool {
-        let host = self.service.host();
+        let host = &self.shared.host;
         match host
             .renew_lease(&self.owner, &self.task_id, &self.grant)
             .await
@@ -154,7 +156,7 @@ impl Worker {
 
     /// Reads the task (no write) and reacts as to a renewal's answer.
     async fn look(&self) {
-        match self.service.host().get(&self.owner, &self.task_id).await {
+        match self.shared.host.get(&self.owner, &self.task_id).await {
             Ok(record) => {
                 self.observe(&record);
             }
@@ -180,15 +182,15 @@ where
     F: FnOnce(Worker) -> Fut,
     Fut: Future<Output = ToolOutcome>,
 {
-    let host = worker.service.host().clone();
+    let host = worker.shared.host.clone();
     // Boxed, so that it can be dropped before the outcome is written.
     let mut tool = Box::pin(run(worker.clone()));
-    let config = worker.service.config();
+    let config = &worker.shared.config;
     let renew_every = worker.grant.duration / 3;
     // Cancellation asked on another replica is seen within `look_every`
     // (on this replica, at once: the request wakes the worker).
     let look_every = config.cancel_check.min(renew_every);
-    let waiter = worker.service.inner.wakeups.subscribe(&worker.task_id);
+    let waiter = worker.shared.wakeups.subscribe(&worker.task_id);
     let mut next_renewal = Instant::now() + renew_every;
     // Set once cancellation is seen: the tool's last moment to return.
     let mut grace_ends: Option<Instant> = None;
@@ -209,8 +211,8 @@ where
         let far = Instant::now() + renew_every;
         tokio::select! {
             biased;
-            _ = worker.service.inner.abandon.cancelled() => {
-                break Err(ToolExit::Failed(crate::service::shut_down_error()));
+            _ = worker.shared.abandon.cancelled() => {
+                break Err(ToolExit::Failed(shut_down_error()));
             }
             _ = worker.cancel.cancelled(), if grace_ends.is_none() => {
                 grace_ends = Some(Instant::now() + config.cancel_grace);
@@ -239,11 +241,11 @@ where
         Err(ToolExit::Cancelled) => (host.cancel(owner, id).await, "cancelled"),
     };
     match ended {
-        Ok(_) => crate::service::count_finished(status),
+        Ok(_) => count_finished(status),
         // Already terminal (cancelled at once, or failed by a reaper):
         // terminal stays terminal, counted by whoever ended it.
         Err(TaskError::InvalidTransition(_)) | Err(TaskError::NotFound(_)) => {}
         Err(e) => tracing::warn!(task = %id, error = %e, "the task's outcome could not be stored"),
     }
-    worker.service.inner.wakeups.wake(id);
+    worker.shared.wakeups.wake(id);
 }

@@ -1,15 +1,13 @@
-//! Enforcement of [`SandboxLimits`]: the memory cap (a resource limiter)
-//! and the time budget (epoch deadlines that do not count backend waits or
-//! executor yields).
+//! The limits of [`SandboxLimits`] as wasmtime enforces them: the memory
+//! cap (a resource limiter), the errors of both limits, the epoch tick and
+//! the fuel of a time budget. Installing them on a store is `budget`'s.
 
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use wasmtime::{Store, UpdateDeadline};
+use crate::{SandboxLimits, FUEL_PER_MS};
 
-use super::call_state::CallState;
-use super::runtime::EPOCH_TICK;
-use crate::{Interruption, SandboxLimits, FUEL_PER_MS};
+/// How often the engine's epoch advances; the granularity of the time budget.
+pub(super) const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Refuses memory growth past the cap with an error the host recognizes.
 pub(crate) struct MemoryLimiter {
@@ -58,49 +56,8 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// Installs both limits on `store`. With epoch interruption, at every tick
-/// a guest past its budget traps, otherwise it yields to the executor (time
-/// not charged); with fuel, the guest yields every tick's worth of fuel and
-/// traps when its call's allowance is spent.
-pub(super) fn enforce(store: &mut Store<CallState>, limits: &SandboxLimits, how: Interruption) {
-    store.limiter(|state| &mut state.limiter);
-    if how == Interruption::Fuel {
-        // Only fails when fuel is off, and it is on under `Interruption::Fuel`.
-        let _ = store.fuel_async_yield_interval(Some(fuel_for(EPOCH_TICK)));
-        // Instantiating and opening the store run guest code too.
-        arm(store, limits, how);
-        return;
-    }
-    let budget = limits.time_budget;
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |ctx| {
-        if ctx.data().guest_time() > budget {
-            return Err(wasmtime::Error::new(TimeBudgetHit(budget)));
-        }
-        let yielded = ctx.data().yield_counter();
-        Ok(UpdateDeadline::YieldCustom(
-            1,
-            Box::pin(async move {
-                let start = Instant::now();
-                tokio::task::yield_now().await;
-                let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                yielded.fetch_add(nanos, Ordering::Relaxed);
-            }),
-        ))
-    });
-}
-
-/// Gives a call its time budget: the next epoch deadline, or its fuel.
-pub(super) fn arm(store: &mut Store<CallState>, limits: &SandboxLimits, how: Interruption) {
-    match how {
-        Interruption::Epoch => store.set_epoch_deadline(1),
-        // Only fails when fuel is off, and it is on under `Interruption::Fuel`.
-        Interruption::Fuel => drop(store.set_fuel(fuel_for(limits.time_budget))),
-    }
-}
-
 /// The fuel of `time` at [`FUEL_PER_MS`].
-fn fuel_for(time: Duration) -> u64 {
+pub(super) fn fuel_for(time: Duration) -> u64 {
     u64::try_from(time.as_millis())
         .unwrap_or(u64::MAX)
         .saturating_mul(FUEL_PER_MS)

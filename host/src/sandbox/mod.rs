@@ -3,18 +3,22 @@
 //! [`InstanceStrategy`]) that grant the guest nothing but a host-controlled
 //! wall clock and randomness, capped in memory and in guest running time.
 //!
-//! Modules: `runtime` (engine and slots), `call_state` (an instance's
-//! store data), `limits` (memory cap, time budget), `wasi` (the grants),
-//! `diagnostics` (why a call failed), `contract` (version check).
+//! Modules: `runtime` (engine and slots), `pool` (warm instances, which the
+//! runtime may drain), `call_state` (an instance's store data), `limits`
+//! (memory cap, time budget: the leaf), `budget` (installing them on a
+//! store), `wasi` (the grants), `diagnostics` (why a call failed),
+//! `contract` (version check). No module imports one that imports it back.
 
+mod budget;
 mod call_state;
 mod contract;
 mod diagnostics;
 mod limits;
+mod pool;
 mod runtime;
 mod wasi;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -25,6 +29,7 @@ use wasmtime_wasi::WasiCtx;
 
 pub(crate) use call_state::CallState;
 use diagnostics::Diagnostics;
+use pool::lock;
 pub(crate) use runtime::Runtime;
 
 use crate::backend::{KvBackend, KvError};
@@ -37,15 +42,7 @@ use crate::{ConflictBackoff, InstanceStrategy, Interruption, SandboxLimits};
 const STDERR_CAPTURE: usize = 4096;
 
 /// Warm sessions of one host, ready for reuse.
-type IdlePool = Mutex<Vec<Box<Session>>>;
-
-/// Locks a mutex whose data stays consistent even if a holder panicked
-/// (every critical section here is a single push, pop or take).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+type IdlePool = pool::IdlePool<Box<Session>>;
 
 /// A runtime with the clock, limits and instance strategy of one host.
 pub(crate) struct Sandbox {
@@ -86,7 +83,7 @@ impl Session {
     /// Readies the store for another call: a fresh time budget.
     fn start_call(&mut self, limits: &SandboxLimits, how: Interruption) {
         self.store.data_mut().start_call();
-        limits::arm(&mut self.store, limits, how);
+        budget::arm(&mut self.store, limits, how);
         self.uses += 1;
     }
 
@@ -110,8 +107,8 @@ impl Sandbox {
         strategy: InstanceStrategy,
         backoff: ConflictBackoff,
     ) -> Self {
-        let idle = Arc::new(Mutex::new(Vec::new()));
-        runtime.register(&idle);
+        let idle = Arc::new(IdlePool::default());
+        runtime.register(idle.clone());
         Sandbox {
             runtime,
             clock,
@@ -129,7 +126,7 @@ impl Sandbox {
         backend: &Arc<dyn KvBackend>,
         config: &GuestConfig,
     ) -> Result<Box<Session>, TaskError> {
-        let warm = lock(&self.idle).pop();
+        let warm = lock(&self.idle.sessions).pop();
         let mut session = match warm {
             Some(session) => session,
             // Boxed: instantiation's future is large, and inline it would
@@ -184,7 +181,7 @@ impl Sandbox {
     pub(crate) fn release(&self, session: Box<Session>) {
         if let InstanceStrategy::Reuse { max_idle, max_uses } = self.strategy {
             if session.uses < max_uses && self.runtime.has_free_slot() {
-                let mut idle = lock(&self.idle);
+                let mut idle = lock(&self.idle.sessions);
                 if idle.len() < max_idle {
                     idle.push(session);
                 }
@@ -212,7 +209,7 @@ impl Sandbox {
             limits::MemoryLimiter::new(&self.limits),
         );
         let mut store = Store::new(&self.runtime.engine, state);
-        limits::enforce(&mut store, &self.limits, self.runtime.tuning.interruption);
+        budget::enforce(&mut store, &self.limits, self.runtime.tuning.interruption);
         let diagnostics = Diagnostics {
             stderr,
             limits: self.limits,

@@ -4,7 +4,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, Linker};
@@ -12,14 +11,13 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::call_state::CallState;
 use super::contract::check_package_version;
+use super::limits::EPOCH_TICK;
+use super::pool::{lock, Drain};
 use super::wasi::add_granted_wasi;
-use super::{lock, IdlePool};
 use crate::bindings::{kv_link, TaskStoreComponentPre, WIT_PACKAGE};
 use crate::error::{BuildError, TaskError};
 use crate::{EngineTuning, Interruption};
 
-/// How often the engine's epoch advances; the granularity of the time budget.
-pub(super) const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Guest calls that run at once per runtime; further calls wait for a slot.
 /// Instance slots (memories, fiber stacks) are pooled and reused, so a call
 /// costs no mmap/munmap.
@@ -42,7 +40,7 @@ pub(crate) struct Runtime {
     slots: Arc<Semaphore>,
     /// The warm instances of every host on this runtime, so that a call
     /// short of slots can reclaim idle ones.
-    idle_pools: Mutex<Vec<Weak<IdlePool>>>,
+    idle_pools: Mutex<Vec<Weak<dyn Drain>>>,
 }
 
 impl Drop for Runtime {
@@ -118,21 +116,20 @@ impl Runtime {
     }
 
     fn drop_idle_instances(&self) {
-        let pools: Vec<Arc<IdlePool>> = lock(&self.idle_pools)
+        let pools: Vec<Arc<dyn Drain>> = lock(&self.idle_pools)
             .iter()
             .filter_map(Weak::upgrade)
             .collect();
         for pool in pools {
-            let idle = std::mem::take(&mut *lock(&pool));
-            drop(idle);
+            pool.drain();
         }
     }
 
     /// Makes a host's idle instances reclaimable by other hosts' calls.
-    pub(super) fn register(&self, pool: &Arc<IdlePool>) {
+    pub(super) fn register(&self, pool: Arc<dyn Drain>) {
         let mut pools = lock(&self.idle_pools);
         pools.retain(|p| p.strong_count() > 0);
-        pools.push(Arc::downgrade(pool));
+        pools.push(Arc::downgrade(&pool));
     }
 }
 

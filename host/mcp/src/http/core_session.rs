@@ -19,10 +19,10 @@
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
-use super::front::{json_response, HttpResponse};
+use super::response::{empty, json_response, refuse, HttpResponse};
 use super::session::SessionSeal;
 use crate::core::{self, Answer};
 use crate::error::RpcError;
@@ -134,7 +134,7 @@ pub(super) async fn answer<T: TaskTools>(
     }
     let outcome = match method.as_str() {
         "initialize" => {
-            let result = server.core_initialize_result();
+            let result = core::initialize_result(server);
             let mut response = respond(&id, Ok(result));
             if let Ok(value) = HeaderValue::from_str(&seal.open(&caller.owner)) {
                 response.headers_mut().insert(SESSION_HEADER, value);
@@ -142,7 +142,7 @@ pub(super) async fn answer<T: TaskTools>(
             return response;
         }
         "ping" => Ok(json!({})),
-        "tools/list" => Ok(server.core_tools_list()),
+        "tools/list" => Ok(core::tools_list(server)),
         _ => match core::request(server, &caller, &method, params) {
             Some(Answer::Now(handled)) => handled.await,
             Some(Answer::Direct { name, arguments }) => server.call_direct(&name, arguments).await,
@@ -277,13 +277,7 @@ fn respond(id: &Value, outcome: Result<Value, RpcError>) -> HttpResponse {
     response
 }
 
+/// A refusal of a session request.
 fn refusal(status: StatusCode, message: &str) -> HttpResponse {
-    let body = json!({"jsonrpc": "2.0", "id": Value::Null, "error": RpcError::invalid_request(message).to_value()});
-    json_response(status, &body)
-}
-
-fn empty(status: StatusCode) -> HttpResponse {
-    let mut response = HttpResponse::new(Full::new(Bytes::new()).boxed());
-    *response.status_mut() = status;
-    response
+    refuse(status, RpcError::invalid_request(message))
 }

@@ -5,28 +5,25 @@
 //! Bearer`) for unusable credentials, 400 for -32700 and -32600, 413 for
 //! a body over the limit, 408 for a body that does not arrive in time.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::combinators::BoxBody;
+use http::{HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
-use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::auth::AuthError;
 use super::core_session;
+use super::metadata::{challenge, ProtectedResource};
+use super::options::{HttpOptions, MCP_PATH};
+use super::response::{json_response, refuse, HttpResponse};
 use super::session::SessionSeal;
-use super::{AuthError, HttpOptions, ProtectedResource};
 use crate::error::{RpcError, INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::gate::{self, Admitted, Refused};
 use crate::server::{DurableTaskServer, TaskTools};
-
-/// A response as rmcp builds them.
-pub(super) type HttpResponse = Response<BoxBody<Bytes, Infallible>>;
 
 /// The front, the 2025 sessions it serves, and the rmcp service behind it.
 pub(super) struct Front<T: TaskTools> {
@@ -97,13 +94,10 @@ impl<T: TaskTools> Front<T> {
                 return metadata_response(request.method(), resource);
             }
         }
-        if path != super::MCP_PATH {
+        if path != MCP_PATH {
             return refuse(
                 StatusCode::NOT_FOUND,
-                RpcError::invalid_request(format!(
-                    "Not Found: the MCP endpoint is {}",
-                    super::MCP_PATH
-                )),
+                RpcError::invalid_request(format!("Not Found: the MCP endpoint is {}", MCP_PATH)),
             );
         }
         let admitted = match self.admit(request).await {
@@ -199,7 +193,7 @@ impl<T: TaskTools> Front<T> {
         let label = status.canonical_reason().unwrap_or("Unauthorized");
         let mut response = refuse(status, RpcError::invalid_request(format!("{label}: {e}")));
         if status != StatusCode::SERVICE_UNAVAILABLE {
-            let challenge = super::metadata::challenge(e, self.options.protected_resource.as_ref());
+            let challenge = challenge(e, self.options.protected_resource.as_ref());
             if let Ok(value) = HeaderValue::from_str(&challenge) {
                 response
                     .headers_mut()
@@ -302,12 +296,6 @@ fn refused_message(refused: &Refused) -> HttpResponse {
     json_response(status_of(refused.error.code), &refused.response())
 }
 
-/// A refusal with no request id.
-fn refuse(status: StatusCode, error: RpcError) -> HttpResponse {
-    let message = json!({"jsonrpc": "2.0", "id": Value::Null, "error": error.to_value()});
-    json_response(status, &message)
-}
-
 /// The metadata document, to any page (it is public).
 fn metadata_response(method: &Method, resource: &ProtectedResource) -> HttpResponse {
     if method != Method::GET && method != Method::HEAD {
@@ -322,16 +310,6 @@ fn metadata_response(method: &Method, resource: &ProtectedResource) -> HttpRespo
         HeaderValue::from_static("*"),
     );
     response
-}
-
-/// A response with a JSON body.
-pub(super) fn json_response(status: StatusCode, message: &Value) -> HttpResponse {
-    let body = serde_json::to_vec(message).unwrap_or_default();
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)).boxed())
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
 }
 
 #[cfg(test)]

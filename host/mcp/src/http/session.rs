@@ -17,7 +17,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{labelled_mac, lower_hex, random_secret};
+use super::keys::{labelled_mac, lower_hex, random_secret};
 
 /// The prefix of sealed session ids (the format's version).
 const PREFIX: &str = "s1-";

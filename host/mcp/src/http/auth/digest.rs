@@ -5,8 +5,8 @@ use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use sha2::Sha256;
 
-use super::super::{labelled_mac, lower_hex, random_secret};
-use super::{bearer_token, AuthFuture, Authenticate};
+use super::credentials::{bearer_token, AuthFuture, Authenticate};
+use crate::http::keys::{labelled_mac, lower_hex, random_secret};
 use crate::identity::Principal;
 
 /// Every bearer token is an owner of its own, known by a keyed digest of

@@ -5,7 +5,7 @@
 
 use http::{HeaderMap, HeaderName};
 
-use super::{AuthError, AuthFuture, Authenticate};
+use super::credentials::{AuthError, AuthFuture, Authenticate};
 use crate::identity::Principal;
 
 /// The longest identity accepted from the header, in bytes.

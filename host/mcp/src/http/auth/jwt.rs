@@ -18,8 +18,8 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 
+use super::credentials::{bearer_token, AuthError, AuthFuture, Authenticate, TokenProblem};
 use super::jwks::{Jwks, JwksError, JwksSource, Lookup};
-use super::{bearer_token, AuthError, AuthFuture, Authenticate, TokenProblem};
 use crate::identity::Principal;
 
 /// The asymmetric JWS algorithms, all allowed by default.

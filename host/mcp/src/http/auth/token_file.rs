@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
 
-use super::{bearer_token, is_token68, AuthError, AuthFuture, Authenticate, TokenProblem};
+use super::credentials::{
+    bearer_token, is_token68, AuthError, AuthFuture, Authenticate, TokenProblem,
+};
 use crate::identity::Principal;
 
 /// The shortest token accepted in the file (a guessable one is refused).

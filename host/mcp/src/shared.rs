@@ -1,0 +1,78 @@
+//! What one replica's [`TaskService`](crate::TaskService) and its
+//! workers share: the store, the configuration, the wakeups, the running
+//! workers and the shutdown signals. Both hold it (as rmcp's task manager
+//! and task context hold theirs); neither holds the other.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use pmcp_tasks_host::TaskHost;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::RpcError;
+use crate::wake::Wakeups;
+
+/// How the service runs tasks and waits for them.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServiceConfig {
+    /// Names this replica's workers (lease holders are `replica/N`).
+    pub replica: String,
+    /// How long a worker's lease holds; it renews at a third of it.
+    pub lease: Duration,
+    /// How often a waiter reads the store when no write on this replica
+    /// woke it (the result may be written by another replica).
+    pub poll_interval: Duration,
+    /// The longest a `tasks/result` blocks before answering -32603 (the
+    /// client calls it again).
+    pub result_wait_limit: Duration,
+    /// How often a worker reads its task to see a cancellation asked on
+    /// another replica (one read per running task per period).
+    pub cancel_check: Duration,
+    /// How long a tool that sees its task's cancellation may still run to
+    /// return its own outcome (say, after cleaning up); past it, its
+    /// future is dropped and the task ends `cancelled`.
+    pub cancel_grace: Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            replica: "replica".into(),
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(250),
+            result_wait_limit: Duration::from_secs(300),
+            cancel_check: Duration::from_secs(1),
+            cancel_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The state of one replica's task work.
+pub(crate) struct Shared {
+    pub(crate) host: TaskHost,
+    pub(crate) config: ServiceConfig,
+    pub(crate) wakeups: Wakeups,
+    /// Numbers this replica's workers (lease holders are `replica/N`).
+    pub(crate) workers: AtomicU64,
+    /// This replica's running workers.
+    pub(crate) running: TaskTracker,
+    /// Cancelled when the replica stops taking new tasks.
+    pub(crate) stopping: CancellationToken,
+    /// Cancelled when the shutdown grace is over: the workers still
+    /// running end their tasks `failed`.
+    pub(crate) abandon: CancellationToken,
+}
+
+/// Counts a task this replica ended, by its final status
+/// (`pmcp_tasks_tasks_finished_total`): `completed` for a tool result,
+/// `failed` for an error, `cancelled`.
+pub(crate) fn count_finished(status: &'static str) {
+    metrics::counter!("pmcp_tasks_tasks_finished_total", "status" => status).increment(1);
+}
+
+/// The error a task still running at the end of a shutdown ends with.
+pub(crate) fn shut_down_error() -> RpcError {
+    RpcError::internal("the replica shut down before the task finished; call the tool again")
+}
