@@ -225,6 +225,7 @@ impl From<wit::TaskRequest> for TaskRequest {
             method: r.method,
             tool_name: r.tool_name,
             arguments: r.arguments,
+            trace_parent: r.trace_parent,
         }
     }
 }
@@ -273,6 +274,7 @@ impl From<TaskRecord> for wit::TaskRecord {
             task: r.task.into(),
             request_method: r.request_method,
             tool_name: r.tool_name,
+            trace_parent: r.trace_parent,
             variables: r.variables,
             has_result: r.has_result,
             outcome: r.outcome.map(Into::into),

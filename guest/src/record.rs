@@ -94,6 +94,8 @@ pub struct TaskRequest {
     pub tool_name: Option<String>,
     /// Arguments as a JSON object.
     pub arguments: Option<String>,
+    /// The W3C `traceparent` of the creating request's span.
+    pub trace_parent: Option<String>,
 }
 
 /// One server-to-client request a task waits on.
@@ -125,6 +127,8 @@ pub struct TaskRecord {
     pub request_method: String,
     /// The tool it runs, for `tools/call`.
     pub tool_name: Option<String>,
+    /// The W3C `traceparent` of the creating request's span.
+    pub trace_parent: Option<String>,
     /// Variables as canonical JSON object text.
     pub variables: String,
     /// Whether a result is stored.
@@ -188,6 +192,8 @@ pub(crate) struct StoredHead {
     pub request_method: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_parent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<OutcomeKind>,
     #[serde(default, skip_serializing_if = "is_false")]
@@ -429,6 +435,7 @@ fn record_of(
         task: head.take_task(poll_interval, view),
         request_method: head.request_method,
         tool_name: head.tool_name,
+        trace_parent: head.trace_parent,
         outcome: head.outcome,
         cancel_requested: head.cancel_requested,
         lease: head.lease,

@@ -21,6 +21,7 @@ use crate::record::{
 };
 use crate::status::TaskStatus;
 use crate::time::iso8601_utc;
+use pmcp_tasks_contract::trace_parent::is_trace_parent;
 
 /// A task store bound to one configuration.
 #[derive(Debug)]
@@ -121,6 +122,9 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         if let Some(tool) = &request.tool_name {
             check_name(tool, "tool name")?;
         }
+        if let Some(trace_parent) = &request.trace_parent {
+            check_trace_parent(trace_parent)?;
+        }
         if let Some(grant) = lease {
             self.check_grant(grant)?;
         }
@@ -150,6 +154,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                     ttl,
                     request_method: request.method.clone(),
                     tool_name: request.tool_name.clone(),
+                    trace_parent: request.trace_parent.clone(),
                     outcome: None,
                     cancel_requested: false,
                     lease: lease.map(|g| Lease {
@@ -926,6 +931,17 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
 }
 
 /// Refuses a name longer than [`MAX_NAME_BYTES`].
+/// A creating request's `traceparent` must be one (W3C Trace Context).
+fn check_trace_parent(text: &str) -> Result<(), StoreError> {
+    if is_trace_parent(text) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidParams(
+            "trace parent is not a W3C traceparent (version-traceid-parentid-flags)".into(),
+        ))
+    }
+}
+
 fn check_name(name: &str, what: &str) -> Result<(), StoreError> {
     if name.len() > MAX_NAME_BYTES {
         return Err(StoreError::InvalidParams(format!(

@@ -340,6 +340,7 @@ fn a_lapsed_lease_fails_the_task_and_a_renewed_one_does_not() {
         method: "tools/call".into(),
         tool_name: Some("slow".into()),
         arguments: Some(r#"{"n": 1}"#.into()),
+        trace_parent: None,
     };
     let lost = s
         .create_task("alice", &request, None, Some(&grant("w1", 1_000)))
@@ -390,4 +391,33 @@ fn names_kept_in_the_head_are_short() {
     assert!(s.renew_lease("alice", &id, &grant(&long, 1_000)).is_err());
     let ok = "k".repeat(crate::config::MAX_NAME_BYTES);
     assert!(s.request_input("alice", &id, &[elicit(&ok)]).is_ok());
+}
+
+#[test]
+fn a_task_keeps_the_trace_parent_of_its_creating_request() {
+    let s = store(StoreConfig::for_tests());
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let request = TaskRequest {
+        method: "tools/call".into(),
+        tool_name: Some("slow".into()),
+        trace_parent: Some(parent.into()),
+        ..TaskRequest::default()
+    };
+    let id = s
+        .create_task("alice", &request, None, None)
+        .unwrap()
+        .task
+        .task_id;
+    assert_eq!(
+        s.get("alice", &id).unwrap().trace_parent.as_deref(),
+        Some(parent)
+    );
+    let forged = TaskRequest {
+        trace_parent: Some("00-not-a-trace-01".into()),
+        ..request
+    };
+    assert!(matches!(
+        s.create_task("alice", &forged, None, None),
+        Err(StoreError::InvalidParams(ref m)) if m.contains("traceparent")
+    ));
 }

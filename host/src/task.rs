@@ -140,6 +140,9 @@ pub struct TaskRequest {
     pub tool_name: Option<String>,
     /// The request's arguments.
     pub arguments: Option<Map<String, Value>>,
+    /// The W3C `traceparent` of the span that created the task (kept so a
+    /// reader's trace on any replica can link to the creating one).
+    pub trace_parent: Option<String>,
 }
 
 impl TaskRequest {
@@ -149,6 +152,7 @@ impl TaskRequest {
             method: "tools/call".into(),
             tool_name: Some(tool.into()),
             arguments: Some(arguments),
+            trace_parent: None,
         }
     }
 }
@@ -183,6 +187,8 @@ pub struct TaskRecord {
     pub request_method: String,
     /// The tool the task runs, for `tools/call`.
     pub tool_name: Option<String>,
+    /// The W3C `traceparent` of the span that created the task.
+    pub trace_parent: Option<String>,
     /// Task variables.
     pub variables: Map<String, Value>,
     /// Whether a result is stored.

@@ -30,6 +30,7 @@ pub mod jwt;
 pub mod kv_conformance;
 pub mod mcp_http;
 pub mod model;
+pub mod otlp;
 pub mod read_meter;
 #[cfg(feature = "redis")]
 pub mod redis;

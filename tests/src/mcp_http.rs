@@ -34,7 +34,12 @@ pub async fn call_as(
     method: &str,
     mut params: Value,
 ) -> Result<Value, Value> {
-    params["_meta"] = request_meta();
+    // The request's own `_meta` (a traceparent, say) is kept beside ours.
+    let mut meta = request_meta();
+    if let (Some(Value::Object(given)), Value::Object(fields)) = (params.get("_meta"), &mut meta) {
+        fields.extend(given.clone());
+    }
+    params["_meta"] = meta;
     let name = params
         .get("name")
         .or_else(|| params.get("taskId"))

@@ -651,10 +651,14 @@ async fn renewals_racing_the_reaper_lose_no_update(factory: &dyn BackendFactory)
     assert_eq!(reaped, failed, "each reap is one failed task");
 }
 
+/// A W3C `traceparent` (the specification's example).
+const TRACE_PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 async fn a_task_keeps_its_tool_call_for_every_replica(factory: &dyn BackendFactory) {
     let r = Replicas::new(factory, 2).await;
     let arguments = object(json!({"path": "/tmp/x", "depth": 2, "flags": ["a", "b"]}));
-    let request = TaskRequest::tool_call("scan", arguments.clone());
+    let mut request = TaskRequest::tool_call("scan", arguments.clone());
+    request.trace_parent = Some(TRACE_PARENT.into());
     let created = r
         .a()
         .create_task(ALICE, &request, Some(Duration::from_secs(60)), None)
@@ -668,6 +672,7 @@ async fn a_task_keeps_its_tool_call_for_every_replica(factory: &dyn BackendFacto
         .unwrap();
     assert_eq!(seen.record.request_method, "tools/call");
     assert_eq!(seen.record.tool_name.as_deref(), Some("scan"));
+    assert_eq!(seen.record.trace_parent.as_deref(), Some(TRACE_PARENT));
     assert_eq!(seen.arguments, Some(arguments));
     assert_eq!(seen.record.task.ttl, Some(60_000));
     // Arguments are bounded like results; refused creates leave nothing.
@@ -681,6 +686,15 @@ async fn a_task_keeps_its_tool_call_for_every_replica(factory: &dyn BackendFacto
     let refused = r.a().create_task(ALICE, &long_name, None, None).await;
     assert_eq!(
         refused.expect_err("long name").json_rpc_code(),
+        INVALID_PARAMS
+    );
+    let no_trace = TaskRequest {
+        trace_parent: Some("00-0-0-01".into()),
+        ..TaskRequest::default()
+    };
+    let refused = r.a().create_task(ALICE, &no_trace, None, None).await;
+    assert_eq!(
+        refused.expect_err("bad traceparent").json_rpc_code(),
         INVALID_PARAMS
     );
     let no_holder = LeaseGrant {

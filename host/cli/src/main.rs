@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use pmcp_tasks_host::backend::BackendUrl;
 use pmcp_tasks_host::{ComponentSource, StoreConfig, TaskHost};
+use pmcp_tasks_mcp::telemetry::{OtlpTraces, OtlpTracing};
 
 /// Serve MCP with durable tasks, or operate a pmcp-tasks store: inspect an
 /// owner's tasks, clean up expired ones, bootstrap a DynamoDB table.
@@ -48,6 +49,24 @@ struct Cli {
     /// Which lines: RUST_LOG (default: warnings and errors).
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Export traces (a span per MCP request, its store calls, each task's
+    /// worker) over OTLP/HTTP to this receiver's base URL, for example
+    /// http://127.0.0.1:4318 (off by default).
+    #[arg(
+        long,
+        global = true,
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+        value_name = "URL"
+    )]
+    otlp_endpoint: Option<String>,
+    /// The service.name the exported spans carry.
+    #[arg(
+        long,
+        global = true,
+        env = "OTEL_SERVICE_NAME",
+        default_value = "pmcp-tasks"
+    )]
+    otlp_service_name: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -122,16 +141,49 @@ enum Command {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => {
-            JSON_LOGS.store(true, std::sync::atomic::Ordering::Relaxed);
-            logs.json().with_current_span(true).init();
+    let traces = match cli.otlp_endpoint.clone() {
+        Some(endpoint) => {
+            let export =
+                OtlpTracing::new(endpoint).with_service_name(cli.otlp_service_name.clone());
+            Some(tokio::task::spawn_blocking(move || export.start()).await??)
+        }
+        None => None,
+    };
+    init_logs(cli.log_format, traces.as_ref());
+    let result = run(cli).await;
+    if let Some(traces) = traces {
+        if let Err(e) = tokio::task::spawn_blocking(move || traces.shutdown()).await? {
+            tracing::warn!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "exporting the last spans failed");
         }
     }
+    result
+}
+
+/// Log lines to stderr (RUST_LOG picks them), and the OTLP export's
+/// layer (which picks its spans itself) when traces are exported.
+fn init_logs(format: LogFormat, traces: Option<&OtlpTraces>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let filter = tracing_subscriber::EnvFilter::from_default_env();
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Text => logs.with_filter(filter).boxed(),
+        LogFormat::Json => {
+            JSON_LOGS.store(true, std::sync::atomic::Ordering::Relaxed);
+            logs.json()
+                .with_current_span(true)
+                .with_filter(filter)
+                .boxed()
+        }
+    };
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(traces.map(OtlpTraces::layer))
+        .init();
+}
+
+async fn run(cli: Cli) -> Result<()> {
     let url = BackendUrl::parse(&cli.backend)?;
     if let Command::CreateTable = cli.command {
         return create_table(url).await;

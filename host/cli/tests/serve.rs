@@ -29,6 +29,9 @@ mod metrics;
 #[cfg(feature = "redis")]
 #[path = "serve/shutdown.rs"]
 mod shutdown;
+#[cfg(feature = "redis")]
+#[path = "serve/traces.rs"]
+mod traces;
 
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_pmcp-tasks"))

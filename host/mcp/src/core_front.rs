@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tracing::Instrument;
 
 use crate::core;
 use crate::error::RpcError;
@@ -22,6 +23,7 @@ use crate::gate::{self, MessageKind, MAX_MESSAGE_BYTES};
 use crate::revision::Revision;
 use crate::server::{DurableTaskServer, TaskTools};
 use crate::support::TaskSupport;
+use crate::trace;
 
 /// What the front remembers of a session.
 #[derive(Default)]
@@ -176,6 +178,7 @@ where
             == Some(Revision::V2025_11_25);
         if let (true, Some(method), Some(id)) = (core, method, id.clone()) {
             let caller = server.core_caller();
+            let span = trace::request_span(method, Revision::V2025_11_25, Some(&params));
             let handled = match core::request(&server, &caller, method, params) {
                 Some(core::Answer::Now(handled)) => Some(handled),
                 // rmcp runs plain calls (and checks them again).
@@ -185,10 +188,13 @@ where
                 let output = output.clone();
                 // Answered on a task of its own: a blocking tasks/result
                 // must not hold up the client's other requests.
-                tokio::spawn(async move {
-                    let outcome = handled.await;
-                    let _ = write_line(&output, &answer(&id, outcome)).await;
-                });
+                tokio::spawn(
+                    async move {
+                        let outcome = handled.await;
+                        let _ = write_line(&output, &answer(&id, outcome)).await;
+                    }
+                    .instrument(span),
+                );
                 continue;
             }
         }

@@ -32,6 +32,9 @@ pub mod server;
 mod service;
 mod shared;
 mod support;
+#[cfg(feature = "otlp")]
+pub mod telemetry;
+pub mod trace;
 mod wake;
 pub mod wire;
 mod worker;

@@ -29,6 +29,14 @@ impl Revision {
         }
     }
 
+    /// The protocol version that names this revision.
+    pub fn protocol_version(self) -> &'static str {
+        match self {
+            Revision::V2025_11_25 => CORE_PROTOCOL_VERSION,
+            Revision::V2026_07_28 => EXTENSION_PROTOCOL_VERSION,
+        }
+    }
+
     /// How this revision reads a status: a tool result with `isError: true`
     /// is `failed` in 2025-11-25 and `completed` in 2026-07-28.
     pub fn status_view(self) -> StatusView {

@@ -15,6 +15,7 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::ServerHandler;
 use serde_json::{json, Map, Value};
+use tracing::{Instrument, Span};
 
 use crate::arguments::ArgumentCheck;
 use crate::error::RpcError;
@@ -22,6 +23,7 @@ use crate::identity::{principal_identity, Identify};
 use crate::revision::Revision;
 use crate::service::{Caller, TaskService};
 use crate::support::{decide, Execution, TaskSupport};
+use crate::trace;
 use crate::worker::{ToolOutcome, Worker};
 
 /// A boxed tool future.
@@ -224,71 +226,9 @@ impl<T: TaskTools> DurableTaskServer<T> {
         })
     }
 
-    async fn task_method(
-        &self,
-        method: &str,
-        params: Value,
-        context: &RequestContext<RoleServer>,
-    ) -> Result<Value, ErrorData> {
-        // rmcp routes the extension's task methods here, whatever version
-        // the session negotiated: they answer in the extension's shapes.
-        let caller = Caller {
-            revision: Revision::V2026_07_28,
-            ..self.caller(context)?
-        };
-        match self.service.handle(&caller, method, &params).await {
-            Some(answer) => answer.map_err(rpc_to_rmcp),
-            None => Err(rpc_to_rmcp(RpcError::method_not_found(method))),
-        }
-    }
-}
-
-/// Our JSON-RPC error as rmcp's.
-pub fn rpc_to_rmcp(e: RpcError) -> ErrorData {
-    let code = i32::try_from(e.code).unwrap_or(ErrorCode::INTERNAL_ERROR.0);
-    ErrorData::new(ErrorCode(code), e.message, e.data)
-}
-
-/// rmcp's JSON-RPC error as ours.
-pub fn rmcp_to_rpc(e: ErrorData) -> RpcError {
-    RpcError {
-        code: e.code.0.into(),
-        message: e.message.into_owned(),
-        data: e.data,
-    }
-}
-
-fn from_json<R: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<R, ErrorData> {
-    serde_json::from_value(value).map_err(|e| {
-        ErrorData::internal_error(format!("the task layer built an invalid {what}: {e}"), None)
-    })
-}
-
-impl<T: TaskTools> ServerHandler for DurableTaskServer<T> {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_tasks()
-                .build(),
-        )
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        let tools = self
-            .tools
-            .tools()
-            .into_iter()
-            .map(|spec| spec.tool)
-            .collect();
-        Ok(ListToolsResult::with_all_items(tools))
-    }
-
-    async fn call_tool(
+    /// A `tools/call` rmcp routed here: a plain call, a multi round-trip
+    /// round, or a task.
+    async fn answer_call(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
@@ -355,6 +295,102 @@ impl<T: TaskTools> ServerHandler for DurableTaskServer<T> {
                 )?))
             }
         }
+    }
+
+    async fn task_method(
+        &self,
+        method: &str,
+        params: Value,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Value, ErrorData> {
+        // rmcp routes the extension's task methods here, whatever version
+        // the session negotiated: they answer in the extension's shapes.
+        let caller = Caller {
+            revision: Revision::V2026_07_28,
+            ..self.caller(context)?
+        };
+        let span = request_span(method, params.clone(), context);
+        match self
+            .service
+            .handle(&caller, method, &params)
+            .instrument(span)
+            .await
+        {
+            Some(answer) => answer.map_err(rpc_to_rmcp),
+            None => Err(rpc_to_rmcp(RpcError::method_not_found(method))),
+        }
+    }
+}
+
+/// The span of one request rmcp routes here, parented on the trace
+/// context of its `_meta`.
+fn request_span(method: &str, mut params: Value, context: &RequestContext<RoleServer>) -> Span {
+    let meta: Map<String, Value> = ["traceparent", "tracestate"]
+        .into_iter()
+        .filter_map(|key| Some((key.to_owned(), context.meta.0 .0.get(key)?.clone())))
+        .collect();
+    params["_meta"] = Value::Object(meta);
+    let revision = context
+        .protocol_version()
+        .map_or(Revision::V2026_07_28, |v| {
+            Revision::of_protocol_version(v.as_str())
+        });
+    trace::request_span(method, revision, Some(&params))
+}
+
+/// Our JSON-RPC error as rmcp's.
+pub fn rpc_to_rmcp(e: RpcError) -> ErrorData {
+    let code = i32::try_from(e.code).unwrap_or(ErrorCode::INTERNAL_ERROR.0);
+    ErrorData::new(ErrorCode(code), e.message, e.data)
+}
+
+/// rmcp's JSON-RPC error as ours.
+pub fn rmcp_to_rpc(e: ErrorData) -> RpcError {
+    RpcError {
+        code: e.code.0.into(),
+        message: e.message.into_owned(),
+        data: e.data,
+    }
+}
+
+fn from_json<R: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<R, ErrorData> {
+    serde_json::from_value(value).map_err(|e| {
+        ErrorData::internal_error(format!("the task layer built an invalid {what}: {e}"), None)
+    })
+}
+
+impl<T: TaskTools> ServerHandler for DurableTaskServer<T> {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tasks()
+                .build(),
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools = self
+            .tools
+            .tools()
+            .into_iter()
+            .map(|spec| spec.tool)
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let params = json!({"name": request.name});
+        let span = request_span("tools/call", params, &context);
+        self.answer_call(request, context).instrument(span).await
     }
 
     async fn get_task(

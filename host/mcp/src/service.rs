@@ -17,6 +17,7 @@ use crate::error::RpcError;
 use crate::params;
 use crate::revision::Revision;
 use crate::shared::{count_finished, ServiceConfig, Shared};
+use crate::trace;
 use crate::wake::Wakeups;
 use crate::wire;
 use crate::worker::{run_worker, ToolOutcome, Worker};
@@ -137,6 +138,7 @@ impl TaskService {
         method: &str,
         params: &Value,
     ) -> Option<Result<Value, RpcError>> {
+        trace::record_owner(&caller.owner);
         let answer = match (caller.revision, method) {
             (_, "tasks/get") => self.get(caller, params).await,
             (Revision::V2025_11_25, "tasks/result") => self.result(caller, params).await,
@@ -177,7 +179,9 @@ impl TaskService {
             holder: format!("{}/{n}", self.shared.config.replica),
             duration: self.shared.config.lease,
         };
-        let request = TaskRequest::tool_call(tool, arguments);
+        trace::record_owner(&caller.owner);
+        let mut request = TaskRequest::tool_call(tool, arguments);
+        request.trace_parent = trace::current_trace_parent();
         let ttl = ttl_ms.map(Duration::from_millis);
         let created = self
             .shared
@@ -191,7 +195,12 @@ impl TaskService {
             grant,
         );
         metrics::counter!("pmcp_tasks_tasks_created_total").increment(1);
-        self.shared.running.spawn(run_worker(worker, run));
+        trace::record_task(&created.task.task_id);
+        let span = trace::worker_span(&created.task.task_id, request.trace_parent.as_deref());
+        self.shared.running.spawn(tracing::Instrument::instrument(
+            run_worker(worker, run),
+            span,
+        ));
         Ok(match caller.revision {
             Revision::V2025_11_25 => wire::create_result_2025(&created.task),
             Revision::V2026_07_28 => wire::create_result_2026(&created.task),
@@ -209,6 +218,7 @@ impl TaskService {
         Self::require_extension(caller)?;
         let id = task_id(params)?;
         let detail = self.inspect(caller, id).await?;
+        trace::link_to_creation(detail.record.trace_parent.as_deref());
         Ok(match caller.revision {
             Revision::V2025_11_25 => wire::task_2025(&detail.record.task),
             Revision::V2026_07_28 => wire::detailed_task_2026(&detail),
@@ -242,11 +252,15 @@ impl TaskService {
         let mut asked: Vec<String> = Vec::new();
         let deadline = Instant::now() + self.shared.config.result_wait_limit;
         let waiter = self.shared.wakeups.subscribe(id);
+        let mut linked = false;
         loop {
             let woken = waiter.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
             let detail = self.inspect(caller, id).await?;
+            if !std::mem::replace(&mut linked, true) {
+                trace::link_to_creation(detail.record.trace_parent.as_deref());
+            }
             if detail.record.task.status.is_terminal() {
                 return terminal_answer(&detail);
             }

@@ -138,6 +138,7 @@ impl From<&TaskRequest> for wit::TaskRequest {
             method: r.method.clone(),
             tool_name: r.tool_name.clone(),
             arguments: r.arguments.as_ref().map(json_text),
+            trace_parent: r.trace_parent.clone(),
         }
     }
 }
@@ -192,6 +193,7 @@ impl TryFrom<wit::TaskRecord> for TaskRecord {
             task: r.task.into(),
             request_method: r.request_method,
             tool_name: r.tool_name,
+            trace_parent: r.trace_parent,
             variables: guest_json(&r.variables, "variables")?,
             has_result: r.has_result,
             outcome: r.outcome.map(Into::into),

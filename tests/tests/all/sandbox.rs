@@ -213,7 +213,7 @@ async fn components_that_do_not_fit_the_contract_are_refused_with_a_reason() {
     assert!(
         empty
             .to_string()
-            .contains("does not export the pmcp:tasks@0.4.0 task store"),
+            .contains("does not export the pmcp:tasks@0.5.0 task store"),
         "{empty}"
     );
 
@@ -226,7 +226,7 @@ async fn components_that_do_not_fit_the_contract_are_refused_with_a_reason() {
         let message = refused.to_string();
         assert!(
             message.contains(&format!("pmcp:tasks@{older}"))
-                && message.contains("pmcp:tasks@0.4.0"),
+                && message.contains("pmcp:tasks@0.5.0"),
             "{message}"
         );
     }

@@ -12,6 +12,8 @@
 
 #![warn(missing_docs)]
 
+pub mod trace_parent;
+
 /// The expiry a [`Listing`] records for an entry that never expires (an
 /// expiry at `u64::MAX` ms is never reached either, so the two read the
 /// same).

@@ -21,6 +21,7 @@ use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use super::response::{empty, json_response, refuse, HttpResponse};
 use super::session::SessionSeal;
@@ -30,6 +31,7 @@ use crate::gate::{Admitted, MessageKind};
 use crate::identity::Principal;
 use crate::revision::{Revision, CORE_PROTOCOL_VERSION};
 use crate::server::{DurableTaskServer, TaskTools};
+use crate::trace;
 
 /// The session header of the 2025-11-25 transport.
 pub(super) const SESSION_HEADER: &str = "mcp-session-id";
@@ -129,8 +131,9 @@ pub(super) async fn answer<T: TaskTools>(
         MessageKind::Notification { .. } => return empty(StatusCode::ACCEPTED),
     };
     let params = message.params().clone();
+    let span = trace::request_span(&method, Revision::V2025_11_25, Some(&params));
     if method == "tasks/result" {
-        return stream_result(server, caller, id, params);
+        return stream_result(server, caller, id, params, span);
     }
     let outcome = match method.as_str() {
         "initialize" => {
@@ -143,11 +146,18 @@ pub(super) async fn answer<T: TaskTools>(
         }
         "ping" => Ok(json!({})),
         "tools/list" => Ok(core::tools_list(server)),
-        _ => match core::request(server, &caller, &method, params) {
-            Some(Answer::Now(handled)) => handled.await,
-            Some(Answer::Direct { name, arguments }) => server.call_direct(&name, arguments).await,
-            None => Err(RpcError::method_not_found(&method)),
-        },
+        _ => {
+            let answer = async {
+                match core::request(server, &caller, &method, params) {
+                    Some(Answer::Now(handled)) => handled.await,
+                    Some(Answer::Direct { name, arguments }) => {
+                        server.call_direct(&name, arguments).await
+                    }
+                    None => Err(RpcError::method_not_found(&method)),
+                }
+            };
+            answer.instrument(span).await
+        }
     };
     respond(&id, outcome)
 }
@@ -201,6 +211,7 @@ fn stream_result<T: TaskTools>(
     caller: crate::service::Caller,
     id: Value,
     params: Value,
+    span: tracing::Span,
 ) -> HttpResponse {
     let (mut events, body) = http_body_util::channel::Channel::<Bytes>::new(4);
     let server = server.clone();
@@ -235,7 +246,7 @@ fn stream_result<T: TaskTools>(
         let _ = events
             .send_data(sse_event(&response_message(&id, outcome)))
             .await;
-    });
+    }.instrument(span));
     let mut response = HttpResponse::new(body.boxed());
     let headers = response.headers_mut();
     headers.insert(
