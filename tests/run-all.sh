@@ -48,8 +48,10 @@ for features in "" redis dynamodb redis,dynamodb; do
   echo "pmcp-tasks-host, pmcp-tasks-cli [${features:-no features}]"
   cargo clippy --locked --quiet -p pmcp-tasks-host -p pmcp-tasks-cli --no-default-features --features "$features" --all-targets -- -D warnings
 done
-echo "pmcp-tasks-mcp, pmcp-tasks-contract"
-cargo clippy --locked --quiet -p pmcp-tasks-mcp -p pmcp-tasks-contract --all-targets -- -D warnings
+for features in "" otlp; do
+  echo "pmcp-tasks-mcp, pmcp-tasks-contract [${features:-no features}]"
+  cargo clippy --locked --quiet -p pmcp-tasks-mcp -p pmcp-tasks-contract --features "${features:+pmcp-tasks-mcp/$features}" --all-targets -- -D warnings
+done
 for features in "" redis dynamodb redis,dynamodb; do
   echo "pmcp-tasks-tests [${features:-no features}]"
   cargo clippy --locked --quiet -p pmcp-tasks-tests -p pmcp-tasks-test-artifacts --features "$features" --all-targets -- -D warnings

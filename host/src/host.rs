@@ -10,7 +10,7 @@ use crate::bindings::{json_text, ttl_millis, GuestConfig};
 use crate::clock::{Clock, SystemClock};
 use crate::component::ComponentSource;
 use crate::error::{BuildError, TaskError};
-use crate::sandbox::{CallCost, Sandbox};
+use crate::sandbox::{CallCost, InstanceCounts, Sandbox};
 use crate::task::{
     InputRequest, InputResponse, LeaseGrant, Outcome, StatusView, TaskDetail, TaskPage, TaskRecord,
     TaskRequest, TaskStatus,
@@ -179,7 +179,7 @@ macro_rules! guest_call {
             let api = session.bindings.pmcp_tasks_task_store();
             let result = api.store().$method(&mut session.store, handle, $($arg),*).await;
             let (outcome, cost) = sandbox.finish(session, result);
-            record_cost($op, &cost, &outcome);
+            record_cost($op, $self.inner.backend.kind(), &cost, &outcome);
             outcome
         }), span).await
     }};
@@ -188,20 +188,27 @@ macro_rules! guest_call {
 /// Records a finished call's cost on the current span, at debug level as
 /// an event (with the error, if any), and in the metrics: the call's
 /// guest and backend seconds (`pmcp_tasks_store_call_duration_seconds`,
-/// by `operation` and `part`), its lost compare-and-swap races
+/// by `operation`, `backend` and `part`), its lost compare-and-swap races
 /// (`pmcp_tasks_store_backoffs_total`) and its failures
 /// (`pmcp_tasks_store_call_errors_total`).
-fn record_cost<T>(op: &'static str, cost: &CallCost, outcome: &Result<T, TaskError>) {
-    metrics::histogram!("pmcp_tasks_store_call_duration_seconds", "operation" => op, "part" => "guest")
+fn record_cost<T>(
+    op: &'static str,
+    backend: &'static str,
+    cost: &CallCost,
+    outcome: &Result<T, TaskError>,
+) {
+    let labels = |part: &'static str| [("operation", op), ("backend", backend), ("part", part)];
+    metrics::histogram!("pmcp_tasks_store_call_duration_seconds", &labels("guest"))
         .record(cost.guest.as_secs_f64());
-    metrics::histogram!("pmcp_tasks_store_call_duration_seconds", "operation" => op, "part" => "backend")
+    metrics::histogram!("pmcp_tasks_store_call_duration_seconds", &labels("backend"))
         .record(cost.backend.as_secs_f64());
     if cost.backoffs > 0 {
-        metrics::counter!("pmcp_tasks_store_backoffs_total", "operation" => op)
+        metrics::counter!("pmcp_tasks_store_backoffs_total", "operation" => op, "backend" => backend)
             .increment(u64::from(cost.backoffs));
     }
     if outcome.is_err() {
-        metrics::counter!("pmcp_tasks_store_call_errors_total", "operation" => op).increment(1);
+        metrics::counter!("pmcp_tasks_store_call_errors_total", "operation" => op, "backend" => backend)
+            .increment(1);
     }
     let span = tracing::Span::current();
     let guest_us = u64::try_from(cost.guest.as_micros()).unwrap_or(u64::MAX);
@@ -225,6 +232,12 @@ pub fn owner_tag(owner: &str) -> String {
 }
 
 impl TaskHost {
+    /// The component instances behind this host now (live in the process,
+    /// idle in this host's pool).
+    pub fn instances(&self) -> InstanceCounts {
+        self.inner.sandbox.instances()
+    }
+
     /// A builder with defaults: in-memory backend, system clock, embedded component.
     pub fn builder() -> TaskHostBuilder {
         TaskHostBuilder::default()

@@ -38,6 +38,7 @@ pub use config::{
 };
 pub use error::{BuildError, EngineError, TaskError, INTERNAL_ERROR, INVALID_PARAMS};
 pub use host::{owner_tag, TaskHost, TaskHostBuilder};
+pub use sandbox::InstanceCounts;
 pub use task::{
     InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, StatusView, Task,
     TaskDetail, TaskPage, TaskRecord, TaskRequest, TaskStatus,

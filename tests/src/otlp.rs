@@ -1,6 +1,7 @@
-//! An OTLP/HTTP trace receiver on a free loopback port: it takes the JSON
-//! encoding (`POST /v1/traces`, what `serve --otlp-endpoint` sends) and
-//! keeps every span, flattened, for a test to look at.
+//! An OTLP/HTTP trace receiver on a free loopback port: it takes
+//! `POST /v1/traces` in the protobuf encoding (what `serve
+//! --otlp-endpoint` sends) or the JSON one, and keeps every span,
+//! flattened, for a test to look at.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -43,8 +44,16 @@ pub struct OtlpReceiver {
 }
 
 impl OtlpReceiver {
-    /// Listens on a free loopback port.
+    /// Listens on a free loopback port, keeping every span.
     pub async fn start() -> OtlpReceiver {
+        Self::keeping(usize::MAX).await
+    }
+
+    /// Listens on a free loopback port, decoding and keeping spans only
+    /// until it holds `limit` of them (then it reads and drops bodies: a
+    /// benchmark's receiver should cost the process as little as a remote
+    /// collector would).
+    pub async fn keeping(limit: usize) -> OtlpReceiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind OTLP");
         let endpoint = format!("http://{}", listener.local_addr().expect("address"));
         let spans: Arc<Mutex<Vec<ReceivedSpan>>> = Arc::default();
@@ -61,12 +70,19 @@ impl OtlpReceiver {
                                 Ok(body) => body.to_bytes(),
                                 Err(_) => Bytes::new(),
                             };
-                            let status = match serde_json::from_slice::<Value>(&body) {
-                                Ok(export) if path == "/v1/traces" => {
-                                    kept.lock().expect("spans").extend(flatten(&export));
-                                    200
+                            let full = kept.lock().expect("spans").len() >= limit;
+                            let status = if path != "/v1/traces" {
+                                404
+                            } else if full {
+                                200
+                            } else {
+                                match decode(&body) {
+                                    Some(export) => {
+                                        kept.lock().expect("spans").extend(flatten(&export));
+                                        200
+                                    }
+                                    None => 400,
                                 }
-                                _ => 400,
                             };
                             Response::builder()
                                 .status(status)
@@ -96,6 +112,16 @@ impl OtlpReceiver {
 impl Drop for OtlpReceiver {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// An `ExportTraceServiceRequest` (protobuf, else JSON) in its JSON form.
+fn decode(body: &[u8]) -> Option<Value> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    match ExportTraceServiceRequest::decode(body) {
+        Ok(request) => serde_json::to_value(request).ok(),
+        Err(_) => serde_json::from_slice(body).ok(),
     }
 }
 

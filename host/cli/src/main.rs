@@ -67,6 +67,10 @@ struct Cli {
         default_value = "pmcp-tasks"
     )]
     otlp_service_name: String,
+    /// The share of traces exported (0 to 1) for requests without a
+    /// trace context; a request with one follows its client's decision.
+    #[arg(long, global = true, default_value_t = 1.0, value_name = "RATIO")]
+    otlp_sample_ratio: f64,
     #[command(subcommand)]
     command: Command,
 }
@@ -143,8 +147,9 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     let traces = match cli.otlp_endpoint.clone() {
         Some(endpoint) => {
-            let export =
-                OtlpTracing::new(endpoint).with_service_name(cli.otlp_service_name.clone());
+            let export = OtlpTracing::new(endpoint)
+                .with_service_name(cli.otlp_service_name.clone())
+                .with_sample_ratio(cli.otlp_sample_ratio);
             Some(tokio::task::spawn_blocking(move || export.start()).await??)
         }
         None => None,

@@ -20,16 +20,10 @@ use pmcp_tasks_mcp::TaskService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Histogram buckets of store call durations, in seconds (10 µs to 10 s).
-const SECONDS_BUCKETS: [f64; 13] = [
-    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.01, 0.05, 0.25,
-    1.0, 10.0,
-];
-
 /// Installs the process's metrics recorder.
 pub fn install() -> Result<PrometheusHandle> {
     PrometheusBuilder::new()
-        .set_buckets(&SECONDS_BUCKETS)
+        .set_buckets(&pmcp_tasks_mcp::telemetry::SECONDS_BUCKETS)
         .context("metric buckets")?
         .install_recorder()
         .context("installing the metrics recorder")
@@ -80,8 +74,12 @@ pub async fn serve(
 }
 
 /// This replica's state now: tasks its workers run, tasks somebody waits
-/// on (open `tasks/result` calls and workers).
+/// on (open `tasks/result` calls and workers), component instances live
+/// and idle.
 fn record_gauges(service: &TaskService) {
     metrics::gauge!("pmcp_tasks_running_tasks").set(service.running_tasks() as f64);
     metrics::gauge!("pmcp_tasks_waiting_tasks").set(service.waiting_tasks() as f64);
+    let instances = service.host().instances();
+    metrics::gauge!("pmcp_tasks_instances", "state" => "live").set(instances.live as f64);
+    metrics::gauge!("pmcp_tasks_instances", "state" => "idle").set(instances.idle as f64);
 }

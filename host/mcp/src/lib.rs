@@ -32,7 +32,6 @@ pub mod server;
 mod service;
 mod shared;
 mod support;
-#[cfg(feature = "otlp")]
 pub mod telemetry;
 pub mod trace;
 mod wake;

@@ -46,6 +46,9 @@ pub(crate) fn request_span(method: &str, revision: Revision, params: Option<&Val
         pmcp_tasks.task_id = task_id,
         pmcp_tasks.owner_tag = Empty,
     );
+    if span.is_disabled() {
+        return span;
+    }
     if let Some(parent) = params.and_then(|p| p.get("_meta")).and_then(remote_parent) {
         // Fails only without an OpenTelemetry layer: nothing to parent then.
         let _ = span.set_parent(Context::new().with_remote_span_context(parent));
@@ -64,7 +67,10 @@ pub(crate) fn worker_span(task_id: &str, created_by: Option<&str>) -> Span {
         otel.kind = "internal",
         pmcp_tasks.task_id = task_id,
     );
-    if let Some(creation) = created_by.and_then(span_context) {
+    if let Some(creation) = created_by
+        .filter(|_| !span.is_disabled())
+        .and_then(span_context)
+    {
         span.add_link(creation);
     }
     span
@@ -125,7 +131,11 @@ fn trace_parent_of(context: &SpanContext) -> String {
 /// The `traceparent` of the current span, when an OpenTelemetry layer
 /// gives it one: what a new task keeps.
 pub(crate) fn current_trace_parent() -> Option<String> {
-    let context = Span::current().context();
+    let span = Span::current();
+    if span.is_disabled() {
+        return None;
+    }
+    let context = span.context();
     let span = context.span();
     let current = span.span_context();
     current.is_valid().then(|| trace_parent_of(current))
@@ -133,8 +143,12 @@ pub(crate) fn current_trace_parent() -> Option<String> {
 
 /// Links the current span to the span that created a task.
 pub(crate) fn link_to_creation(created_by: Option<&str>) {
-    if let Some(creation) = created_by.and_then(span_context) {
-        Span::current().add_link(creation);
+    let span = Span::current();
+    if let Some(creation) = created_by
+        .filter(|_| !span.is_disabled())
+        .and_then(span_context)
+    {
+        span.add_link(creation);
     }
 }
 
@@ -146,11 +160,16 @@ pub(crate) fn record_task(task_id: &str) {
 /// Records who calls on the current span, as a tag that cannot be read
 /// back into the owner id.
 pub(crate) fn record_owner(owner: &str) {
-    Span::current().record(
-        "pmcp_tasks.owner_tag",
-        pmcp_tasks_host::owner_tag(owner).as_str(),
-    );
+    let span = Span::current();
+    // Only a request span has the field: the digest is not computed for
+    // nothing.
+    if span.field(OWNER_TAG).is_some() {
+        span.record(OWNER_TAG, pmcp_tasks_host::owner_tag(owner).as_str());
+    }
 }
+
+/// The field of a request span that tags its owner.
+const OWNER_TAG: &str = "pmcp_tasks.owner_tag";
 
 #[cfg(test)]
 mod tests {

@@ -93,6 +93,10 @@ impl Partition {
 
 #[async_trait]
 impl KvBackend for InMemoryBackend {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
     async fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError> {
         Ok(self
             .partitions

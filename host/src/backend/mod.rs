@@ -129,6 +129,12 @@ impl<'a> PartitionName<'a> {
 #[allow(clippy::too_many_arguments)]
 #[async_trait]
 pub trait KvBackend: Send + Sync + 'static {
+    /// What kind of store this is (`memory`, `redis`, `dynamodb`): a
+    /// metric label, so keep it short and fixed.
+    fn kind(&self) -> &'static str {
+        "custom"
+    }
+
     /// Reads one item, live or expired.
     async fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError>;
 

@@ -66,6 +66,18 @@ pub(crate) struct Session {
     _slot: OwnedSemaphorePermit,
 }
 
+/// The component instances behind a host right now, for an operator's
+/// gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct InstanceCounts {
+    /// Live instances in the process (every host shares one runtime):
+    /// running a call or kept warm.
+    pub live: usize,
+    /// This host's warm instances waiting for a call.
+    pub idle: usize,
+}
+
 /// Where one finished call spent its time.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CallCost {
@@ -99,6 +111,14 @@ impl Session {
 }
 
 impl Sandbox {
+    /// How many instances are live and idle now.
+    pub(crate) fn instances(&self) -> InstanceCounts {
+        InstanceCounts {
+            live: self.runtime.slots_taken(),
+            idle: lock(&self.idle.sessions).len(),
+        }
+    }
+
     /// Runs `runtime` with `clock`, `limits` and `strategy`.
     pub(crate) fn new(
         runtime: Arc<Runtime>,

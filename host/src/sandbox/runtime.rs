@@ -110,6 +110,12 @@ impl Runtime {
             .map_err(|_| TaskError::internal("the sandbox runtime is shutting down"))
     }
 
+    /// Instance slots taken now (live instances, busy or idle), in every
+    /// host of the process.
+    pub(super) fn slots_taken(&self) -> usize {
+        (MAX_CONCURRENT_CALLS as usize).saturating_sub(self.slots.available_permits())
+    }
+
     /// Whether a slot is free now (no call is waiting for one).
     pub(super) fn has_free_slot(&self) -> bool {
         self.slots.available_permits() > 0

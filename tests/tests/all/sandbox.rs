@@ -170,7 +170,7 @@ fn the_component_imports_only_the_contract_and_harmless_wasi() {
             imports.iter().any(|i| i == "pmcp:tasks/kv-backend"),
             "{name}: {imports:?}"
         );
-        assert_eq!(exports, ["pmcp:tasks/task-store@0.4.0"], "{name}");
+        assert_eq!(exports, ["pmcp:tasks/task-store@0.5.0"], "{name}");
         for import in &imports {
             assert!(
                 ALLOWED_IMPORTS.contains(&import.as_str()),

@@ -105,15 +105,21 @@ async fn the_metrics_count_a_scripted_workload_exactly() {
         let count = sample(
             &text,
             &format!(
-                "pmcp_tasks_store_call_duration_seconds_count{{operation=\"create\",part=\"{part}\"}}"
+                "pmcp_tasks_store_call_duration_seconds_count{{operation=\"create\",backend=\"redis\",part=\"{part}\"}}"
             ),
         );
         assert_eq!(count, 5.0, "creates timed ({part})\n{text}");
     }
     assert!(
-        text.contains("pmcp_tasks_store_call_duration_seconds_bucket{operation=\"get\""),
+        text.contains(
+            "pmcp_tasks_store_call_duration_seconds_bucket{operation=\"inspect\",backend=\"redis\""
+        ),
         "{text}"
     );
+    // Instances were made and kept warm (the upkeep loop may hold one).
+    let live = sample(&text, "pmcp_tasks_instances{state=\"live\"}");
+    let idle = sample(&text, "pmcp_tasks_instances{state=\"idle\"}");
+    assert!(live >= 1.0 && idle <= live, "{text}");
     assert!(
         sample(
             &text,

@@ -394,6 +394,10 @@ fn parse_version(field: &[u8]) -> Result<u64, KvError> {
 
 #[async_trait]
 impl KvBackend for RedisBackend {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
     async fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError> {
         let key = self.keys(partition).item(item);
         let mut connection = self.connection.clone();

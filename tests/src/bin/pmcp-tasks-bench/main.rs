@@ -28,6 +28,7 @@ mod protocol;
 mod redis_work;
 mod report;
 mod scaling;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -223,9 +224,10 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         concurrency = concurrency::measure(&backends, sizes).await;
         redis_work = count_redis_work(sizes).await;
     }
-    let mut protocol = Vec::new();
+    let (mut protocol, mut telemetry) = (Vec::new(), Vec::new());
     if wanted("protocol") {
         protocol = protocol::measure(&backends, sizes).await;
+        telemetry = telemetry::measure(&backends, sizes).await?;
     }
     Ok(Report {
         measured_at,
@@ -239,6 +241,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         redis_work,
         memory,
         protocol,
+        telemetry,
         engine,
     })
 }

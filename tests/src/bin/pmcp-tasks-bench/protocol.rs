@@ -45,7 +45,12 @@ impl ServerHandler for InProcess {
 
 /// Calls `tasks/get` for `task_id` from `callers` concurrent loops for
 /// `sizes.run_for`; returns calls per second.
-async fn throughput(client: &Client, task_id: &str, callers: usize, sizes: Sizes) -> (f64, u64) {
+pub(crate) async fn throughput(
+    client: &Client,
+    task_id: &str,
+    callers: usize,
+    sizes: Sizes,
+) -> (f64, u64) {
     let calls = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + sizes.run_for;
     let start = Instant::now();
@@ -72,7 +77,7 @@ async fn throughput(client: &Client, task_id: &str, callers: usize, sizes: Sizes
 }
 
 /// A completed task in our store, served by a `DurableTaskServer`.
-async fn durable(
+pub(crate) async fn durable(
     factory: &dyn pmcp_tasks_tests::BackendFactory,
 ) -> (DurableTaskServer<DemoTools>, String) {
     let host = TaskHost::builder()

@@ -31,6 +31,9 @@ pub struct Report {
     pub memory: Vec<MemoryRow>,
     /// `tasks/get` through rmcp: our store beside rmcp's TaskManager.
     pub protocol: Vec<ProtocolRow>,
+    /// The same with operators' telemetry (traces exported, metrics
+    /// recorded) off and on, in turns.
+    pub telemetry: Vec<TelemetryRow>,
     /// The engine configuration choices, side by side.
     pub engine: Vec<EngineRow>,
 }
@@ -73,6 +76,27 @@ impl ProtocolRow {
             calls,
         }
     }
+}
+
+/// `tasks/get` through rmcp on one backend, telemetry off and on: medians
+/// over alternating turns, each ratio taken against the off turn before.
+#[derive(Debug, Serialize)]
+pub struct TelemetryRow {
+    /// The backend.
+    pub backend: String,
+    /// Concurrent callers.
+    pub callers: usize,
+    /// Calls per second with no span exported and no metric recorded.
+    pub off_calls_per_second: f64,
+    /// Throughput with every span exported over OTLP, as a share of off.
+    pub traces_over_off: f64,
+    /// Throughput with every metric recorded, as a share of off.
+    pub metrics_over_off: f64,
+    /// Throughput with both, as a share of off.
+    pub both_over_off: f64,
+    /// Throughput with metrics and a tenth of the traces exported
+    /// (`--otlp-sample-ratio 0.1`), as a share of off.
+    pub both_sampled_over_off: f64,
 }
 
 /// The machine a report was measured on.
@@ -252,6 +276,9 @@ impl Report {
         }
         if !self.protocol.is_empty() {
             self.protocol_table(&mut out);
+        }
+        if !self.telemetry.is_empty() {
+            self.telemetry_table(&mut out);
         }
         if !self.engine.is_empty() {
             self.engine_table(&mut out);
@@ -455,6 +482,29 @@ impl Report {
                 out,
                 "| {} | {} | {:.0} | {} |",
                 row.subject, row.callers, row.calls_per_second, row.calls
+            );
+        }
+        out.push('\n');
+    }
+
+    fn telemetry_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "## Telemetry cost: tasks/get through rmcp with traces exported (OTLP) and metrics recorded, off vs on in alternating turns (medians)\n\n\
+             | backend | callers | calls/s off | traces / off | metrics / off | both / off | both, traces sampled 1/10 / off |\n\
+             |---|---:|---:|---:|---:|---:|---:|"
+        );
+        for row in &self.telemetry {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                row.backend,
+                row.callers,
+                row.off_calls_per_second,
+                row.traces_over_off,
+                row.metrics_over_off,
+                row.both_over_off,
+                row.both_sampled_over_off
             );
         }
         out.push('\n');
