@@ -40,6 +40,9 @@ component_tool_pid=$!
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "no module imports one that imports it back"
+./tests/no-import-cycles.py guest/src host/src host/mcp/src host/cli/src wit/contract/src tests/src
+
 step "the embedded component is the reproducible build of guest/"
 ./tests/build-component.sh --check
 

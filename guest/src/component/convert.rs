@@ -1,7 +1,7 @@
 //! Between the WIT bindings and the domain types: one `From` per type and
 //! direction, each `match` exhaustive, so a new WIT case fails the build here.
 
-use super::pmcp::tasks::types as wit;
+use super::bindings::pmcp::tasks::types as wit;
 use crate::{
     InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, StatusView, StoreConfig,
     StoreError, Task, TaskDetail, TaskPage, TaskRecord, TaskRequest, TaskStatus,

@@ -1,6 +1,6 @@
 //! The imported `kv-backend` as the store's [`Kv`].
 
-use super::pmcp::tasks::kv_backend as backend;
+use super::bindings::pmcp::tasks::kv_backend as backend;
 use crate::kv::{Entry, Kv, KvError, Listing};
 
 /// The `kv-backend` import as a [`Kv`].

@@ -11,16 +11,12 @@ use crate::{InputRequest, InputResponse, LeaseGrant, SystemEnvironment, TaskStor
 static ALLOCATOR: crate::block_cache::BlockCache<std::alloc::System> =
     crate::block_cache::BlockCache::new(std::alloc::System);
 
-wit_bindgen::generate!({
-    path: "../wit",
-    world: "task-store-component",
-});
-
-use exports::pmcp::tasks::task_store::{Guest, GuestStore, Store};
-use pmcp::tasks::types as wit;
-
+mod bindings;
 mod convert;
 mod host_kv;
+
+use bindings::exports::pmcp::tasks::task_store::{Guest, GuestStore, Store};
+use bindings::pmcp::tasks::types as wit;
 
 use convert::wire;
 use host_kv::HostKv;
@@ -244,7 +240,9 @@ mod faults {
                 std::hint::black_box(());
             },
             TIME_TRAVEL => {
-                if let Err(refused) = super::pmcp::tasks::kv_backend::sweep(u64::MAX, 10_000) {
+                if let Err(refused) =
+                    super::bindings::pmcp::tasks::kv_backend::sweep(u64::MAX, 10_000)
+                {
                     panic!("fault injection: the host refused the sweep: {refused:?}");
                 }
             }
@@ -266,4 +264,4 @@ impl Guest for Component {
     type Store = StoreResource;
 }
 
-export!(Component);
+bindings::export!(Component);

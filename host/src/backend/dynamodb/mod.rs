@@ -20,11 +20,12 @@
 //! them as absent.
 
 mod codec;
+mod error;
 mod kv;
 mod quota;
 mod schema;
 
-pub use schema::DynamoDbSetupError;
+pub use error::DynamoDbSetupError;
 
 use std::collections::HashMap;
 use std::time::Duration;
