@@ -36,26 +36,7 @@ pub struct Task {
     pub poll_interval: Option<u64>,
 }
 
-/// Which protocol revision reads a status (see the WIT `status-view`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusView {
-    /// As stored (MCP 2026-07-28 tasks extension): an `isError` tool result is `completed`.
-    Extension,
-    /// MCP 2025-11-25: an `isError` tool result is `failed`.
-    Core,
-}
-
-/// What a task's stored result is, readable from the head alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OutcomeKind {
-    /// A result without `isError: true`.
-    Result,
-    /// A tool result with `isError: true`.
-    ErrorResult,
-    /// A JSON-RPC error object.
-    RpcError,
-}
+pub use pmcp_tasks_contract::{OutcomeKind, StatusView};
 
 /// The one outcome a task finishes with, as JSON text.
 #[derive(Debug, Clone, PartialEq, Eq)]

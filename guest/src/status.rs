@@ -1,67 +1,16 @@
-//! The MCP Tasks state machine.
+//! The MCP Tasks state machine over the contract's [`TaskStatus`].
 
-use serde::{Deserialize, Serialize};
+pub use pmcp_tasks_contract::TaskStatus;
 
-/// Lifecycle state of a task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskStatus {
-    /// Being worked on (the initial state).
-    Working,
-    /// Waiting for input from the requester.
-    InputRequired,
-    /// Finished successfully (terminal).
-    Completed,
-    /// Finished with an error (terminal).
-    Failed,
-    /// Cancelled (terminal).
-    Cancelled,
-}
-
-impl TaskStatus {
-    /// Every status, in declaration order.
-    pub const ALL: [TaskStatus; 5] = [
-        TaskStatus::Working,
-        TaskStatus::InputRequired,
-        TaskStatus::Completed,
-        TaskStatus::Failed,
-        TaskStatus::Cancelled,
-    ];
-
-    /// Terminal tasks never change again (except by deletion).
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled
-        )
-    }
-
-    /// Whether the state machine allows moving from `self` to `next`.
-    /// Only a non-terminal task moves, and only to a different status.
-    pub fn can_transition_to(self, next: TaskStatus) -> bool {
-        !self.is_terminal() && self != next
-    }
-
-    /// The wire name (`input_required`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Working => "working",
-            TaskStatus::InputRequired => "input_required",
-            TaskStatus::Completed => "completed",
-            TaskStatus::Failed => "failed",
-            TaskStatus::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl std::fmt::Display for TaskStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// Whether the state machine allows moving from `from` to `next`: only a
+/// non-terminal task moves, and only to a different status.
+pub fn can_transition(from: TaskStatus, next: TaskStatus) -> bool {
+    !from.is_terminal() && from != next
 }
 
 #[cfg(test)]
 mod tests {
+    use super::can_transition;
     use super::TaskStatus::{self, *};
 
     #[test]
@@ -69,7 +18,7 @@ mod tests {
         let legal: Vec<(TaskStatus, TaskStatus)> = TaskStatus::ALL
             .iter()
             .flat_map(|&a| TaskStatus::ALL.iter().map(move |&b| (a, b)))
-            .filter(|&(a, b)| a.can_transition_to(b))
+            .filter(|&(a, b)| can_transition(a, b))
             .collect();
         let expected = vec![
             (Working, InputRequired),

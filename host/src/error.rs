@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use crate::backend::KvError;
 
-/// JSON-RPC "invalid params".
-pub const INVALID_PARAMS: i32 = -32602;
-/// JSON-RPC "internal error".
-pub const INTERNAL_ERROR: i32 = -32603;
+pub use pmcp_tasks_contract::json_rpc::{INTERNAL_ERROR, INVALID_PARAMS};
 
 /// Why a task operation failed.
 ///

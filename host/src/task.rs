@@ -3,59 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// Lifecycle state of a task, as MCP names it on the wire (`input_required`, ...).
-///
-/// A vocabulary type: the state machine itself lives in the component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskStatus {
-    /// Being worked on (the initial state).
-    Working,
-    /// Waiting for input from the requester.
-    InputRequired,
-    /// Finished successfully (terminal).
-    Completed,
-    /// Finished with an error (terminal).
-    Failed,
-    /// Cancelled (terminal).
-    Cancelled,
-}
-
-impl TaskStatus {
-    /// Every status, in declaration order.
-    pub const ALL: [TaskStatus; 5] = [
-        TaskStatus::Working,
-        TaskStatus::InputRequired,
-        TaskStatus::Completed,
-        TaskStatus::Failed,
-        TaskStatus::Cancelled,
-    ];
-
-    /// Whether no status change can follow (completed, failed, cancelled).
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled
-        )
-    }
-
-    /// The wire name (`input_required`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Working => "working",
-            TaskStatus::InputRequired => "input_required",
-            TaskStatus::Completed => "completed",
-            TaskStatus::Failed => "failed",
-            TaskStatus::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl std::fmt::Display for TaskStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use pmcp_tasks_contract::{OutcomeKind, StatusView, TaskStatus};
 
 /// A task exactly as MCP puts it on the wire (camelCase; `ttl` always
 /// present, `null` for unlimited).
@@ -78,29 +26,6 @@ pub struct Task {
     /// Suggested polling interval in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll_interval: Option<u64>,
-}
-
-/// Which protocol revision reads a status. The store keeps one record; the
-/// views differ only for a tool result with `isError: true`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum StatusView {
-    /// As stored, and as the MCP 2026-07-28 tasks extension reports it: a
-    /// tool result with `isError: true` is `completed`.
-    #[default]
-    Extension,
-    /// As MCP 2025-11-25 reports it: a tool result with `isError: true` is `failed`.
-    Core,
-}
-
-/// What a task's stored result is, known without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutcomeKind {
-    /// A result without `isError: true`.
-    Result,
-    /// A tool result with `isError: true`.
-    ErrorResult,
-    /// A JSON-RPC error object.
-    RpcError,
 }
 
 /// The one outcome a task finishes with.

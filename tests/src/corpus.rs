@@ -4,6 +4,7 @@
 //! well-formed requests. Generated with proptest's strategies from a fixed
 //! seed, so a failure names a case that comes back on every run.
 
+use pmcp_tasks_contract::json_rpc;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -58,10 +59,11 @@ impl Case {
     }
 }
 
-const PARSE: i64 = -32700;
-const INVALID_REQUEST: i64 = -32600;
-const METHOD_NOT_FOUND: i64 = -32601;
-const INVALID_PARAMS: i64 = -32602;
+// The codes as JSON reads them back.
+const PARSE: i64 = json_rpc::PARSE_ERROR as i64;
+const INVALID_REQUEST: i64 = json_rpc::INVALID_REQUEST as i64;
+const METHOD_NOT_FOUND: i64 = json_rpc::METHOD_NOT_FOUND as i64;
+const INVALID_PARAMS: i64 = json_rpc::INVALID_PARAMS as i64;
 
 /// `n` cases from `seed`.
 pub fn corpus(n: usize, seed: u8) -> Vec<Case> {

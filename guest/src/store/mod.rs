@@ -19,7 +19,7 @@ use crate::error::StoreError;
 use crate::ids::{is_task_id, PartitionMemo};
 use crate::kv::{Kv, KvError};
 use crate::record::{OutcomeKind, StatusView, StoredHead, StoredTask, TaskRecord};
-use crate::status::TaskStatus;
+use crate::status::{can_transition, TaskStatus};
 
 /// A task store bound to one configuration.
 #[derive(Debug)]
@@ -242,7 +242,7 @@ enum Change {
 
 /// Applies a status change the state machine allows.
 fn transition(task: &mut StoredHead, next: TaskStatus) -> Result<(), StoreError> {
-    if !task.status.can_transition_to(next) {
+    if !can_transition(task.status, next) {
         let why = if task.status.is_terminal() {
             "terminal tasks never change"
         } else {

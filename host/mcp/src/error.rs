@@ -4,22 +4,10 @@ use pmcp_tasks_host::TaskError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// Parse error: the message is not JSON (or not UTF-8, or nested too deep).
-pub const PARSE_ERROR: i64 = -32700;
-/// Invalid request: JSON that is not one JSON-RPC message (a batch, a
-/// non-object, a wrong `jsonrpc`, `id` or `method` member).
-pub const INVALID_REQUEST: i64 = -32600;
-/// Invalid params: unknown, expired or foreign task ids, bad cursors,
-/// cancelling a terminal task (2025-11-25), input over a limit.
-pub const INVALID_PARAMS: i64 = -32602;
-/// Method not found: a task method the revision does not have, a task on a
-/// tool that forbids it, a task-required tool called without one.
-pub const METHOD_NOT_FOUND: i64 = -32601;
-/// Internal error: the store failed, or a lost worker.
-pub const INTERNAL_ERROR: i64 = -32603;
-/// A 2026-07-28 client that did not declare the tasks extension calls a
-/// task method or a tool that only runs as a task.
-pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
+pub use pmcp_tasks_contract::json_rpc::{
+    INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND,
+    MISSING_REQUIRED_CLIENT_CAPABILITY, PARSE_ERROR,
+};
 
 /// The tasks extension's identifier (SEP-2663).
 pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
@@ -29,7 +17,7 @@ pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
 #[error("JSON-RPC error {code}: {message}")]
 pub struct RpcError {
     /// The error code.
-    pub code: i64,
+    pub code: i32,
     /// A short description.
     pub message: String,
     /// Details, when there are any.
@@ -39,7 +27,7 @@ pub struct RpcError {
 
 impl RpcError {
     /// An error with `code` and `message`.
-    pub fn new(code: i64, message: impl Into<String>) -> Self {
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
         RpcError {
             code,
             message: message.into(),
@@ -91,7 +79,7 @@ impl RpcError {
 
 impl From<TaskError> for RpcError {
     fn from(e: TaskError) -> Self {
-        RpcError::new(e.json_rpc_code().into(), e.to_string())
+        RpcError::new(e.json_rpc_code(), e.to_string())
     }
 }
 

@@ -340,14 +340,13 @@ fn request_span(method: &str, mut params: Value, context: &RequestContext<RoleSe
 
 /// Our JSON-RPC error as rmcp's.
 pub fn rpc_to_rmcp(e: RpcError) -> ErrorData {
-    let code = i32::try_from(e.code).unwrap_or(ErrorCode::INTERNAL_ERROR.0);
-    ErrorData::new(ErrorCode(code), e.message, e.data)
+    ErrorData::new(ErrorCode(e.code), e.message, e.data)
 }
 
 /// rmcp's JSON-RPC error as ours.
 pub fn rmcp_to_rpc(e: ErrorData) -> RpcError {
     RpcError {
-        code: e.code.0.into(),
+        code: e.code.0,
         message: e.message.into_owned(),
         data: e.data,
     }

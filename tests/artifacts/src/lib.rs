@@ -6,6 +6,6 @@
 
 /// The guest built with its `fault-injection` feature: it traps, loops or
 /// allocates without bound for the reserved owner ids of
-/// `guest/src/component.rs` (`fault-injection:trap`, `…:loop`, `…:allocate`).
+/// `guest/src/component/mod.rs` (`fault-injection:trap`, `…:loop`, `…:allocate`).
 pub static FAULT_INJECTION_COMPONENT: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/pmcp_tasks_guest_faults.wasm"));

@@ -284,7 +284,7 @@ fn media_types(headers: &http::HeaderMap) -> Option<HttpResponse> {
 }
 
 /// The HTTP status of a JSON-RPC error refused at the gate.
-pub(super) fn status_of(code: i64) -> StatusCode {
+pub(super) fn status_of(code: i32) -> StatusCode {
     match code {
         INVALID_PARAMS => StatusCode::OK,
         METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
