@@ -57,22 +57,23 @@ impl Default for StoreConfig {
     /// 350 KB records (under DynamoDB's 400 KB item cap), depth 32, 64 KiB
     /// strings, 16 KiB owner ids, no anonymous owner, 16 CAS attempts.
     fn default() -> Self {
+        use pmcp_tasks_contract::defaults as d;
         StoreConfig {
-            default_ttl: Some(Duration::from_secs(3_600)),
-            max_ttl: Some(Duration::from_secs(86_400)),
-            poll_interval: Some(Duration::from_secs(1)),
-            max_tasks_per_owner: Some(1_000),
-            default_page_size: 50,
-            max_page_size: 100,
-            max_variables_bytes: 64 * 1024,
-            max_result_bytes: 256 * 1024,
-            max_record_bytes: 350 * 1024,
-            max_json_depth: 32,
-            max_string_bytes: 64 * 1024,
-            max_owner_bytes: 16 * 1024,
-            allow_anonymous: false,
+            default_ttl: Some(Duration::from_millis(d::DEFAULT_TTL_MS)),
+            max_ttl: Some(Duration::from_millis(d::MAX_TTL_MS)),
+            poll_interval: Some(Duration::from_millis(d::POLL_INTERVAL_MS)),
+            max_tasks_per_owner: Some(d::MAX_TASKS_PER_OWNER),
+            default_page_size: d::DEFAULT_PAGE_SIZE,
+            max_page_size: d::MAX_PAGE_SIZE,
+            max_variables_bytes: d::MAX_VARIABLES_BYTES,
+            max_result_bytes: d::MAX_RESULT_BYTES,
+            max_record_bytes: d::MAX_RECORD_BYTES,
+            max_json_depth: d::MAX_JSON_DEPTH,
+            max_string_bytes: d::MAX_STRING_BYTES,
+            max_owner_bytes: d::MAX_OWNER_BYTES,
+            allow_anonymous: d::ALLOW_ANONYMOUS,
             cursor_secret: Vec::new(),
-            max_cas_attempts: 16,
+            max_cas_attempts: d::MAX_CAS_ATTEMPTS,
         }
     }
 }

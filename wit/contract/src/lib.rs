@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod defaults;
 pub mod trace_parent;
 mod vocabulary;
 
