@@ -309,7 +309,8 @@ impl<T: TaskTools> DurableTaskServer<T> {
             revision: Revision::V2026_07_28,
             ..self.caller(context)?
         };
-        let span = request_span(method, params.clone(), context);
+        let task_id = params.get("taskId").and_then(Value::as_str);
+        let span = request_span(method, None, task_id, context);
         match self
             .service
             .handle(&caller, method, &params)
@@ -323,19 +324,19 @@ impl<T: TaskTools> DurableTaskServer<T> {
 }
 
 /// The span of one request rmcp routes here, parented on the trace
-/// context of its `_meta`.
-fn request_span(method: &str, mut params: Value, context: &RequestContext<RoleServer>) -> Span {
-    let meta: Map<String, Value> = ["traceparent", "tracestate"]
-        .into_iter()
-        .filter_map(|key| Some((key.to_owned(), context.meta.0 .0.get(key)?.clone())))
-        .collect();
-    params["_meta"] = Value::Object(meta);
+/// context of its `_meta` (read in place).
+fn request_span(
+    method: &str,
+    tool: Option<&str>,
+    task_id: Option<&str>,
+    context: &RequestContext<RoleServer>,
+) -> Span {
     let revision = context
         .protocol_version()
         .map_or(Revision::V2026_07_28, |v| {
             Revision::of_protocol_version(v.as_str())
         });
-    trace::request_span(method, revision, Some(&params))
+    trace::span_of(method, revision, tool, task_id, Some(&context.meta.0 .0))
 }
 
 /// Our JSON-RPC error as rmcp's.
@@ -387,8 +388,7 @@ impl<T: TaskTools> ServerHandler for DurableTaskServer<T> {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let params = json!({"name": request.name});
-        let span = request_span("tools/call", params, &context);
+        let span = request_span("tools/call", Some(&request.name), None, &context);
         self.answer_call(request, context).instrument(span).await
     }
 

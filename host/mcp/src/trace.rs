@@ -16,7 +16,7 @@
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::Context;
 use pmcp_tasks_contract::trace_parent::is_trace_parent;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tracing::field::Empty;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -27,13 +27,29 @@ use crate::revision::Revision;
 /// `pmcp_tasks.worker`): what a tracing filter names to export them.
 pub const SPAN_TARGET: &str = "pmcp_tasks";
 
-/// The span one request of `method` runs in, parented on the trace
-/// context in `params._meta` (when valid).
+/// The span one request of `method` runs in, read from its JSON `params`:
+/// the tool of a `tools/call`, the task id, and the trace context in
+/// `_meta` (see [`span_of`]).
 pub(crate) fn request_span(method: &str, revision: Revision, params: Option<&Value>) -> Span {
-    let tool = (method == "tools/call")
-        .then(|| params.and_then(|p| p.get("name")).and_then(Value::as_str))
-        .flatten();
-    let task_id = params.and_then(|p| p.get("taskId")).and_then(Value::as_str);
+    let field = |name: &str| params.and_then(|p| p.get(name));
+    let tool = field("name")
+        .and_then(Value::as_str)
+        .filter(|_| method == "tools/call");
+    let task_id = field("taskId").and_then(Value::as_str);
+    let meta = field("_meta").and_then(Value::as_object);
+    span_of(method, revision, tool, task_id, meta)
+}
+
+/// The span one request of `method` runs in: the `tool` it calls, the
+/// task it concerns, parented on the trace context in its `_meta` (when
+/// valid).
+pub(crate) fn span_of(
+    method: &str,
+    revision: Revision,
+    tool: Option<&str>,
+    task_id: Option<&str>,
+    meta: Option<&Map<String, Value>>,
+) -> Span {
     let span = tracing::info_span!(
         target: SPAN_TARGET,
         parent: None,
@@ -49,7 +65,7 @@ pub(crate) fn request_span(method: &str, revision: Revision, params: Option<&Val
     if span.is_disabled() {
         return span;
     }
-    if let Some(parent) = params.and_then(|p| p.get("_meta")).and_then(remote_parent) {
+    if let Some(parent) = meta.and_then(remote_parent) {
         // Fails only without an OpenTelemetry layer: nothing to parent then.
         let _ = span.set_parent(Context::new().with_remote_span_context(parent));
     }
@@ -67,12 +83,7 @@ pub(crate) fn worker_span(task_id: &str, created_by: Option<&str>) -> Span {
         otel.kind = "internal",
         pmcp_tasks.task_id = task_id,
     );
-    if let Some(creation) = created_by
-        .filter(|_| !span.is_disabled())
-        .and_then(span_context)
-    {
-        span.add_link(creation);
-    }
+    add_creation_link(&span, created_by);
     span
 }
 
@@ -87,7 +98,7 @@ fn span_name(method: &str, tool: Option<&str>) -> String {
 
 /// The client's trace context in a request's `_meta`: `traceparent`, and
 /// `tracestate` if it parses.
-fn remote_parent(meta: &Value) -> Option<SpanContext> {
+fn remote_parent(meta: &Map<String, Value>) -> Option<SpanContext> {
     let state = meta
         .get("tracestate")
         .and_then(Value::as_str)
@@ -143,7 +154,11 @@ pub(crate) fn current_trace_parent() -> Option<String> {
 
 /// Links the current span to the span that created a task.
 pub(crate) fn link_to_creation(created_by: Option<&str>) {
-    let span = Span::current();
+    add_creation_link(&Span::current(), created_by);
+}
+
+/// Links `span` to the span whose `traceparent` a task kept.
+fn add_creation_link(span: &Span, created_by: Option<&str>) {
     if let Some(creation) = created_by
         .filter(|_| !span.is_disabled())
         .and_then(span_context)
@@ -187,11 +202,15 @@ mod tests {
 
     #[test]
     fn the_client_context_comes_from_meta_with_its_state() {
-        let meta = serde_json::json!({"traceparent": PARENT, "tracestate": "vendor=1"});
-        let context = remote_parent(&meta).expect("parent");
+        let meta = |v: Value| v.as_object().cloned().expect("an object");
+        let context = remote_parent(&meta(serde_json::json!({
+            "traceparent": PARENT,
+            "tracestate": "vendor=1",
+        })))
+        .expect("parent");
         assert_eq!(context.trace_state().get("vendor"), Some("1"));
-        assert!(remote_parent(&serde_json::json!({"traceparent": "00-x-y-01"})).is_none());
-        assert!(remote_parent(&serde_json::json!({"traceparent": 7})).is_none());
+        assert!(remote_parent(&meta(serde_json::json!({"traceparent": "00-x-y-01"}))).is_none());
+        assert!(remote_parent(&meta(serde_json::json!({"traceparent": 7}))).is_none());
     }
 
     #[test]
