@@ -97,6 +97,12 @@ step "tests: every package, every backend"
 cargo test --locked --workspace --all-features --no-fail-fast
 
 step "cargo package of the host and the contract crate it needs (builds from the packaged sources alone)"
+# Cargo verifies the host against the contract crate through a temporary
+# local registry and unpacks that crate under $CARGO_HOME/registry/src/-<hash>/
+# once per version: a copy left by an earlier run of the same version would be
+# compiled instead of this checkout's sources. Local registries' directories
+# start with '-'; crates.io's are left alone.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/pmcp-tasks-*
 cargo package --locked --quiet -p pmcp-tasks-contract -p pmcp-tasks-host --allow-dirty
 
 # The test build above built the examples and the CLI with the workspace's
