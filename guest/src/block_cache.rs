@@ -20,10 +20,10 @@ use core::ptr;
 
 /// The largest block size kept in the cache; larger ones go straight to
 /// the inner allocator.
-pub const LARGEST_CACHED: usize = 4096;
+pub(crate) const LARGEST_CACHED: usize = 4096;
 
 /// Bytes of freed blocks one size class keeps before returning the rest.
-pub const CACHE_BYTES_PER_CLASS: usize = 128 << 10;
+pub(crate) const CACHE_BYTES_PER_CLASS: usize = 128 << 10;
 
 /// The alignment of every cached block; blocks asked with a larger one
 /// bypass the cache.
@@ -93,7 +93,7 @@ impl FreeList {
 ///
 /// Not thread-safe: it is `Sync` only in a single-threaded wasm build,
 /// where it is the component's global allocator.
-pub struct BlockCache<A> {
+pub(crate) struct BlockCache<A> {
     inner: A,
     lists: UnsafeCell<[FreeList; CLASS_SIZES.len()]>,
 }
@@ -105,7 +105,7 @@ unsafe impl<A: Sync> Sync for BlockCache<A> {}
 
 impl<A> BlockCache<A> {
     /// An empty cache in front of `inner`.
-    pub const fn new(inner: A) -> Self {
+    pub(crate) const fn new(inner: A) -> Self {
         BlockCache {
             inner,
             lists: UnsafeCell::new([FreeList::EMPTY; CLASS_SIZES.len()]),

@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 /// Orders two byte strings as slices order (bytes as unsigned, a prefix
 /// first), eight bytes at a time. Written without slice comparisons,
 /// which would call `memcmp` again.
-pub fn compare(a: &[u8], b: &[u8]) -> Ordering {
+pub(crate) fn compare(a: &[u8], b: &[u8]) -> Ordering {
     let n = a.len().min(b.len());
     let mut i = 0;
     while i + 8 <= n {
@@ -44,6 +44,10 @@ fn word(bytes: &[u8], at: usize) -> u64 {
 /// As for C's `memcmp`: `a` and `b` point to `n` readable bytes each.
 #[cfg(target_family = "wasm")]
 #[no_mangle]
+#[expect(
+    unreachable_pub,
+    reason = "the linker's `memcmp`: reached by its symbol, not a path"
+)]
 pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     if n == 0 {
         return 0;

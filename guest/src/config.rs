@@ -3,24 +3,28 @@
 use crate::error::StoreError;
 
 /// Deepest nesting serde_json parses before refusing (its recursion limit).
-pub const PARSER_DEPTH_LIMIT: u32 = 127;
+pub(crate) const PARSER_DEPTH_LIMIT: u32 = 127;
 
 /// Largest page a configuration may allow: a page and its look-ahead item
 /// are read in one backend call and held in guest memory at once.
-pub const MAX_PAGE_SIZE: u32 = 1_000;
+pub(crate) const MAX_PAGE_SIZE: u32 = 1_000;
 
 /// Longest ttl any task may have, in ms (about 1 000 years). Expiries stay
 /// far below 2^53 ms, so every backend represents them exactly (Redis
 /// scores and Lua numbers are doubles; `PEXPIREAT` takes an i64).
-pub const MAX_TTL_MS: u64 = 1_000 * 365 * 86_400_000;
+pub(crate) const MAX_TTL_MS: u64 = 1_000 * 365 * 86_400_000;
 
 /// Longest name kept in a task's head (tool name, input key, lease
 /// holder), in bytes: heads are what listings read, so they stay small.
-pub const MAX_NAME_BYTES: usize = 256;
+pub(crate) const MAX_NAME_BYTES: usize = 256;
 
 /// What the host configures; see the WIT `store-config` record. It has no
 /// defaults here: the host chooses them and passes them in at `open`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::exhaustive_structs,
+    reason = "the WIT record `store-config`: a field is added with the contract's version"
+)]
 pub struct StoreConfig {
     /// ttl (ms) applied when a create asks for none; `None` = unlimited.
     pub default_ttl: Option<u64>,

@@ -14,7 +14,7 @@ const TAG_LEN: usize = 16;
 const RAW_LEN: usize = 1 + TASK_ID_LEN + TAG_LEN;
 
 /// Encodes the position after `last_task_id` in `owner`'s listing.
-pub fn encode(secret: &[u8], owner: &str, last_task_id: &str) -> String {
+pub(crate) fn encode(secret: &[u8], owner: &str, last_task_id: &str) -> String {
     let mut raw = Vec::with_capacity(RAW_LEN);
     raw.push(VERSION);
     raw.extend_from_slice(last_task_id.as_bytes());
@@ -23,7 +23,7 @@ pub fn encode(secret: &[u8], owner: &str, last_task_id: &str) -> String {
 }
 
 /// Decodes a cursor for `owner`, returning the task id to continue after.
-pub fn decode(secret: &[u8], owner: &str, cursor: &str) -> Result<String, StoreError> {
+pub(crate) fn decode(secret: &[u8], owner: &str, cursor: &str) -> Result<String, StoreError> {
     let invalid = || {
         StoreError::InvalidParams(
             "invalid cursor: it is malformed, altered, or was not issued for this owner".into(),

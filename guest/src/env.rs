@@ -18,6 +18,7 @@ pub trait Environment {
 
 /// The system wall clock and the OS random source (WASI's in the component).
 #[derive(Debug, Default, Clone, Copy)]
+#[expect(clippy::exhaustive_structs, reason = "a unit struct: nothing to add")]
 pub struct SystemEnvironment;
 
 impl Environment for SystemEnvironment {

@@ -3,6 +3,7 @@
 /// Why a store operation failed. Every message says what went wrong in
 /// words a caller can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// Unknown, expired, malformed or another owner's task id (all the same).
     #[error("{0}")]

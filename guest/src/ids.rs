@@ -14,31 +14,36 @@ use std::sync::{Mutex, PoisonError};
 use sha2::{Digest, Sha256};
 
 /// Length of a task id in characters.
-pub const TASK_ID_LEN: usize = 46;
+pub(crate) const TASK_ID_LEN: usize = 46;
 const TIME_DIGITS: usize = 14;
 
 /// Builds a task id from the creation time (µs) and 16 random bytes.
-pub fn task_id(created_at_us: u64, random: [u8; 16]) -> String {
+pub(crate) fn task_id(created_at_us: u64, random: [u8; 16]) -> String {
     // 14 hex digits of microseconds hold times up to the year 4253.
-    let mut id = format!("{:014x}", created_at_us & 0xff_ffff_ffff_ffff);
+    let mut id = format!(
+        "{:0width$x}",
+        created_at_us & 0xff_ffff_ffff_ffff,
+        width = TIME_DIGITS
+    );
     id.push_str(&hex(&random));
     id
 }
 
 /// Whether `id` has the shape of a task id (no backend is asked otherwise).
-pub fn is_task_id(id: &str) -> bool {
+pub(crate) fn is_task_id(id: &str) -> bool {
     id.len() == TASK_ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The creation time (µs) encoded in a well-formed task id.
-pub fn task_id_time(id: &str) -> Option<u64> {
+#[cfg(test)]
+fn task_id_time(id: &str) -> Option<u64> {
     is_task_id(id)
         .then(|| u64::from_str_radix(&id[..TIME_DIGITS], 16).ok())
         .flatten()
 }
 
 /// The backend partition of an owner: lowercase hex SHA-256 of the owner id.
-pub fn owner_partition(owner: &str) -> String {
+pub(crate) fn owner_partition(owner: &str) -> String {
     hex(&Sha256::digest(owner.as_bytes()))
 }
 
@@ -49,13 +54,13 @@ const REMEMBERED_OWNERS: usize = 64;
 /// one owner hashes its id once (SHA-256 in wasm has no CPU extensions).
 /// Bounded: when full it starts over.
 #[derive(Debug, Default)]
-pub struct PartitionMemo {
+pub(crate) struct PartitionMemo {
     recent: Mutex<BTreeMap<String, String>>,
 }
 
 impl PartitionMemo {
     /// [`owner_partition`] of `owner`, computed at most once while remembered.
-    pub fn partition(&self, owner: &str) -> String {
+    pub(crate) fn partition(&self, owner: &str) -> String {
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(partition) = recent.get(owner) {
             return partition.clone();
@@ -70,7 +75,7 @@ impl PartitionMemo {
 }
 
 /// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -81,7 +86,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Decodes lowercase or uppercase hex; `None` when malformed.
-pub fn unhex(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     let digit = |c: u8| match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),

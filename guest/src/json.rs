@@ -7,7 +7,7 @@ use crate::error::StoreError;
 
 /// Caps applied to one JSON document.
 #[derive(Debug, Clone, Copy)]
-pub struct JsonLimits {
+pub(crate) struct JsonLimits {
     /// Largest serialized size (bytes).
     pub max_bytes: usize,
     /// Deepest nesting (a scalar is depth 0, `[]` depth 1).
@@ -17,7 +17,11 @@ pub struct JsonLimits {
 }
 
 /// Parses untrusted JSON text, enforcing `limits`; `what` names it in errors.
-pub fn parse_limited(text: &str, limits: JsonLimits, what: &str) -> Result<Value, StoreError> {
+pub(crate) fn parse_limited(
+    text: &str,
+    limits: JsonLimits,
+    what: &str,
+) -> Result<Value, StoreError> {
     let invalid = |why: String| StoreError::InvalidParams(format!("{what}: {why}"));
     if text.len() > limits.max_bytes {
         return Err(invalid(format!(
@@ -78,13 +82,13 @@ fn check_shape(root: &Value, limits: JsonLimits) -> Result<(), String> {
 /// default map is ordered by key). Written straight into a buffer (not
 /// through `Display`, whose per-fragment `fmt` calls cost several times
 /// more in wasm) and never re-validated: the serializer only writes JSON.
-pub fn canonical(value: &Value) -> Result<Box<RawValue>, StoreError> {
+pub(crate) fn canonical(value: &Value) -> Result<Box<RawValue>, StoreError> {
     serde_json::value::to_raw_value(value)
         .map_err(|e| StoreError::Internal(format!("cannot serialize JSON: {e}")))
 }
 
 /// Applies a variables patch: each key is set, and a `null` value removes it.
-pub fn merge_variables(variables: &mut Map<String, Value>, patch: Map<String, Value>) {
+pub(crate) fn merge_variables(variables: &mut Map<String, Value>, patch: Map<String, Value>) {
     for (key, value) in patch {
         if value.is_null() {
             variables.remove(&key);

@@ -9,6 +9,7 @@ pub use pmcp_tasks_contract::{Entry, Listed, Listing};
 
 /// Why a backend call did not apply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum KvError {
     /// The precondition did not hold; the caller re-reads and retries.
     #[error("conflict: the item changed concurrently")]

@@ -12,12 +12,12 @@
 use serde::{Deserialize, Serialize};
 
 /// Index partitions, so renewals from many workers do not all write one.
-pub const SHARDS: u8 = 8;
+pub(crate) const SHARDS: u8 = 8;
 
 /// What an index item holds: enough to load the task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct IndexEntry {
+pub(crate) struct IndexEntry {
     /// The task's owner.
     pub owner_id: String,
     /// The task.
@@ -25,12 +25,12 @@ pub struct IndexEntry {
 }
 
 /// The index partition of `shard`.
-pub fn shard_partition(shard: u8) -> String {
+pub(crate) fn shard_partition(shard: u8) -> String {
     format!("lease-index.{shard}")
 }
 
 /// The index partition of a task (by the last digit of its random part).
-pub fn partition_of(task_id: &str) -> String {
+pub(crate) fn partition_of(task_id: &str) -> String {
     let digit = task_id
         .bytes()
         .last()
@@ -40,12 +40,12 @@ pub fn partition_of(task_id: &str) -> String {
 }
 
 /// The index item of a lease lapsing at `deadline` on `task_id`.
-pub fn item(deadline: u64, task_id: &str) -> String {
+pub(crate) fn item(deadline: u64, task_id: &str) -> String {
     format!("{deadline:016x}.{task_id}")
 }
 
 /// The deadline an index item names; `None` if it is not one of ours.
-pub fn deadline_of(item: &str) -> Option<u64> {
+pub(crate) fn deadline_of(item: &str) -> Option<u64> {
     let (deadline, _) = item.split_once('.')?;
     (deadline.len() == 16)
         .then(|| u64::from_str_radix(deadline, 16).ok())

@@ -6,23 +6,35 @@
 //! exports it as the `pmcp:tasks` component, with storage imported from
 //! the host through the WIT `kv-backend` interface.
 
-#![warn(missing_docs)]
-
-pub mod block_cache;
-pub mod bytes;
-pub mod config;
-pub mod cursor;
-pub mod env;
-pub mod error;
-pub mod ids;
-pub mod json;
-pub mod kv;
-pub mod leases;
-pub mod outcome;
-pub mod record;
-pub mod status;
-pub mod store;
-pub mod time;
+#[cfg_attr(
+    not(target_family = "wasm"),
+    allow(
+        dead_code,
+        reason = "the component's allocator: natively only its tests run it"
+    )
+)]
+mod block_cache;
+#[cfg_attr(
+    not(target_family = "wasm"),
+    allow(
+        dead_code,
+        reason = "the component's `memcmp`: natively only its tests run it"
+    )
+)]
+mod bytes;
+mod config;
+mod cursor;
+mod env;
+mod error;
+mod ids;
+mod json;
+mod kv;
+mod leases;
+mod outcome;
+mod record;
+mod status;
+mod store;
+mod time;
 
 #[cfg(test)]
 mod store_tests;
@@ -40,3 +52,4 @@ pub use record::{
 };
 pub use status::TaskStatus;
 pub use store::TaskStore;
+pub use time::iso8601_utc;

@@ -6,11 +6,12 @@ use serde_json::Value;
 use crate::record::OutcomeKind;
 
 /// Server-to-client methods a task may wait on (MCP input requests).
-pub const INPUT_METHODS: [&str; 3] = ["elicitation/create", "sampling/createMessage", "roots/list"];
+pub(crate) const INPUT_METHODS: [&str; 3] =
+    ["elicitation/create", "sampling/createMessage", "roots/list"];
 
 /// The kind of a tool result: it must be a JSON object; `isError: true`
 /// makes it an error result.
-pub fn tool_result_kind(value: &Value) -> Result<OutcomeKind, String> {
+pub(crate) fn tool_result_kind(value: &Value) -> Result<OutcomeKind, String> {
     let Value::Object(map) = value else {
         return Err("a tool result must be a JSON object".into());
     };
@@ -24,7 +25,7 @@ pub fn tool_result_kind(value: &Value) -> Result<OutcomeKind, String> {
 /// The kind of a result stored by the generic `set-result` and
 /// `complete-with-result`: any JSON, an error result when it is an object
 /// with `isError: true`.
-pub fn any_result_kind(value: &Value) -> OutcomeKind {
+pub(crate) fn any_result_kind(value: &Value) -> OutcomeKind {
     match value.get("isError") {
         Some(Value::Bool(true)) => OutcomeKind::ErrorResult,
         _ => OutcomeKind::Result,
@@ -33,7 +34,7 @@ pub fn any_result_kind(value: &Value) -> OutcomeKind {
 
 /// Checks a JSON-RPC error object: an integer `code`, a string `message`,
 /// an optional `data`, nothing else.
-pub fn check_rpc_error(value: &Value) -> Result<(), String> {
+pub(crate) fn check_rpc_error(value: &Value) -> Result<(), String> {
     let Value::Object(map) = value else {
         return Err("a JSON-RPC error must be a JSON object".into());
     };
@@ -53,7 +54,7 @@ pub fn check_rpc_error(value: &Value) -> Result<(), String> {
 }
 
 /// The error a task whose worker was lost ends with.
-pub fn worker_lost(holder: &str, lapsed_at: &str) -> String {
+pub(crate) fn worker_lost(holder: &str, lapsed_at: &str) -> String {
     serde_json::json!({
         "code": -32603,
         "message": format!("the task's worker was lost: its lease lapsed at {lapsed_at}"),

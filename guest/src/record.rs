@@ -7,6 +7,12 @@
 //! arguments, input requests and answers). Listings read heads only, so a
 //! page of tasks with large results moves only the small parts.
 
+#![expect(
+    clippy::exhaustive_structs,
+    clippy::exhaustive_enums,
+    reason = "the WIT's records and variants, field for field and case for case: a change is a new contract version, and the component's conversions match them without wildcards"
+)]
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -241,12 +247,12 @@ pub(crate) fn parse_stored<'a, T: Deserialize<'a>>(
 
 impl StoredHead {
     /// Absolute expiry (ms), `None` for unlimited.
-    pub fn expires_at(&self) -> Option<u64> {
+    pub(crate) fn expires_at(&self) -> Option<u64> {
         self.ttl.map(|ttl| self.created_at.saturating_add(ttl))
     }
 
     /// Parses a stored head.
-    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
         parse_stored("head", bytes)
     }
 
@@ -287,12 +293,12 @@ pub(crate) struct HeadSummary<'a> {
 
 impl<'a> HeadSummary<'a> {
     /// Parses the listed fields of a stored head.
-    pub fn decode(bytes: &'a [u8]) -> Result<Self, StoreError> {
+    pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self, StoreError> {
         parse_stored("head", bytes)
     }
 
     /// The wire view, status in `view`.
-    pub fn into_task(self, poll_interval: Option<u64>, view: StatusView) -> Task {
+    pub(crate) fn into_task(self, poll_interval: Option<u64>, view: StatusView) -> Task {
         Task {
             status: status_in(view, self.status, self.outcome),
             task_id: self.task_id,
@@ -317,7 +323,7 @@ fn status_in(view: StatusView, status: TaskStatus, outcome: Option<OutcomeKind>)
 
 impl StoredTask {
     /// Serializes head and body, refusing a record larger than `max_bytes`.
-    pub fn encode(&self, max_bytes: u32) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+    pub(crate) fn encode(&self, max_bytes: u32) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
         let serialize =
             |e: serde_json::Error| StoreError::Internal(format!("cannot serialize task: {e}"));
         let head = serde_json::to_vec(&self.head).map_err(serialize)?;
@@ -332,7 +338,7 @@ impl StoredTask {
     }
 
     /// Parses a stored record.
-    pub fn decode(head: &[u8], body: &[u8]) -> Result<Self, StoreError> {
+    pub(crate) fn decode(head: &[u8], body: &[u8]) -> Result<Self, StoreError> {
         Ok(StoredTask {
             head: StoredHead::decode(head)?,
             body: parse_stored("body", body)?,
@@ -341,7 +347,7 @@ impl StoredTask {
 
     /// The full view at `version`, status in `view` (the head's strings
     /// and the variables move into it: a read copies nothing twice).
-    pub fn into_record(
+    pub(crate) fn into_record(
         self,
         version: u64,
         poll_interval: Option<u64>,
@@ -359,7 +365,7 @@ impl StoredTask {
     }
 
     /// The record with outcome, arguments and open input requests.
-    pub fn into_detail(
+    pub(crate) fn into_detail(
         self,
         version: u64,
         poll_interval: Option<u64>,

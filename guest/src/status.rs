@@ -4,7 +4,7 @@ pub use pmcp_tasks_contract::TaskStatus;
 
 /// Whether the state machine allows moving from `from` to `next`: only a
 /// non-terminal task moves, and only to a different status.
-pub fn can_transition(from: TaskStatus, next: TaskStatus) -> bool {
+pub(crate) fn can_transition(from: TaskStatus, next: TaskStatus) -> bool {
     !from.is_terminal() && from != next
 }
 

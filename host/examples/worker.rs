@@ -42,10 +42,7 @@ async fn main() -> Result<()> {
 
     // 1. Replica A receives tools/call with a task: it creates the task
     //    (durable when this returns) and leases it to its worker.
-    let lease = LeaseGrant {
-        holder: "replica-a/worker-1".into(),
-        duration: Duration::from_secs(30),
-    };
+    let lease = LeaseGrant::new("replica-a/worker-1", Duration::from_secs(30));
     let call = TaskRequest::tool_call(
         "confirm_delete",
         json!({"path": "/tmp/old"})
@@ -73,14 +70,14 @@ async fn main() -> Result<()> {
         .await?;
 
     // 3. It needs the user's confirmation: an input request, keyed.
-    let ask = InputRequest {
-        key: "confirm-1".into(),
-        method: "elicitation/create".into(),
-        params: json!({"message": "Delete /tmp/old?", "requestedSchema": {"type": "object"}})
+    let ask = InputRequest::new(
+        "confirm-1",
+        "elicitation/create",
+        json!({"message": "Delete /tmp/old?", "requestedSchema": {"type": "object"}})
             .as_object()
             .context("object")?
             .clone(),
-    };
+    );
     server_a.request_input(OWNER, &id, &[ask]).await?;
 
     // 4. The client polls replica B (tasks/get), sees the request, answers
@@ -95,10 +92,10 @@ async fn main() -> Result<()> {
             .map(|r| &r.key)
             .collect::<Vec<_>>()
     );
-    let answer = InputResponse {
-        key: "confirm-1".into(),
-        response: json!({"action": "accept", "content": {"confirm": true}}),
-    };
+    let answer = InputResponse::new(
+        "confirm-1",
+        json!({"action": "accept", "content": {"confirm": true}}),
+    );
     let answered = server_b.answer_input(OWNER, &id, &[answer]).await?;
     println!("client answers; task is {}", answered.task.status);
 

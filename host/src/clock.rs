@@ -13,6 +13,7 @@ pub trait Clock: Send + Sync + 'static {
 
 /// The operating system's clock.
 #[derive(Debug, Default, Clone, Copy)]
+#[expect(clippy::exhaustive_structs, reason = "a unit struct: nothing to add")]
 pub struct SystemClock;
 
 impl Clock for SystemClock {

@@ -18,8 +18,6 @@
 //! `pmcp_tasks.call` with the operation, the owner's [`owner_tag`], and the
 //! guest and backend time it took.
 
-#![warn(missing_docs)]
-
 pub mod backend;
 mod bindings;
 pub mod clock;

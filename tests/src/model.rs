@@ -24,7 +24,7 @@ const PAGE: u32 = 2;
 /// One step of a sequence. Tasks are named by index into every id created
 /// so far (any owner's, so steps also try other owners' tasks).
 #[derive(Debug, Clone)]
-pub enum Step {
+enum Step {
     /// `create` with no ttl (the default) or a short one, in ms.
     Create { owner: usize, ttl_ms: Option<u64> },
     /// `get`.

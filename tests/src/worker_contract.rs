@@ -85,27 +85,21 @@ fn object(value: Value) -> Map<String, Value> {
 }
 
 fn grant(holder: &str) -> LeaseGrant {
-    LeaseGrant {
-        holder: holder.into(),
-        duration: LEASE,
-    }
+    LeaseGrant::new(holder, LEASE)
 }
 
 fn elicit(key: &str) -> InputRequest {
-    InputRequest {
-        key: key.into(),
-        method: "elicitation/create".into(),
-        params: object(
+    InputRequest::new(
+        key,
+        "elicitation/create",
+        object(
             json!({"message": format!("confirm {key}?"), "requestedSchema": {"type": "object"}}),
         ),
-    }
+    )
 }
 
 fn answer(key: &str) -> InputResponse {
-    InputResponse {
-        key: key.into(),
-        response: json!({"action": "accept", "content": {"key": key}}),
-    }
+    InputResponse::new(key, json!({"action": "accept", "content": {"key": key}}))
 }
 
 fn tool_result(text: &str, is_error: bool) -> Outcome {
@@ -305,11 +299,11 @@ async fn input_requests_round_trip_and_keys_never_repeat(factory: &dyn BackendFa
     let r = Replicas::new(factory, 2).await;
     let (worker, client) = (r.a(), r.b());
     let id = leased_task(worker, ALICE, "w").await;
-    let sampling = InputRequest {
-        key: "summary".into(),
-        method: "sampling/createMessage".into(),
-        params: object(json!({"messages": [], "maxTokens": 10})),
-    };
+    let sampling = InputRequest::new(
+        "summary",
+        "sampling/createMessage",
+        object(json!({"messages": [], "maxTokens": 10})),
+    );
     let asked = worker
         .request_input(ALICE, &id, &[elicit("confirm"), sampling])
         .await
@@ -371,10 +365,8 @@ async fn input_requests_round_trip_and_keys_never_repeat(factory: &dyn BackendFa
         twice.expect_err("duplicate key").json_rpc_code(),
         INVALID_PARAMS
     );
-    let wrong_method = InputRequest {
-        method: "tools/call".into(),
-        ..elicit("fresh")
-    };
+    let mut wrong_method = elicit("fresh");
+    wrong_method.method = "tools/call".into();
     let refused = worker.request_input(ALICE, &id, &[wrong_method]).await;
     assert_eq!(refused.expect_err("method").json_rpc_code(), INVALID_PARAMS);
     let after = client.get(ALICE, &id).await.unwrap();
@@ -679,28 +671,21 @@ async fn a_task_keeps_its_tool_call_for_every_replica(factory: &dyn BackendFacto
     let huge = TaskRequest::tool_call("scan", object(json!({"blob": "x".repeat(300 * 1024)})));
     let refused = r.a().create_task(ALICE, &huge, None, None).await;
     assert_eq!(refused.expect_err("huge").json_rpc_code(), INVALID_PARAMS);
-    let long_name = TaskRequest {
-        tool_name: Some("t".repeat(257)),
-        ..TaskRequest::default()
-    };
+    let mut long_name = TaskRequest::default();
+    long_name.tool_name = Some("t".repeat(257));
     let refused = r.a().create_task(ALICE, &long_name, None, None).await;
     assert_eq!(
         refused.expect_err("long name").json_rpc_code(),
         INVALID_PARAMS
     );
-    let no_trace = TaskRequest {
-        trace_parent: Some("00-0-0-01".into()),
-        ..TaskRequest::default()
-    };
+    let mut no_trace = TaskRequest::default();
+    no_trace.trace_parent = Some("00-0-0-01".into());
     let refused = r.a().create_task(ALICE, &no_trace, None, None).await;
     assert_eq!(
         refused.expect_err("bad traceparent").json_rpc_code(),
         INVALID_PARAMS
     );
-    let no_holder = LeaseGrant {
-        holder: String::new(),
-        duration: LEASE,
-    };
+    let no_holder = LeaseGrant::new(String::new(), LEASE);
     let refused = r
         .a()
         .create_task(ALICE, &request, None, Some(&no_holder))

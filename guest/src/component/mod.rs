@@ -224,16 +224,16 @@ impl GuestStore for StoreResource {
 #[cfg(feature = "fault-injection")]
 mod faults {
     /// Owner id that makes the guest trap.
-    pub const TRAP: &str = "fault-injection:trap";
+    pub(super) const TRAP: &str = "fault-injection:trap";
     /// Owner id that makes the guest loop forever.
-    pub const LOOP: &str = "fault-injection:loop";
+    pub(super) const LOOP: &str = "fault-injection:loop";
     /// Owner id that makes the guest allocate without bound.
-    pub const ALLOCATE: &str = "fault-injection:allocate";
+    pub(super) const ALLOCATE: &str = "fault-injection:allocate";
     /// Owner id that makes the guest sweep with a clock from the far
     /// future, as a hostile plugin would to delete every tenant's tasks.
-    pub const TIME_TRAVEL: &str = "fault-injection:time-travel";
+    pub(super) const TIME_TRAVEL: &str = "fault-injection:time-travel";
 
-    pub fn trigger(owner: &str) {
+    pub(super) fn trigger(owner: &str) {
         match owner {
             TRAP => panic!("fault injection: trap requested"),
             LOOP => loop {

@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use pmcp_tasks_host::backend::BackendUrl;
 use pmcp_tasks_host::{ComponentSource, StoreConfig, TaskHost};
-use pmcp_tasks_mcp::telemetry::{OtlpTraces, OtlpTracing};
+use pmcp_tasks_mcp::{OtlpTraces, OtlpTracing};
 
 /// Serve MCP with durable tasks, or operate a pmcp-tasks store: inspect an
 /// owner's tasks, clean up expired ones, bootstrap a DynamoDB table.

@@ -21,16 +21,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Installs the process's metrics recorder.
-pub fn install() -> Result<PrometheusHandle> {
+pub(crate) fn install() -> Result<PrometheusHandle> {
     PrometheusBuilder::new()
-        .set_buckets(&pmcp_tasks_mcp::telemetry::SECONDS_BUCKETS)
+        .set_buckets(&pmcp_tasks_mcp::SECONDS_BUCKETS)
         .context("metric buckets")?
         .install_recorder()
         .context("installing the metrics recorder")
 }
 
 /// Serves `/metrics` on `listener` until `shutdown`.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     handle: PrometheusHandle,
     service: TaskService,

@@ -8,18 +8,18 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use pmcp_tasks_host::TaskHost;
-use pmcp_tasks_mcp::demo::DemoTools;
-use pmcp_tasks_mcp::http::{
+use pmcp_tasks_mcp::DemoTools;
+use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService};
+use pmcp_tasks_mcp::{
     HostPolicy, HttpOptions, JwksSource, JwtVerifier, OriginPolicy, ProtectedResource, SessionSeal,
     StaticTokens, TokenDigest, TrustedHeader, LOOPBACK_ORIGINS,
 };
-use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
 /// How to serve.
 #[derive(Args, Debug)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Serve Streamable HTTP at http://ADDR/mcp (a loopback address unless
     /// you put authentication in front); without it, serve stdio.
     #[arg(long, value_name = "ADDR")]
@@ -51,7 +51,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 30_000)]
     body_timeout_ms: u64,
     /// The largest HTTP request body, in bytes.
-    #[arg(long, default_value_t = pmcp_tasks_mcp::gate::MAX_MESSAGE_BYTES)]
+    #[arg(long, default_value_t = pmcp_tasks_mcp::MAX_MESSAGE_BYTES)]
     max_body_bytes: usize,
     /// How long a cancelled task's tool may run on to return its own
     /// outcome before it is stopped, in ms.
@@ -167,7 +167,7 @@ struct AuthArgs {
 /// failed with "the replica shut down" rather than left `working` until
 /// their leases lapse. `secret` is the deployment's secret (the cursor
 /// secret), if one was given.
-pub async fn run(host: TaskHost, args: ServeArgs, secret: Option<&[u8]>) -> Result<()> {
+pub(crate) async fn run(host: TaskHost, args: ServeArgs, secret: Option<&[u8]>) -> Result<()> {
     let mut config = ServiceConfig::default();
     config.replica = args.replica.clone();
     config.lease = Duration::from_millis(args.lease_ms);
@@ -211,13 +211,13 @@ pub async fn run(host: TaskHost, args: ServeArgs, secret: Option<&[u8]>) -> Resu
             crate::announce(&format!("serving MCP at http://{local}/mcp"));
             let stop = shutdown.clone();
             tokio::spawn(async move {
-                pmcp_tasks_mcp::http::serve(listener, server, options, stop)
+                pmcp_tasks_mcp::serve_http(listener, server, options, stop)
                     .await
                     .context("serving HTTP")
             })
         }
         None => tokio::spawn(async move {
-            pmcp_tasks_mcp::core_front::serve_lines(server, tokio::io::stdin(), tokio::io::stdout())
+            pmcp_tasks_mcp::serve_lines(server, tokio::io::stdin(), tokio::io::stdout())
                 .await
                 .context("serving stdio")
         }),

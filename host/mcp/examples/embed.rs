@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use pmcp_tasks_host::{StoreConfig, TaskHost};
-use pmcp_tasks_mcp::http::{HttpOptions, TokenDigest};
 use pmcp_tasks_mcp::{
     DurableTaskServer, ServiceConfig, TaskService, TaskSupport, TaskTools, ToolCall, ToolExit,
     ToolFuture, ToolSpec, Worker,
 };
+use pmcp_tasks_mcp::{HttpOptions, TokenDigest};
 use rmcp::model::Tool;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -30,14 +30,12 @@ impl TaskTools for Reports {
     fn tools(&self) -> Vec<ToolSpec> {
         let schema = json!({"type": "object", "properties": {"pages": {"type": "integer"}}});
         let schema: Map<String, Value> = schema.as_object().cloned().unwrap_or_default();
-        vec![ToolSpec {
-            tool: Tool::new(
-                "build_report",
-                "Builds a report, page by page.",
-                Arc::new(schema),
-            ),
-            task_support: TaskSupport::Optional,
-        }]
+        let tool = Tool::new(
+            "build_report",
+            "Builds a report, page by page.",
+            Arc::new(schema),
+        );
+        vec![ToolSpec::new(tool, TaskSupport::Optional)]
     }
 
     fn call(&self, call: ToolCall, worker: Option<Worker>) -> ToolFuture {
@@ -83,6 +81,6 @@ async fn main() -> Result<()> {
     // Bearer tokens become owners as keyed digests; replicas share the key.
     let options = HttpOptions::default()
         .with_authenticate(Arc::new(TokenDigest::new(b"shared by every replica")));
-    pmcp_tasks_mcp::http::serve(listener, server, options, CancellationToken::new()).await?;
+    pmcp_tasks_mcp::serve_http(listener, server, options, CancellationToken::new()).await?;
     Ok(())
 }

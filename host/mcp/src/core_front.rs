@@ -92,7 +92,7 @@ async fn read_line<R: AsyncBufRead + Unpin>(
 
 /// Serves `server` on `input` / `output` (newline-delimited JSON-RPC, as
 /// on stdio) until the input ends. Every line passes the
-/// [`crate::gate`] first: a line that is not a JSON-RPC message gets
+/// the JSON-RPC gate first: a line that is not a JSON-RPC message gets
 /// its error response and the server reads on; no input ends it but the
 /// input's end.
 pub async fn serve_lines<T, R, W>(

@@ -18,6 +18,7 @@ use crate::worker::{ToolExit, ToolOutcome, Worker};
 /// The demonstration tools (no state of their own: everything a task
 /// holds is in the store).
 #[derive(Debug, Clone, Copy, Default)]
+#[expect(clippy::exhaustive_structs, reason = "a unit struct: nothing to add")]
 pub struct DemoTools;
 
 fn tool(name: &'static str, description: &'static str, schema: Value) -> Tool {
@@ -41,11 +42,11 @@ fn elicit(key: &str, message: &str) -> InputRequest {
             "properties": {"confirm": {"type": "boolean"}},
         },
     });
-    InputRequest {
-        key: key.into(),
-        method: "elicitation/create".into(),
-        params: params.as_object().cloned().unwrap_or_default(),
-    }
+    InputRequest::new(
+        key,
+        "elicitation/create",
+        params.as_object().cloned().unwrap_or_default(),
+    )
 }
 
 fn object_schema(properties: Value) -> Value {

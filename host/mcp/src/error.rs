@@ -10,11 +10,12 @@ pub use pmcp_tasks_contract::json_rpc::{
 };
 
 /// The tasks extension's identifier (SEP-2663).
-pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
+pub(crate) const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
 
 /// A JSON-RPC error object, as it goes on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("JSON-RPC error {code}: {message}")]
+#[non_exhaustive]
 pub struct RpcError {
     /// The error code.
     pub code: i32,
@@ -33,6 +34,12 @@ impl RpcError {
             message: message.into(),
             data: None,
         }
+    }
+
+    /// The same error carrying `data` (the JSON-RPC error's `data` member).
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
     }
 
     /// -32700.

@@ -23,7 +23,7 @@ pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// What kind of JSON-RPC message passed the gate.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub enum MessageKind {
+pub(crate) enum MessageKind {
     /// A request: it gets a response with this id.
     Request {
         /// The request's id (a string or an integer).
@@ -45,7 +45,7 @@ pub enum MessageKind {
 
 /// A message that passed the gate.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Admitted {
+pub(crate) struct Admitted {
     /// The whole message, as parsed.
     pub message: Value,
     /// What it is.
@@ -54,14 +54,14 @@ pub struct Admitted {
 
 impl Admitted {
     /// The params (`Null` when absent).
-    pub fn params(&self) -> &Value {
+    pub(crate) fn params(&self) -> &Value {
         self.message.get("params").unwrap_or(&Value::Null)
     }
 }
 
 /// A message refused at the gate, and the error response it gets.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Refused {
+pub(crate) struct Refused {
     /// The request's id when it had a usable one, else `null`.
     pub id: Value,
     /// The error.
@@ -77,13 +77,13 @@ impl Refused {
     }
 
     /// The JSON-RPC error response.
-    pub fn response(&self) -> Value {
+    pub(crate) fn response(&self) -> Value {
         serde_json::json!({"jsonrpc": "2.0", "id": self.id, "error": self.error.to_value()})
     }
 }
 
 /// Checks one message's bytes.
-pub fn admit(bytes: &[u8]) -> Result<Admitted, Refused> {
+pub(crate) fn admit(bytes: &[u8]) -> Result<Admitted, Refused> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         Refused::anonymous(RpcError::parse_error(format!(
             "Parse error: the message is not valid UTF-8 (at byte {})",

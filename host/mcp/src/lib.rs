@@ -16,36 +16,60 @@
 //! [`Worker`]: it keeps its lease, reports progress, asks for input and
 //! sees cancellation, all through the store, so any replica can answer for it.
 
-#![warn(missing_docs)]
-
 mod arguments;
 mod core;
-pub mod core_front;
-pub mod demo;
+mod core_front;
+#[cfg(feature = "demo")]
+mod demo;
 mod error;
-pub mod gate;
-pub mod http;
+mod gate;
+mod http;
 mod identity;
 mod params;
 mod revision;
-pub mod server;
+mod server;
 mod service;
 mod shared;
 mod support;
-pub mod telemetry;
-pub mod trace;
+mod telemetry;
+mod trace;
 mod wake;
-pub mod wire;
+mod wire;
 mod worker;
 
+// The crate's API, each item at this one path; the modules are private.
+
+// The service and its tools.
+#[cfg(feature = "demo")]
+pub use demo::DemoTools;
 pub use error::{
     RpcError, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND,
     MISSING_REQUIRED_CLIENT_CAPABILITY, PARSE_ERROR,
 };
-pub use identity::{principal_identity, Identify, Principal};
 pub use revision::Revision;
 pub use server::{DurableTaskServer, TaskTools, ToolCall, ToolFuture, ToolSpec};
 pub use service::{Caller, ShutdownReport, TaskService};
 pub use shared::ServiceConfig;
 pub use support::{decide, Execution, TaskSupport};
 pub use worker::{ToolExit, ToolOutcome, Worker};
+
+// Transports: newline-delimited JSON-RPC (stdio) and Streamable HTTP.
+pub use core_front::serve_lines;
+pub use gate::MAX_MESSAGE_BYTES;
+pub use http::serve as serve_http;
+pub use http::{HttpOptions, MCP_PATH};
+
+// Who the caller is, and what the HTTP front admits.
+pub use http::{
+    bearer_token, AuthError, AuthFuture, Authenticate, BadOrigin, HostPolicy, JwksError,
+    JwksSource, JwtConfigError, JwtVerifier, OriginPolicy, ProtectedResource, SessionSeal,
+    StaticTokens, TokenDigest, TokenFileError, TokenProblem, TrustedHeader, WallClock,
+    ASYMMETRIC_ALGORITHMS, LOOPBACK_HOSTS, LOOPBACK_ORIGINS,
+};
+pub use identity::{principal_identity, Identify, Principal};
+
+// Operating it: trace spans and metrics buckets; OTLP export (feature `otlp`).
+pub use telemetry::SECONDS_BUCKETS;
+#[cfg(feature = "otlp")]
+pub use telemetry::{span_filter, OtlpTraces, OtlpTracing, TelemetryError};
+pub use trace::SPAN_TARGET;

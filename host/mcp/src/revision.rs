@@ -11,6 +11,7 @@ pub(crate) const CORE_PROTOCOL_VERSION: &str = "2025-11-25";
 /// Which MCP revision a request speaks; only the routing and the wire
 /// shapes differ, the stored task is the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Revision {
     /// MCP 2025-11-25: tasks in the core protocol.
     V2025_11_25,

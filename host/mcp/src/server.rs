@@ -31,6 +31,7 @@ pub type ToolFuture = Pin<Box<dyn Future<Output = ToolOutcome> + Send + 'static>
 
 /// One tool the server offers, and whether it runs as a task.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ToolSpec {
     /// The tool as `tools/list` shows it.
     pub tool: Tool,
@@ -38,8 +39,16 @@ pub struct ToolSpec {
     pub task_support: TaskSupport,
 }
 
+impl ToolSpec {
+    /// `tool`, whose calls run as tasks as `task_support` says.
+    pub fn new(tool: Tool, task_support: TaskSupport) -> Self {
+        ToolSpec { tool, task_support }
+    }
+}
+
 /// One tool call as the tools see it.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct ToolCall {
     /// The tool's name.
     pub name: String,
@@ -340,17 +349,8 @@ fn request_span(
 }
 
 /// Our JSON-RPC error as rmcp's.
-pub fn rpc_to_rmcp(e: RpcError) -> ErrorData {
+pub(crate) fn rpc_to_rmcp(e: RpcError) -> ErrorData {
     ErrorData::new(ErrorCode(e.code), e.message, e.data)
-}
-
-/// rmcp's JSON-RPC error as ours.
-pub fn rmcp_to_rpc(e: ErrorData) -> RpcError {
-    RpcError {
-        code: e.code.0,
-        message: e.message.into_owned(),
-        data: e.data,
-    }
 }
 
 fn from_json<R: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<R, ErrorData> {

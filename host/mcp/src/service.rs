@@ -22,17 +22,52 @@ use crate::wake::Wakeups;
 use crate::wire;
 use crate::worker::{run_worker, ToolOutcome, Worker};
 
-/// Who sends a request, and in which revision.
+/// Who sends a request, and in which revision: built by the transports
+/// from a verified identity, or by an embedder that has its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The authenticated identity (a bearer token's subject, a configured
-    /// identity for stdio): every task call is scoped to it.
-    pub owner: String,
+    /// The authenticated identity: every task call is scoped to it.
+    pub(crate) owner: String,
     /// The revision the request speaks.
-    pub revision: Revision,
+    pub(crate) revision: Revision,
     /// Whether the request declared the `io.modelcontextprotocol/tasks`
     /// extension capability (2026-07-28).
-    pub declares_tasks_extension: bool,
+    pub(crate) declares_tasks_extension: bool,
+}
+
+impl Caller {
+    /// `owner` (a verified identity: a token's issuer and subject, a
+    /// configured identity for stdio) speaking `revision`, without the
+    /// tasks extension declared.
+    pub fn new(owner: impl Into<String>, revision: Revision) -> Self {
+        Caller {
+            owner: owner.into(),
+            revision,
+            declares_tasks_extension: false,
+        }
+    }
+
+    /// The same caller, declaring (or not) the
+    /// `io.modelcontextprotocol/tasks` extension capability (2026-07-28).
+    pub fn with_tasks_extension(mut self, declared: bool) -> Self {
+        self.declares_tasks_extension = declared;
+        self
+    }
+
+    /// The identity every task call is scoped to.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The revision the request speaks.
+    pub fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    /// Whether the request declared the tasks extension capability.
+    pub fn declares_tasks_extension(&self) -> bool {
+        self.declares_tasks_extension
+    }
 }
 
 /// The task methods of MCP over a [`TaskHost`]: cheap to clone, shared by
@@ -175,10 +210,10 @@ impl TaskService {
             ));
         }
         let n = self.shared.workers.fetch_add(1, Ordering::Relaxed);
-        let grant = LeaseGrant {
-            holder: format!("{}/{n}", self.shared.config.replica),
-            duration: self.shared.config.lease,
-        };
+        let grant = LeaseGrant::new(
+            format!("{}/{n}", self.shared.config.replica),
+            self.shared.config.lease,
+        );
         trace::record_owner(&caller.owner);
         let mut request = TaskRequest::tool_call(tool, arguments);
         request.trace_parent = trace::current_trace_parent();
@@ -329,10 +364,7 @@ impl TaskService {
         key: &str,
         response: Value,
     ) -> Result<(), RpcError> {
-        let responses = [InputResponse {
-            key: key.to_owned(),
-            response,
-        }];
+        let responses = [InputResponse::new(key.to_owned(), response)];
         self.shared
             .host
             .answer_input(&caller.owner, id, &responses)
@@ -349,10 +381,7 @@ impl TaskService {
         let responses = params::required_object(params, "inputResponses")?;
         let responses: Vec<InputResponse> = responses
             .iter()
-            .map(|(key, response)| InputResponse {
-                key: key.clone(),
-                response: response.clone(),
-            })
+            .map(|(key, response)| InputResponse::new(key.clone(), response.clone()))
             .collect();
         self.shared
             .host

@@ -8,6 +8,7 @@ use crate::revision::Revision;
 
 /// A tool's `execution.taskSupport`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum TaskSupport {
     /// Never runs as a task (also when the tool declares nothing).
     #[default]
@@ -32,6 +33,7 @@ impl TaskSupport {
 
 /// How one tool call runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Execution {
     /// As a plain call: the result is the response.
     Direct,

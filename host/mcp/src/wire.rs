@@ -5,7 +5,7 @@ use pmcp_tasks_host::{Outcome, Task, TaskDetail, TaskPage, TaskStatus};
 use serde_json::{json, Map, Value};
 
 /// The `_meta` key that ties a 2025-11-25 result to its task.
-pub const RELATED_TASK: &str = "io.modelcontextprotocol/related-task";
+pub(crate) const RELATED_TASK: &str = "io.modelcontextprotocol/related-task";
 
 fn object(value: Value) -> Map<String, Value> {
     match value {
@@ -15,13 +15,13 @@ fn object(value: Value) -> Map<String, Value> {
 }
 
 /// A task as 2025-11-25 puts it on the wire (`ttl`, `pollInterval`).
-pub fn task_2025(task: &Task) -> Value {
+pub(crate) fn task_2025(task: &Task) -> Value {
     serde_json::to_value(task).unwrap_or(Value::Null)
 }
 
 /// A task as the 2026-07-28 extension puts it on the wire (`ttlMs`,
 /// `pollIntervalMs`).
-pub fn task_2026(task: &Task) -> Map<String, Value> {
+pub(crate) fn task_2026(task: &Task) -> Map<String, Value> {
     let mut out = Map::new();
     out.insert("taskId".into(), json!(task.task_id));
     out.insert("status".into(), json!(task.status));
@@ -38,12 +38,12 @@ pub fn task_2026(task: &Task) -> Map<String, Value> {
 }
 
 /// `CreateTaskResult` of 2025-11-25: `{task}`.
-pub fn create_result_2025(task: &Task) -> Value {
+pub(crate) fn create_result_2025(task: &Task) -> Value {
     json!({"task": task_2025(task)})
 }
 
 /// `CreateTaskResult` of 2026-07-28: the task, flat, `resultType: "task"`.
-pub fn create_result_2026(task: &Task) -> Value {
+pub(crate) fn create_result_2026(task: &Task) -> Value {
     let mut out = task_2026(task);
     out.insert("resultType".into(), json!("task"));
     Value::Object(out)
@@ -51,7 +51,7 @@ pub fn create_result_2026(task: &Task) -> Value {
 
 /// `tasks/get` of 2026-07-28: the task with what its status carries
 /// inlined (`inputRequests`, `result` or `error`), `resultType: "complete"`.
-pub fn detailed_task_2026(detail: &TaskDetail) -> Value {
+pub(crate) fn detailed_task_2026(detail: &TaskDetail) -> Value {
     let task = &detail.record.task;
     let mut out = task_2026(task);
     match task.status {
@@ -95,7 +95,7 @@ pub fn detailed_task_2026(detail: &TaskDetail) -> Value {
 }
 
 /// `tasks/list` of 2025-11-25.
-pub fn list_2025(page: &TaskPage) -> Value {
+pub(crate) fn list_2025(page: &TaskPage) -> Value {
     let mut out = Map::new();
     out.insert(
         "tasks".into(),
@@ -109,7 +109,7 @@ pub fn list_2025(page: &TaskPage) -> Value {
 
 /// A tool result as `tasks/result` returns it in 2025-11-25: exactly the
 /// `CallToolResult`, with the related task in its `_meta`.
-pub fn related_result(result: &Value, task_id: &str) -> Value {
+pub(crate) fn related_result(result: &Value, task_id: &str) -> Value {
     let mut out = object(result.clone());
     let meta = out
         .entry("_meta")
@@ -124,7 +124,7 @@ pub fn related_result(result: &Value, task_id: &str) -> Value {
 }
 
 /// The empty acknowledgement of 2026-07-28 `tasks/update` and `tasks/cancel`.
-pub fn acknowledgement() -> Value {
+pub(crate) fn acknowledgement() -> Value {
     json!({"resultType": "complete"})
 }
 
@@ -133,15 +133,15 @@ mod tests {
     use super::*;
 
     fn task(status: TaskStatus) -> Task {
-        Task {
-            task_id: "t1".into(),
-            status,
-            status_message: None,
-            created_at: "2026-11-27T00:00:00.000Z".into(),
-            last_updated_at: "2026-11-27T00:00:01.000Z".into(),
-            ttl: None,
-            poll_interval: Some(500),
-        }
+        serde_json::from_value(json!({
+            "taskId": "t1",
+            "status": status,
+            "createdAt": "2026-11-27T00:00:00.000Z",
+            "lastUpdatedAt": "2026-11-27T00:00:01.000Z",
+            "ttl": null,
+            "pollInterval": 500,
+        }))
+        .expect("a task")
     }
 
     #[test]

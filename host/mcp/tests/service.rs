@@ -41,11 +41,7 @@ async fn service() -> TaskService {
 }
 
 fn caller(owner: &str, revision: Revision, declares: bool) -> Caller {
-    Caller {
-        owner: owner.into(),
-        revision,
-        declares_tasks_extension: declares,
-    }
+    Caller::new(owner, revision).with_tasks_extension(declares)
 }
 
 fn old(owner: &str) -> Caller {
@@ -93,9 +89,10 @@ async fn gated_task(
         )
         .await
         .expect("start");
-    let id = match who.revision {
-        Revision::V2025_11_25 => created["task"]["taskId"].as_str(),
-        Revision::V2026_07_28 => created["taskId"].as_str(),
+    let id = if who.revision() == Revision::V2025_11_25 {
+        created["task"]["taskId"].as_str()
+    } else {
+        created["taskId"].as_str()
     }
     .expect("task id")
     .to_owned();
@@ -182,10 +179,7 @@ async fn results_and_errors_come_back_exactly_as_the_call_would_have() {
     );
 
     let (broken, finish, _) = gated_task(&s, &alice).await;
-    let error = RpcError {
-        data: Some(json!({"exit": 3})),
-        ..RpcError::new(-32000, "the job crashed")
-    };
+    let error = RpcError::new(-32000, "the job crashed").with_data(json!({"exit": 3}));
     finish.send(Err(error.clone())).unwrap();
     let e = call(&s, &alice, "tasks/result", json!({"taskId": broken}))
         .await
@@ -323,14 +317,14 @@ async fn a_2026_worker_asks_for_input_and_stops_when_cancelled() {
             Map::new(),
             None,
             |worker: Worker| async move {
-                let ask = InputRequest {
-                    key: "confirm".into(),
-                    method: "elicitation/create".into(),
-                    params: json!({"message": "Delete?", "requestedSchema": {"type": "object"}})
+                let ask = InputRequest::new(
+                    "confirm",
+                    "elicitation/create",
+                    json!({"message": "Delete?", "requestedSchema": {"type": "object"}})
                         .as_object()
                         .cloned()
                         .unwrap_or_default(),
-                };
+                );
                 let answers = worker.ask(&[ask]).await?;
                 let accepted = answers[0].response["action"] == "accept";
                 Ok(text_result(

@@ -14,8 +14,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pmcp_tasks_guest::kv::{KvError as GuestKvError, Listing};
 use pmcp_tasks_guest::{Kv, SystemEnvironment, TaskStore};
+use pmcp_tasks_guest::{KvError as GuestKvError, Listing};
 use pmcp_tasks_host::backend::{Entry, InMemoryBackend, KvBackend, KvError};
 use pmcp_tasks_host::{
     EngineTuning, InputRequest, InputResponse, InstanceStrategy, LeaseGrant, StoreConfig, TaskHost,
@@ -606,20 +606,17 @@ impl Subject for HostSubject {
     }
 
     async fn request_input(&self, owner: &str, id: &str) {
-        let request = InputRequest {
-            key: INPUT_KEY.into(),
-            method: "elicitation/create".into(),
-            params: serde_json::from_str(INPUT_PARAMS).expect("the params are an object"),
-        };
+        let request = InputRequest::new(
+            INPUT_KEY,
+            "elicitation/create",
+            serde_json::from_str(INPUT_PARAMS).expect("the params are an object"),
+        );
         let asked = self.host.request_input(owner, id, &[request]).await;
         asked.expect("host request-input");
     }
 
     async fn answer_input(&self, owner: &str, id: &str, payloads: &Payloads) {
-        let response = InputResponse {
-            key: INPUT_KEY.into(),
-            response: payloads.answer.clone(),
-        };
+        let response = InputResponse::new(INPUT_KEY, payloads.answer.clone());
         let answered = self.host.answer_input(owner, id, &[response]).await;
         answered.expect("host answer-input");
     }
@@ -630,10 +627,7 @@ impl Subject for HostSubject {
     }
 
     async fn renew_lease(&self, owner: &str, id: &str) {
-        let grant = LeaseGrant {
-            holder: WORKER.into(),
-            duration: LEASE,
-        };
+        let grant = LeaseGrant::new(WORKER, LEASE);
         let renewed = self.host.renew_lease(owner, id, &grant).await;
         renewed.expect("host renew-lease");
     }

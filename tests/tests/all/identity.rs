@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use pmcp_tasks_mcp::http::{AuthError, JwksSource, JwtVerifier, TokenProblem};
+use pmcp_tasks_mcp::{AuthError, JwksSource, JwtVerifier, TokenProblem};
 use pmcp_tasks_tests::jwt::{now_s, Issuer};
 use serde_json::json;
 

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use pmcp_tasks_host::{Outcome, TaskHost, TaskRequest};
-use pmcp_tasks_mcp::demo::DemoTools;
+use pmcp_tasks_mcp::DemoTools;
 use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService};
 use pmcp_tasks_tests::rmcp_client::connect;
 use rmcp::model::{GetTaskParams, TaskPayload};

@@ -18,14 +18,14 @@ trait RoundTrips: Send + Sync + 'static {
 /// operation as the store makes on that backend (get: a read; update: a
 /// read, then a write; create: a write), straight through the client
 /// library, with none of the store's work.
-pub struct Baseline<R> {
+pub(crate) struct Baseline<R> {
     requests: R,
     next_id: std::sync::atomic::AtomicU64,
 }
 
 impl<R> Baseline<R> {
     /// A baseline making its round trips with `requests`.
-    pub fn new(requests: R) -> Self {
+    pub(crate) fn new(requests: R) -> Self {
         Baseline {
             requests,
             next_id: std::sync::atomic::AtomicU64::new(0),
@@ -58,7 +58,7 @@ impl<R: RoundTrips> Mixed for Baseline<R> {
 const RECORD_BYTES: usize = 400;
 
 #[cfg(feature = "redis")]
-pub mod redis {
+pub(crate) mod redis {
     //! Redis round trips: `HMGET` to read, a trivial Lua script to write
     //! (the store's writes are scripts too).
 
@@ -68,14 +68,14 @@ pub mod redis {
 
     use super::{RoundTrips, RECORD_BYTES};
 
-    pub struct Requests {
+    pub(crate) struct Requests {
         connection: ConnectionManager,
         script: Script,
         value: Vec<u8>,
     }
 
     impl Requests {
-        pub async fn connect(url: &str) -> Requests {
+        pub(crate) async fn connect(url: &str) -> Requests {
             let client = redis::Client::open(url).expect("a redis url");
             let connection = ConnectionManager::new(client)
                 .await
@@ -119,7 +119,7 @@ pub mod redis {
 }
 
 #[cfg(feature = "dynamodb")]
-pub mod dynamodb {
+pub(crate) mod dynamodb {
     //! DynamoDB requests: a strongly consistent `GetItem` to read, a
     //! `PutItem` to write, on a table of the store's schema.
 
@@ -133,14 +133,14 @@ pub mod dynamodb {
 
     use super::{RoundTrips, RECORD_BYTES};
 
-    pub struct Requests {
+    pub(crate) struct Requests {
         client: sdk::Client,
         table: String,
         value: Blob,
     }
 
     impl Requests {
-        pub async fn create(client: &sdk::Client) -> Requests {
+        pub(crate) async fn create(client: &sdk::Client) -> Requests {
             let table = "baseline".to_owned();
             DynamoDbBackend::new(client.clone(), table.clone())
                 .create_table()

@@ -21,7 +21,7 @@ const TASKS_PER_CALLER: usize = 16;
 
 /// The three operations of the mixed workload.
 #[async_trait]
-pub trait Mixed: Send + Sync + 'static {
+pub(crate) trait Mixed: Send + Sync + 'static {
     /// Creates a task; returns its id.
     async fn create(&self, owner: &str) -> String;
     /// Reads a task.
@@ -47,7 +47,7 @@ impl Mixed for HostSubject {
 
 /// Every throughput figure: each backend with each strategy, then the
 /// client-library baselines.
-pub async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ConcurrencyRow> {
+pub(crate) async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ConcurrencyRow> {
     let mut rows = Vec::new();
     for (backend, factory) in backends.list() {
         let callers = match backend {
@@ -235,11 +235,11 @@ fn taskset(cores: &str, pid: u32) -> bool {
 }
 
 /// The name of the client-library baselines in the report.
-pub const BASELINE: &str = "client-library baseline";
+pub(crate) const BASELINE: &str = "client-library baseline";
 
 /// How long each caller of the mixed workload runs.
 #[derive(Debug, Clone, Copy)]
-pub enum Until {
+pub(crate) enum Until {
     /// For this long.
     Elapsed(Duration),
     /// For this many operations (the counted Redis run's).
@@ -257,7 +257,7 @@ async fn throughput(subject: &Arc<dyn Mixed>, callers: usize, run_for: Duration)
 /// own owner's tasks, until `until`; `at_start` runs once every caller has
 /// created its tasks and before any operation. Operations per second, and
 /// operations made.
-pub async fn mixed_workload(
+pub(crate) async fn mixed_workload(
     subject: &Arc<dyn Mixed>,
     callers: usize,
     until: Until,

@@ -26,7 +26,7 @@ use crate::report::CountedRow;
 use crate::Sizes;
 
 /// The internal flag that runs a probe.
-pub const PROBE_FLAG: &str = "--count-probe";
+pub(crate) const PROBE_FLAG: &str = "--count-probe";
 
 /// The two subjects counted: native, and the component on a reused
 /// instance (one, never retired, so no count includes an instantiation).
@@ -40,7 +40,7 @@ const SUBJECTS: [SubjectKind; 2] = [
 
 /// Instructions per call of every operation for both subjects; no rows
 /// when valgrind is not installed.
-pub async fn measure(sizes: Sizes) -> anyhow::Result<Vec<CountedRow>> {
+pub(crate) async fn measure(sizes: Sizes) -> anyhow::Result<Vec<CountedRow>> {
     if !callgrind::available() {
         eprintln!("valgrind is not installed: the sandbox overhead is not counted");
         return Ok(Vec::new());
@@ -122,7 +122,7 @@ fn step_through(
 
 /// The probe's side (run under callgrind by [`measure`]): every operation
 /// `calls` times on a fresh owner of one subject, stepped by the parent.
-pub async fn probe(subject: &str, calls: u64) -> anyhow::Result<()> {
+pub(crate) async fn probe(subject: &str, calls: u64) -> anyhow::Result<()> {
     let backend = Arc::new(InMemoryBackend::new());
     let subject: Box<dyn Subject> = match SUBJECTS.iter().find(|kind| kind.name() == subject) {
         Some(SubjectKind::Native) => Box::new(NativeSubject::new(backend)),

@@ -37,7 +37,7 @@ const MEASURED: [(Operation, bool); 4] = [
 ];
 
 /// Times every variant on every measured operation.
-pub async fn measure(sizes: Sizes) -> Vec<EngineRow> {
+pub(crate) async fn measure(sizes: Sizes) -> Vec<EngineRow> {
     let payloads = Payloads::new();
     let iters = sizes.samples as u64;
     let variants = variants();

@@ -16,6 +16,11 @@
 //! `redis` and `dynamodb` features it also measures those backends, on a
 //! `redis-server` and a moto server it starts on free loopback ports.
 
+#![expect(
+    clippy::exhaustive_structs,
+    reason = "the benchmark's own types, built by this binary only"
+)]
+
 #[cfg(any(feature = "redis", feature = "dynamodb"))]
 mod baseline;
 mod concurrency;
@@ -309,7 +314,7 @@ fn now_iso8601() -> String {
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    pmcp_tasks_guest::time::iso8601_utc(ms)
+    pmcp_tasks_guest::iso8601_utc(ms)
 }
 
 fn machine() -> Machine {

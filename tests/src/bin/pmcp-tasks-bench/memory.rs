@@ -21,7 +21,7 @@ const STRATEGIES: [(&str, &str); 2] = [
 
 /// One figure per instance strategy, each read in a process of its own
 /// (`--memory-probe`), so no figure inherits another's resident pages.
-pub fn measure(sizes: Sizes) -> anyhow::Result<Vec<MemoryRow>> {
+pub(crate) fn measure(sizes: Sizes) -> anyhow::Result<Vec<MemoryRow>> {
     let exe = std::env::current_exe().context("locating the harness binary")?;
     let mut rows = Vec::new();
     for (key, _) in STRATEGIES {
@@ -39,7 +39,7 @@ pub fn measure(sizes: Sizes) -> anyhow::Result<Vec<MemoryRow>> {
 
 /// The probe process: parks `in_flight` calls with the strategy named
 /// `key` and prints the figure as JSON.
-pub async fn probe(key: &str, in_flight: usize) -> anyhow::Result<()> {
+pub(crate) async fn probe(key: &str, in_flight: usize) -> anyhow::Result<()> {
     let (strategy_name, strategy) = match key {
         "fresh" => (STRATEGIES[0].1, InstanceStrategy::FreshPerCall),
         "reuse" => (STRATEGIES[1].1, InstanceStrategy::default()),

@@ -11,7 +11,7 @@ use crate::report::OverheadRow;
 use crate::Sizes;
 
 /// Times of every operation for every subject, and where they come from.
-pub async fn measure(
+pub(crate) async fn measure(
     criterion: Option<&Path>,
     sizes: Sizes,
 ) -> anyhow::Result<(&'static str, Vec<OverheadRow>)> {

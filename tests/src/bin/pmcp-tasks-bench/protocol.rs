@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pmcp_tasks_host::{Outcome, TaskHost, TaskRequest};
-use pmcp_tasks_mcp::demo::DemoTools;
+use pmcp_tasks_mcp::DemoTools;
 use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService};
 use rmcp::model::{
     CallToolResult, ContentBlock, GetTaskParams, GetTaskResult, ServerCapabilities, ServerConfig,
@@ -103,7 +103,7 @@ pub(crate) async fn durable(
 }
 
 /// One figure per subject, the same callers and duration for each.
-pub async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ProtocolRow> {
+pub(crate) async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ProtocolRow> {
     let callers = sizes.redis_callers;
     let mut rows = Vec::new();
     let in_process = InProcess::default();

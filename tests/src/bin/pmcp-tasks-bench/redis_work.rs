@@ -23,7 +23,7 @@ const CALLERS: usize = 8;
 
 /// Both subjects on one Redis server under callgrind; no rows when
 /// valgrind is not installed.
-pub async fn measure(sizes: Sizes) -> Vec<RedisWorkRow> {
+pub(crate) async fn measure(sizes: Sizes) -> Vec<RedisWorkRow> {
     if !callgrind::available() {
         eprintln!("valgrind is not installed: Redis's work per operation is not counted");
         return Vec::new();

@@ -8,7 +8,7 @@ use crate::concurrency::BASELINE;
 
 /// Every figure of one run of the harness.
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// When the run started (UTC, ISO 8601).
     pub measured_at: String,
     /// `full` or `smoke` (tiny sizes, figures meaningless).
@@ -40,7 +40,7 @@ pub struct Report {
 
 /// One engine configuration's times (ns per call, in-memory backend).
 #[derive(Debug, Serialize)]
-pub struct EngineRow {
+pub(crate) struct EngineRow {
     /// What differs from the default.
     pub variant: &'static str,
     /// `get`, reused instance.
@@ -55,7 +55,7 @@ pub struct EngineRow {
 
 /// `tasks/get` throughput through rmcp for one task store.
 #[derive(Debug, Serialize)]
-pub struct ProtocolRow {
+pub(crate) struct ProtocolRow {
     /// What answers the calls.
     pub subject: String,
     /// Concurrent callers.
@@ -68,7 +68,7 @@ pub struct ProtocolRow {
 
 impl ProtocolRow {
     /// A row.
-    pub fn new(subject: &str, callers: usize, calls_per_second: f64, calls: u64) -> Self {
+    pub(crate) fn new(subject: &str, callers: usize, calls_per_second: f64, calls: u64) -> Self {
         ProtocolRow {
             subject: subject.to_owned(),
             callers,
@@ -81,7 +81,7 @@ impl ProtocolRow {
 /// `tasks/get` through rmcp on one backend, telemetry off and on: medians
 /// over alternating turns, each ratio taken against the off turn before.
 #[derive(Debug, Serialize)]
-pub struct TelemetryRow {
+pub(crate) struct TelemetryRow {
     /// The backend.
     pub backend: String,
     /// Concurrent callers.
@@ -101,7 +101,7 @@ pub struct TelemetryRow {
 
 /// The machine a report was measured on.
 #[derive(Debug, Serialize)]
-pub struct Machine {
+pub(crate) struct Machine {
     /// CPU model.
     pub cpu: String,
     /// Logical CPUs available to the process.
@@ -114,7 +114,7 @@ pub struct Machine {
 
 /// One operation, native and through the component.
 #[derive(Debug, Serialize)]
-pub struct OverheadRow {
+pub(crate) struct OverheadRow {
     /// Operation name.
     pub operation: &'static str,
     /// Domain library natively, ns per operation.
@@ -131,7 +131,7 @@ pub struct OverheadRow {
 /// One operation's instructions per call, native and through the
 /// component (a reused instance), counted by callgrind.
 #[derive(Debug, Serialize)]
-pub struct CountedRow {
+pub(crate) struct CountedRow {
     /// Operation name.
     pub operation: &'static str,
     /// Calls counted per subject.
@@ -146,7 +146,7 @@ pub struct CountedRow {
 
 /// One operation at one task count on one backend.
 #[derive(Debug, Serialize)]
-pub struct ScalingRow {
+pub(crate) struct ScalingRow {
     /// Backend name.
     pub backend: &'static str,
     /// Operation name.
@@ -161,7 +161,7 @@ pub struct ScalingRow {
 
 /// Throughput of the mixed workload.
 #[derive(Debug, Serialize)]
-pub struct ConcurrencyRow {
+pub(crate) struct ConcurrencyRow {
     /// Backend name.
     pub backend: &'static str,
     /// What served the calls: `component-fresh`, `component-reuse` or
@@ -177,7 +177,7 @@ pub struct ConcurrencyRow {
 
 /// Redis's work per operation of the mixed workload, counted by callgrind.
 #[derive(Debug, Serialize)]
-pub struct RedisWorkRow {
+pub(crate) struct RedisWorkRow {
     /// `component-reuse` or the client-library baseline.
     pub subject: &'static str,
     /// Concurrent callers.
@@ -192,7 +192,7 @@ pub struct RedisWorkRow {
 /// from `/proc` (utime + stime), and whether each was pinned to a core of
 /// its own.
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct CpuSplit {
+pub(crate) struct CpuSplit {
     /// Microseconds of the benchmark process's CPU per operation.
     pub client_us_per_op: f64,
     /// Microseconds of the server's CPU per operation.
@@ -203,7 +203,7 @@ pub struct CpuSplit {
 
 /// Resident memory of the process with calls parked in the backend.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct MemoryRow {
+pub(crate) struct MemoryRow {
     /// Instance strategy.
     pub strategy: String,
     /// Calls in flight at the reading.
@@ -221,7 +221,7 @@ pub struct MemoryRow {
 
 impl MemoryRow {
     /// Resident memory added per in-flight call (one instance each), KiB.
-    pub fn per_instance_kib(&self) -> f64 {
+    pub(crate) fn per_instance_kib(&self) -> f64 {
         self.rss_in_flight_kib.saturating_sub(self.rss_before_kib) as f64 / self.in_flight as f64
     }
 }
@@ -251,7 +251,7 @@ fn time(ns: f64) -> String {
 
 impl Report {
     /// The report as markdown: one table per scenario, targets checked.
-    pub fn markdown(&self) -> String {
+    pub(crate) fn markdown(&self) -> String {
         let mut out = String::new();
         let m = &self.machine;
         let _ = writeln!(

@@ -22,7 +22,7 @@ const ROUNDS: usize = 8;
 /// is its own owner's, all seeded before anything is timed, and the
 /// counts take turns in [`ROUNDS`] rounds: the ratios compare the same
 /// moments, not the start of the scenario with its end.
-pub async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ScalingRow> {
+pub(crate) async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ScalingRow> {
     let mut rows = Vec::new();
     // Not DynamoDB: its emulator takes tens of milliseconds per write, so
     // 100 000 tasks would take most of an hour and measure moto.
@@ -144,7 +144,7 @@ fn nanos(mut samples: Vec<Duration>) -> f64 {
 
 /// Creates `count` tasks, the i-th for `owner(i)`, from concurrent callers;
 /// returns their ids.
-pub async fn seed(
+pub(crate) async fn seed(
     subject: &Arc<HostSubject>,
     count: usize,
     owner: impl Fn(usize) -> String + Clone + Send + 'static,

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
-use pmcp_tasks_mcp::telemetry::{OtlpTraces, OtlpTracing, SECONDS_BUCKETS};
+use pmcp_tasks_mcp::{OtlpTraces, OtlpTracing, SECONDS_BUCKETS};
 use pmcp_tasks_tests::otlp::OtlpReceiver;
 use pmcp_tasks_tests::rmcp_client::connect;
 use tracing_subscriber::filter::DynFilterFn;
@@ -131,7 +131,10 @@ async fn install(receiver: &OtlpReceiver) -> anyhow::Result<Installed> {
 }
 
 /// Throughput off and on for the in-memory and Redis backends.
-pub async fn measure(backends: &Backends, sizes: Sizes) -> anyhow::Result<Vec<TelemetryRow>> {
+pub(crate) async fn measure(
+    backends: &Backends,
+    sizes: Sizes,
+) -> anyhow::Result<Vec<TelemetryRow>> {
     let receiver = OtlpReceiver::keeping(1_000).await;
     let installed = install(&receiver).await?;
     let callers = sizes.redis_callers;
