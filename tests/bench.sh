@@ -48,5 +48,5 @@ fi
 results="tests/bench-results"
 mkdir -p "$results"
 step "harness: every scenario; the report"
-cargo run --locked --release -p pmcp-tasks-tests --features "$features" --bin pmcp-tasks-bench -- \
+cargo run --locked --release -p pmcp-tasks-bench --features "$features" --bin pmcp-tasks-bench -- \
   --json "$results/latest.json" --markdown "$results/latest.md"

@@ -56,8 +56,8 @@ for features in "" otlp demo; do
   cargo clippy --locked --quiet -p pmcp-tasks-mcp -p pmcp-tasks-contract --features "${features:+pmcp-tasks-mcp/$features}" --all-targets -- -D warnings
 done
 for features in "" redis dynamodb redis,dynamodb; do
-  echo "pmcp-tasks-tests [${features:-no features}]"
-  cargo clippy --locked --quiet -p pmcp-tasks-tests -p pmcp-tasks-test-artifacts --features "$features" --all-targets -- -D warnings
+  echo "pmcp-tasks-tests, pmcp-tasks-bench [${features:-no features}]"
+  cargo clippy --locked --quiet -p pmcp-tasks-tests -p pmcp-tasks-test-artifacts -p pmcp-tasks-bench --features "$features" --all-targets -- -D warnings
 done
 for features in "" fault-injection; do
   echo "pmcp-tasks-guest [${features:-no features}] native and wasm32-wasip2"

@@ -23,7 +23,6 @@ use pmcp_tasks_host::backend::KvBackend;
 use pmcp_tasks_host::clock::ManualClock;
 use pmcp_tasks_host::{StoreConfig, TaskHost};
 
-pub mod bench;
 pub mod callgrind;
 pub mod conformance;
 pub mod contract;

@@ -85,7 +85,9 @@ impl Worker {
         &self.cancel
     }
 
-    /// Reports progress: a new status message, status unchanged.
+    /// Reports progress: a new status message, status unchanged (the
+    /// host's `TaskHost::update_status` to `working`).
+    #[doc(alias = "update_status")]
     pub async fn progress(&self, message: &str) -> Result<(), RpcError> {
         let host = &self.shared.host;
         host.update_status(
@@ -100,7 +102,9 @@ impl Worker {
 
     /// Asks the client for input and waits until every request is answered
     /// (or the task is cancelled: [`ToolExit::Cancelled`]); returns the
-    /// answers in request order.
+    /// answers in request order (the host's `TaskHost::request_input`,
+    /// then `take_answers` as they arrive).
+    #[doc(alias = "request_input")]
     pub async fn ask(&self, requests: &[InputRequest]) -> Result<Vec<InputResponse>, ToolExit> {
         let host = &self.shared.host;
         host.request_input(&self.owner, &self.task_id, requests)

@@ -23,82 +23,14 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Script, ServerErrorKind, Value};
 
+mod codec;
+mod config;
+
+pub use codec::NATIVE_EXPIRY_MARGIN;
+pub use config::{RedisBackendError, RedisConfig};
+
 use super::{Entry, KvBackend, KvError, Listing, PartitionName};
-
-/// How to reach Redis.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RedisConfig {
-    /// Server URLs (`redis://host:port/db`); with [`RedisConfig::cluster`]
-    /// these are the cluster's seed nodes.
-    pub urls: Vec<String>,
-    /// Whether to talk the Redis Cluster protocol.
-    pub cluster: bool,
-    /// Prefix of every key, so deployments can share one Redis. No `{` or `}`.
-    pub key_prefix: String,
-    /// Bound on establishing a connection.
-    pub connect_timeout: Duration,
-    /// Bound on one request's response.
-    pub response_timeout: Duration,
-}
-
-impl RedisConfig {
-    /// Parses `redis://host:port[/db]` or `rediss://host:port[/db]` (one
-    /// server, the second over TLS; `#insecure` skips certificate checks)
-    /// or `redis+cluster://host:port,host:port,...` (cluster seed nodes).
-    pub fn from_url(url: &str) -> Result<Self, RedisBackendError> {
-        let invalid = |why: &str| RedisBackendError::Config(format!("{why}: {url}"));
-        let urls: Vec<String> = if let Some(nodes) = url.strip_prefix("redis+cluster://") {
-            nodes
-                .split(',')
-                .filter(|node| !node.is_empty())
-                .map(|node| format!("redis://{node}"))
-                .collect()
-        } else if url.starts_with("redis://") || url.starts_with("rediss://") {
-            redis::parse_redis_url(url).ok_or_else(|| invalid("not a valid Redis URL"))?;
-            vec![url.to_owned()]
-        } else {
-            return Err(invalid("not a redis://, rediss:// or redis+cluster:// URL"));
-        };
-        if urls.is_empty() || urls.iter().any(|u| u.ends_with("://")) {
-            return Err(invalid("no host"));
-        }
-        Ok(RedisConfig {
-            urls,
-            cluster: url.starts_with("redis+cluster://"),
-            ..RedisConfig::default()
-        })
-    }
-}
-
-impl Default for RedisConfig {
-    fn default() -> Self {
-        RedisConfig {
-            urls: vec!["redis://127.0.0.1:6379".into()],
-            cluster: false,
-            key_prefix: "pmcp-tasks".into(),
-            connect_timeout: Duration::from_secs(2),
-            response_timeout: Duration::from_secs(2),
-        }
-    }
-}
-
-/// Why the Redis backend could not be set up.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RedisBackendError {
-    /// The configuration is unusable.
-    #[error("invalid redis configuration: {0}")]
-    Config(String),
-    /// The server or cluster did not answer.
-    #[error("cannot connect to redis at {address}")]
-    Connect {
-        /// The address(es) tried.
-        address: String,
-        /// What the client reported.
-        source: RedisError,
-    },
-}
+use codec::{expiry_arg, native_expiry_arg, parse_expiry, parse_version};
 
 /// A connection that reconnects by itself: a manager for one server, the
 /// cluster client's connection for a cluster.
@@ -350,46 +282,6 @@ impl RedisBackend {
             .arg(partition);
         hint
     }
-}
-
-/// How long after the store's expiry Redis itself deletes a task's hash.
-/// The component's clock decides expiry (every read checks it); Redis's
-/// native expiry only collects garbage, and runs on Redis's clock, so it
-/// must not fire while the component may still consider the task live.
-/// Covers a Redis clock up to this far ahead of the host's.
-pub const NATIVE_EXPIRY_MARGIN: Duration = Duration::from_secs(24 * 3_600);
-
-/// Latest native expiry handed to `PEXPIREAT` (2^53 ms, some 285 000
-/// years): exact as a Lua number and far inside Redis's i64 range.
-const MAX_NATIVE_EXPIRY_MS: u64 = 1 << 53;
-
-fn expiry_arg(expires_at: Option<u64>) -> Vec<u8> {
-    expires_at
-        .map(|at| at.to_string().into_bytes())
-        .unwrap_or_default()
-}
-
-/// The time Redis deletes the key: the store's expiry plus the margin.
-fn native_expiry_arg(expires_at: Option<u64>) -> Vec<u8> {
-    let margin = NATIVE_EXPIRY_MARGIN.as_millis() as u64;
-    expiry_arg(expires_at.map(|at| at.saturating_add(margin).min(MAX_NATIVE_EXPIRY_MS)))
-}
-
-fn parse_expiry(field: &[u8]) -> Result<Option<u64>, KvError> {
-    if field.is_empty() {
-        return Ok(None);
-    }
-    let text = std::str::from_utf8(field).ok();
-    text.and_then(|t| t.parse().ok())
-        .map(Some)
-        .ok_or_else(|| KvError::Corrupt("redis returned a malformed expiry".into()))
-}
-
-fn parse_version(field: &[u8]) -> Result<u64, KvError> {
-    std::str::from_utf8(field)
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .ok_or_else(|| KvError::Corrupt("redis returned a malformed version".into()))
 }
 
 #[async_trait]

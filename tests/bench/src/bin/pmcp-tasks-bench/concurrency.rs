@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use pmcp_tasks_bench::{HostSubject, Rng, Subject, SubjectKind};
 use pmcp_tasks_host::{InstanceStrategy, TaskStatus};
-use pmcp_tasks_tests::bench::{HostSubject, Rng, Subject, SubjectKind};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 

@@ -1,27 +1,41 @@
 //! [`TaskHost`]: the typed, async task-store API users embed.
 
+mod builder;
+
+pub use builder::TaskHostBuilder;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::backend::{InMemoryBackend, KvBackend};
+use crate::backend::KvBackend;
 use crate::bindings::{json_text, ttl_millis, GuestConfig};
-use crate::clock::{Clock, SystemClock};
-use crate::component::ComponentSource;
-use crate::error::{BuildError, TaskError};
+use crate::error::TaskError;
 use crate::sandbox::{CallCost, InstanceCounts, Sandbox};
 use crate::task::{
     InputRequest, InputResponse, LeaseGrant, Outcome, StatusView, TaskDetail, TaskPage, TaskRecord,
     TaskRequest, TaskStatus,
 };
-use crate::{ConflictBackoff, EngineTuning, InstanceStrategy, SandboxLimits, StoreConfig};
 
 /// A task store running in the wasm sandbox over a storage backend.
 ///
+/// One name per operation: a worker runs a task with
+/// [`create_task`](Self::create_task), [`renew_lease`](Self::renew_lease),
+/// [`update_status`](Self::update_status),
+/// [`request_input`](Self::request_input) /
+/// [`take_answers`](Self::take_answers) and ends it with
+/// [`finish`](Self::finish); a reader uses [`get`](Self::get),
+/// [`inspect`](Self::inspect) and [`list_in`](Self::list_in). Two
+/// shorthands stay, documented as such: [`create`](Self::create) and
+/// [`list`](Self::list). [`complete_with_result`](Self::complete_with_result),
+/// [`set_result`](Self::set_result) and [`get_result`](Self::get_result) are
+/// the seed store's operations, kept for its callers; new code ends a task
+/// with `finish`, whose outcome decides the status.
+///
 /// Cheap to clone; clones share the engine, the backend and the warm
 /// instances. Every call runs alone on an instance of the component (see
-/// [`InstanceStrategy`]), so concurrent calls run in parallel and a trap in
+/// [`InstanceStrategy`](crate::InstanceStrategy)), so concurrent calls run in parallel and a trap in
 /// one call affects no other.
 #[derive(Clone)]
 pub struct TaskHost {
@@ -34,126 +48,17 @@ struct Inner {
     config: GuestConfig,
 }
 
-/// Builds a [`TaskHost`]; every setting has a default.
-#[derive(Default)]
-pub struct TaskHostBuilder {
-    backend: Option<Arc<dyn KvBackend>>,
-    config: StoreConfig,
-    limits: SandboxLimits,
-    clock: Option<Arc<dyn Clock>>,
-    component: ComponentSource,
-    instances: InstanceStrategy,
-    backoff: ConflictBackoff,
-    engine: EngineTuning,
-}
-
-impl TaskHostBuilder {
-    /// Storage backend (default: a new [`InMemoryBackend`]).
-    pub fn backend(mut self, backend: Arc<dyn KvBackend>) -> Self {
-        self.backend = Some(backend);
-        self
-    }
-
-    /// Task-store policy.
-    pub fn config(mut self, config: StoreConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Memory and time limits of the sandbox.
-    pub fn limits(mut self, limits: SandboxLimits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// Fresh or reused instances (default: [`InstanceStrategy::default`]).
-    pub fn instances(mut self, strategy: InstanceStrategy) -> Self {
-        self.instances = strategy;
-        self
-    }
-
-    /// Waits between retries of a write that lost a race (default:
-    /// [`ConflictBackoff::default`]).
-    pub fn conflict_backoff(mut self, backoff: ConflictBackoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-
-    /// The wall clock the component sees (default: the system clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
-    /// How the engine runs guest code (default: [`EngineTuning::default`]).
-    /// A host with other settings compiles the component for itself
-    /// instead of sharing the process-wide compiled embedded component.
-    pub fn engine(mut self, tuning: EngineTuning) -> Self {
-        self.engine = tuning;
-        self
-    }
-
-    /// The component to run (default: the embedded one).
-    pub fn component(mut self, component: ComponentSource) -> Self {
-        self.component = component;
-        self
-    }
-
-    /// Compiles the component and checks the configuration with it once.
-    pub async fn build(self) -> Result<TaskHost, BuildError> {
-        let runtime = self.component.runtime(self.engine)?;
-        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let sandbox = Sandbox::new(runtime, clock, self.limits, self.instances, self.backoff);
-        let backend = self
-            .backend
-            .unwrap_or_else(|| Arc::new(InMemoryBackend::new()));
-        check_page_fits_memory(&self.config, &self.limits)?;
-        let mut store_config = self.config;
-        if store_config.cursor_secret.is_empty() {
-            store_config.cursor_secret = random_cursor_secret()?;
-        }
-        let config = GuestConfig::from(&store_config);
-        // Open once now so a bad configuration fails here, not on first use.
-        let session = sandbox
-            .session(&backend, &config)
-            .await
-            .map_err(BuildError::Config)?;
-        sandbox.release(session);
-        Ok(TaskHost {
+impl TaskHost {
+    /// The host the builder assembled.
+    fn assemble(sandbox: Sandbox, backend: Arc<dyn KvBackend>, config: GuestConfig) -> Self {
+        TaskHost {
             inner: Arc::new(Inner {
                 sandbox,
                 backend,
                 config,
             }),
-        })
+        }
     }
-}
-
-/// Refuses a configuration whose largest page could not be read within the
-/// guest's memory: a page and its look-ahead item, at the largest record
-/// size, must fit in half the memory cap (the rest is for the copies that
-/// decoding makes), or a legal list request would fail with a memory error.
-fn check_page_fits_memory(config: &StoreConfig, limits: &SandboxLimits) -> Result<(), BuildError> {
-    let page_bytes = (u64::from(config.max_page_size) + 1) * u64::from(config.max_record_bytes);
-    let budget = limits.max_memory_bytes as u64 / 2;
-    if page_bytes <= budget {
-        return Ok(());
-    }
-    Err(BuildError::Config(TaskError::InvalidParams(format!(
-        "a page of max-page-size {} (+1 look-ahead) records of max-record-bytes {} is {page_bytes} bytes, \
-         over half the guest memory limit of {} bytes; lower either, or raise SandboxLimits::max_memory_bytes",
-        config.max_page_size, config.max_record_bytes, limits.max_memory_bytes
-    ))))
-}
-
-/// A secret for list cursors when the configuration names none: without
-/// one, anybody who knows the cursor format could mint cursors. Each host
-/// then has its own, so replicas behind one load balancer must share a
-/// configured secret (see [`StoreConfig::cursor_secret`]).
-fn random_cursor_secret() -> Result<Vec<u8>, BuildError> {
-    let mut secret = vec![0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| BuildError::Randomness(Box::new(e)))?;
-    Ok(secret)
 }
 
 /// Runs one exported method on a session of the sandbox, inside a tracing
@@ -238,13 +143,8 @@ impl TaskHost {
         self.inner.sandbox.instances()
     }
 
-    /// A builder with defaults: in-memory backend, system clock, embedded component.
-    pub fn builder() -> TaskHostBuilder {
-        TaskHostBuilder::default()
-    }
-
-    /// Creates a task in `working` for `owner` running a request with only
-    /// a method, without a lease; `ttl` `None` takes the default.
+    /// Shorthand for [`create_task`](Self::create_task) with a request of
+    /// only a method and no lease; `ttl` `None` takes the default.
     pub async fn create(
         &self,
         owner: &str,
@@ -508,7 +408,9 @@ impl TaskHost {
         })
     }
 
-    /// Moves to `completed` or `failed` and stores `result`, atomically.
+    /// Moves to `completed` or `failed` and stores `result`, atomically (the
+    /// seed store's operation; [`finish`](Self::finish) is the same with the
+    /// status following from the outcome).
     pub async fn complete_with_result(
         &self,
         owner: &str,
@@ -526,8 +428,8 @@ impl TaskHost {
         .try_into()
     }
 
-    /// Lists `owner`'s live tasks in creation order, statuses as stored;
-    /// pass the previous page's `next_cursor` to continue.
+    /// Shorthand for [`list_in`](Self::list_in) with statuses as stored
+    /// ([`StatusView::Extension`]).
     pub async fn list(
         &self,
         owner: &str,
@@ -538,7 +440,8 @@ impl TaskHost {
             .await
     }
 
-    /// Like [`TaskHost::list`], statuses as `view` reports them.
+    /// Lists `owner`'s live tasks in creation order, statuses as `view`
+    /// reports them; pass the previous page's `next_cursor` to continue.
     pub async fn list_in(
         &self,
         owner: &str,

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pmcp_tasks_bench::{median, HostSubject, Rng, Subject, OWNER, PAGE_SIZE};
 use pmcp_tasks_host::InstanceStrategy;
-use pmcp_tasks_tests::bench::{median, HostSubject, Rng, Subject, OWNER, PAGE_SIZE};
 use tokio::task::JoinSet;
 
 use crate::report::ScalingRow;

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use pmcp_tasks_bench::{HostSubject, Subject, OWNER};
 use pmcp_tasks_host::InstanceStrategy;
-use pmcp_tasks_tests::bench::{HostSubject, Subject, OWNER};
 use pmcp_tasks_tests::intercepted::GatedBackend;
 use tokio::task::JoinSet;
 

@@ -7,6 +7,12 @@
 //! (no sandbox), [`HostSubject`] is the public host API running the
 //! component. Both take the same inputs in the form their API takes them.
 
+#![expect(
+    clippy::exhaustive_structs,
+    clippy::exhaustive_enums,
+    reason = "the benchmarks' own types, built and matched by this crate only"
+)]
+
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;

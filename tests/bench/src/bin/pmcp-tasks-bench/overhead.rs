@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use pmcp_tasks_tests::bench::{time_operation, Operation, Payloads, SubjectKind};
+use pmcp_tasks_bench::{time_operation, Operation, Payloads, SubjectKind};
 
 use crate::report::OverheadRow;
 use crate::Sizes;

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pmcp_tasks_tests::bench::{time_operation, Operation, Payloads, SubjectKind};
+use pmcp_tasks_bench::{time_operation, Operation, Payloads, SubjectKind};
 
 fn overhead(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()

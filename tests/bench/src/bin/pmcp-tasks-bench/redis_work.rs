@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
+use pmcp_tasks_bench::{HostSubject, SubjectKind};
 use pmcp_tasks_host::InstanceStrategy;
-use pmcp_tasks_tests::bench::{HostSubject, SubjectKind};
 use pmcp_tasks_tests::callgrind;
 use pmcp_tasks_tests::redis::RedisFactory;
 use pmcp_tasks_tests::BackendFactory;

@@ -15,11 +15,11 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use pmcp_tasks_host::backend::InMemoryBackend;
-use pmcp_tasks_host::{EngineTuning, InstanceStrategy};
-use pmcp_tasks_tests::bench::{
+use pmcp_tasks_bench::{
     prepare, run_prepared, HostSubject, NativeSubject, Operation, Payloads, Subject, SubjectKind,
 };
+use pmcp_tasks_host::backend::InMemoryBackend;
+use pmcp_tasks_host::{EngineTuning, InstanceStrategy};
 use pmcp_tasks_tests::callgrind::{self, InstructionCounter};
 
 use crate::report::CountedRow;

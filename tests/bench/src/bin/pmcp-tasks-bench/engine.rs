@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
+use pmcp_tasks_bench::{time_on, HostSubject, Operation, Payloads};
 use pmcp_tasks_host::backend::InMemoryBackend;
 use pmcp_tasks_host::{EngineTuning, InstanceStrategy, Interruption};
-use pmcp_tasks_tests::bench::{time_on, HostSubject, Operation, Payloads};
 
 use crate::report::EngineRow;
 use crate::Sizes;
