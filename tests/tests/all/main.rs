@@ -7,6 +7,7 @@
 
 mod conflicts;
 mod dynamodb;
+mod harness;
 mod identity;
 mod memory;
 mod network_faults;
