@@ -34,14 +34,19 @@ ensure_moto >/dev/null
 ensure_valgrind >/dev/null
 
 if [ "${1:-}" = "--smoke" ]; then
-  # The workspace's feature set, as the test command builds it: the smoke
-  # run reuses that build instead of compiling the crates a second time.
+  # The workspace's feature set and build settings, as .ci/run builds them:
+  # the smoke run reuses that build instead of compiling the crates a second
+  # time, and the counted gate's baseline was taken from that build
+  # (incremental builds count 5-9 % more instructions per call).
+  export CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=line-tables-only
   step "benchmark smoke: criterion overhead bench in test mode (each benchmark once)"
   cargo test --locked --workspace --all-features --bench overhead
   step "benchmark smoke: the harness at tiny sizes"
   cargo build --locked --quiet --workspace --all-features --bin pmcp-tasks-bench
   target/debug/pmcp-tasks-bench --smoke --json target/bench-smoke.json >/dev/null
   echo "harness smoke run: every scenario ran (figures in target/bench-smoke.json)"
+  step "counted regression gate: instructions per call against tests/bench-results/counted-baseline.json"
+  ./tests/check-counted.py tests/bench-results/counted-baseline.json target/bench-smoke.json
   exit 0
 fi
 
