@@ -364,7 +364,7 @@ impl TaskService {
         key: &str,
         response: Value,
     ) -> Result<(), RpcError> {
-        let responses = [InputResponse::new(key.to_owned(), response)];
+        let responses = [InputResponse::new(key, response)];
         self.shared
             .host
             .answer_input(&caller.owner, id, &responses)

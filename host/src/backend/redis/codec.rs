@@ -31,15 +31,17 @@ pub(super) fn parse_expiry(field: &[u8]) -> Result<Option<u64>, KvError> {
     if field.is_empty() {
         return Ok(None);
     }
-    let text = std::str::from_utf8(field).ok();
-    text.and_then(|t| t.parse().ok())
-        .map(Some)
-        .ok_or_else(|| KvError::Corrupt("redis returned a malformed expiry".into()))
+    parse_decimal(field, "expiry").map(Some)
 }
 
 pub(super) fn parse_version(field: &[u8]) -> Result<u64, KvError> {
+    parse_decimal(field, "version")
+}
+
+/// A field Redis holds as decimal text; anything else is corruption.
+fn parse_decimal(field: &[u8], what: &str) -> Result<u64, KvError> {
     std::str::from_utf8(field)
         .ok()
         .and_then(|t| t.parse().ok())
-        .ok_or_else(|| KvError::Corrupt("redis returned a malformed version".into()))
+        .ok_or_else(|| KvError::Corrupt(format!("redis returned a malformed {what}")))
 }
