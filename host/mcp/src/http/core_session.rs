@@ -1,9 +1,16 @@
 //! MCP 2025-11-25 over Streamable HTTP, at the same endpoint as
 //! 2026-07-28 (the 2026 transport's backward-compatibility section): a
-//! POST of `initialize` asking for a version before 2026-07-28, and every
-//! request carrying `Mcp-Session-Id`, is a 2025 session's, answered here
-//! from the task layer; the rest goes to rmcp, which serves 2026-07-28
-//! statelessly.
+//! POST of `initialize` (whatever version it asks for: 2026-07-28 has no
+//! `initialize`, so the answer negotiates 2025-11-25, as rmcp's server
+//! does), and every request carrying `Mcp-Session-Id`, is a 2025
+//! session's, answered here from the task layer; the rest goes to rmcp,
+//! which serves 2026-07-28 statelessly.
+//!
+//! A client that declares the tasks extension at `initialize` (rmcp's
+//! client does) expects the extension's answers in its session: its task
+//! methods and task-creating calls are served as the stateless 2026-07-28
+//! requests they stand for ([`as_extension_request`]), by the same code
+//! as a 2026 client's.
 //!
 //! Sessions are sealed ([`SessionSeal`]): any replica answers any request
 //! of any session, and a session opened by one identity is unknown (404)
@@ -27,9 +34,10 @@ use super::response::{empty, json_response, refuse, HttpResponse};
 use super::session::SessionSeal;
 use crate::core::{self, Answer};
 use crate::error::RpcError;
+use crate::error::TASKS_EXTENSION;
 use crate::gate::{Admitted, MessageKind};
 use crate::identity::Principal;
-use crate::revision::{Revision, CORE_PROTOCOL_VERSION};
+use crate::revision::{Revision, CORE_PROTOCOL_VERSION, EXTENSION_PROTOCOL_VERSION};
 use crate::server::{DurableTaskServer, TaskTools};
 use crate::trace;
 
@@ -41,16 +49,108 @@ pub(super) fn is_core(parts: &Parts, message: Option<&Admitted>) -> bool {
     if parts.headers.contains_key(SESSION_HEADER) {
         return true;
     }
-    let Some(Admitted {
-        kind: MessageKind::Request { method, .. },
+    matches!(
         message,
-    }) = message
-    else {
-        return false;
-    };
-    let version = message["params"]["protocolVersion"].as_str().unwrap_or("");
-    method == "initialize" && Revision::of_protocol_version(version) == Revision::V2025_11_25
+        Some(Admitted { kind: MessageKind::Request { method, .. }, .. }) if method == "initialize"
+    )
 }
+
+/// Whether an `initialize` request declares the tasks extension.
+fn declares_extension(message: &Admitted) -> bool {
+    message.params()["capabilities"]["extensions"][TASKS_EXTENSION].is_object()
+}
+
+/// A request in a session whose client declared the tasks extension,
+/// rewritten as the stateless 2026-07-28 request it stands for (the
+/// version and the extension in its `_meta` and headers, no session
+/// header) for rmcp to serve; `None` for every other message, which the
+/// 2025 path answers (refusing a session this identity did not open).
+pub(super) fn as_extension_request<T: TaskTools>(
+    server: &DurableTaskServer<T>,
+    seal: &SessionSeal,
+    parts: &mut Parts,
+    message: &Admitted,
+) -> Option<Bytes> {
+    let MessageKind::Request { method, .. } = &message.kind else {
+        return None;
+    };
+    if method == "initialize" {
+        return None;
+    }
+    let session = parts.headers.get(SESSION_HEADER)?.to_str().ok()?;
+    let owner = parts
+        .extensions
+        .get::<Principal>()
+        .map(|p| p.owner().to_owned());
+    let caller = server.core_caller_as(owner.as_deref());
+    if seal.session_of(session, &caller.owner) != Some(true) {
+        return None;
+    }
+    let mut request = message.message.clone();
+    if !request["params"].is_object() {
+        request["params"] = json!({});
+    }
+    if !request["params"]["_meta"].is_object() {
+        request["params"]["_meta"] = json!({});
+    }
+    let meta = &mut request["params"]["_meta"];
+    meta[PROTOCOL_VERSION_META] = json!(EXTENSION_PROTOCOL_VERSION);
+    meta[CLIENT_CAPABILITIES_META] = json!({"extensions": {TASKS_EXTENSION: {}}});
+    meta[CLIENT_INFO_META] = json!({"name": "a 2025-11-25 session", "version": "0"});
+    let headers = &mut parts.headers;
+    headers.remove(SESSION_HEADER);
+    headers.insert(
+        "mcp-protocol-version",
+        HeaderValue::from_static(EXTENSION_PROTOCOL_VERSION),
+    );
+    // The request headers a 2026 client sends (SEP-2243), from the body
+    // they must agree with.
+    if let Ok(value) = HeaderValue::from_str(method) {
+        headers.insert("mcp-method", value);
+    }
+    headers.remove("mcp-name");
+    if let Some(name) = name_of(method, message.params()) {
+        if let Ok(value) = HeaderValue::from_str(&header_value(name)) {
+            headers.insert("mcp-name", value);
+        }
+    }
+    serde_json::to_vec(&request).ok().map(Bytes::from)
+}
+
+/// What the `Mcp-Name` header of a request of `method` carries (SEP-2243,
+/// and SEP-2663 for the task methods).
+fn name_of<'a>(method: &str, params: &'a Value) -> Option<&'a str> {
+    let field = match method {
+        "tools/call" | "prompts/get" => "name",
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => "uri",
+        "tasks/get" | "tasks/update" | "tasks/cancel" => "taskId",
+        _ => return None,
+    };
+    params[field].as_str()
+}
+
+/// A header value as SEP-2243 encodes it: as is when it is visible ASCII
+/// without surrounding blanks, else Base64 between `=?base64?` and `?=`.
+fn header_value(value: &str) -> String {
+    use base64::Engine;
+    const PREFIX: &str = "=?base64?";
+    const SUFFIX: &str = "?=";
+    let encode = value.bytes().any(|b| !(0x20..=0x7e).contains(&b))
+        || value.starts_with([' ', '\t'])
+        || value.ends_with([' ', '\t'])
+        || (value.starts_with(PREFIX) && value.ends_with(SUFFIX));
+    if encode {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        format!("{PREFIX}{encoded}{SUFFIX}")
+    } else {
+        value.to_owned()
+    }
+}
+
+/// The `_meta` keys of a stateless 2026-07-28 request.
+const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
+const CLIENT_CAPABILITIES_META: &str = "io.modelcontextprotocol/clientCapabilities";
+const CLIENT_INFO_META: &str = "io.modelcontextprotocol/clientInfo";
 
 /// Answers one request of a 2025 session.
 pub(super) async fn answer<T: TaskTools>(
@@ -137,9 +237,14 @@ pub(super) async fn answer<T: TaskTools>(
     }
     let outcome = match method.as_str() {
         "initialize" => {
-            let result = core::initialize_result(server);
+            let extension = declares_extension(&message);
+            let mut result = core::initialize_result(server);
+            if extension {
+                result["capabilities"]["extensions"] = json!({TASKS_EXTENSION: {}});
+            }
             let mut response = respond(&id, Ok(result));
-            if let Ok(value) = HeaderValue::from_str(&seal.open(&caller.owner)) {
+            let session = seal.open_session(&caller.owner, extension);
+            if let Ok(value) = HeaderValue::from_str(&session) {
                 response.headers_mut().insert(SESSION_HEADER, value);
             }
             return response;
@@ -291,4 +396,27 @@ fn respond(id: &Value, outcome: Result<Value, RpcError>) -> HttpResponse {
 /// A refusal of a session request.
 fn refusal(status: StatusCode, message: &str) -> HttpResponse {
     refuse(status, RpcError::invalid_request(message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_are_plain_when_they_can_be_and_base64_otherwise() {
+        assert_eq!(header_value("slow_compute"), "slow_compute");
+        assert_eq!(header_value("héllo"), "=?base64?aMOpbGxv?=");
+        assert_eq!(header_value(" padded"), "=?base64?IHBhZGRlZA==?=");
+        assert_eq!(header_value("=?base64?x?="), "=?base64?PT9iYXNlNjQ/eD89?=");
+        assert_eq!(header_value("a\nb"), "=?base64?YQpi?=");
+    }
+
+    #[test]
+    fn the_name_header_comes_from_the_field_its_method_names() {
+        let params = json!({"name": "greet", "uri": "file:///a", "taskId": "t1"});
+        assert_eq!(name_of("tools/call", &params), Some("greet"));
+        assert_eq!(name_of("resources/read", &params), Some("file:///a"));
+        assert_eq!(name_of("tasks/get", &params), Some("t1"));
+        assert_eq!(name_of("tools/list", &params), None);
+    }
 }

@@ -100,11 +100,21 @@ impl<T: TaskTools> Front<T> {
                 RpcError::invalid_request(format!("Not Found: the MCP endpoint is {}", MCP_PATH)),
             );
         }
-        let admitted = match self.admit(request).await {
+        let mut admitted = match self.admit(request).await {
             Ok(admitted) => admitted,
             Err(refusal) => return refusal,
         };
-        if core_session::is_core(&admitted.parts, admitted.message.as_ref()) {
+        let stateless = admitted.message.as_ref().and_then(|message| {
+            core_session::as_extension_request(
+                &self.server,
+                &self.seal,
+                &mut admitted.parts,
+                message,
+            )
+        });
+        if let Some(body) = stateless {
+            admitted.body = body;
+        } else if core_session::is_core(&admitted.parts, admitted.message.as_ref()) {
             return core_session::answer(
                 &self.server,
                 &self.seal,

@@ -10,9 +10,12 @@
 //!   the transport says for an unknown session);
 //! - the id carries no owner id, token or other secret.
 //!
-//! What a 2025 session negotiates needs no memory either: the revision is
-//! the only one these sessions speak, and the task layer keeps all task
-//! state in the shared store.
+//! What a 2025 session negotiates needs no memory either: the task layer
+//! keeps all task state in the shared store, and the one thing a client
+//! declares at `initialize` that changes later answers (the tasks
+//! extension, which rmcp's client declares) is sealed into the id with
+//! the owner: a session of the extension has its own prefix, covered by
+//! the HMAC, so it cannot be turned into the other kind.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -21,6 +24,10 @@ use super::keys::{labelled_mac, lower_hex, random_secret};
 
 /// The prefix of sealed session ids (the format's version).
 const PREFIX: &str = "s1-";
+
+/// The prefix of the sealed ids of sessions whose client declared the
+/// tasks extension at `initialize`.
+const EXTENSION_PREFIX: &str = "s1x-";
 
 /// Seals and checks session ids; every replica of a deployment needs the
 /// same secret.
@@ -49,36 +56,51 @@ impl SessionSeal {
         SessionSeal::new(&random_secret())
     }
 
-    fn mac(&self, nonce: &str, owner: &str) -> Hmac<Sha256> {
+    fn mac(&self, nonce: &str, owner: &str, extension: bool) -> Hmac<Sha256> {
         let mut mac = self.key.clone();
         mac.update(nonce.as_bytes());
         mac.update(b"\0");
         mac.update(owner.as_bytes());
+        if extension {
+            mac.update(b"\0tasks-extension");
+        }
         mac
     }
 
     /// A new session id for `owner`.
     pub fn open(&self, owner: &str) -> String {
+        self.open_session(owner, false)
+    }
+
+    /// A new session id for `owner`, whose client declared the tasks
+    /// extension when `extension`.
+    pub(crate) fn open_session(&self, owner: &str, extension: bool) -> String {
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).unwrap_or_else(|e| panic!("no randomness for a nonce: {e}"));
         let nonce = lower_hex(&nonce);
-        let tag = lower_hex(&self.mac(&nonce, owner).finalize().into_bytes());
-        format!("{PREFIX}{nonce}-{tag}")
+        let tag = lower_hex(&self.mac(&nonce, owner, extension).finalize().into_bytes());
+        let prefix = if extension { EXTENSION_PREFIX } else { PREFIX };
+        format!("{prefix}{nonce}-{tag}")
     }
 
     /// Whether `id` is a session this deployment opened for `owner`
     /// (compared in constant time).
     pub fn admits(&self, id: &str, owner: &str) -> bool {
-        let Some((nonce, tag)) = id
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.split_once('-'))
-        else {
-            return false;
+        self.session_of(id, owner).is_some()
+    }
+
+    /// The session `id` is, when this deployment opened it for `owner`:
+    /// `Some(true)` for one whose client declared the tasks extension.
+    pub(crate) fn session_of(&self, id: &str, owner: &str) -> Option<bool> {
+        let (extension, rest) = match id.strip_prefix(EXTENSION_PREFIX) {
+            Some(rest) => (true, rest),
+            None => (false, id.strip_prefix(PREFIX)?),
         };
-        let Some(tag) = unhex(tag) else {
-            return false;
-        };
-        nonce.len() == 32 && self.mac(nonce, owner).verify_slice(&tag).is_ok()
+        let (nonce, tag) = rest.split_once('-')?;
+        let tag = unhex(tag)?;
+        let sealed =
+            nonce.len() == 32 && self.mac(nonce, owner, extension).verify_slice(&tag).is_ok();
+        sealed.then_some(extension)
     }
 }
 
@@ -117,5 +139,19 @@ mod tests {
         for junk in ["", "s1-", "s1-zz-zz", "mcp-session-1", &id[..id.len() - 1]] {
             assert!(!a.admits(junk, "alice"), "{junk}");
         }
+    }
+
+    #[test]
+    fn the_extension_is_sealed_into_the_id_and_cannot_be_added_or_removed() {
+        let seal = SessionSeal::new(b"deployment secret");
+        let plain = seal.open("alice");
+        let extension = seal.open_session("alice", true);
+        assert_eq!(seal.session_of(&plain, "alice"), Some(false));
+        assert_eq!(seal.session_of(&extension, "alice"), Some(true));
+        assert_eq!(seal.session_of(&extension, "bob"), None);
+        let promoted = plain.replacen(PREFIX, EXTENSION_PREFIX, 1);
+        let demoted = extension.replacen(EXTENSION_PREFIX, PREFIX, 1);
+        assert_eq!(seal.session_of(&promoted, "alice"), None);
+        assert_eq!(seal.session_of(&demoted, "alice"), None);
     }
 }
