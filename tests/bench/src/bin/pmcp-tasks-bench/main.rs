@@ -29,6 +29,7 @@ mod engine;
 mod memory;
 mod overhead;
 mod protocol;
+mod protocol_http;
 #[cfg(feature = "redis")]
 mod redis_work;
 mod report;
@@ -93,7 +94,7 @@ const SMOKE: Sizes = Sizes {
 };
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "memory",
     "overhead",
     "counted",
@@ -101,6 +102,7 @@ const SCENARIOS: [&str; 7] = [
     "scaling",
     "concurrency",
     "protocol",
+    "protocol-http",
 ];
 
 struct Args {
@@ -234,6 +236,10 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         protocol = protocol::measure(&backends, sizes).await;
         telemetry = telemetry::measure(&backends, sizes).await?;
     }
+    let mut protocol_http = Vec::new();
+    if wanted("protocol-http") {
+        protocol_http = protocol_http::measure(&backends, sizes).await;
+    }
     Ok(Report {
         measured_at,
         mode: if args.smoke { "smoke" } else { "full" },
@@ -246,6 +252,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         redis_work,
         memory,
         protocol,
+        protocol_http,
         telemetry,
         engine,
     })

@@ -6,11 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use pmcp_tasks_host::backend::KvBackend;
 use pmcp_tasks_host::{Outcome, TaskHost, TaskRequest};
 use pmcp_tasks_mcp::DemoTools;
 use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService};
 use rmcp::model::{
-    CallToolResult, ContentBlock, GetTaskParams, GetTaskResult, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CreateTaskResult,
+    GetTaskParams, GetTaskResult, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::task_manager::{TaskManager, TaskOptions};
@@ -23,15 +25,40 @@ use pmcp_tasks_tests::rmcp_client::{connect, Client};
 use crate::report::ProtocolRow;
 use crate::{Backends, Sizes};
 
-/// rmcp's own task support: tasks in this process's memory.
+/// rmcp's own task support: tasks in this process's memory; every
+/// `slow_compute` call from a client that declared the extension becomes
+/// a task that finishes at once.
 #[derive(Clone, Default)]
-struct InProcess {
-    tasks: TaskManager,
+pub(crate) struct RmcpTasks {
+    pub(crate) tasks: TaskManager,
 }
 
-impl ServerHandler for InProcess {
+impl ServerHandler for RmcpTasks {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tasks().build())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tasks()
+                .build(),
+        )
+    }
+
+    async fn call_tool(
+        &self,
+        _request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let declared = context
+            .client_capabilities()
+            .is_some_and(|caps| caps.supports_tasks());
+        let done = || CallToolResult::success(vec![ContentBlock::text("job: computed after 0 s")]);
+        if !declared {
+            return Ok(CallToolResponse::Complete(done()));
+        }
+        let task = self.tasks.spawn(TaskOptions::new(), move |_| {
+            Box::pin(async move { Ok(done()) })
+        });
+        Ok(CallToolResponse::Task(CreateTaskResult::new(task)))
     }
 
     async fn get_task(
@@ -80,33 +107,47 @@ pub(crate) async fn throughput(
 pub(crate) async fn durable(
     factory: &dyn pmcp_tasks_tests::BackendFactory,
 ) -> (DurableTaskServer<DemoTools>, String) {
+    let server = server_on(factory.fresh().await).await;
+    let id = finished_task(server.service().host()).await;
+    (server, id)
+}
+
+/// A `DurableTaskServer` (the conformance fixture tools) on `backend`,
+/// with no quota (the benchmark's one owner creates many thousands).
+pub(crate) async fn server_on(backend: Arc<dyn KvBackend>) -> DurableTaskServer<DemoTools> {
     let host = TaskHost::builder()
-        .backend(factory.fresh().await)
+        .backend(backend)
+        .config(pmcp_tasks_bench::unlimited_config())
         .build()
         .await
         .expect("host");
+    let service = TaskService::new(host, ServiceConfig::default());
+    DurableTaskServer::new(service, Arc::new(DemoTools), OWNER)
+}
+
+/// Who calls without credentials (every caller here).
+const OWNER: &str = "bench";
+
+/// Creates a task of [`OWNER`] and completes it; its id.
+pub(crate) async fn finished_task(host: &TaskHost) -> String {
     let request = TaskRequest::tool_call("slow_compute", Map::new());
     let created = host
-        .create_task("bench", &request, None, None)
+        .create_task(OWNER, &request, None, None)
         .await
         .expect("create");
     let id = created.task.task_id;
     let result = json!({"content": [{"type": "text", "text": "done"}]});
-    host.finish("bench", &id, &Outcome::ToolResult(result))
+    host.finish(OWNER, &id, &Outcome::ToolResult(result))
         .await
         .expect("finish");
-    let service = TaskService::new(host, ServiceConfig::default());
-    (
-        DurableTaskServer::new(service, Arc::new(DemoTools), "bench"),
-        id,
-    )
+    id
 }
 
 /// One figure per subject, the same callers and duration for each.
 pub(crate) async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ProtocolRow> {
     let callers = sizes.redis_callers;
     let mut rows = Vec::new();
-    let in_process = InProcess::default();
+    let in_process = RmcpTasks::default();
     let task = in_process.tasks.spawn(TaskOptions::new(), |_| {
         Box::pin(async { Ok(CallToolResult::success(vec![ContentBlock::text("done")])) })
     });

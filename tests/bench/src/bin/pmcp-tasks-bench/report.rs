@@ -31,6 +31,9 @@ pub(crate) struct Report {
     pub memory: Vec<MemoryRow>,
     /// `tasks/get` through rmcp: our store beside rmcp's TaskManager.
     pub protocol: Vec<ProtocolRow>,
+    /// The protocol over Streamable HTTP: `serve` (one replica, two
+    /// behind a round-robin proxy) beside rmcp's TaskManager.
+    pub protocol_http: Vec<ProtocolHttpRow>,
     /// The same with operators' telemetry (traces exported, metrics
     /// recorded) off and on, in turns.
     pub telemetry: Vec<TelemetryRow>,
@@ -76,6 +79,30 @@ impl ProtocolRow {
             calls,
         }
     }
+}
+
+/// One operation over Streamable HTTP against one subject: an rmcp client
+/// session (reqwest) on loopback TCP.
+#[derive(Debug, Serialize)]
+pub(crate) struct ProtocolHttpRow {
+    /// What answers the calls.
+    pub subject: String,
+    /// `tasks/get` or a task-creating `tools/call`.
+    pub operation: &'static str,
+    /// `streamable-http`.
+    pub transport: &'static str,
+    /// Server replicas behind the endpoint.
+    pub replicas: usize,
+    /// Concurrent callers (requests in flight on the client session).
+    pub callers: usize,
+    /// Calls per second.
+    pub calls_per_second: f64,
+    /// Median latency seen by the client, microseconds.
+    pub p50_us: f64,
+    /// 99th percentile latency seen by the client, microseconds.
+    pub p99_us: f64,
+    /// Calls made.
+    pub calls: u64,
 }
 
 /// `tasks/get` through rmcp on one backend, telemetry off and on: medians
@@ -276,6 +303,9 @@ impl Report {
         }
         if !self.protocol.is_empty() {
             self.protocol_table(&mut out);
+        }
+        if !self.protocol_http.is_empty() {
+            self.protocol_http_table(&mut out);
         }
         if !self.telemetry.is_empty() {
             self.telemetry_table(&mut out);
@@ -482,6 +512,30 @@ impl Report {
                 out,
                 "| {} | {} | {:.0} | {} |",
                 row.subject, row.callers, row.calls_per_second, row.calls
+            );
+        }
+        out.push('\n');
+    }
+
+    fn protocol_http_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "## The protocol over Streamable HTTP (rmcp's HTTP client, one session, loopback TCP)\n\n\
+             | subject | operation | replicas | callers | calls/s | p50 µs | p99 µs | calls |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|"
+        );
+        for row in &self.protocol_http {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {} |",
+                row.subject,
+                row.operation,
+                row.replicas,
+                row.callers,
+                row.calls_per_second,
+                row.p50_us,
+                row.p99_us,
+                row.calls
             );
         }
         out.push('\n');

@@ -1,0 +1,304 @@
+//! The protocol served the way it is deployed: rmcp's own Streamable HTTP
+//! client (reqwest, one session, up to `callers` POSTs at once) calling
+//! `tasks/get` on a finished task and task-creating `tools/call`s, over
+//! loopback TCP, against
+//!
+//! - `serve_http` with one replica on the in-memory backend,
+//! - two `serve_http` replicas on one Redis behind the round-robin proxy
+//!   (no affinity: each request goes to the next replica; the session is
+//!   sealed with a secret both replicas share),
+//! - rmcp's own `TaskManager` (one process's memory) on rmcp's
+//!   `StreamableHttpService`, the service our front hands requests to,
+//!   served by the same hyper HTTP/1.1 connection loop,
+//!
+//! in the same run, with per-call latency recorded on the client.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[cfg(feature = "redis")]
+use pmcp_tasks_host::backend::redis::RedisBackend;
+use pmcp_tasks_mcp::{DemoTools, DurableTaskServer, HttpOptions, SessionSeal, MCP_PATH};
+use pmcp_tasks_tests::rmcp_client::{connect_http, Client};
+#[cfg(feature = "redis")]
+use pmcp_tasks_tests::round_robin::RoundRobin;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetTaskParams,
+};
+use rmcp::task_manager::TaskOptions;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::{durable, RmcpTasks};
+#[cfg(feature = "redis")]
+use crate::protocol::{finished_task, server_on};
+use crate::report::ProtocolHttpRow;
+use crate::{Backends, Sizes};
+
+/// The operations measured, by report name.
+const OPERATIONS: [Operation; 2] = [Operation::GetTask, Operation::CreateByCall];
+
+/// One measured operation.
+#[derive(Clone, Copy)]
+enum Operation {
+    /// `tasks/get` of one finished task.
+    GetTask,
+    /// A `tools/call` the server answers with a new task (the tool then
+    /// finishes at once: `slow_compute` with `seconds: 0`).
+    CreateByCall,
+}
+
+impl Operation {
+    fn name(self) -> &'static str {
+        match self {
+            Operation::GetTask => "tasks/get",
+            Operation::CreateByCall => "tools/call (creates a task)",
+        }
+    }
+}
+
+/// A server on a loopback port; stops when dropped.
+struct Running {
+    url: String,
+    stop: CancellationToken,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Serves `handler` on rmcp's `StreamableHttpService`, one hyper HTTP/1.1
+/// connection task per client connection (as `serve_http` does).
+async fn serve_rmcp(handler: RmcpTasks) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!(
+        "http://{}{MCP_PATH}",
+        listener.local_addr().expect("address")
+    );
+    let stop = CancellationToken::new();
+    let mut config = StreamableHttpServerConfig::default();
+    config.cancellation_token = stop.child_token();
+    let service = Arc::new(StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    ));
+    let until = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = until.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => continue,
+                },
+            };
+            let service = service.clone();
+            tokio::spawn(async move {
+                let answer = hyper::service::service_fn(move |request| {
+                    let service = service.clone();
+                    async move { Ok::<_, std::convert::Infallible>(service.handle(request).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), answer)
+                    .await;
+            });
+        }
+    });
+    Running { url, stop }
+}
+
+/// Serves `server` with `serve_http` on a loopback port.
+async fn serve_ours(server: DurableTaskServer<DemoTools>, seal: &SessionSeal) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!(
+        "http://{}{MCP_PATH}",
+        listener.local_addr().expect("address")
+    );
+    let stop = CancellationToken::new();
+    let options = HttpOptions::default().with_session_seal(seal.clone());
+    tokio::spawn(pmcp_tasks_mcp::serve_http(
+        listener,
+        server,
+        options,
+        stop.child_token(),
+    ));
+    Running { url, stop }
+}
+
+/// Throughput and latency of one operation.
+struct Figure {
+    calls_per_second: f64,
+    p50_us: f64,
+    p99_us: f64,
+    calls: u64,
+}
+
+/// Runs `operation` from `callers` concurrent loops for `run_for`.
+async fn run(
+    client: &Client,
+    operation: Operation,
+    task_id: &str,
+    callers: usize,
+    run_for: Duration,
+) -> Figure {
+    let start = Instant::now();
+    let deadline = start + run_for;
+    let mut loops = JoinSet::new();
+    for _ in 0..callers {
+        let (peer, id) = (client.peer().clone(), task_id.to_owned());
+        loops.spawn(async move {
+            let mut latencies = Vec::new();
+            // At least one call each, so even a smoke run checks the path.
+            loop {
+                let began = Instant::now();
+                match operation {
+                    Operation::GetTask => {
+                        let got = peer.get_task(GetTaskParams::new(id.clone())).await;
+                        assert!(got.is_ok(), "tasks/get failed: {got:?}");
+                    }
+                    Operation::CreateByCall => {
+                        let call = CallToolRequestParams::new("slow_compute").with_arguments(
+                            serde_json::json!({"seconds": 0})
+                                .as_object()
+                                .cloned()
+                                .unwrap_or_default(),
+                        );
+                        let made = peer.call_tool_once(call).await;
+                        assert!(
+                            matches!(made, Ok(CallToolResponse::Task(_))),
+                            "tools/call made no task: {made:?}"
+                        );
+                    }
+                }
+                latencies.push(began.elapsed());
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+            latencies
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(done) = loops.join_next().await {
+        latencies.extend(done.expect("a caller failed"));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let at = |share: f64| {
+        let index = ((latencies.len() as f64 * share).ceil() as usize).saturating_sub(1);
+        latencies[index.min(latencies.len() - 1)].as_secs_f64() * 1e6
+    };
+    Figure {
+        calls_per_second: latencies.len() as f64 / elapsed,
+        p50_us: at(0.5),
+        p99_us: at(0.99),
+        calls: latencies.len() as u64,
+    }
+}
+
+/// Measures every operation on one subject and appends its rows.
+async fn measure_subject(
+    rows: &mut Vec<ProtocolHttpRow>,
+    subject: &str,
+    replicas: usize,
+    url: &str,
+    task_id: &str,
+    sizes: Sizes,
+) {
+    let callers = sizes.redis_callers;
+    let client = connect_http(url, callers).await;
+    for operation in OPERATIONS {
+        let figure = run(&client, operation, task_id, callers, sizes.run_for).await;
+        rows.push(ProtocolHttpRow {
+            subject: subject.to_owned(),
+            operation: operation.name(),
+            transport: "streamable-http",
+            replicas,
+            callers,
+            calls_per_second: figure.calls_per_second,
+            p50_us: figure.p50_us,
+            p99_us: figure.p99_us,
+            calls: figure.calls,
+        });
+    }
+    let _ = client.cancel().await;
+}
+
+/// One row per subject and operation, the same callers and duration for each.
+pub(crate) async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ProtocolHttpRow> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
+    let mut rows = Vec::new();
+    let rmcp_tasks = RmcpTasks::default();
+    let finished = rmcp_tasks.tasks.spawn(TaskOptions::new(), |_| {
+        Box::pin(async { Ok(CallToolResult::success(vec![ContentBlock::text("done")])) })
+    });
+    let rmcp_server = serve_rmcp(rmcp_tasks).await;
+    measure_subject(
+        &mut rows,
+        "rmcp TaskManager (one process's memory)",
+        1,
+        &rmcp_server.url,
+        &finished.task_id,
+        sizes,
+    )
+    .await;
+    drop(rmcp_server);
+
+    let seal = SessionSeal::new(b"the benchmark's shared session secret");
+    let (server, task_id) = durable(&backends.memory).await;
+    let one = serve_ours(server, &seal).await;
+    measure_subject(
+        &mut rows,
+        "pmcp-tasks serve, memory backend",
+        1,
+        &one.url,
+        &task_id,
+        sizes,
+    )
+    .await;
+    drop(one);
+
+    #[cfg(feature = "redis")]
+    {
+        // Each replica its own host and connection, one keyspace.
+        let config = backends.redis.config("protocol-http");
+        let connect = || async {
+            let backend = RedisBackend::connect(config.clone())
+                .await
+                .expect("connecting to the benchmark's redis");
+            server_on(Arc::new(backend)).await
+        };
+        let (first, second) = (connect().await, connect().await);
+        let task_id = finished_task(first.service().host()).await;
+        let a = serve_ours(first, &seal).await;
+        let b = serve_ours(second, &seal).await;
+        let proxy = RoundRobin::pooled(vec![authority(&a.url), authority(&b.url)]).await;
+        measure_subject(
+            &mut rows,
+            "pmcp-tasks serve, two replicas on one Redis, round-robin",
+            2,
+            &proxy.url,
+            &task_id,
+            sizes,
+        )
+        .await;
+    }
+    rows
+}
+
+/// `host:port` of an `http://host:port/mcp` URL.
+#[cfg(feature = "redis")]
+fn authority(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .trim_end_matches(MCP_PATH)
+        .to_owned()
+}
