@@ -7,7 +7,7 @@
 #                               minutes once built; the first build takes
 #                               longer): the harness (overhead, counted,
 #                               engine, scaling, concurrency, memory,
-#                               protocol), which prints
+#                               protocol, protocol-http), which prints
 #                               the markdown report and writes it with its
 #                               JSON to tests/bench-results/latest.{md,json}.
 #                               The overhead ratios come from runs of the

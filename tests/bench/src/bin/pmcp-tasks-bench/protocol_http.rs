@@ -4,12 +4,14 @@
 //! loopback TCP, against
 //!
 //! - `serve_http` with one replica on the in-memory backend,
-//! - two `serve_http` replicas on one Redis behind the round-robin proxy
-//!   (no affinity: each request goes to the next replica; the session is
-//!   sealed with a secret both replicas share),
+//! - `serve_http` with one replica on Redis, and two replicas on one
+//!   Redis behind the round-robin proxy (no affinity: each request goes
+//!   to the next replica; the session is sealed with a secret both
+//!   replicas share),
 //! - rmcp's own `TaskManager` (one process's memory) on rmcp's
 //!   `StreamableHttpService`, the service our front hands requests to,
-//!   served by the same hyper HTTP/1.1 connection loop,
+//!   served by the same hyper HTTP/1.1 connection loop (one process: its
+//!   tasks cannot be shared by replicas),
 //!
 //! in the same run, with per-call latency recorded on the client.
 
@@ -131,27 +133,54 @@ async fn serve_ours(server: DurableTaskServer<DemoTools>, seal: &SessionSeal) ->
     Running { url, stop }
 }
 
-/// Throughput and latency of one operation.
-struct Figure {
-    calls_per_second: f64,
-    p50_us: f64,
-    p99_us: f64,
-    calls: u64,
+/// Turns per subject and operation: the subjects take turns, so the
+/// drift of this VM's speed falls on all of them alike.
+const ROUNDS: u32 = 5;
+
+/// What one subject and operation measured over its turns.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    busy: Duration,
 }
 
-/// Runs `operation` from `callers` concurrent loops for `run_for`.
+impl Tally {
+    /// The row of `subject` for `operation`.
+    fn row(mut self, subject: &Subject, operation: Operation, callers: usize) -> ProtocolHttpRow {
+        self.latencies.sort_unstable();
+        let latencies = &self.latencies;
+        let at = |share: f64| {
+            let index = ((latencies.len() as f64 * share).ceil() as usize).saturating_sub(1);
+            latencies[index.min(latencies.len() - 1)].as_secs_f64() * 1e6
+        };
+        ProtocolHttpRow {
+            subject: subject.name.to_owned(),
+            operation: operation.name(),
+            transport: "streamable-http",
+            replicas: subject.replicas,
+            callers,
+            calls_per_second: latencies.len() as f64 / self.busy.as_secs_f64(),
+            p50_us: at(0.5),
+            p99_us: at(0.99),
+            calls: latencies.len() as u64,
+        }
+    }
+}
+
+/// Runs `operation` from `callers` concurrent loops for `run_for`,
+/// adding each call's latency to `tally`.
 async fn run(
-    client: &Client,
+    tally: &mut Tally,
+    subject: &Subject,
     operation: Operation,
-    task_id: &str,
     callers: usize,
     run_for: Duration,
-) -> Figure {
+) {
     let start = Instant::now();
     let deadline = start + run_for;
     let mut loops = JoinSet::new();
     for _ in 0..callers {
-        let (peer, id) = (client.peer().clone(), task_id.to_owned());
+        let (peer, id) = (subject.client.peer().clone(), subject.task_id.clone());
         loops.spawn(async move {
             let mut latencies = Vec::new();
             // At least one call each, so even a smoke run checks the path.
@@ -163,12 +192,10 @@ async fn run(
                         assert!(got.is_ok(), "tasks/get failed: {got:?}");
                     }
                     Operation::CreateByCall => {
-                        let call = CallToolRequestParams::new("slow_compute").with_arguments(
-                            serde_json::json!({"seconds": 0})
-                                .as_object()
-                                .cloned()
-                                .unwrap_or_default(),
-                        );
+                        let mut arguments = serde_json::Map::new();
+                        arguments.insert("seconds".into(), 0.into());
+                        let call =
+                            CallToolRequestParams::new("slow_compute").with_arguments(arguments);
                         let made = peer.call_tool_once(call).await;
                         assert!(
                             matches!(made, Ok(CallToolResponse::Task(_))),
@@ -184,88 +211,51 @@ async fn run(
             latencies
         });
     }
-    let mut latencies = Vec::new();
     while let Some(done) = loops.join_next().await {
-        latencies.extend(done.expect("a caller failed"));
+        tally.latencies.extend(done.expect("a caller failed"));
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    let at = |share: f64| {
-        let index = ((latencies.len() as f64 * share).ceil() as usize).saturating_sub(1);
-        latencies[index.min(latencies.len() - 1)].as_secs_f64() * 1e6
-    };
-    Figure {
-        calls_per_second: latencies.len() as f64 / elapsed,
-        p50_us: at(0.5),
-        p99_us: at(0.99),
-        calls: latencies.len() as u64,
-    }
+    tally.busy += start.elapsed();
 }
 
-/// Measures every operation on one subject and appends its rows.
-async fn measure_subject(
-    rows: &mut Vec<ProtocolHttpRow>,
-    subject: &str,
+/// One subject: its client session, its finished task, and what serves it.
+struct Subject {
+    name: &'static str,
     replicas: usize,
-    url: &str,
-    task_id: &str,
-    sizes: Sizes,
-) {
-    let callers = sizes.redis_callers;
-    let client = connect_http(url, callers).await;
-    for operation in OPERATIONS {
-        let figure = run(&client, operation, task_id, callers, sizes.run_for).await;
-        rows.push(ProtocolHttpRow {
-            subject: subject.to_owned(),
-            operation: operation.name(),
-            transport: "streamable-http",
-            replicas,
-            callers,
-            calls_per_second: figure.calls_per_second,
-            p50_us: figure.p50_us,
-            p99_us: figure.p99_us,
-            calls: figure.calls,
-        });
-    }
-    let _ = client.cancel().await;
+    client: Client,
+    task_id: String,
+    /// The servers and proxy, stopped when dropped.
+    _serving: Vec<Box<dyn Send>>,
 }
 
-/// One row per subject and operation, the same callers and duration for each.
+/// One row per subject and operation, the same callers for each, the
+/// subjects timed in turns.
 pub(crate) async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ProtocolHttpRow> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .try_init();
-    let mut rows = Vec::new();
+    let callers = sizes.redis_callers;
+    let mut subjects = Vec::new();
+
     let rmcp_tasks = RmcpTasks::default();
     let finished = rmcp_tasks.tasks.spawn(TaskOptions::new(), |_| {
         Box::pin(async { Ok(CallToolResult::success(vec![ContentBlock::text("done")])) })
     });
     let rmcp_server = serve_rmcp(rmcp_tasks).await;
-    measure_subject(
-        &mut rows,
-        "rmcp TaskManager (one process's memory)",
-        1,
-        &rmcp_server.url,
-        &finished.task_id,
-        sizes,
-    )
-    .await;
-    drop(rmcp_server);
+    subjects.push(Subject {
+        name: "rmcp TaskManager (one process's memory)",
+        replicas: 1,
+        client: connect_http(&rmcp_server.url, callers).await,
+        task_id: finished.task_id,
+        _serving: vec![Box::new(rmcp_server)],
+    });
 
     let seal = SessionSeal::new(b"the benchmark's shared session secret");
     let (server, task_id) = durable(&backends.memory).await;
     let one = serve_ours(server, &seal).await;
-    measure_subject(
-        &mut rows,
-        "pmcp-tasks serve, memory backend",
-        1,
-        &one.url,
-        &task_id,
-        sizes,
-    )
-    .await;
-    drop(one);
+    subjects.push(Subject {
+        name: "pmcp-tasks serve, memory backend",
+        replicas: 1,
+        client: connect_http(&one.url, callers).await,
+        task_id,
+        _serving: vec![Box::new(one)],
+    });
 
     #[cfg(feature = "redis")]
     {
@@ -281,16 +271,42 @@ pub(crate) async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ProtocolHt
         let task_id = finished_task(first.service().host()).await;
         let a = serve_ours(first, &seal).await;
         let b = serve_ours(second, &seal).await;
+        // One replica on Redis, no proxy: what the proxy's hop costs.
+        subjects.push(Subject {
+            name: "pmcp-tasks serve, one replica on Redis",
+            replicas: 1,
+            client: connect_http(&a.url, callers).await,
+            task_id: task_id.clone(),
+            _serving: Vec::new(),
+        });
         let proxy = RoundRobin::pooled(vec![authority(&a.url), authority(&b.url)]).await;
-        measure_subject(
-            &mut rows,
-            "pmcp-tasks serve, two replicas on one Redis, round-robin",
-            2,
-            &proxy.url,
-            &task_id,
-            sizes,
-        )
-        .await;
+        subjects.push(Subject {
+            name: "pmcp-tasks serve, two replicas on one Redis, round-robin",
+            replicas: 2,
+            client: connect_http(&proxy.url, callers).await,
+            task_id,
+            _serving: vec![Box::new(a), Box::new(b), Box::new(proxy)],
+        });
+    }
+
+    let mut tallies: Vec<[Tally; OPERATIONS.len()]> =
+        subjects.iter().map(|_| Default::default()).collect();
+    let turn = sizes.run_for / ROUNDS;
+    for _ in 0..ROUNDS {
+        for (subject, tally) in subjects.iter().zip(&mut tallies) {
+            for (operation, tally) in OPERATIONS.into_iter().zip(tally.iter_mut()) {
+                run(tally, subject, operation, callers, turn).await;
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for (subject, tally) in subjects.iter().zip(tallies) {
+        for (operation, tally) in OPERATIONS.into_iter().zip(tally) {
+            rows.push(tally.row(subject, operation, callers));
+        }
+    }
+    for subject in subjects {
+        let _ = subject.client.cancel().await;
     }
     rows
 }
