@@ -19,6 +19,12 @@
 #                               bench (cargo bench --bench overhead) stays,
 #                               for its statistics; --criterion DIR makes
 #                               the report read its estimates instead.
+#                               Before the harness, tests/peer (a workspace
+#                               of its own: the peer's dependencies must not
+#                               reach ours) times our host against the Rust
+#                               peer, pmcp-tasks 0.2.0, in memory and on
+#                               Redis (about five minutes); its rows join the
+#                               report. --no-peer skips it.
 #   ./tests/bench.sh --smoke    every benchmark once at tiny sizes, debug
 #                               build, nothing written: keeps the suite
 #                               from rotting (.ci/run runs it)
@@ -52,6 +58,14 @@ fi
 
 results="tests/bench-results"
 mkdir -p "$results"
+peer=()
+if [ "${1:-}" != "--no-peer" ]; then
+  step "the Rust peer: pmcp-tasks 0.2.0 and our host, same workloads, in turns"
+  # One target directory for both workspaces.
+  cargo run --locked --release --manifest-path tests/peer/Cargo.toml --target-dir target -- \
+    --json target/bench-peer.json
+  peer=(--peer target/bench-peer.json)
+fi
 step "harness: every scenario; the report"
 cargo run --locked --release -p pmcp-tasks-bench --features "$features" --bin pmcp-tasks-bench -- \
-  --json "$results/latest.json" --markdown "$results/latest.md"
+  "${peer[@]}" --json "$results/latest.json" --markdown "$results/latest.md"

@@ -39,6 +39,9 @@ component_tool_pid=$!
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+# The peer benchmark's workspace (built by tests/bench.sh only: a second
+# wasmtime build would add minutes here).
+cargo fmt --all --manifest-path tests/peer/Cargo.toml -- --check
 
 step "no module imports one that imports it back"
 ./tests/no-import-cycles.py guest/src host/src host/mcp/src host/cli/src wit/contract/src tests/src

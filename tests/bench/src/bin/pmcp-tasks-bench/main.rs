@@ -4,7 +4,7 @@
 //! markdown report and writes the same figures as JSON.
 //!
 //! ```text
-//! pmcp-tasks-bench [--smoke] [--only SCENARIOS] [--criterion DIR] [--json FILE] [--markdown FILE]
+//! pmcp-tasks-bench [--smoke] [--only SCENARIOS] [--criterion DIR] [--peer FILE] [--json FILE] [--markdown FILE]
 //! ```
 //!
 //! SCENARIOS is a comma-separated subset of
@@ -14,7 +14,10 @@
 //! rotting; its figures mean nothing). With `--criterion DIR` the overhead
 //! figures are the estimates criterion wrote there (when complete). With the
 //! `redis` and `dynamodb` features it also measures those backends, on a
-//! `redis-server` and a moto server it starts on free loopback ports.
+//! `redis-server` and a moto server it starts on free loopback ports. With
+//! `--peer FILE` the report carries the rows `pmcp-tasks-peer-bench` wrote
+//! there (our host against the Rust peer: `tests/peer`, a workspace of its
+//! own).
 
 #![expect(
     clippy::exhaustive_structs,
@@ -109,6 +112,7 @@ struct Args {
     smoke: bool,
     only: Vec<String>,
     criterion: Option<PathBuf>,
+    peer: Option<PathBuf>,
     json: Option<PathBuf>,
     markdown: Option<PathBuf>,
 }
@@ -119,6 +123,7 @@ impl Args {
             smoke: false,
             only: SCENARIOS.map(String::from).to_vec(),
             criterion: None,
+            peer: None,
             json: None,
             markdown: None,
         };
@@ -140,11 +145,12 @@ impl Args {
                     }
                 }
                 "--criterion" => args.criterion = Some(path()?),
+                "--peer" => args.peer = Some(path()?),
                 "--json" => args.json = Some(path()?),
                 "--markdown" => args.markdown = Some(path()?),
                 other => bail!(
                     "unknown argument {other:?}; usage: pmcp-tasks-bench [--smoke] \
-                     [--only SCENARIOS] [--criterion DIR] [--json FILE] [--markdown FILE]"
+                     [--only SCENARIOS] [--criterion DIR] [--peer FILE] [--json FILE] [--markdown FILE]"
                 ),
             }
         }
@@ -179,7 +185,16 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let args = Args::parse()?;
-    let report = runtime.block_on(run(&args))?;
+    let peer = match &args.peer {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => report::PeerRun::default(),
+    };
+    let mut report = runtime.block_on(run(&args))?;
+    (report.peer, report.peer_mixed) = (peer.peer, peer.peer_mixed);
     let markdown = report.markdown();
     println!("{markdown}");
     if let Some(path) = &args.markdown {
@@ -255,6 +270,8 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         protocol_http,
         telemetry,
         engine,
+        peer: Vec::new(),
+        peer_mixed: Vec::new(),
     })
 }
 

@@ -39,6 +39,54 @@ pub(crate) struct Report {
     pub telemetry: Vec<TelemetryRow>,
     /// The engine configuration choices, side by side.
     pub engine: Vec<EngineRow>,
+    /// Our host against the Rust peer (`pmcp-tasks` 0.2.0), per operation
+    /// and live-task count, from `pmcp-tasks-peer-bench` (`--peer`).
+    pub peer: Vec<PeerRow>,
+    /// The same two stores under the mixed workload on Redis.
+    pub peer_mixed: Vec<PeerMixedRow>,
+}
+
+/// What `pmcp-tasks-peer-bench` writes (`tests/peer`, its own workspace).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct PeerRun {
+    /// Per operation and count.
+    pub peer: Vec<PeerRow>,
+    /// The mixed workload.
+    pub peer_mixed: Vec<PeerMixedRow>,
+}
+
+/// One operation at one live-task count: our median against the peer's.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct PeerRow {
+    /// `memory` or `redis`.
+    pub backend: String,
+    /// The operation timed.
+    pub operation: String,
+    /// Live tasks of the owner operated on.
+    pub tasks: usize,
+    /// Our median, ns.
+    pub ours_ns: f64,
+    /// The peer's median, ns.
+    pub peer_ns: f64,
+    /// In memory, of ours: one call's crossing into the sandbox and back
+    /// (a refused `get`), ns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_ns: Option<f64>,
+    /// Samples behind each median (the fewer of the two stores').
+    pub samples: usize,
+}
+
+/// The mixed workload's throughput, ours against the peer's.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct PeerMixedRow {
+    /// The backend.
+    pub backend: String,
+    /// Concurrent callers.
+    pub callers: usize,
+    /// Ours, operations per second.
+    pub ours_ops_per_second: f64,
+    /// The peer's, operations per second.
+    pub peer_ops_per_second: f64,
 }
 
 /// One engine configuration's times (ns per call, in-memory backend).
@@ -276,6 +324,16 @@ fn time(ns: f64) -> String {
     }
 }
 
+/// A ratio, as `1/N` when it is below 0.1 (ours hundreds of times faster
+/// reads better so than as 0.00).
+fn ratio(ratio: f64) -> String {
+    if ratio < 0.1 {
+        format!("1/{:.0}", 1.0 / ratio)
+    } else {
+        format!("{ratio:.2}")
+    }
+}
+
 impl Report {
     /// The report as markdown: one table per scenario, targets checked.
     pub(crate) fn markdown(&self) -> String {
@@ -306,6 +364,9 @@ impl Report {
         }
         if !self.protocol_http.is_empty() {
             self.protocol_http_table(&mut out);
+        }
+        if !self.peer.is_empty() {
+            self.peer_table(&mut out);
         }
         if !self.telemetry.is_empty() {
             self.telemetry_table(&mut out);
@@ -536,6 +597,43 @@ impl Report {
                 row.p50_us,
                 row.p99_us,
                 row.calls
+            );
+        }
+        out.push('\n');
+    }
+
+    fn peer_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "## Against the Rust peer (`pmcp-tasks` 0.2.0's `GenericTaskStore`; one caller, medians, stores in turns)\n\n\
+             | backend | operation | owner's tasks | ours | peer | ours / peer | of ours, the sandbox crossing | samples |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|"
+        );
+        for row in &self.peer {
+            let crossing = row.sandbox_ns.map_or_else(|| "—".to_owned(), time);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                row.backend,
+                row.operation,
+                row.tasks,
+                time(row.ours_ns),
+                time(row.peer_ns),
+                ratio(row.ours_ns / row.peer_ns),
+                crossing,
+                row.samples
+            );
+        }
+        for row in &self.peer_mixed {
+            let _ = writeln!(
+                out,
+                "\nMixed workload on {} ({} callers: 60 % get, 30 % status change, 10 % create): \
+                 ours {:.0} ops/s, peer {:.0} ops/s ({:.2}).",
+                row.backend,
+                row.callers,
+                row.ours_ops_per_second,
+                row.peer_ops_per_second,
+                row.ours_ops_per_second / row.peer_ops_per_second
             );
         }
         out.push('\n');
