@@ -221,12 +221,19 @@ async fn profile(store: &str, operation: &str, calls: usize) -> anyhow::Result<(
     let ids = seed(&store, 1_000, move |_| owner.to_owned()).await?;
     let mut pick = Pick(7);
     let (cpu, wall) = (cpu_time()?, Instant::now());
-    for _ in 0..calls {
+    for seq in 0..calls as u64 {
         let id = &ids[pick.below(ids.len())];
         match operation {
             "get" => store.get(owner, id).await?,
-            "progress" => store.progress(owner, id).await?,
-            _ => store.set_variables(owner, id).await?,
+            "progress" => {
+                let message = stores::progress_message(seq);
+                store.progress(owner, id, &message).await?
+            }
+            _ => {
+                store
+                    .set_variables(owner, id, stores::variables(seq))
+                    .await?
+            }
         }
     }
     let (cpu, wall) = (cpu_time()? - cpu, wall.elapsed());
@@ -260,6 +267,16 @@ struct Owner {
     ids: Vec<String>,
     cursor: Option<String>,
     samples: [Vec<Duration>; OPERATIONS.len()],
+    /// Numbers every write, so none repeats the one before (ours skips a
+    /// write that changes nothing).
+    seq: u64,
+}
+
+impl Owner {
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
 }
 
 /// Seeds both stores alike, then times every operation at every count,
@@ -287,6 +304,7 @@ async fn operations(
                 ids,
                 cursor: None,
                 samples: Default::default(),
+                seq: 0,
             });
         }
         eprintln!("  {} seeded in {:.1?}", store.name(), started.elapsed());
@@ -353,15 +371,17 @@ async fn owner_round(
                     start.elapsed()
                 }
                 "progress" => {
+                    let message = stores::progress_message(owner.next_seq());
                     let id = &owner.ids[pick.below(owner.ids.len())];
                     let start = Instant::now();
-                    store.progress(&owner.name, id).await?;
+                    store.progress(&owner.name, id, &message).await?;
                     start.elapsed()
                 }
                 "set-variables" => {
+                    let patch = stores::variables(owner.next_seq());
                     let id = &owner.ids[pick.below(owner.ids.len())];
                     let start = Instant::now();
-                    store.set_variables(&owner.name, id).await?;
+                    store.set_variables(&owner.name, id, patch).await?;
                     start.elapsed()
                 }
                 "complete-with-result" => {

@@ -20,17 +20,25 @@ use serde_json::{json, Map, Value};
 
 /// The request method every benchmark task is created for.
 const METHOD: &str = "tools/call";
-/// The status message of a progress update.
-const PROGRESS: &str = "step 2 of 4";
 /// A task id no store issues (ours refuses it before any backend call).
 const MALFORMED_TASK_ID: &str = "not-a-task-id";
 
-/// The variables merged by `set-variables`: eight keys, about 1 KB.
-static VARIABLES: LazyLock<Map<String, Value>> = LazyLock::new(|| {
-    (0..8)
+/// The variables merged by `set-variables`: eight keys, about 1 KB, and
+/// `seq`, different in every call (a merge that changes nothing is not
+/// written by ours, and would not be a write to time).
+pub(crate) fn variables(seq: u64) -> Map<String, Value> {
+    let mut patch: Map<String, Value> = (0..8)
         .map(|i| (format!("var-{i}"), json!("v".repeat(120))))
-        .collect()
-});
+        .collect();
+    patch.insert("seq".to_owned(), json!(seq));
+    patch
+}
+
+/// The status message of a progress update, different in every call (ours
+/// does not write a message that does not change).
+pub(crate) fn progress_message(seq: u64) -> String {
+    format!("step {seq}")
+}
 /// The result of `complete-with-result`: a tool result of about 4 KB.
 static RESULT: LazyLock<Value> = LazyLock::new(
     || json!({"content": [{"type": "text", "text": "r".repeat(4_000)}], "isError": false}),
@@ -48,10 +56,15 @@ pub(crate) trait Store: Send + Sync {
     async fn seed_one(&self, owner: &str) -> anyhow::Result<String>;
     /// Reads a task.
     async fn get(&self, owner: &str, id: &str) -> anyhow::Result<()>;
-    /// Replaces a working task's status message.
-    async fn progress(&self, owner: &str, id: &str) -> anyhow::Result<()>;
-    /// Merges [`VARIABLES`] into a task's variables.
-    async fn set_variables(&self, owner: &str, id: &str) -> anyhow::Result<()>;
+    /// Replaces a working task's status message with `message`.
+    async fn progress(&self, owner: &str, id: &str, message: &str) -> anyhow::Result<()>;
+    /// Merges `patch` into a task's variables.
+    async fn set_variables(
+        &self,
+        owner: &str,
+        id: &str,
+        patch: Map<String, Value>,
+    ) -> anyhow::Result<()>;
     /// Completes a working task with [`RESULT`].
     async fn complete(&self, owner: &str, id: &str) -> anyhow::Result<()>;
     /// Lists a page; returns the next page's cursor (none at the end).
@@ -155,16 +168,21 @@ impl Store for Ours {
         Ok(())
     }
 
-    async fn progress(&self, owner: &str, id: &str) -> anyhow::Result<()> {
+    async fn progress(&self, owner: &str, id: &str, message: &str) -> anyhow::Result<()> {
         let working = TaskStatus::Working;
         self.host
-            .update_status(owner, id, working, Some(PROGRESS))
+            .update_status(owner, id, working, Some(message))
             .await?;
         Ok(())
     }
 
-    async fn set_variables(&self, owner: &str, id: &str) -> anyhow::Result<()> {
-        self.host.set_variables(owner, id, &VARIABLES).await?;
+    async fn set_variables(
+        &self,
+        owner: &str,
+        id: &str,
+        patch: Map<String, Value>,
+    ) -> anyhow::Result<()> {
+        self.host.set_variables(owner, id, &patch).await?;
         Ok(())
     }
 
@@ -279,14 +297,20 @@ impl<B: StorageBackend + 'static> Store for Peer<B> {
         Ok(())
     }
 
-    async fn progress(&self, owner: &str, id: &str) -> anyhow::Result<()> {
-        let message = Some(PROGRESS.to_owned());
+    async fn progress(&self, owner: &str, id: &str, message: &str) -> anyhow::Result<()> {
+        let message = Some(message.to_owned());
         self.store.set_status_message(id, owner, message).await?;
         Ok(())
     }
 
-    async fn set_variables(&self, owner: &str, id: &str) -> anyhow::Result<()> {
-        let variables: HashMap<String, Value> = VARIABLES.clone().into_iter().collect();
+    async fn set_variables(
+        &self,
+        owner: &str,
+        id: &str,
+        patch: Map<String, Value>,
+    ) -> anyhow::Result<()> {
+        // Its API takes a HashMap: the entries move, nothing is copied.
+        let variables: HashMap<String, Value> = patch.into_iter().collect();
         self.store.set_variables(id, owner, variables).await?;
         Ok(())
     }

@@ -247,13 +247,64 @@ pub(crate) enum Until {
     Ops(u64),
 }
 
+/// Which operations a workload's callers make.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Mix {
+    /// 60 % get, 30 % update-status, 10 % create.
+    Mixed,
+    /// One of them alone (`redis_work.rs` counts each).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Only(Operation),
+}
+
+/// An operation of the mixed workload.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum Operation {
+    Get,
+    UpdateStatus,
+    Create,
+}
+
+impl Operation {
+    /// Every operation of the mix, in report order.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) const ALL: [Operation; 3] =
+        [Operation::Get, Operation::UpdateStatus, Operation::Create];
+
+    /// Its name in the report.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Operation::Get => "get",
+            Operation::UpdateStatus => "update-status",
+            Operation::Create => "create",
+        }
+    }
+}
+
+impl Mix {
+    /// The next operation.
+    fn pick(self, rng: &mut Rng) -> Operation {
+        match self {
+            Mix::Only(operation) => operation,
+            Mix::Mixed => match rng.below(10) {
+                0..=5 => Operation::Get,
+                6..=8 => Operation::UpdateStatus,
+                _ => Operation::Create,
+            },
+        }
+    }
+}
+
 /// Operations per second of `callers` concurrent callers running the mixed
 /// workload for `run_for`, each on its own owner's tasks, and operations made.
 async fn throughput(subject: &Arc<dyn Mixed>, callers: usize, run_for: Duration) -> (f64, u64) {
-    mixed_workload(subject, callers, Until::Elapsed(run_for), || {}).await
+    let until = Until::Elapsed(run_for);
+    mixed_workload(subject, callers, until, Mix::Mixed, || {}).await
 }
 
-/// Runs the mixed workload with `callers` concurrent callers, each on its
+/// Runs the workload `mix` with `callers` concurrent callers, each on its
 /// own owner's tasks, until `until`; `at_start` runs once every caller has
 /// created its tasks and before any operation. Operations per second, and
 /// operations made.
@@ -261,6 +312,7 @@ pub(crate) async fn mixed_workload(
     subject: &Arc<dyn Mixed>,
     callers: usize,
     until: Until,
+    mix: Mix,
     at_start: impl Fn() + Send + Sync + 'static,
 ) -> (f64, u64) {
     let ready = Arc::new(Barrier::new(callers));
@@ -288,16 +340,16 @@ pub(crate) async fn mixed_workload(
                 Until::Ops(n) => ops < n,
             } {
                 let (id, status) = &mut tasks[rng.below(TASKS_PER_CALLER)];
-                match rng.below(10) {
-                    0..=5 => subject.get(&owner, id).await,
-                    6..=8 => {
+                match mix.pick(&mut rng) {
+                    Operation::Get => subject.get(&owner, id).await,
+                    Operation::UpdateStatus => {
                         *status = match status {
                             TaskStatus::Working => TaskStatus::InputRequired,
                             _ => TaskStatus::Working,
                         };
                         subject.update(&owner, id, *status).await
                     }
-                    _ => drop(subject.create(&owner).await),
+                    Operation::Create => drop(subject.create(&owner).await),
                 }
                 ops += 1;
             }

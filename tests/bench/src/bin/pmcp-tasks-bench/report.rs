@@ -253,8 +253,13 @@ pub(crate) struct ConcurrencyRow {
 /// Redis's work per operation of the mixed workload, counted by callgrind.
 #[derive(Debug, Serialize)]
 pub(crate) struct RedisWorkRow {
-    /// `component-reuse` or the client-library baseline.
+    /// `component-reuse`, the client-library baseline, or `floor` (the
+    /// cheapest requests Redis answers).
     pub subject: &'static str,
+    /// `mixed` (the workload), one of its operations alone (`get`,
+    /// `update-status`, `create`), or a floor request (`PING`, an empty
+    /// `EVALSHA`).
+    pub workload: &'static str,
     /// Concurrent callers.
     pub callers: usize,
     /// Operations counted.
@@ -539,18 +544,21 @@ impl Report {
     fn redis_work_table(&self, out: &mut String) {
         let _ = writeln!(
             out,
-            "## Redis's work per operation (the mixed workload; instructions of the Redis process, callgrind: repeatable)\n\n\
-             | subject | callers | operations | Redis instructions / op |\n\
-             |---|---:|---:|---:|"
+            "## Redis's work per operation (the mixed workload, each of its operations alone, and the floor; instructions of the Redis process, callgrind: repeatable)\n\n\
+             | subject | workload | callers | operations | Redis instructions / op |\n\
+             |---|---|---:|---:|---:|"
         );
         for row in &self.redis_work {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.0} |",
-                row.subject, row.callers, row.ops, row.instructions_per_op
+                "| {} | {} | {} | {} | {:.0} |",
+                row.subject, row.workload, row.callers, row.ops, row.instructions_per_op
             );
         }
-        let find = |subject: &str| self.redis_work.iter().find(|r| r.subject == subject);
+        let find = |subject: &str| {
+            let mut rows = self.redis_work.iter();
+            rows.find(|r| r.subject == subject && r.workload == "mixed")
+        };
         if let (Some(host), Some(base)) = (find("component-reuse"), find(BASELINE)) {
             let _ = writeln!(
                 out,
