@@ -116,15 +116,47 @@ struct Output {
     peer_mixed: Vec<PeerMixedRow>,
 }
 
-/// The operations timed at every count, in report order.
-const OPERATIONS: [&str; 6] = [
-    "create",
-    "get",
-    "progress",
-    "set-variables",
-    "complete-with-result",
-    "list-page",
-];
+/// An operation timed at every count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Create,
+    Get,
+    Progress,
+    SetVariables,
+    CompleteWithResult,
+    ListPage,
+}
+
+impl Operation {
+    /// Every operation, in report order.
+    const ALL: [Operation; 6] = [
+        Operation::Create,
+        Operation::Get,
+        Operation::Progress,
+        Operation::SetVariables,
+        Operation::CompleteWithResult,
+        Operation::ListPage,
+    ];
+
+    /// Its name in the report.
+    fn name(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Get => "get",
+            Operation::Progress => "progress",
+            Operation::SetVariables => "set-variables",
+            Operation::CompleteWithResult => "complete-with-result",
+            Operation::ListPage => "list-page",
+        }
+    }
+
+    /// Whether it reads or writes one task: the operations whose time the
+    /// sandbox crossing is a share of (creates and pages are not compared
+    /// so: the peer's read every task of the owner).
+    fn is_point(self) -> bool {
+        !matches!(self, Operation::Create | Operation::ListPage)
+    }
+}
 
 fn main() -> anyhow::Result<()> {
     let mut smoke = false;
@@ -173,24 +205,22 @@ async fn run(sizes: Sizes) -> anyhow::Result<Output> {
     let memory_peer: Arc<dyn Store> = Arc::new(Peer::in_memory());
     eprintln!("memory: seeding and timing");
     let rows = operations("memory", &memory_ours, &memory_peer, sizes).await?;
-    output.peer.extend(rows.into_iter().map(|mut row| {
-        if matches!(
-            row.operation,
-            "get" | "progress" | "set-variables" | "complete-with-result"
-        ) {
-            row.sandbox_ns = Some(sandbox);
-        }
-        row
-    }));
+    output
+        .peer
+        .extend(rows.into_iter().map(|(operation, mut row)| {
+            if operation.is_point() {
+                row.sandbox_ns = Some(sandbox);
+            }
+            row
+        }));
     drop((memory_ours, memory_peer));
 
     let server = redis_server::RedisServer::start().await?;
     let redis_ours: Arc<dyn Store> = Arc::new(Ours::on_redis(&server.url()).await?);
     let redis_peer: Arc<dyn Store> = Arc::new(Peer::on_redis(&server.url()).await?);
     eprintln!("redis: seeding and timing");
-    output
-        .peer
-        .extend(operations("redis", &redis_ours, &redis_peer, sizes).await?);
+    let rows = operations("redis", &redis_ours, &redis_peer, sizes).await?;
+    output.peer.extend(rows.into_iter().map(|(_, row)| row));
     eprintln!("redis: the mixed workload");
     let (mut ours, mut peer) = (Vec::new(), Vec::new());
     for turn in 0..MIXED_TURNS {
@@ -212,10 +242,17 @@ async fn run(sizes: Sizes) -> anyhow::Result<Output> {
 /// Redis, one after another, and what they took: wall time and this
 /// process's CPU time per call.
 async fn profile(store: &str, operation: &str, calls: usize) -> anyhow::Result<()> {
+    let operation = match operation {
+        "get" => Operation::Get,
+        "progress" => Operation::Progress,
+        "set-variables" => Operation::SetVariables,
+        other => bail!("--profile times get, progress or set-variables, not {other:?}"),
+    };
     let server = redis_server::RedisServer::start().await?;
     let store: Arc<dyn Store> = match store {
         "ours" => Arc::new(Ours::on_redis(&server.url()).await?),
-        _ => Arc::new(Peer::on_redis(&server.url()).await?),
+        "peer" => Arc::new(Peer::on_redis(&server.url()).await?),
+        other => bail!("--profile times ours or peer, not {other:?}"),
     };
     let owner = "profiled-owner";
     let ids = seed(&store, 1_000, move |_| owner.to_owned()).await?;
@@ -224,8 +261,8 @@ async fn profile(store: &str, operation: &str, calls: usize) -> anyhow::Result<(
     for seq in 0..calls as u64 {
         let id = &ids[pick.below(ids.len())];
         match operation {
-            "get" => store.get(owner, id).await?,
-            "progress" => {
+            Operation::Get => store.get(owner, id).await?,
+            Operation::Progress => {
                 let message = stores::progress_message(seq);
                 store.progress(owner, id, &message).await?
             }
@@ -238,8 +275,9 @@ async fn profile(store: &str, operation: &str, calls: usize) -> anyhow::Result<(
     }
     let (cpu, wall) = (cpu_time()? - cpu, wall.elapsed());
     eprintln!(
-        "{} {operation}: {:.1} µs per call, {:.1} µs of this process's CPU per call",
+        "{} {}: {:.1} µs per call, {:.1} µs of this process's CPU per call",
         store.name(),
+        operation.name(),
         wall.as_secs_f64() * 1e6 / calls as f64,
         cpu.as_secs_f64() * 1e6 / calls as f64
     );
@@ -266,7 +304,7 @@ struct Owner {
     name: String,
     ids: Vec<String>,
     cursor: Option<String>,
-    samples: [Vec<Duration>; OPERATIONS.len()],
+    samples: [Vec<Duration>; Operation::ALL.len()],
     /// Numbers every write, so none repeats the one before (ours skips a
     /// write that changes nothing).
     seq: u64,
@@ -280,13 +318,14 @@ impl Owner {
 }
 
 /// Seeds both stores alike, then times every operation at every count,
-/// the stores taking turns within each round.
+/// the stores taking turns within each round; a row per operation and
+/// count.
 async fn operations(
     backend: &'static str,
     ours: &Arc<dyn Store>,
     peer: &Arc<dyn Store>,
     sizes: Sizes,
-) -> anyhow::Result<Vec<PeerRow>> {
+) -> anyhow::Result<Vec<(Operation, PeerRow)>> {
     let stores = [ours, peer];
     let mut owners: [Vec<Owner>; 2] = [Vec::new(), Vec::new()];
     for (store, owners) in stores.iter().zip(&mut owners) {
@@ -327,17 +366,21 @@ async fn operations(
     let [ours, peer] = owners;
     let mut rows = Vec::new();
     for ((ours, peer), &tasks) in ours.into_iter().zip(peer).zip(sizes.task_counts) {
-        for (i, operation) in OPERATIONS.iter().enumerate() {
-            let samples = ours.samples[i].len().min(peer.samples[i].len());
-            rows.push(PeerRow {
+        let timed = Operation::ALL
+            .into_iter()
+            .zip(ours.samples)
+            .zip(peer.samples);
+        for ((operation, ours), peer) in timed {
+            let row = PeerRow {
                 backend,
-                operation,
+                operation: operation.name(),
                 tasks,
-                ours_ns: median_ns(ours.samples[i].clone()),
-                peer_ns: median_ns(peer.samples[i].clone()),
+                samples: ours.len().min(peer.len()),
+                ours_ns: median_ns(ours),
+                peer_ns: median_ns(peer),
                 sandbox_ns: None,
-                samples,
-            });
+            };
+            rows.push((operation, row));
         }
     }
     Ok(rows)
@@ -349,42 +392,42 @@ async fn owner_round(
     store: &dyn Store,
     owner: &mut Owner,
     sizes: Sizes,
-) -> anyhow::Result<[Vec<Duration>; OPERATIONS.len()]> {
+) -> anyhow::Result<[Vec<Duration>; Operation::ALL.len()]> {
     let share = (sizes.samples / ROUNDS).max(1);
-    let mut taken: [Vec<Duration>; OPERATIONS.len()] = Default::default();
+    let mut taken: [Vec<Duration>; Operation::ALL.len()] = Default::default();
     let mut pick = Pick(owner.ids.len() as u64 * 2_654_435_761 + 1);
-    for (i, samples) in taken.iter_mut().enumerate() {
+    for (operation, samples) in Operation::ALL.into_iter().zip(&mut taken) {
         let started = Instant::now();
         while samples.len() < share && (samples.is_empty() || started.elapsed() < sizes.budget) {
-            let sample = match OPERATIONS[i] {
-                "create" => {
+            let sample = match operation {
+                Operation::Create => {
                     let start = Instant::now();
                     let id = store.create(&owner.name).await?;
                     let took = start.elapsed();
                     owner.ids.push(id);
                     took
                 }
-                "get" => {
+                Operation::Get => {
                     let id = &owner.ids[pick.below(owner.ids.len())];
                     let start = Instant::now();
                     store.get(&owner.name, id).await?;
                     start.elapsed()
                 }
-                "progress" => {
+                Operation::Progress => {
                     let message = stores::progress_message(owner.next_seq());
                     let id = &owner.ids[pick.below(owner.ids.len())];
                     let start = Instant::now();
                     store.progress(&owner.name, id, &message).await?;
                     start.elapsed()
                 }
-                "set-variables" => {
+                Operation::SetVariables => {
                     let patch = stores::variables(owner.next_seq());
                     let id = &owner.ids[pick.below(owner.ids.len())];
                     let start = Instant::now();
                     store.set_variables(&owner.name, id, patch).await?;
                     start.elapsed()
                 }
-                "complete-with-result" => {
+                Operation::CompleteWithResult => {
                     // A task of its own, made untimed the way seeding makes
                     // them: the owner's other tasks stay working.
                     let id = store.seed_one(&owner.name).await?;
@@ -392,7 +435,7 @@ async fn owner_round(
                     store.complete(&owner.name, &id).await?;
                     start.elapsed()
                 }
-                _ => {
+                Operation::ListPage => {
                     let cursor = owner.cursor.take();
                     let start = Instant::now();
                     owner.cursor = store.list_page(&owner.name, cursor, PAGE_SIZE).await?;

@@ -284,6 +284,15 @@ impl Operation {
 }
 
 impl Mix {
+    /// Its name in the report.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Mix::Mixed => "mixed",
+            Mix::Only(operation) => operation.name(),
+        }
+    }
+
     /// The next operation.
     fn pick(self, rng: &mut Rng) -> Operation {
         match self {

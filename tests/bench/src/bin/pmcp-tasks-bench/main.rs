@@ -185,16 +185,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let args = Args::parse()?;
-    let peer = match &args.peer {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
-        }
-        None => report::PeerRun::default(),
-    };
-    let mut report = runtime.block_on(run(&args))?;
-    (report.peer, report.peer_mixed) = (peer.peer, peer.peer_mixed);
+    let report = runtime.block_on(run(&args))?;
     let markdown = report.markdown();
     println!("{markdown}");
     if let Some(path) = &args.markdown {
@@ -211,6 +202,15 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: &Args) -> anyhow::Result<Report> {
+    // Read first: a bad file fails the run before anything is measured.
+    let peer = match &args.peer {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => report::PeerRun::default(),
+    };
     let sizes = if args.smoke { SMOKE } else { FULL };
     let measured_at = now_iso8601();
     let wanted = |scenario: &str| {
@@ -270,8 +270,8 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         protocol_http,
         telemetry,
         engine,
-        peer: Vec::new(),
-        peer_mixed: Vec::new(),
+        peer: peer.peer,
+        peer_mixed: peer.peer_mixed,
     })
 }
 

@@ -51,23 +51,19 @@ pub(crate) async fn measure(sizes: Sizes) -> Vec<RedisWorkRow> {
         (SubjectKind::Component(strategy).name(), component),
         (BASELINE, baseline),
     ] {
-        let zero = {
-            let counter = counter.clone();
-            move || counter.zero()
-        };
-        let until = Until::Ops(sizes.counted_ops_per_caller);
-        let (_, ops) = mixed_workload(&mixed, CALLERS, until, Mix::Mixed, zero).await;
-        rows.extend(row(subject, "mixed", CALLERS, ops, counter.count()));
-        for operation in Operation::ALL {
+        // The mix, then each of its operations alone, on half as many calls.
+        let alone = (sizes.counted_ops_per_caller / 2).max(1);
+        let workloads = [(Mix::Mixed, sizes.counted_ops_per_caller)]
+            .into_iter()
+            .chain(Operation::ALL.map(|operation| (Mix::Only(operation), alone)));
+        for (mix, per_caller) in workloads {
             let zero = {
                 let counter = counter.clone();
                 move || counter.zero()
             };
-            let until = Until::Ops((sizes.counted_ops_per_caller / 2).max(1));
-            let only = Mix::Only(operation);
-            let (_, ops) = mixed_workload(&mixed, CALLERS, until, only, zero).await;
-            let count = counter.count();
-            rows.extend(row(subject, operation.name(), CALLERS, ops, count));
+            let until = Until::Ops(per_caller);
+            let (_, ops) = mixed_workload(&mixed, CALLERS, until, mix, zero).await;
+            rows.extend(row(subject, mix.name(), CALLERS, ops, counter.count()));
         }
     }
     let floor = floor(&url, sizes.counted_ops_per_caller, &counter).await;
