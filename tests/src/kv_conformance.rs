@@ -21,6 +21,7 @@ crate::rule_list! {
     expiry_and_now_compare_as_numbers_across_digit_counts,
     max_live_caps_creates_and_frees_on_expiry_and_removal,
     max_live_ignores_a_backlog_of_expired_items,
+    max_live_counts_expired_items_for_nothing_at_the_cap,
     listing_is_ordered_bounded_and_live_only,
     partitions_share_nothing,
     sweep_removes_only_expired_items_up_to_its_limit,
@@ -298,15 +299,41 @@ async fn max_live_ignores_a_backlog_of_expired_items(factory: &dyn BackendFactor
             .await
             .unwrap();
     }
+    takes_two_more_then_refuses(&*kv, 2, NOW + 1_000).await;
+}
+
+/// A partition that reaches the cap only with its expired items counted
+/// (Redis counts every stored item until a create finds the cap reached,
+/// then prunes and counts again) takes new items up to the cap of live
+/// ones, and refuses the next.
+async fn max_live_counts_expired_items_for_nothing_at_the_cap(factory: &dyn BackendFactory) {
+    let kv = factory.fresh().await;
+    for item in ["old-a", "old-b", "old-c"] {
+        kv.create(P, item, bytes("x"), Vec::new(), Some(NOW + 10), None, NOW)
+            .await
+            .unwrap();
+    }
+    kv.create(P, "kept", bytes("k"), Vec::new(), None, None, NOW)
+        .await
+        .unwrap();
     let later = NOW + 1_000;
-    let cap = Some(2);
+    takes_two_more_then_refuses(&*kv, 3, later).await;
+    assert_eq!(
+        listed(&*kv, P, None, 10, later).await,
+        ["kept", "new-a", "new-b"]
+    );
+}
+
+/// Creates `new-a` and `new-b` under a cap of `cap` live items at `now`
+/// (expired items must not take their slots), then sees `new-c` refused.
+async fn takes_two_more_then_refuses(kv: &dyn KvBackend, cap: u32, now: u64) {
     for item in ["new-a", "new-b"] {
-        kv.create(P, item, bytes(item), Vec::new(), None, cap, later)
+        kv.create(P, item, bytes(item), Vec::new(), None, Some(cap), now)
             .await
             .unwrap_or_else(|e| panic!("{item}: expired items took its slot: {e:?}"));
     }
     let full = kv
-        .create(P, "new-c", bytes("c"), Vec::new(), None, cap, later)
+        .create(P, "new-c", bytes("c"), Vec::new(), None, Some(cap), now)
         .await;
     assert!(matches!(full, Err(KvError::QuotaExceeded)), "{full:?}");
 }

@@ -68,7 +68,9 @@ impl ConnectionLike for Connection {
     }
 }
 
-/// The Lua scripts, each prefixed with the shared prelude.
+/// The Lua scripts. The prelude's functions cost Redis a closure each on
+/// every run (see `prelude.lua`), so the replace, which every task update
+/// runs, goes without them.
 struct Scripts {
     create: Script,
     replace: Script,
@@ -84,7 +86,7 @@ impl Scripts {
             |body: &str| Script::new(&format!("{}\n{body}", include_str!("prelude.lua")));
         Scripts {
             create: with_prelude(include_str!("create.lua")),
-            replace: with_prelude(include_str!("replace.lua")),
+            replace: Script::new(include_str!("replace.lua")),
             remove: with_prelude(include_str!("remove.lua")),
             list: with_prelude(include_str!("list.lua")),
             sweep: with_prelude(include_str!("sweep.lua")),
@@ -101,7 +103,9 @@ pub struct RedisBackend {
     scripts: Scripts,
 }
 
-/// The keys of one partition.
+/// The keys of one partition. The scripts find an item's hash from the
+/// expiry set's key (`prelude.lua`'s `item_prefix`), so the two differ only
+/// in their last segment (`exp`, `t:`).
 struct PartitionKeys {
     index: String,
     expiries: String,
@@ -109,6 +113,16 @@ struct PartitionKeys {
 }
 
 impl PartitionKeys {
+    /// The keys of `partition` under the key prefix `prefix`.
+    fn new(prefix: &str, partition: &str) -> Self {
+        let tag = partition_tag(partition);
+        PartitionKeys {
+            index: format!("{prefix}:{{{tag}}}:idx"),
+            expiries: format!("{prefix}:{{{tag}}}:exp"),
+            item_prefix: format!("{prefix}:{{{tag}}}:t:"),
+        }
+    }
+
     fn item(&self, item: &str) -> String {
         format!("{}{item}", self.item_prefix)
     }
@@ -176,12 +190,7 @@ impl RedisBackend {
     }
 
     fn keys(&self, partition: &str) -> PartitionKeys {
-        let tag = partition_tag(partition);
-        PartitionKeys {
-            index: format!("{}:{{{tag}}}:idx", self.prefix),
-            expiries: format!("{}:{{{tag}}}:exp", self.prefix),
-            item_prefix: format!("{}:{{{tag}}}:t:", self.prefix),
-        }
+        PartitionKeys::new(&self.prefix, partition)
     }
 
     /// The sweep index (see the module docs): outside every partition's
@@ -194,21 +203,18 @@ impl RedisBackend {
         KvError::unavailable(format!("redis at {}: {e}", self.address), e)
     }
 
-    /// Runs a script over a partition's index, expiry set and (optionally) one item.
+    /// Runs `script` over `keys` with `args` (each script's header says
+    /// which is which).
     async fn run<T: redis::FromRedisValue>(
         &self,
         script: &Script,
-        keys: &PartitionKeys,
-        item: Option<&str>,
-        now: u64,
+        keys: &[&str],
         args: &[&[u8]],
     ) -> Result<T, KvError> {
-        let mut invocation = script.key(&keys.index);
-        invocation.key(&keys.expiries);
-        if let Some(item) = item {
-            invocation.key(keys.item(item));
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
         }
-        invocation.arg(&keys.item_prefix).arg(now);
         for arg in args {
             invocation.arg(*arg);
         }
@@ -226,21 +232,17 @@ impl RedisBackend {
     async fn run_hinted(
         &self,
         script: &Script,
-        keys: &PartitionKeys,
-        item: &str,
-        now: u64,
+        keys: &[&str],
         args: &[&[u8]],
         (partition, expires_at): (&str, u64),
     ) -> Result<i64, KvError> {
         let mut pipe = redis::pipe();
         pipe.add_command(self.sweep_hint(partition, expires_at))
             .ignore();
-        let evalsha = pipe.cmd("EVALSHA").arg(script.get_hash()).arg(3);
-        evalsha
-            .arg(&keys.index)
-            .arg(&keys.expiries)
-            .arg(keys.item(item));
-        evalsha.arg(&keys.item_prefix).arg(now);
+        let evalsha = pipe.cmd("EVALSHA").arg(script.get_hash()).arg(keys.len());
+        for key in keys {
+            evalsha.arg(*key);
+        }
         for arg in args {
             evalsha.arg(*arg);
         }
@@ -327,10 +329,13 @@ impl KvBackend for RedisBackend {
         now: u64,
     ) -> Result<u64, KvError> {
         let keys = self.keys(partition);
+        let item_key = keys.item(item);
         let cap = max_live
             .map(|m| m.to_string().into_bytes())
             .unwrap_or_default();
-        let args: [&[u8]; 6] = [
+        let keys = [keys.expiries.as_str(), &item_key, &keys.index];
+        let args: [&[u8]; 7] = [
+            &now.to_string().into_bytes(),
             item.as_bytes(),
             &head,
             &body,
@@ -341,15 +346,15 @@ impl KvBackend for RedisBackend {
         let script = &self.scripts.create;
         let created = match (&self.connection, expires_at) {
             (Connection::Single(_), Some(at)) => {
-                self.run_hinted(script, &keys, item, now, &args, (partition, at))
+                self.run_hinted(script, &keys, &args, (partition, at))
                     .await?
             }
             // A cluster keeps the sweep index on another node: two steps.
             (Connection::Cluster(_), Some(at)) => {
                 self.hint_sweep(partition, at).await?;
-                self.run(script, &keys, Some(item), now, &args).await?
+                self.run(script, &keys, &args).await?
             }
-            (_, None) => self.run(script, &keys, Some(item), now, &args).await?,
+            (_, None) => self.run(script, &keys, &args).await?,
         };
         match created {
             1 => Ok(1),
@@ -369,28 +374,29 @@ impl KvBackend for RedisBackend {
         now: u64,
     ) -> Result<u64, KvError> {
         let keys = self.keys(partition);
-        let expected = expected_version.to_string();
+        let item_key = keys.item(item);
         let args: [&[u8]; 6] = [
-            item.as_bytes(),
-            expected.as_bytes(),
+            &now.to_string().into_bytes(),
+            &expected_version.to_string().into_bytes(),
             &head,
             &body,
             &expiry_arg(expires_at),
             &native_expiry_arg(expires_at),
         ];
-        let (version, earlier): (i64, i64) = self
-            .run(&self.scripts.replace, &keys, Some(item), now, &args)
+        let written: i64 = self
+            .run(&self.scripts.replace, &[&keys.expiries, &item_key], &args)
             .await?;
-        if version <= 0 {
+        if written == 0 {
             return Err(KvError::Conflict);
         }
-        // Rare (a task's expiry does not move earlier): hinted after the
-        // write, so a failure here only delays the sweep, and a create's
-        // prune in the partition still removes the item in time.
-        if let (1, Some(at)) = (earlier, expires_at) {
+        // Negative: the expiry moved earlier (or appeared). Rare (a task's
+        // expiry does not move earlier): hinted after the write, so a
+        // failure here only delays the sweep, and Redis's own expiry still
+        // removes the item.
+        if let (true, Some(at)) = (written < 0, expires_at) {
             self.hint_sweep(partition, at).await?;
         }
-        Ok(version as u64)
+        Ok(written.unsigned_abs())
     }
 
     async fn remove(
@@ -400,10 +406,14 @@ impl KvBackend for RedisBackend {
         expected_version: u64,
     ) -> Result<(), KvError> {
         let keys = self.keys(partition);
+        let item_key = keys.item(item);
         let expected = expected_version.to_string();
-        let args: [&[u8]; 2] = [item.as_bytes(), expected.as_bytes()];
         match self
-            .run::<i64>(&self.scripts.remove, &keys, Some(item), 0, &args)
+            .run::<i64>(
+                &self.scripts.remove,
+                &[&keys.expiries, &item_key, &keys.index],
+                &[expected.as_bytes()],
+            )
             .await?
         {
             1 => Ok(()),
@@ -419,10 +429,13 @@ impl KvBackend for RedisBackend {
         now: u64,
     ) -> Result<Listing, KvError> {
         let keys = self.keys(partition);
-        let limit_arg = limit.to_string();
-        let args: [&[u8]; 2] = [after.unwrap_or("").as_bytes(), limit_arg.as_bytes()];
+        let args: [&[u8]; 3] = [
+            &now.to_string().into_bytes(),
+            after.unwrap_or("").as_bytes(),
+            &limit.to_string().into_bytes(),
+        ];
         let flat: Vec<Vec<u8>> = self
-            .run(&self.scripts.list, &keys, None, now, &args)
+            .run(&self.scripts.list, &[&keys.expiries, &keys.index], &args)
             .await?;
         let mut listing = Listing::with_capacity(flat.len() / 4);
         for row in flat.chunks_exact(4) {
@@ -457,15 +470,12 @@ impl KvBackend for RedisBackend {
                 break;
             }
             let keys = self.keys(&partition);
-            let left_arg = left.to_string();
+            let args: [&[u8]; 2] = [
+                &now.to_string().into_bytes(),
+                &left.to_string().into_bytes(),
+            ];
             let (count, next): (u64, String) = self
-                .run(
-                    &self.scripts.sweep,
-                    &keys,
-                    None,
-                    now,
-                    &[left_arg.as_bytes()],
-                )
+                .run(&self.scripts.sweep, &[&keys.expiries, &keys.index], &args)
                 .await?;
             removed += count;
             self.scripts
@@ -496,6 +506,20 @@ mod tests {
         assert_eq!(unique.len(), tags.len());
         assert!(tags.iter().all(|t| !t.contains(['{', '}'])));
         assert_eq!(partition_tag("ab12"), "p:ab12");
+    }
+
+    #[test]
+    fn the_scripts_find_item_hashes_from_the_expiry_set_key() {
+        // What prelude.lua's item_prefix and replace.lua compute.
+        for (prefix, partition) in [("pmcp-tasks", "ab12"), ("a:b", "x}y{"), ("", "")] {
+            let keys = PartitionKeys::new(prefix, partition);
+            let expiries = &keys.expiries;
+            let derived = format!("{}t:", &expiries[..expiries.len() - 3]);
+            assert_eq!(derived, keys.item_prefix);
+            // replace.lua: the id starts at the expiry set key's length (1-based).
+            let item_key = keys.item("task-1");
+            assert_eq!(&item_key[expiries.len() - 1..], "task-1");
+        }
     }
 
     #[test]

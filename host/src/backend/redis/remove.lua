@@ -1,9 +1,11 @@
--- KEYS[3] = item hash. ARGV[3] = item, ARGV[4] = expected version.
+-- KEYS[1] = expiry set, KEYS[2] = item hash, KEYS[3] = index.
+-- ARGV[1] = expected version.
 -- Returns 1 (removed) or -1 (missing or at another version).
-if redis.call('HGET', KEYS[3], 'ver') ~= ARGV[4] then
+if redis.call('HGET', KEYS[2], 'ver') ~= ARGV[1] then
   return -1
 end
-redis.call('DEL', KEYS[3])
-redis.call('ZREM', KEYS[1], ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[3])
+local item = string.sub(KEYS[2], #item_prefix(KEYS[1]) + 1)
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], item)
+redis.call('ZREM', KEYS[1], item)
 return 1
