@@ -70,7 +70,7 @@ impl ConnectionLike for Connection {
 
 /// The Lua scripts. The prelude's functions cost Redis a closure each on
 /// every run (see `prelude.lua`), so the replace, which every task update
-/// runs, goes without them.
+/// runs, goes without them; the others are prefixed with it.
 struct Scripts {
     create: Script,
     replace: Script,

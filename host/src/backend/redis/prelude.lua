@@ -1,5 +1,5 @@
 -- Shared by the scripts that are not on every task's path (list, sweep,
--- remove). Each script's header says which of its KEYS is the partition's
+-- remove) and by the create, for its prune at the quota. Each script's header says which of its KEYS is the partition's
 -- expiry set (`P:{T}:exp`: item ids scored by expiry, ms), its index
 -- (`P:{T}:idx`: item ids, all scored 0, so ZRANGEBYLEX gives id order) and
 -- an item's hash (`P:{T}:t:<item>`); ARGV[1] is now (ms, the component's
@@ -14,7 +14,9 @@
 -- `{1, 0}`), and each redis.call costs 4 000-9 000 beside what the command
 -- does. So the two scripts every task runs (create, replace) take few
 -- arguments, return one integer and spell out the liveness rule below
--- instead of calling these functions.
+-- instead of calling these functions; the replace goes without them, and
+-- the create pays for their closures (about 2 300 of its 98 000) to
+-- share the prune.
 --
 -- Numeric arguments are integers the backend formats itself (Rust u64 and
 -- u32, expiries capped before formatting), so no command of a script fails
