@@ -4,12 +4,12 @@
 -- ARGV[5] = expiry ('' = none), ARGV[6] = max live items ('' = no cap),
 -- ARGV[7] = Redis's own expiry of the key ('' = none).
 -- Returns 1 (created), -1 (a live item exists), -2 (quota reached).
--- Calls the prelude's functions only where it prunes (their closures are
--- made on every run all the same: see the prelude on what they cost).
+-- Prefixed with the prelude, for its prune at the quota (see the prelude
+-- on what its functions cost).
 local now, item, expires_at, cap = ARGV[1], ARGV[2], ARGV[5], ARGV[6]
 -- Every hash has its `exp` field ('' = no expiry): false means no hash.
 local current = redis.call('HGET', KEYS[2], 'exp')
-if current and (current == '' or #now < #current or (#now == #current and now < current)) then
+if current and is_live(current, now) then
   return -1
 end
 if cap ~= '' then

@@ -510,13 +510,13 @@ mod tests {
 
     #[test]
     fn the_scripts_find_item_hashes_from_the_expiry_set_key() {
-        // What prelude.lua's item_prefix and replace.lua compute.
+        // What prelude.lua's item_prefix, remove.lua and replace.lua compute.
         for (prefix, partition) in [("pmcp-tasks", "ab12"), ("a:b", "x}y{"), ("", "")] {
             let keys = PartitionKeys::new(prefix, partition);
             let expiries = &keys.expiries;
             let derived = format!("{}t:", &expiries[..expiries.len() - 3]);
             assert_eq!(derived, keys.item_prefix);
-            // replace.lua: the id starts at the expiry set key's length (1-based).
+            // An item's id starts at the expiry set key's length (1-based).
             let item_key = keys.item("task-1");
             assert_eq!(&item_key[expiries.len() - 1..], "task-1");
         }

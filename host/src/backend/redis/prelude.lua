@@ -1,8 +1,9 @@
 -- Shared by the scripts that are not on every task's path (list, sweep,
--- remove) and by the create, for its prune at the quota. Each script's header says which of its KEYS is the partition's
--- expiry set (`P:{T}:exp`: item ids scored by expiry, ms), its index
--- (`P:{T}:idx`: item ids, all scored 0, so ZRANGEBYLEX gives id order) and
--- an item's hash (`P:{T}:t:<item>`); ARGV[1] is now (ms, the component's
+-- remove) and by the create, for its prune at the quota. Each script's
+-- header says which of its KEYS is the partition's expiry set
+-- (`P:{T}:exp`: item ids scored by expiry, ms), its index (`P:{T}:idx`:
+-- item ids, all scored 0, so ZRANGEBYLEX gives id order) and an item's
+-- hash (`P:{T}:t:<item>`); ARGV[1] is now (ms, the component's
 -- clock) where a script needs it. Every key shares the partition's hash
 -- tag, so a script is cluster-safe.
 --
@@ -13,10 +14,9 @@
 -- returned table is turned into its reply field by field (5 000 for
 -- `{1, 0}`), and each redis.call costs 4 000-9 000 beside what the command
 -- does. So the two scripts every task runs (create, replace) take few
--- arguments, return one integer and spell out the liveness rule below
--- instead of calling these functions; the replace goes without them, and
--- the create pays for their closures (about 2 300 of its 98 000) to
--- share the prune.
+-- arguments and return one integer; the replace goes without these
+-- functions (it spells out what it needs of them), and the create pays
+-- for their closures (about 2 300 of its 98 000) to share the prune.
 --
 -- Numeric arguments are integers the backend formats itself (Rust u64 and
 -- u32, expiries capped before formatting), so no command of a script fails
@@ -25,7 +25,10 @@
 
 -- The prefix of a partition's item hashes, from its expiry set's key:
 -- `P:{T}:exp` holds the ids of `P:{T}:t:<item>` (the backend's
--- `PartitionKeys` builds both; a test there keeps them in step).
+-- `PartitionKeys` builds both; a test there keeps them in step). An item's
+-- id is its hash's key from the expiry set key's length on (the prefix is
+-- one byte shorter): remove.lua and replace.lua take it so, without a
+-- function, whose closure every create would pay for.
 local function item_prefix(expiries)
   return string.sub(expiries, 1, -4) .. 't:'
 end
@@ -38,8 +41,8 @@ local function below(a, b)
   return #a < #b or (#a == #b and a < b)
 end
 
--- The liveness rule (create.lua and replace.lua spell it out inline): no
--- expiry field, an empty one (no expiry) or one after now.
+-- The liveness rule (replace.lua spells it out inline): no expiry field,
+-- an empty one (no expiry) or one after now.
 local function is_live(expires_at, now)
   return expires_at == false or expires_at == '' or below(now, expires_at)
 end

@@ -4,7 +4,8 @@
 if redis.call('HGET', KEYS[2], 'ver') ~= ARGV[1] then
   return -1
 end
-local item = string.sub(KEYS[2], #item_prefix(KEYS[1]) + 1)
+-- The item's id (see the prelude's item_prefix).
+local item = string.sub(KEYS[2], #KEYS[1])
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], item)
 redis.call('ZREM', KEYS[1], item)

@@ -21,8 +21,7 @@ redis.call('HSET', KEYS[2], 'h', ARGV[3], 'v', ARGV[4], 'ver', version, 'exp', e
 if expires_at == previous then
   return version
 end
--- The item's id: its hash's key after the prefix, which is one byte
--- shorter than the expiry set's key (the prelude's item_prefix).
+-- The item's id (see the prelude's item_prefix).
 local item = string.sub(KEYS[2], #KEYS[1])
 if expires_at == '' then
   redis.call('PERSIST', KEYS[2])
