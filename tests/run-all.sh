@@ -54,7 +54,7 @@ for features in "" redis dynamodb redis,dynamodb; do
   echo "pmcp-tasks-host, pmcp-tasks-cli [${features:-no features}]"
   cargo clippy --locked --quiet -p pmcp-tasks-host -p pmcp-tasks-cli --no-default-features --features "$features" --all-targets -- -D warnings
 done
-for features in "" otlp demo; do
+for features in "" otlp demo gateway; do
   echo "pmcp-tasks-mcp, pmcp-tasks-contract [${features:-no features}]"
   cargo clippy --locked --quiet -p pmcp-tasks-mcp -p pmcp-tasks-contract --features "${features:+pmcp-tasks-mcp/$features}" --all-targets -- -D warnings
 done

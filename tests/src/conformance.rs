@@ -173,8 +173,12 @@ impl Conformance {
     /// Runs every tasks scenario against `url`; panics listing every failed
     /// check; returns the reports (print them: skipped ones show as such).
     pub fn run_task_scenarios(&self, url: &str, label: &str) -> Vec<ScenarioReport> {
-        let reports: Vec<ScenarioReport> =
-            TASK_SCENARIOS.iter().map(|s| self.run(url, s)).collect();
+        self.run_scenarios(url, label, &TASK_SCENARIOS)
+    }
+
+    /// Like [`Conformance::run_task_scenarios`], for `scenarios` only.
+    pub fn run_scenarios(&self, url: &str, label: &str, scenarios: &[&str]) -> Vec<ScenarioReport> {
+        let reports: Vec<ScenarioReport> = scenarios.iter().map(|s| self.run(url, s)).collect();
         let mut failed = Vec::new();
         for report in &reports {
             let verdict = if report.skipped() {

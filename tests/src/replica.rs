@@ -1,5 +1,6 @@
-//! Replicas of `pmcp-tasks serve` as real processes: started on a free
-//! loopback port, killed without warning when a test needs a lost worker.
+//! Replicas of `pmcp-tasks serve` (or `gateway`) as real processes:
+//! started on a free loopback port, killed without warning when a test
+//! needs a lost worker.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -39,16 +40,27 @@ impl Replica {
 
     /// Like [`Replica::start`], through a prepared `command` (a launcher
     /// that sets limits first, say) whose arguments end with the binary.
-    pub fn start_command(mut command: Command, global: &[&str], serve: &[&str]) -> Replica {
+    pub fn start_command(command: Command, global: &[&str], serve: &[&str]) -> Replica {
+        Replica::start_subcommand(command, global, "serve", serve)
+    }
+
+    /// Like [`Replica::start_command`], running `subcommand` (`serve` or
+    /// `gateway`, which share the serving options) with `args`.
+    pub fn start_subcommand(
+        mut command: Command,
+        global: &[&str],
+        subcommand: &str,
+        args: &[&str],
+    ) -> Replica {
         let mut child = command
             .args(global)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(serve)
+            .args([subcommand, "--listen", "127.0.0.1:0"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("starting pmcp-tasks serve");
+            .unwrap_or_else(|e| panic!("starting pmcp-tasks {subcommand}: {e}"));
         let stderr = child.stderr.take().expect("stderr");
         let (found, lines) = std::sync::mpsc::channel();
         let said = Arc::new(Mutex::new(Vec::new()));
@@ -71,9 +83,12 @@ impl Replica {
                 break address;
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("pmcp-tasks serve exited before listening: {status}");
+                panic!("pmcp-tasks {subcommand} exited before listening: {status}");
             }
-            assert!(Instant::now() < deadline, "pmcp-tasks serve did not start");
+            assert!(
+                Instant::now() < deadline,
+                "pmcp-tasks {subcommand} did not start"
+            );
         };
         Replica {
             child,

@@ -6,6 +6,7 @@
 //! file instead of the embedded one (`--component`). `RUST_LOG=debug`
 //! shows one span per store call with its guest and backend time.
 
+mod gateway;
 mod metrics;
 mod serve;
 
@@ -111,6 +112,10 @@ enum Command {
     /// Run an MCP server whose tool calls run as durable tasks in the
     /// store (the demonstration tools), over stdio or Streamable HTTP.
     Serve(Box<serve::ServeArgs>),
+    /// Serve the tools of an unchanged MCP server (started as COMMAND,
+    /// spoken to over stdio) with durable tasks: its task calls run in the
+    /// store, so any replica answers for them. Takes every serve option.
+    Gateway(Box<gateway::GatewayArgs>),
     /// Create the DynamoDB table of --backend dynamodb://TABLE and enable
     /// its TTL (idempotent; waits until the table is active).
     CreateTable,
@@ -210,7 +215,11 @@ async fn run(cli: Cli) -> Result<()> {
         .context("starting the task host")?;
     match cli.command {
         Command::CreateTable => unreachable!("handled above"),
-        Command::Serve(args) => serve::run(host, *args, secret.as_deref()).await?,
+        Command::Serve(args) => {
+            let tools = std::sync::Arc::new(pmcp_tasks_mcp::DemoTools);
+            serve::run(host, *args, secret.as_deref(), tools).await?;
+        }
+        Command::Gateway(args) => gateway::run(host, *args, secret.as_deref()).await?,
         Command::Cleanup { limit } => {
             let removed = host.cleanup_expired(limit).await?;
             println!("removed {removed} expired task record(s)");

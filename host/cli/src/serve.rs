@@ -1,5 +1,6 @@
 //! `pmcp-tasks serve`: an MCP server with the demonstration tools, its
-//! tool calls running as durable tasks, plus the store's upkeep.
+//! tool calls running as durable tasks, plus the store's upkeep; and the
+//! serving `pmcp-tasks gateway` shares, with its upstream's tools.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,8 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use pmcp_tasks_host::TaskHost;
-use pmcp_tasks_mcp::DemoTools;
-use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService};
+use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService, TaskTools};
 use pmcp_tasks_mcp::{
     HostPolicy, HttpOptions, JwksSource, JwtVerifier, OriginPolicy, ProtectedResource, SessionSeal,
     StaticTokens, TokenDigest, TrustedHeader, LOOPBACK_ORIGINS,
@@ -166,15 +166,19 @@ struct AuthArgs {
 /// `--shutdown-grace-ms` to finish, and the tasks of those still running
 /// failed with "the replica shut down" rather than left `working` until
 /// their leases lapse. `secret` is the deployment's secret (the cursor
-/// secret), if one was given.
-pub(crate) async fn run(host: TaskHost, args: ServeArgs, secret: Option<&[u8]>) -> Result<()> {
+/// secret), if one was given. The server offers `tools`.
+pub(crate) async fn run<T: TaskTools>(
+    host: TaskHost,
+    args: ServeArgs,
+    secret: Option<&[u8]>,
+    tools: Arc<T>,
+) -> Result<()> {
     let mut config = ServiceConfig::default();
     config.replica = args.replica.clone();
     config.lease = Duration::from_millis(args.lease_ms);
     config.cancel_grace = Duration::from_millis(args.cancel_grace_ms);
     let service = TaskService::new(host.clone(), config);
-    let server =
-        DurableTaskServer::new(service.clone(), Arc::new(DemoTools), args.identity.clone());
+    let server = DurableTaskServer::new(service.clone(), tools, args.identity.clone());
     let shutdown = CancellationToken::new();
     tokio::spawn(upkeep(
         host,

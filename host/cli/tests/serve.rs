@@ -21,6 +21,8 @@ use serde_json::json;
 mod auth;
 #[path = "serve/core_http.rs"]
 mod core_http;
+#[path = "serve/gateway.rs"]
+mod gateway;
 #[path = "serve/hostile.rs"]
 mod hostile;
 #[cfg(feature = "redis")]
@@ -139,17 +141,24 @@ fn redis_replica(redis: &RedisServer, name: &str, lease_ms: &str) -> Replica {
 }
 
 #[cfg(feature = "redis")]
-/// [`redis_replica`] with `extra` serve options.
-fn redis_replica_with(redis: &RedisServer, name: &str, lease_ms: &str, extra: &[&str]) -> Replica {
-    let backend = redis.url();
-    let mut serve = vec![
+/// The serving options of a replica named `name` whose workers are leased
+/// for `lease_ms`, reaping and cleaning up every 300 ms.
+fn redis_replica_options<'a>(name: &'a str, lease_ms: &'a str) -> Vec<&'a str> {
+    vec![
         "--replica",
         name,
         "--lease-ms",
         lease_ms,
         "--upkeep-ms",
         "300",
-    ];
+    ]
+}
+
+#[cfg(feature = "redis")]
+/// [`redis_replica`] with `extra` serve options.
+fn redis_replica_with(redis: &RedisServer, name: &str, lease_ms: &str, extra: &[&str]) -> Replica {
+    let backend = redis.url();
+    let mut serve = redis_replica_options(name, lease_ms);
     serve.extend_from_slice(extra);
     Replica::start(
         binary(),

@@ -23,6 +23,8 @@ mod core_front;
 mod demo;
 mod error;
 mod gate;
+#[cfg(feature = "gateway")]
+mod gateway;
 mod http;
 mod identity;
 mod params;
@@ -50,8 +52,12 @@ pub use revision::Revision;
 pub use server::{DurableTaskServer, TaskTools, ToolCall, ToolFuture, ToolSpec};
 pub use service::{Caller, ShutdownReport, TaskService};
 pub use shared::ServiceConfig;
-pub use support::{decide, Execution, TaskSupport};
+pub use support::{decide, Execution, TaskSupport, UnknownTaskSupport};
 pub use worker::{ToolExit, ToolOutcome, Worker};
+
+// Durable tasks in front of an unchanged MCP server (feature `gateway`).
+#[cfg(feature = "gateway")]
+pub use gateway::{Gateway, GatewayError, GatewayOptions, UpstreamCommand};
 
 // Transports: newline-delimited JSON-RPC (stdio) and Streamable HTTP.
 pub use core_front::serve_lines;

@@ -31,6 +31,33 @@ impl TaskSupport {
     }
 }
 
+/// A task support name that is none of `forbidden`, `optional`, `required`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown task support `{name}` (expected forbidden, optional or required)")]
+#[non_exhaustive]
+pub struct UnknownTaskSupport {
+    /// The name given.
+    pub name: String,
+}
+
+impl std::str::FromStr for TaskSupport {
+    type Err = UnknownTaskSupport;
+
+    /// Reads the wire name, as [`TaskSupport::as_str`] writes it.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [
+            TaskSupport::Forbidden,
+            TaskSupport::Optional,
+            TaskSupport::Required,
+        ]
+        .into_iter()
+        .find(|support| support.as_str() == name)
+        .ok_or_else(|| UnknownTaskSupport {
+            name: name.to_owned(),
+        })
+    }
+}
+
 /// How one tool call runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -96,6 +123,18 @@ mod tests {
 
     const OLD: Revision = Revision::V2025_11_25;
     const NEW: Revision = Revision::V2026_07_28;
+
+    #[test]
+    fn task_support_reads_its_wire_names_back() {
+        for support in [
+            TaskSupport::Forbidden,
+            TaskSupport::Optional,
+            TaskSupport::Required,
+        ] {
+            assert_eq!(support.as_str().parse(), Ok(support));
+        }
+        assert!("Required".parse::<TaskSupport>().is_err());
+    }
 
     #[test]
     fn the_2025_client_asks_and_the_tool_permits() {

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{assert_client_said, binary};
 
 /// Runs the Python and TypeScript SDK clients' 2025 flows against `url`.
-async fn run_sdk_clients(url: &str) {
+pub(super) async fn run_sdk_clients(url: &str) {
     let url = url.to_owned();
     tokio::task::spawn_blocking(move || {
         let script = pmcp_tasks_tests::conformance::client_script("python_core_tasks.py");

@@ -1,0 +1,434 @@
+//! `pmcp-tasks gateway` in front of an upstream written with the official
+//! Python SDK (FastMCP, no task support of its own:
+//! `tests/mcp-clients/upstream_fixtures.py`), as real processes: the
+//! conformance suite and the SDK clients through two gateways on Redis
+//! behind the round-robin proxy; an upstream killed or silent mid-call; a
+//! cancelled task's call cancelled upstream; a gateway killed mid-call;
+//! two owners asked at once, each only their own question; a plain call's
+//! question asked of nobody.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use pmcp_tasks_tests::conformance::{self, Conformance, TASK_SCENARIOS};
+use pmcp_tasks_tests::mcp_http;
+use pmcp_tasks_tests::replica::Replica;
+use serde_json::{json, Value};
+
+use super::binary;
+
+/// The conformance suite's tasks scenarios a gateway passes: all but
+/// `tasks-mrtr-composition`, whose tool must answer its first round with
+/// an input request before any task exists (SEP-2322's multi round-trip);
+/// an upstream without that protocol can only ask once it runs, which
+/// through the gateway is inside the task (`input_required`).
+fn gateway_scenarios() -> Vec<&'static str> {
+    TASK_SCENARIOS
+        .into_iter()
+        .filter(|s| *s != "tasks-mrtr-composition")
+        .collect()
+}
+
+/// The task support the suite expects of the fixture tools.
+const FIXTURE_SUPPORT: [&str; 6] = [
+    "--tool-task-support",
+    "greet=forbidden",
+    "--tool-task-support",
+    "failing_job=required",
+    "--tool-task-support",
+    "test_tool_with_task=required",
+];
+
+/// A file the upstream records its events in, removed on drop.
+struct Record(PathBuf);
+
+impl Record {
+    fn new(name: &str) -> Record {
+        let path = std::env::temp_dir().join(format!(
+            "pmcp-upstream-{}-{name}-{}.log",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        Record(path)
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.0)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits up to 20 s for the line `event`.
+    async fn wait_for(&self, event: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.lines().iter().any(|l| l == event) {
+            assert!(
+                Instant::now() < deadline,
+                "the upstream never recorded `{event}`: {:?}",
+                self.lines()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The pids of the upstream processes started so far.
+    fn upstream_pids(&self) -> Vec<String> {
+        self.lines()
+            .iter()
+            .filter_map(|l| l.strip_prefix("ready ").map(str::to_owned))
+            .collect()
+    }
+
+    /// The pid of the process that ran `slow_compute` labelled `label`.
+    fn pid_running(&self, label: &str) -> String {
+        let suffix = format!(" slow_compute {label}");
+        self.lines()
+            .iter()
+            .find_map(|l| {
+                l.strip_prefix("in ")?
+                    .strip_suffix(&suffix)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| panic!("no process ran {label}: {:?}", self.lines()))
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A gateway on `global` (backend, secret) with `options`, its upstream
+/// (named `fixtures`) recording into `record`.
+fn gateway(global: &[&str], options: &[&str], record: &Record) -> Replica {
+    let python = conformance::mcp_python();
+    let script = conformance::client_script("upstream_fixtures.py");
+    let mut args: Vec<&str> = options.to_vec();
+    args.extend_from_slice(&FIXTURE_SUPPORT);
+    args.extend_from_slice(&["--upstream-name", "fixtures", "--"]);
+    args.push(python.to_str().expect("a UTF-8 path"));
+    args.push(script.to_str().expect("a UTF-8 path"));
+    let mut command = Command::new(binary());
+    command.env("UPSTREAM_RECORD", &record.0);
+    Replica::start_subcommand(command, global, "gateway", &args)
+}
+
+/// A gateway on memory.
+fn gateway_on_memory(options: &[&str], record: &Record) -> Replica {
+    gateway(&["--backend", "memory"], options, record)
+}
+
+/// Starts `tool` as a task at `url`: its id.
+async fn start_task(url: &str, tool: &str, arguments: Value) -> String {
+    let created = mcp_http::call(
+        url,
+        "tools/call",
+        json!({"name": tool, "arguments": arguments}),
+    )
+    .await
+    .expect("tools/call");
+    assert_eq!(created["resultType"], "task", "{created}");
+    created["taskId"].as_str().expect("taskId").to_owned()
+}
+
+/// Starts a 600-second `slow_compute` labelled `label` as a task at `url`
+/// and waits until the upstream runs it: the task's id.
+async fn long_computation(url: &str, record: &Record, label: &str) -> String {
+    let arguments = json!({"seconds": 600, "label": label});
+    let id = start_task(url, "slow_compute", arguments).await;
+    record
+        .wait_for(&format!("start slow_compute {label}"))
+        .await;
+    id
+}
+
+/// Polls the task at `url` as `bearer` until `done` holds (at most 30 s).
+async fn wait_for_task(
+    url: &str,
+    bearer: Option<&str>,
+    id: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = mcp_http::call_as(url, bearer, "tasks/get", json!({"taskId": id}))
+            .await
+            .expect("tasks/get");
+        if done(&got) {
+            return got;
+        }
+        assert!(Instant::now() < deadline, "30 s and still: {got}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls the task at `url` until its status is not `from`.
+async fn wait_past(url: &str, id: &str, from: &str) -> Value {
+    wait_for_task(url, None, id, |t| t["status"] != from).await
+}
+
+fn kill(pid: &str) {
+    let killed = Command::new("kill")
+        .args(["-KILL", pid])
+        .status()
+        .expect("running kill");
+    assert!(killed.success(), "kill -KILL {pid}");
+}
+
+fn message_of(task: &Value) -> &str {
+    task["error"]["message"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_killed_mid_call_fails_its_task_naming_it_and_is_started_again() {
+    let record = Record::new("killed");
+    let server = gateway_on_memory(&[], &record);
+    let id = long_computation(&server.url, &record, "doomed").await;
+    kill(&record.pid_running("doomed"));
+    let ended = wait_past(&server.url, &id, "working").await;
+    assert_eq!(ended["status"], "failed", "{ended}");
+    assert_eq!(ended["error"]["code"], -32603, "{ended}");
+    assert!(
+        message_of(&ended).contains("upstream `fixtures` exited during the call"),
+        "{ended}"
+    );
+    // The process plain calls share, killed, is started again: a call
+    // the dead process took fails, naming it; the next ones are answered.
+    let shared = record.upstream_pids()[0].clone();
+    kill(&shared);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let greeted = loop {
+        let answer = mcp_http::call(
+            &server.url,
+            "tools/call",
+            json!({"name": "greet", "arguments": {"name": "again"}}),
+        )
+        .await;
+        match answer {
+            Ok(greeted) => break greeted,
+            Err(e) => assert!(
+                e["message"] == "the upstream `fixtures` exited during the call"
+                    && Instant::now() < deadline,
+                "{e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(greeted["content"][0]["text"], "Hello, again!", "{greeted}");
+    let pids = record.upstream_pids();
+    assert!(pids.len() >= 3 && !pids[2..].contains(&shared), "{pids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_silent_past_the_idle_timeout_fails_its_task() {
+    let record = Record::new("silent");
+    let server = gateway_on_memory(&["--upstream-idle-timeout-ms", "1500"], &record);
+    let id = long_computation(&server.url, &record, "hung").await;
+    let ended = wait_past(&server.url, &id, "working").await;
+    assert_eq!(ended["status"], "failed", "{ended}");
+    assert!(
+        message_of(&ended).contains("upstream `fixtures` sent nothing for 1500 ms"),
+        "{ended}"
+    );
+    // Given up means cancelled upstream, not left running there.
+    record.wait_for("cancelled slow_compute hung").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_task_s_call_is_cancelled_upstream() {
+    let record = Record::new("cancel");
+    let server = gateway_on_memory(&[], &record);
+    let id = long_computation(&server.url, &record, "stop-me").await;
+    // The upstream's progress notification is the task's status message.
+    let seen = wait_for_task(&server.url, None, &id, |t| t.get("statusMessage").is_some()).await;
+    assert_eq!(seen["statusMessage"], "computing stop-me", "{seen}");
+    mcp_http::call(&server.url, "tasks/cancel", json!({"taskId": id}))
+        .await
+        .expect("tasks/cancel");
+    let ended = wait_past(&server.url, &id, "working").await;
+    assert_eq!(ended["status"], "cancelled", "{ended}");
+    record.wait_for("cancelled slow_compute stop-me").await;
+    assert!(
+        !record
+            .lines()
+            .iter()
+            .any(|l| l == "done slow_compute stop-me"),
+        "{:?}",
+        record.lines()
+    );
+}
+
+/// Two owners' task calls ask at once: each task carries its own question
+/// only (each call runs on an upstream process of its own), and each
+/// answer reaches its own call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_owners_asked_at_once_each_see_and_answer_only_their_own_question() {
+    let record = Record::new("owners");
+    let server = gateway_on_memory(&["--insecure-token-owners"], &record);
+    let mut asked = Vec::new();
+    for (owner, file) in [("alice-token", "alice.txt"), ("bob-token", "bob.txt")] {
+        let created = mcp_http::call_as(
+            &server.url,
+            Some(owner),
+            "tools/call",
+            json!({"name": "confirm_delete", "arguments": {"filename": file}}),
+        )
+        .await
+        .expect("tools/call");
+        let id = created["taskId"].as_str().expect("a task").to_owned();
+        asked.push((owner, file, id));
+    }
+    for (owner, file, id) in &asked {
+        let waiting = wait_for_task(&server.url, Some(owner), id, |t| {
+            t["status"] == "input_required"
+        })
+        .await;
+        let requests = waiting["inputRequests"].as_object().expect("inputRequests");
+        assert_eq!(requests.len(), 1, "{waiting}");
+        let text = waiting.to_string();
+        assert!(text.contains(&format!("Delete {file}?")), "{waiting}");
+        for other in ["alice.txt", "bob.txt"].iter().filter(|f| *f != file) {
+            assert!(!text.contains(other), "{owner} saw {other}: {waiting}");
+        }
+        // Alice confirms, Bob declines.
+        let action = if *owner == "alice-token" {
+            "accept"
+        } else {
+            "decline"
+        };
+        let answers: serde_json::Map<String, Value> = requests
+            .keys()
+            .map(|k| {
+                (
+                    k.clone(),
+                    json!({"action": action, "content": {"confirm": true}}),
+                )
+            })
+            .collect();
+        mcp_http::call_as(
+            &server.url,
+            Some(owner),
+            "tasks/update",
+            json!({"taskId": id, "inputResponses": answers}),
+        )
+        .await
+        .expect("tasks/update");
+    }
+    for (owner, file, id) in &asked {
+        let done =
+            wait_for_task(&server.url, Some(owner), id, |t| t["status"] == "completed").await;
+        let verdict = if *owner == "alice-token" {
+            "deleted"
+        } else {
+            "kept"
+        };
+        assert_eq!(
+            done["result"]["content"][0]["text"],
+            format!("{file}: {verdict}"),
+            "{done}"
+        );
+    }
+}
+
+/// A plain call (the client did not declare the tasks extension, so no
+/// task) has no client to ask: the upstream's question gets an error,
+/// which its tool reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_call_s_question_is_asked_of_nobody() {
+    let record = Record::new("plain");
+    let server = gateway_on_memory(&[], &record);
+    let no_tasks = json!({"io.modelcontextprotocol/clientCapabilities": {}});
+    let answered = mcp_http::call(
+        &server.url,
+        "tools/call",
+        json!({"name": "confirm_delete", "arguments": {"filename": "x"}, "_meta": no_tasks}),
+    )
+    .await
+    .expect("tools/call");
+    assert_eq!(answered["isError"], true, "{answered}");
+    assert!(
+        answered.to_string().contains("does not run as a task"),
+        "{answered}"
+    );
+}
+
+#[cfg(feature = "redis")]
+mod on_redis {
+    use pmcp_tasks_tests::redis::RedisServer;
+    use pmcp_tasks_tests::round_robin::RoundRobin;
+
+    use super::*;
+
+    /// A gateway replica on `redis`, leased for `lease_ms`, reaping every
+    /// 300 ms.
+    fn replica(redis: &RedisServer, name: &str, lease_ms: &str, record: &Record) -> Replica {
+        let backend = redis.url();
+        gateway(
+            &["--backend", &backend, "--cursor-secret", "one deployment"],
+            &super::super::redis_replica_options(name, lease_ms),
+            record,
+        )
+    }
+
+    /// The suite's scenarios (all but the one an upstream without
+    /// multi round-trip cannot serve) and both SDK clients' 2025-11-25
+    /// flows, through the proxy to two gateways with no affinity.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_suite_and_the_sdk_clients_pass_through_two_gateways_on_redis() {
+        let redis = RedisServer::start();
+        let (record_a, record_b) = (Record::new("a"), Record::new("b"));
+        let (a, b) = (
+            replica(&redis, "a", "30000", &record_a),
+            replica(&redis, "b", "30000", &record_b),
+        );
+        let proxy = RoundRobin::start(vec![a.address.clone(), b.address.clone()]).await;
+        let url = proxy.url.clone();
+        tokio::task::spawn_blocking(move || {
+            Conformance::locate().run_scenarios(&url, "two gateways on redis", &gateway_scenarios())
+        })
+        .await
+        .expect("the suite ran");
+        super::super::core_http::run_sdk_clients(&proxy.url).await;
+        super::super::assert_both_served(&proxy);
+        // Both upstreams served calls.
+        for record in [&record_a, &record_b] {
+            assert!(
+                record.lines().iter().any(|l| l.starts_with("start ")),
+                "{:?}",
+                record.lines()
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_killed_gateway_s_task_is_failed_by_the_other_s_reaper() {
+        let redis = RedisServer::start();
+        let (record_a, record_b) = (Record::new("a"), Record::new("b"));
+        let (mut a, b) = (
+            replica(&redis, "a", "1500", &record_a),
+            replica(&redis, "b", "1500", &record_b),
+        );
+        let id = long_computation(&a.url, &record_a, "orphan").await;
+        a.kill();
+        let killed_at = Instant::now();
+        let ended = wait_past(&b.url, &id, "working").await;
+        assert_eq!(ended["status"], "failed", "{ended}");
+        assert!(message_of(&ended).contains("worker was lost"), "{ended}");
+        // Within a few leases, not the task's whole run.
+        assert!(killed_at.elapsed() < Duration::from_secs(15), "{ended}");
+        // The upstream was never called again for it, on either side.
+        let calls = record_a
+            .lines()
+            .into_iter()
+            .chain(record_b.lines())
+            .filter(|l| l == "start slow_compute orphan")
+            .count();
+        assert_eq!(calls, 1);
+    }
+}

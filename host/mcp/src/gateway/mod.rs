@@ -1,0 +1,289 @@
+//! [`Gateway`]: durable tasks for an MCP server that has none of its own.
+//!
+//! A gateway is the [`TaskTools`] of a
+//! [`DurableTaskServer`](crate::DurableTaskServer): it offers the tools of
+//! an upstream MCP server (an unchanged program it starts and speaks to
+//! over stdio, as its client) and runs each call the server makes a task
+//! as one upstream `tools/call` on a leased worker. The task is then as
+//! durable as any other: any replica answers `tasks/get`, `tasks/cancel`
+//! and `tasks/update` for it, and a lost replica's task is failed by
+//! another's reaper.
+//!
+//! What it guarantees:
+//! - **One upstream call per task.** A call that fails, times out or loses
+//!   its replica is never made again; the task ends `failed`.
+//! - **The upstream's messages become the task's state.** Its progress
+//!   notifications are the status message; its `elicitation/create`
+//!   requests are the task's input requests
+//!   (`input_required`, answered by `tasks/update` or the 2025-11-25
+//!   flow) and the answers go back upstream; its result (also one with
+//!   `isError`) or JSON-RPC error is the outcome.
+//! - **Cancellation reaches the upstream.** Cancelling the task sends the
+//!   upstream `notifications/cancelled` for that call; the task ends
+//!   `cancelled`.
+//! - **A broken upstream fails the task, named.** An upstream that exits
+//!   mid-call, or sends nothing for [`GatewayOptions::idle_timeout`]
+//!   while no input is awaited, fails the task with an error naming it;
+//!   the next call starts it again.
+//! - **No owner sees another's request.** Stdio carries nothing that ties
+//!   an upstream request to the call it serves, so each task call runs on
+//!   an upstream process of its own (an idle one from a small pool, or a
+//!   new one): whatever that process asks mid-call is that task's. Plain
+//!   calls (not tasks) share one process and cannot ask: the upstream
+//!   gets an error for any request made there.
+//!
+//! The upstream sees the calls of every owner through the gateway's
+//! processes, and nothing of who the owner is.
+
+mod asker;
+mod upstream;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::server::{TaskTools, ToolCall, ToolFuture, ToolSpec};
+use crate::support::TaskSupport;
+use crate::worker::Worker;
+
+use upstream::{Limits, Upstream};
+
+/// How to start the upstream server: a program, its arguments, and the
+/// name errors call it by.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct UpstreamCommand {
+    /// The program.
+    pub program: OsString,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// What errors and logs call the upstream (arguments may hold secrets,
+    /// so they are never shown): by default the program's file name.
+    pub name: String,
+}
+
+impl UpstreamCommand {
+    /// Runs `program` with no arguments.
+    pub fn new(program: impl Into<OsString>) -> Self {
+        let program = program.into();
+        let name = Path::new(&program)
+            .file_name()
+            .unwrap_or(program.as_os_str())
+            .to_string_lossy()
+            .into_owned();
+        UpstreamCommand {
+            program,
+            args: Vec::new(),
+            name,
+        }
+    }
+
+    /// With these arguments.
+    pub fn with_args<I, A>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<OsString>,
+    {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Named `name` in errors and logs.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+}
+
+/// What the operator decides about the upstream's tools and calls.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct GatewayOptions {
+    /// The task support of every tool not named in `task_support`.
+    pub default_task_support: TaskSupport,
+    /// Task support by tool name.
+    pub task_support: BTreeMap<String, TaskSupport>,
+    /// How long an upstream call may send nothing (no progress, no
+    /// request, no answer) while no input is awaited before it is given
+    /// up as hung and its task failed; also the longest an upstream
+    /// process may take to start.
+    pub idle_timeout: Duration,
+    /// How long input requests the upstream sends together are gathered
+    /// before the task asks for them, so that requests made in parallel
+    /// are pending at once.
+    pub input_settle: Duration,
+    /// Task calls run at once, each on an upstream process of its own;
+    /// more wait for one to end.
+    pub max_task_calls: usize,
+    /// Upstream processes kept idle, ready for the next task call.
+    pub idle_upstreams: usize,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        GatewayOptions {
+            default_task_support: TaskSupport::Optional,
+            task_support: BTreeMap::new(),
+            idle_timeout: Duration::from_secs(300),
+            input_settle: Duration::from_millis(25),
+            max_task_calls: 64,
+            idle_upstreams: 2,
+        }
+    }
+}
+
+impl GatewayOptions {
+    /// Every tool not named otherwise has `support`.
+    pub fn with_default_task_support(mut self, support: TaskSupport) -> Self {
+        self.default_task_support = support;
+        self
+    }
+
+    /// The tool `name` has `support`.
+    pub fn with_task_support(mut self, name: impl Into<String>, support: TaskSupport) -> Self {
+        self.task_support.insert(name.into(), support);
+        self
+    }
+
+    /// Sets [`GatewayOptions::idle_timeout`].
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`GatewayOptions::input_settle`].
+    pub fn with_input_settle(mut self, settle: Duration) -> Self {
+        self.input_settle = settle;
+        self
+    }
+
+    /// Sets [`GatewayOptions::max_task_calls`] (at least 1).
+    pub fn with_max_task_calls(mut self, calls: usize) -> Self {
+        self.max_task_calls = calls.max(1);
+        self
+    }
+
+    /// Sets [`GatewayOptions::idle_upstreams`].
+    pub fn with_idle_upstreams(mut self, processes: usize) -> Self {
+        self.idle_upstreams = processes;
+        self
+    }
+
+    /// The task support of the tool `name`.
+    fn support_of(&self, name: &str) -> TaskSupport {
+        self.task_support
+            .get(name)
+            .copied()
+            .unwrap_or(self.default_task_support)
+    }
+}
+
+/// Why the gateway could not reach its upstream.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The upstream process could not be started.
+    #[error("starting the upstream `{name}`")]
+    Spawn {
+        /// The upstream's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The upstream did not complete the MCP handshake (it exited, or
+    /// spoke something else).
+    #[error("the upstream `{name}` did not complete the MCP handshake")]
+    Handshake {
+        /// The upstream's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: Box<rmcp::service::ClientInitializeError>,
+    },
+    /// The upstream sent nothing for the idle timeout while it started.
+    #[error("the upstream `{name}` did not start within {} ms", waited.as_millis())]
+    Silent {
+        /// The upstream's name.
+        name: String,
+        /// How long it was given.
+        waited: Duration,
+    },
+    /// The upstream did not answer `tools/list`.
+    #[error("the upstream `{name}` did not list its tools")]
+    ListTools {
+        /// The upstream's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: rmcp::ServiceError,
+    },
+}
+
+/// The tools of an upstream MCP server, each call run through it (see the
+/// module docs for what is guaranteed). Cheap to share: serve it with
+/// `DurableTaskServer::new(service, Arc::new(gateway), identity)`.
+pub struct Gateway {
+    upstream: Arc<Upstream>,
+    options: Arc<GatewayOptions>,
+}
+
+impl Gateway {
+    /// Starts the upstream, completes the handshake and reads its tools.
+    pub async fn connect(
+        command: UpstreamCommand,
+        options: GatewayOptions,
+    ) -> Result<Self, GatewayError> {
+        let limits = Limits {
+            busy: options.max_task_calls,
+            idle: options.idle_upstreams,
+            idle_timeout: options.idle_timeout,
+            input_settle: options.input_settle,
+        };
+        let upstream = Upstream::new(command, limits);
+        upstream.connect().await?;
+        Ok(Gateway {
+            upstream: Arc::new(upstream),
+            options: Arc::new(options),
+        })
+    }
+}
+
+impl TaskTools for Gateway {
+    fn tools(&self) -> Vec<ToolSpec> {
+        self.upstream
+            .tools()
+            .iter()
+            .map(|tool| ToolSpec::new(tool.clone(), self.options.support_of(&tool.name)))
+            .collect()
+    }
+
+    fn call(&self, call: ToolCall, worker: Option<Worker>) -> ToolFuture {
+        let upstream = self.upstream.clone();
+        Box::pin(async move { upstream.call(call, worker).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_operator_names_each_tool_s_task_support_or_takes_the_default() {
+        let options = GatewayOptions::default()
+            .with_default_task_support(TaskSupport::Required)
+            .with_task_support("greet", TaskSupport::Forbidden);
+        assert_eq!(options.support_of("greet"), TaskSupport::Forbidden);
+        assert_eq!(options.support_of("anything"), TaskSupport::Required);
+    }
+
+    #[test]
+    fn an_upstream_is_named_by_its_program_not_its_arguments() {
+        let command =
+            UpstreamCommand::new("/usr/bin/python3").with_args(["server.py", "--token=secret"]);
+        assert_eq!(command.name, "python3");
+        assert_eq!(command.with_name("billing").name, "billing");
+    }
+}

@@ -1,0 +1,135 @@
+"""An upstream MCP server for `pmcp-tasks gateway`: written with the
+official Python SDK (FastMCP, mcp==1.30.0), with no task support of its
+own, offering the fixture tools the conformance suite's tasks scenarios
+call. Run over stdio by the gateway.
+
+With UPSTREAM_RECORD set, it appends one line per event to that file
+("ready PID" when a process starts, then "start TOOL LABEL", "in PID TOOL
+LABEL", "cancelled TOOL LABEL", "done TOOL LABEL"), so a test can see what
+reached it (a call, the `notifications/cancelled` of a call) and which
+process to kill.
+"""
+
+import asyncio
+import os
+
+import anyio
+from pydantic import BaseModel
+
+from mcp import types
+from mcp.server.fastmcp import Context, FastMCP
+from mcp.shared.exceptions import McpError
+
+server = FastMCP("upstream-fixtures")
+
+
+def record(event: str) -> None:
+    path = os.environ.get("UPSTREAM_RECORD")
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(event + "\n")
+
+
+async def work(seconds: float, tool: str, label: str) -> None:
+    """Sleeps, recording a cancellation if one comes."""
+    try:
+        await anyio.sleep(max(0.0, min(seconds, 3600.0)))
+    except anyio.get_cancelled_exc_class():
+        record(f"cancelled {tool} {label}")
+        raise
+
+
+class Confirm(BaseModel):
+    confirm: bool = False
+
+
+class Answer(BaseModel):
+    name: str = ""
+    confirm: bool = False
+
+
+class UserName(BaseModel):
+    name: str
+
+
+@server.tool()
+def greet(name: str = "world") -> str:
+    """Greets by name, at once."""
+    return f"Hello, {name}!"
+
+
+@server.tool()
+async def slow_compute(ctx: Context, seconds: float = 1.0, label: str = "job") -> str:
+    """Works for `seconds` seconds, reporting progress, then answers."""
+    record(f"in {os.getpid()} slow_compute {label}")
+    record(f"start slow_compute {label}")
+    await ctx.report_progress(0, None, f"computing {label}")
+    await work(seconds, "slow_compute", label)
+    record(f"done slow_compute {label}")
+    return f"{label}: computed after {seconds} s"
+
+
+@server.tool()
+async def failing_job() -> str:
+    """Runs for a second, then fails as a tool (isError)."""
+    await anyio.sleep(1.0)
+    raise RuntimeError("the job failed")
+
+
+@server.tool()
+async def protocol_error_job() -> str:
+    """Fails with a JSON-RPC error (answered by the handler below)."""
+    raise RuntimeError("not reached")
+
+
+@server.tool()
+async def confirm_delete(ctx: Context, filename: str = "", path: str = "") -> str:
+    """Asks the user to confirm, then answers (the file is `filename`, as
+    the conformance suite names it, or `path`)."""
+    filename = filename or path or "the file"
+    answer = await ctx.elicit(f"Delete {filename}?", Confirm)
+    if answer.action == "accept" and answer.data.confirm:
+        return f"{filename}: deleted"
+    return f"{filename}: kept"
+
+
+@server.tool()
+async def multi_input(ctx: Context) -> str:
+    """Asks two questions at once, then answers."""
+    first, second = await asyncio.gather(
+        ctx.elicit("First question?", Answer),
+        ctx.elicit("Second question?", Answer),
+    )
+    return f"answers: {first.action}, {second.action}"
+
+
+@server.tool()
+async def test_tool_with_task(ctx: Context) -> str:
+    """Asks for a user name, then greets."""
+    answer = await ctx.elicit("What is your name?", UserName)
+    name = answer.data.name if answer.action == "accept" else "stranger"
+    return f"Hello, {name}!"
+
+
+# FastMCP turns every exception of a tool into a result with isError; a
+# JSON-RPC error needs a handler of its own.
+_call_tool = server._mcp_server.request_handlers[types.CallToolRequest]
+
+
+async def _call_tool_or_fail(request: types.CallToolRequest) -> types.ServerResult:
+    if request.params.name == "protocol_error_job":
+        raise McpError(
+            types.ErrorData(
+                code=-32603,
+                message="protocol_error_job: internal failure",
+                data={"reason": "the job crashed"},
+            )
+        )
+    return await _call_tool(request)
+
+
+server._mcp_server.request_handlers[types.CallToolRequest] = _call_tool_or_fail
+
+if __name__ == "__main__":
+    record(f"ready {os.getpid()}")
+    server.run("stdio")
