@@ -1,7 +1,8 @@
 """An upstream MCP server for `pmcp-tasks gateway`: written with the
 official Python SDK (FastMCP, mcp==1.30.0), with no task support of its
 own, offering the fixture tools the conformance suite's tasks scenarios
-call. Run over stdio by the gateway.
+call. Run over stdio by the gateway, or, with UPSTREAM_HTTP_PORT set, over
+Streamable HTTP on that loopback port.
 
 With UPSTREAM_RECORD set, it appends one line per event to that file
 ("ready PID" when a process starts, then "start TOOL LABEL", "in PID TOOL
@@ -132,4 +133,11 @@ server._mcp_server.request_handlers[types.CallToolRequest] = _call_tool_or_fail
 
 if __name__ == "__main__":
     record(f"ready {os.getpid()}")
-    server.run("stdio")
+    port = os.environ.get("UPSTREAM_HTTP_PORT")
+    if port:
+        # Streamable HTTP at http://127.0.0.1:PORT/mcp instead of stdio.
+        server.settings.host = "127.0.0.1"
+        server.settings.port = int(port)
+        server.run("streamable-http")
+    else:
+        server.run("stdio")

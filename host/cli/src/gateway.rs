@@ -1,7 +1,8 @@
 //! `pmcp-tasks gateway`: durable tasks in front of an unchanged MCP
-//! server. The upstream runs as child processes (one shared by plain
-//! calls, started again if it dies, and one per running task call); its
-//! tools are served as `serve` serves the demonstration tools, over stdio
+//! server. The upstream is a command run as child processes, or a
+//! Streamable HTTP endpoint (one connection shared by plain calls, made
+//! again if it is lost, and one per running task call); its tools are
+//! served as `serve` serves the demonstration tools, over stdio
 //! or Streamable HTTP, both revisions.
 
 use std::ffi::OsString;
@@ -11,18 +12,29 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use pmcp_tasks_host::TaskHost;
-use pmcp_tasks_mcp::{Gateway, GatewayOptions, TaskSupport, UpstreamCommand};
+use pmcp_tasks_mcp::{Gateway, GatewayOptions, TaskSupport, UpstreamServer};
+use url::Url;
 
 use crate::serve::{self, ServeArgs};
 
 /// The upstream and how its tools run, then every `serve` option.
 #[derive(Args, Debug)]
 pub(crate) struct GatewayArgs {
-    /// The upstream server's command and arguments, after `--`.
-    #[arg(required = true, last = true, value_name = "COMMAND")]
+    /// The upstream server's command and arguments, after `--` (it speaks
+    /// MCP on its stdin and stdout).
+    #[arg(
+        last = true,
+        value_name = "COMMAND",
+        required_unless_present = "upstream_url",
+        conflicts_with = "upstream_url"
+    )]
     upstream: Vec<OsString>,
+    /// The upstream server's Streamable HTTP endpoint, instead of a command.
+    #[arg(long, value_name = "URL")]
+    upstream_url: Option<Url>,
     /// What errors and logs call the upstream (default: its program's
-    /// file name; its arguments are never shown).
+    /// file name, or its URL's host and port; arguments and paths are
+    /// never shown).
     #[arg(long, value_name = "NAME")]
     upstream_name: Option<String>,
     /// The task support of every upstream tool not named by
@@ -59,11 +71,16 @@ fn tool_support(pair: &str) -> Result<(String, TaskSupport), String> {
 /// Starts the upstream, then serves its tools until told to stop (as
 /// `serve` does).
 pub(crate) async fn run(host: TaskHost, args: GatewayArgs, secret: Option<&[u8]>) -> Result<()> {
-    let mut upstream = args.upstream.into_iter();
-    let program = upstream.next().context("no upstream command")?;
-    let mut command = UpstreamCommand::new(program).with_args(upstream);
+    let mut upstream = match args.upstream_url {
+        Some(url) => UpstreamServer::http(url),
+        None => {
+            let mut command = args.upstream.into_iter();
+            let program = command.next().context("no upstream command")?;
+            UpstreamServer::command(program, command)
+        }
+    };
     if let Some(name) = args.upstream_name {
-        command = command.with_name(name);
+        upstream = upstream.with_name(name);
     }
     let mut options = GatewayOptions::default()
         .with_default_task_support(args.task_support)
@@ -73,8 +90,8 @@ pub(crate) async fn run(host: TaskHost, args: GatewayArgs, secret: Option<&[u8]>
     for (name, support) in args.tool_task_support {
         options = options.with_task_support(name, support);
     }
-    let name = command.name.clone();
-    let gateway = Gateway::connect(command, options)
+    let name = upstream.name.clone();
+    let gateway = Gateway::connect(upstream, options)
         .await
         .with_context(|| format!("connecting to the upstream `{name}`"))?;
     crate::announce(&format!("upstream `{name}` connected"));

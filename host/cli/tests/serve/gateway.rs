@@ -182,7 +182,11 @@ fn kill(pid: &str) {
 }
 
 fn message_of(task: &Value) -> &str {
-    task["error"]["message"].as_str().unwrap_or_default()
+    message_of_error(&task["error"])
+}
+
+fn message_of_error(error: &Value) -> &str {
+    error["message"].as_str().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,7 +199,7 @@ async fn an_upstream_killed_mid_call_fails_its_task_naming_it_and_is_started_aga
     assert_eq!(ended["status"], "failed", "{ended}");
     assert_eq!(ended["error"]["code"], -32603, "{ended}");
     assert!(
-        message_of(&ended).contains("upstream `fixtures` exited during the call"),
+        message_of(&ended).contains("upstream `fixtures` was lost during the call"),
         "{ended}"
     );
     // The process plain calls share, killed, is started again: a call
@@ -213,7 +217,7 @@ async fn an_upstream_killed_mid_call_fails_its_task_naming_it_and_is_started_aga
         match answer {
             Ok(greeted) => break greeted,
             Err(e) => assert!(
-                e["message"] == "the upstream `fixtures` exited during the call"
+                message_of_error(&e).contains("upstream `fixtures` was lost during the call")
                     && Instant::now() < deadline,
                 "{e}"
             ),
@@ -356,6 +360,86 @@ async fn a_plain_call_s_question_is_asked_of_nobody() {
         answered.to_string().contains("does not run as a task"),
         "{answered}"
     );
+}
+
+/// The fixture server over Streamable HTTP on a free loopback port,
+/// killed on drop.
+struct HttpUpstream {
+    child: std::process::Child,
+    url: String,
+}
+
+impl HttpUpstream {
+    fn start(record: &Record) -> HttpUpstream {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let child = Command::new(conformance::mcp_python())
+            .arg(conformance::client_script("upstream_fixtures.py"))
+            .env("UPSTREAM_RECORD", &record.0)
+            .env("UPSTREAM_HTTP_PORT", port.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting the HTTP upstream");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the HTTP upstream never listened"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        HttpUpstream {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+        }
+    }
+}
+
+impl Drop for HttpUpstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An upstream reached over Streamable HTTP: a session per task call, so
+/// its questions (two at once) reach the task, its progress is the status
+/// message, and a cancel reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_over_http_runs_the_suite_s_lifecycle_and_input_scenarios() {
+    let record = Record::new("http");
+    let upstream = HttpUpstream::start(&record);
+    let mut args: Vec<&str> = vec![
+        "--upstream-url",
+        &upstream.url,
+        "--upstream-name",
+        "fixtures",
+    ];
+    args.extend_from_slice(&FIXTURE_SUPPORT);
+    let server = Replica::start_subcommand(
+        Command::new(binary()),
+        &["--backend", "memory"],
+        "gateway",
+        &args,
+    );
+    let url = server.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let scenarios = ["tasks-lifecycle", "tasks-mrtr-input"];
+        Conformance::locate().run_scenarios(&url, "a gateway to an HTTP upstream", &scenarios)
+    })
+    .await
+    .expect("the suite ran");
+    let id = long_computation(&server.url, &record, "over-http").await;
+    let seen = wait_for_task(&server.url, None, &id, |t| t.get("statusMessage").is_some()).await;
+    assert_eq!(seen["statusMessage"], "computing over-http", "{seen}");
+    mcp_http::call(&server.url, "tasks/cancel", json!({"taskId": id}))
+        .await
+        .expect("tasks/cancel");
+    record.wait_for("cancelled slow_compute over-http").await;
 }
 
 #[cfg(feature = "redis")]

@@ -3,7 +3,7 @@
 //! A gateway is the [`TaskTools`] of a
 //! [`DurableTaskServer`](crate::DurableTaskServer): it offers the tools of
 //! an upstream MCP server (an unchanged program it starts and speaks to
-//! over stdio, as its client) and runs each call the server makes a task
+//! over stdio, or a Streamable HTTP endpoint, as its client) and runs each call the server makes a task
 //! as one upstream `tools/call` on a leased worker. The task is then as
 //! durable as any other: any replica answers `tasks/get`, `tasks/cancel`
 //! and `tasks/update` for it, and a lost replica's task is failed by
@@ -21,19 +21,20 @@
 //! - **Cancellation reaches the upstream.** Cancelling the task sends the
 //!   upstream `notifications/cancelled` for that call; the task ends
 //!   `cancelled`.
-//! - **A broken upstream fails the task, named.** An upstream that exits
-//!   mid-call, or sends nothing for [`GatewayOptions::idle_timeout`]
+//! - **A broken upstream fails the task, named.** An upstream lost
+//!   mid-call (it exits, or its connection closes), or one that sends nothing for [`GatewayOptions::idle_timeout`]
 //!   while no input is awaited, fails the task with an error naming it;
 //!   the next call starts it again.
 //! - **No owner sees another's request.** Stdio carries nothing that ties
 //!   an upstream request to the call it serves, so each task call runs on
-//!   an upstream process of its own (an idle one from a small pool, or a
-//!   new one): whatever that process asks mid-call is that task's. Plain
-//!   calls (not tasks) share one process and cannot ask: the upstream
-//!   gets an error for any request made there.
+//!   an upstream connection of its own (a process, or an HTTP session;
+//!   an idle one from a small pool, or a new one): whatever the upstream
+//!   asks there mid-call is that task's. Plain calls (not tasks) share one
+//!   connection and cannot ask: the upstream gets an error for any
+//!   request made there.
 //!
 //! The upstream sees the calls of every owner through the gateway's
-//! processes, and nothing of who the owner is.
+//! connections, and nothing of who the owner is.
 
 mod asker;
 mod upstream;
@@ -44,50 +45,79 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use url::Url;
+
 use crate::server::{TaskTools, ToolCall, ToolFuture, ToolSpec};
 use crate::support::TaskSupport;
 use crate::worker::Worker;
 
 use upstream::{Limits, Upstream};
 
-/// How to start the upstream server: a program, its arguments, and the
-/// name errors call it by.
+/// Where the upstream server is, and how the gateway speaks to it.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct UpstreamCommand {
-    /// The program.
-    pub program: OsString,
-    /// Its arguments.
-    pub args: Vec<OsString>,
-    /// What errors and logs call the upstream (arguments may hold secrets,
-    /// so they are never shown): by default the program's file name.
+pub enum UpstreamTransport {
+    /// A program the gateway starts, speaking MCP on its stdin and stdout
+    /// (one process per task call running, one shared by plain calls).
+    Stdio {
+        /// The program.
+        program: OsString,
+        /// Its arguments.
+        args: Vec<OsString>,
+    },
+    /// A Streamable HTTP endpoint (one session per task call running, one
+    /// shared by plain calls).
+    Http {
+        /// The endpoint.
+        url: Url,
+    },
+}
+
+/// The upstream server: where it is, and the name errors call it by.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct UpstreamServer {
+    /// Where it is.
+    pub transport: UpstreamTransport,
+    /// What errors and logs call the upstream. Arguments and URLs may hold
+    /// secrets, so by default it is the program's file name, or the URL's
+    /// host and port.
     pub name: String,
 }
 
-impl UpstreamCommand {
-    /// Runs `program` with no arguments.
-    pub fn new(program: impl Into<OsString>) -> Self {
+impl UpstreamServer {
+    /// The program `program`, run with `args`, over stdio.
+    pub fn command<I, A>(program: impl Into<OsString>, args: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<OsString>,
+    {
         let program = program.into();
         let name = Path::new(&program)
             .file_name()
             .unwrap_or(program.as_os_str())
             .to_string_lossy()
             .into_owned();
-        UpstreamCommand {
-            program,
-            args: Vec::new(),
+        UpstreamServer {
+            transport: UpstreamTransport::Stdio {
+                program,
+                args: args.into_iter().map(Into::into).collect(),
+            },
             name,
         }
     }
 
-    /// With these arguments.
-    pub fn with_args<I, A>(mut self, args: I) -> Self
-    where
-        I: IntoIterator<Item = A>,
-        A: Into<OsString>,
-    {
-        self.args = args.into_iter().map(Into::into).collect();
-        self
+    /// The Streamable HTTP endpoint `url`.
+    pub fn http(url: Url) -> Self {
+        let name = match (url.host_str(), url.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            _ => url.scheme().to_owned(),
+        };
+        UpstreamServer {
+            transport: UpstreamTransport::Http { url },
+            name,
+        }
     }
 
     /// Named `name` in errors and logs.
@@ -184,7 +214,7 @@ impl GatewayOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GatewayError {
-    /// The upstream process could not be started.
+    /// The upstream process could not be started (stdio).
     #[error("starting the upstream `{name}`")]
     Spawn {
         /// The upstream's name.
@@ -193,8 +223,8 @@ pub enum GatewayError {
         #[source]
         source: std::io::Error,
     },
-    /// The upstream did not complete the MCP handshake (it exited, or
-    /// spoke something else).
+    /// The upstream did not complete the MCP handshake (it exited, was
+    /// unreachable, or spoke something else).
     #[error("the upstream `{name}` did not complete the MCP handshake")]
     Handshake {
         /// The upstream's name.
@@ -231,9 +261,9 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Starts the upstream, completes the handshake and reads its tools.
+    /// Reaches the upstream, completes the handshake and reads its tools.
     pub async fn connect(
-        command: UpstreamCommand,
+        upstream: UpstreamServer,
         options: GatewayOptions,
     ) -> Result<Self, GatewayError> {
         let limits = Limits {
@@ -242,7 +272,7 @@ impl Gateway {
             idle_timeout: options.idle_timeout,
             input_settle: options.input_settle,
         };
-        let upstream = Upstream::new(command, limits);
+        let upstream = Upstream::new(upstream, limits);
         upstream.connect().await?;
         Ok(Gateway {
             upstream: Arc::new(upstream),
@@ -280,10 +310,11 @@ mod tests {
     }
 
     #[test]
-    fn an_upstream_is_named_by_its_program_not_its_arguments() {
-        let command =
-            UpstreamCommand::new("/usr/bin/python3").with_args(["server.py", "--token=secret"]);
+    fn an_upstream_is_named_without_its_arguments_or_its_url_s_path() {
+        let command = UpstreamServer::command("/usr/bin/python3", ["server.py", "--token=secret"]);
         assert_eq!(command.name, "python3");
         assert_eq!(command.with_name("billing").name, "billing");
+        let url = Url::parse("https://tools.example/mcp?key=secret").expect("a URL");
+        assert_eq!(UpstreamServer::http(url).name, "tools.example:443");
     }
 }

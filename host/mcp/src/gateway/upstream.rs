@@ -19,14 +19,14 @@ use rmcp::service::{
     NotificationContext, Peer, PeerRequestOptions, RequestContext, RoleClient, RunningService,
     ServiceError,
 };
-use rmcp::transport::TokioChildProcess;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, ServiceExt};
 use serde_json::{Map, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::asker::Asker;
-use super::{GatewayError, UpstreamCommand};
+use super::{GatewayError, UpstreamServer, UpstreamTransport};
 use crate::error::RpcError;
 use crate::server::ToolCall;
 use crate::worker::{ToolExit, ToolOutcome, Worker};
@@ -88,7 +88,7 @@ pub(super) struct Limits {
 
 /// The upstream server, as the gateway's tools see it.
 pub(super) struct Upstream {
-    command: UpstreamCommand,
+    server: UpstreamServer,
     limits: Limits,
     /// The process plain calls share (none of them can be asked for input).
     shared: tokio::sync::Mutex<Option<Connection>>,
@@ -101,9 +101,9 @@ pub(super) struct Upstream {
 }
 
 impl Upstream {
-    pub(super) fn new(command: UpstreamCommand, limits: Limits) -> Self {
+    pub(super) fn new(server: UpstreamServer, limits: Limits) -> Self {
         Upstream {
-            command,
+            server,
             limits,
             shared: tokio::sync::Mutex::new(None),
             idle: Mutex::new(Vec::new()),
@@ -129,8 +129,8 @@ impl Upstream {
         self.shared().await.map(drop)
     }
 
-    /// The shared process (its peer and calls in flight), started
-    /// (again) if there is none or it exited. Cloned out, so that plain
+    /// The shared connection (its peer and calls in flight), made (again)
+    /// if there is none or it was lost. Cloned out, so that plain
     /// calls do not queue on the lock.
     async fn shared(&self) -> Result<(Peer<RoleClient>, Arc<Calls>), GatewayError> {
         let mut shared = self.shared.lock().await;
@@ -138,7 +138,7 @@ impl Upstream {
             return Ok((connection.service.peer().clone(), connection.calls.clone()));
         }
         if shared.is_some() {
-            tracing::warn!(upstream = %self.command.name, "the upstream exited; starting it again");
+            tracing::warn!(upstream = %self.server.name, "the upstream was lost; reaching it again");
         }
         let connection = self.start().await?;
         let handles = (connection.service.peer().clone(), connection.calls.clone());
@@ -176,38 +176,48 @@ impl Upstream {
         tokio::time::timeout(waited, self.start_unbounded())
             .await
             .map_err(|_| GatewayError::Silent {
-                name: self.command.name.clone(),
+                name: self.server.name.clone(),
                 waited,
             })?
     }
 
     async fn start_unbounded(&self) -> Result<Connection, GatewayError> {
-        let name = self.command.name.clone();
-        let mut command = tokio::process::Command::new(&self.command.program);
-        command.args(&self.command.args).kill_on_drop(true);
-        let (transport, _) = TokioChildProcess::builder(command)
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|source| GatewayError::Spawn {
-                name: name.clone(),
-                source,
-            })?;
+        let name = self.server.name.clone();
         let calls = Arc::new(Calls::new(self.limits.input_settle));
         let client = UpstreamClient {
             calls: calls.clone(),
         };
-        let service = client
-            .serve(transport)
-            .await
-            .map_err(|source| GatewayError::Handshake {
-                name: name.clone(),
-                source: Box::new(source),
-            })?;
-        let tools = service
-            .peer()
-            .list_all_tools()
-            .await
-            .map_err(|source| GatewayError::ListTools { name, source })?;
+        let handshake = |source| GatewayError::Handshake {
+            name: name.clone(),
+            source: Box::new(source),
+        };
+        let service = match &self.server.transport {
+            UpstreamTransport::Stdio { program, args } => {
+                let mut command = tokio::process::Command::new(program);
+                command.args(args).kill_on_drop(true);
+                let (transport, _) = TokioChildProcess::builder(command)
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .map_err(|source| GatewayError::Spawn {
+                        name: name.clone(),
+                        source,
+                    })?;
+                client.serve(transport).await.map_err(handshake)?
+            }
+            UpstreamTransport::Http { url } => {
+                let transport = StreamableHttpClientTransport::from_uri(url.as_str());
+                client.serve(transport).await.map_err(handshake)?
+            }
+        };
+        let tools =
+            service
+                .peer()
+                .list_all_tools()
+                .await
+                .map_err(|source| GatewayError::ListTools {
+                    name: name.clone(),
+                    source,
+                })?;
         *self.tools.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(tools);
         Ok(Connection { service, calls })
     }
@@ -248,7 +258,7 @@ impl Upstream {
         call: ToolCall,
         worker: Option<Worker>,
     ) -> (ToolOutcome, bool) {
-        let name = &self.command.name;
+        let name = &self.server.name;
         let idle_timeout = self.limits.idle_timeout;
         let open = calls.open(worker.clone());
         let params = CallToolRequestParams::new(call.name).with_arguments(call.arguments);
@@ -259,7 +269,7 @@ impl Upstream {
         {
             Ok(handle) => handle,
             Err(_) => {
-                let exited = failed(format!("the upstream `{name}` exited before the call"));
+                let exited = failed(format!("the upstream `{name}` was lost before the call"));
                 return (Err(exited), false);
             }
         };
@@ -329,7 +339,7 @@ fn outcome(
             data: error.data,
         })),
         Ok(Err(ServiceError::TransportClosed)) | Err(_) => Err(failed(format!(
-            "the upstream `{name}` exited during the call"
+            "the upstream `{name}` was lost during the call (it exited or closed the connection)"
         ))),
         Ok(Err(other)) => Err(failed(format!("the upstream `{name}` failed: {other}"))),
     }
