@@ -55,6 +55,11 @@ pub(crate) struct GatewayArgs {
     /// Upstream processes kept idle, ready for the next task call.
     #[arg(long, default_value_t = 2)]
     idle_upstreams: usize,
+    /// A tool safe to call twice: a call of it lost mid-call (the upstream
+    /// exited or went silent) is made once more; repeat for more tools.
+    /// Every other tool is called at most once per task.
+    #[arg(long = "retry-tool", value_name = "NAME")]
+    retry_tools: Vec<String>,
     #[command(flatten)]
     serve: ServeArgs,
 }
@@ -89,6 +94,9 @@ pub(crate) async fn run(host: TaskHost, args: GatewayArgs, secret: Option<&[u8]>
         .with_idle_upstreams(args.idle_upstreams);
     for (name, support) in args.tool_task_support {
         options = options.with_task_support(name, support);
+    }
+    for name in args.retry_tools {
+        options = options.with_retries(name, 1);
     }
     let name = upstream.name.clone();
     let gateway = Gateway::connect(upstream, options)

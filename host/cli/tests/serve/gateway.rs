@@ -229,6 +229,31 @@ async fn an_upstream_killed_mid_call_fails_its_task_naming_it_and_is_started_aga
     assert!(pids.len() >= 3 && !pids[2..].contains(&shared), "{pids:?}");
 }
 
+/// A tool the operator declared idempotent (`--retry-tool`) is called
+/// again when its upstream is lost mid-call, and the task completes; any
+/// other tool's task fails instead (above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_tool_lost_mid_call_is_called_again() {
+    let record = Record::new("retry");
+    let server = gateway_on_memory(&["--retry-tool", "slow_compute"], &record);
+    let arguments = json!({"seconds": 2, "label": "twice"});
+    let id = start_task(&server.url, "slow_compute", arguments).await;
+    record.wait_for("start slow_compute twice").await;
+    kill(&record.pid_running("twice"));
+    let ended = wait_past(&server.url, &id, "working").await;
+    assert_eq!(ended["status"], "completed", "{ended}");
+    assert_eq!(
+        ended["result"]["content"][0]["text"], "twice: computed after 2.0 s",
+        "{ended}"
+    );
+    let starts = record
+        .lines()
+        .iter()
+        .filter(|l| *l == "start slow_compute twice")
+        .count();
+    assert_eq!(starts, 2, "{:?}", record.lines());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_silent_past_the_idle_timeout_fails_its_task() {
     let record = Record::new("silent");

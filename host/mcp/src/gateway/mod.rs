@@ -11,7 +11,10 @@
 //!
 //! What it guarantees:
 //! - **One upstream call per task.** A call that fails, times out or loses
-//!   its replica is never made again; the task ends `failed`.
+//!   its replica is never made again; the task ends `failed`. Only a
+//!   request that never left the gateway is sent again, and a call of a
+//!   tool the operator declared idempotent ([`GatewayOptions::retries`])
+//!   is made again when the upstream was lost mid-call.
 //! - **The upstream's messages become the task's state.** Its progress
 //!   notifications are the status message; its `elicitation/create`
 //!   requests are the task's input requests
@@ -149,6 +152,10 @@ pub struct GatewayOptions {
     pub max_task_calls: usize,
     /// Upstream processes kept idle, ready for the next task call.
     pub idle_upstreams: usize,
+    /// Tools the operator declared idempotent, by name: how many more
+    /// times a call of one is made when the upstream was lost or went
+    /// silent mid-call. Any other tool is called at most once per task.
+    pub retries: BTreeMap<String, u32>,
 }
 
 impl Default for GatewayOptions {
@@ -160,6 +167,7 @@ impl Default for GatewayOptions {
             input_settle: Duration::from_millis(25),
             max_task_calls: 64,
             idle_upstreams: 2,
+            retries: BTreeMap::new(),
         }
     }
 }
@@ -198,6 +206,13 @@ impl GatewayOptions {
     /// Sets [`GatewayOptions::idle_upstreams`].
     pub fn with_idle_upstreams(mut self, processes: usize) -> Self {
         self.idle_upstreams = processes;
+        self
+    }
+
+    /// Declares the tool `name` idempotent: a call of it lost mid-call is
+    /// made again, up to `retries` more times.
+    pub fn with_retries(mut self, name: impl Into<String>, retries: u32) -> Self {
+        self.retries.insert(name.into(), retries);
         self
     }
 
@@ -292,7 +307,8 @@ impl TaskTools for Gateway {
 
     fn call(&self, call: ToolCall, worker: Option<Worker>) -> ToolFuture {
         let upstream = self.upstream.clone();
-        Box::pin(async move { upstream.call(call, worker).await })
+        let retries = self.options.retries.get(&call.name).copied().unwrap_or(0);
+        Box::pin(async move { upstream.call(call, worker, retries).await })
     }
 }
 

@@ -222,16 +222,48 @@ impl Upstream {
         Ok(Connection { service, calls })
     }
 
-    /// Makes one upstream `tools/call` (never again for this call): its
-    /// result, or how it ended. A task call (`worker` given) runs on a
-    /// process of its own; a plain one on the shared process.
-    pub(super) async fn call(&self, call: ToolCall, worker: Option<Worker>) -> ToolOutcome {
+    /// Runs one call upstream: its result, or how it ended. A task call
+    /// (`worker` given) runs on a connection of its own; a plain one on
+    /// the shared connection. The call is made once, and again only when
+    /// it never left the gateway, or, for up to `retries` more times, when
+    /// the upstream was lost or went silent (for tools the operator
+    /// declared idempotent).
+    pub(super) async fn call(
+        &self,
+        call: ToolCall,
+        worker: Option<Worker>,
+        mut retries: u32,
+    ) -> ToolOutcome {
+        let mut unsent_retried = false;
+        loop {
+            let cancelled = worker
+                .as_ref()
+                .is_some_and(|w| w.cancellation().is_cancelled());
+            match self.attempt(call.clone(), worker.clone()).await {
+                Attempt::Final(outcome) => return outcome,
+                Attempt::NotSent(exit) if !unsent_retried && !cancelled => {
+                    unsent_retried = true;
+                    tracing::info!(upstream = %self.server.name, error = %exit, "the call never left; sending it on a new connection");
+                }
+                Attempt::Lost(exit) if retries > 0 && !cancelled => {
+                    retries -= 1;
+                    tracing::warn!(upstream = %self.server.name, tool = %call.name, error = %exit, "calling the idempotent tool again");
+                }
+                Attempt::NotSent(exit) | Attempt::Lost(exit) => return Err(exit),
+            }
+        }
+    }
+
+    async fn attempt(&self, call: ToolCall, worker: Option<Worker>) -> Attempt {
         let unreachable = |e: GatewayError| failed(format!("{e}: {}", source_text(&e)));
         match worker {
             Some(worker) => {
-                let lease = self.lease().await.map_err(unreachable)?;
+                let lease = match self.lease().await {
+                    Ok(lease) => lease,
+                    Err(e) => return Attempt::Final(Err(unreachable(e))),
+                };
                 let connection = lease.connection();
-                let (outcome, reusable) = self
+                let attempt = self
                     .call_with(
                         connection.service.peer(),
                         &connection.calls,
@@ -239,25 +271,24 @@ impl Upstream {
                         Some(worker),
                     )
                     .await;
-                lease.release(reusable);
-                outcome
+                lease.release(matches!(attempt, Attempt::Final(_)));
+                attempt
             }
-            None => {
-                let (peer, calls) = self.shared().await.map_err(unreachable)?;
-                self.call_with(&peer, &calls, call, None).await.0
-            }
+            None => match self.shared().await {
+                Ok((peer, calls)) => self.call_with(&peer, &calls, call, None).await,
+                Err(e) => Attempt::Final(Err(unreachable(e))),
+            },
         }
     }
 
-    /// The call on `peer`, whose calls in flight are `calls`: its outcome,
-    /// and whether the process may serve another call.
+    /// One attempt at the call on `peer`, whose calls in flight are `calls`.
     async fn call_with(
         &self,
         peer: &Peer<RoleClient>,
         calls: &Calls,
         call: ToolCall,
         worker: Option<Worker>,
-    ) -> (ToolOutcome, bool) {
+    ) -> Attempt {
         let name = &self.server.name;
         let idle_timeout = self.limits.idle_timeout;
         let open = calls.open(worker.clone());
@@ -269,8 +300,8 @@ impl Upstream {
         {
             Ok(handle) => handle,
             Err(_) => {
-                let exited = failed(format!("the upstream `{name}` was lost before the call"));
-                return (Err(exited), false);
+                let lost = failed(format!("the upstream `{name}` was lost before the call"));
+                return Attempt::NotSent(lost);
             }
         };
         let _ = open.call.token.set(handle.progress_token.clone());
@@ -294,54 +325,68 @@ impl Upstream {
             }
         };
         match ended {
-            Ended::Answered(outcome) => (outcome, true),
+            Ended::Answered(attempt) => attempt,
             Ended::Cancelled => {
                 // The upstream stops the call; the task ends cancelled
                 // whatever it answers.
                 let _ = handle.cancel(Some("the task was cancelled".into())).await;
-                (Err(ToolExit::Cancelled), true)
+                Attempt::Final(Err(ToolExit::Cancelled))
             }
             Ended::Silent => {
                 let _ = handle
                     .cancel(Some("the gateway gave up waiting".into()))
                     .await;
-                let silent = failed(format!(
+                Attempt::Lost(failed(format!(
                     "the upstream `{name}` sent nothing for {} ms and was given up",
                     idle_timeout.as_millis()
-                ));
-                (Err(silent), false)
+                )))
             }
         }
     }
 }
 
+/// How one attempt at a call ended.
+enum Attempt {
+    /// The upstream answered (a result or a JSON-RPC error), or the task
+    /// was cancelled: the call's end; its connection may serve another.
+    Final(ToolOutcome),
+    /// The request never left the gateway (its connection was already
+    /// gone): the upstream did not see it.
+    NotSent(ToolExit),
+    /// The connection was lost, or the upstream went silent, mid-call: the
+    /// call may or may not have run there; the connection is done.
+    Lost(ToolExit),
+}
+
 /// How the wait for an upstream answer ended.
 enum Ended {
-    Answered(ToolOutcome),
+    Answered(Attempt),
     Cancelled,
     Silent,
 }
 
-/// The task outcome of the upstream's answer.
+/// The attempt's end, from the upstream's answer.
 fn outcome(
     name: &str,
     answer: Result<Result<ServerResult, ServiceError>, tokio::sync::oneshot::error::RecvError>,
-) -> ToolOutcome {
+) -> Attempt {
     match answer {
-        Ok(Ok(ServerResult::CallToolResult(result))) => serde_json::to_value(result)
-            .map_err(|e| failed(format!("the upstream `{name}`'s result: {e}"))),
-        Ok(Ok(_)) => Err(failed(format!(
+        Ok(Ok(ServerResult::CallToolResult(result))) => Attempt::Final(
+            serde_json::to_value(result)
+                .map_err(|e| failed(format!("the upstream `{name}`'s result: {e}"))),
+        ),
+        Ok(Ok(_)) => Attempt::Final(Err(failed(format!(
             "the upstream `{name}` answered tools/call with something other than a tool result"
-        ))),
-        Ok(Err(ServiceError::McpError(error))) => Err(ToolExit::Failed(RpcError {
+        )))),
+        Ok(Err(ServiceError::McpError(error))) => Attempt::Final(Err(ToolExit::Failed(RpcError {
             code: error.code.0,
             message: error.message.into_owned(),
             data: error.data,
-        })),
-        Ok(Err(ServiceError::TransportClosed)) | Err(_) => Err(failed(format!(
+        }))),
+        Ok(Err(ServiceError::TransportClosed)) | Err(_) => Attempt::Lost(failed(format!(
             "the upstream `{name}` was lost during the call (it exited or closed the connection)"
         ))),
-        Ok(Err(other)) => Err(failed(format!("the upstream `{name}` failed: {other}"))),
+        Ok(Err(other)) => Attempt::Lost(failed(format!("the upstream `{name}` failed: {other}"))),
     }
 }
 
