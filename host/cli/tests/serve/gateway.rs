@@ -16,7 +16,7 @@ use pmcp_tasks_tests::mcp_http;
 use pmcp_tasks_tests::replica::Replica;
 use serde_json::{json, Value};
 
-use super::binary;
+use super::{assert_client_said, binary};
 
 /// The conformance suite's tasks scenarios a gateway passes: all but
 /// `tasks-mrtr-composition`, whose tool must answer its first round with
@@ -119,6 +119,22 @@ fn gateway(global: &[&str], options: &[&str], record: &Record) -> Replica {
     Replica::start_subcommand(command, global, "gateway", &args)
 }
 
+/// The arguments after `pmcp-tasks` of a gateway on memory over stdio.
+fn stdio_gateway_args() -> Vec<String> {
+    let mut args: Vec<String> = ["--backend", "memory", "gateway"]
+        .map(String::from)
+        .to_vec();
+    args.extend(FIXTURE_SUPPORT.map(String::from));
+    args.extend(["--upstream-name", "fixtures", "--"].map(String::from));
+    args.push(conformance::mcp_python().display().to_string());
+    args.push(
+        conformance::client_script("upstream_fixtures.py")
+            .display()
+            .to_string(),
+    );
+    args
+}
+
 /// A gateway on memory.
 fn gateway_on_memory(options: &[&str], record: &Record) -> Replica {
     gateway(&["--backend", "memory"], options, record)
@@ -187,6 +203,24 @@ fn message_of(task: &Value) -> &str {
 
 fn message_of_error(error: &Value) -> &str {
     error["message"].as_str().unwrap_or_default()
+}
+
+/// The gateway serves stdio as `serve` does: both SDK clients' 2025-11-25
+/// task flows against it, its upstream behind it over stdio too.
+#[test]
+fn the_sdk_clients_run_the_2025_task_flows_through_a_gateway_over_stdio() {
+    let args = stdio_gateway_args();
+    let output = Command::new(conformance::mcp_python())
+        .arg(conformance::client_script("python_core_tasks.py"))
+        .arg(binary())
+        .args(&args)
+        .output()
+        .expect("running the Python SDK client");
+    assert_client_said(&output, "task flows: ok");
+    let mut node_args: Vec<&std::ffi::OsStr> = vec![binary().as_os_str()];
+    node_args.extend(args.iter().map(std::ffi::OsStr::new));
+    let output = conformance::run_node_client("ts_core_tasks.mjs", &node_args);
+    assert_client_said(&output, "task stream: ok");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
