@@ -38,6 +38,8 @@ ensure_toolchain >/dev/null
 ensure_redis >/dev/null
 ensure_moto >/dev/null
 ensure_valgrind >/dev/null
+# The gateway's rows run the MCP Python SDK's fixture server upstream.
+ensure_mcp_clients >/dev/null
 
 if [ "${1:-}" = "--smoke" ]; then
   # The workspace's feature set and build settings, as .ci/run builds them:

@@ -74,9 +74,7 @@ pub struct Conformance {
 /// The Python of `target/mcp-clients/python` (or `PMCP_MCP_PYTHON`), with
 /// the MCP Python SDK installed; missing is a failure.
 pub fn mcp_python() -> PathBuf {
-    let python = std::env::var_os("PMCP_MCP_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/mcp-clients/python/bin/python"));
+    let python = mcp_python_path();
     assert!(
         python.exists(),
         "the MCP Python SDK is not installed ({}): run `source tests/setup.sh && ensure_mcp_clients` (tests/run-all.sh does)",
@@ -103,6 +101,19 @@ pub fn run_node_client(name: &str, args: &[&std::ffi::OsStr]) -> std::process::O
 /// A script of `tests/mcp-clients/`.
 pub fn client_script(name: &str) -> PathBuf {
     workspace_root().join("tests/mcp-clients").join(name)
+}
+
+/// Where the MCP Python SDK's interpreter is looked for.
+fn mcp_python_path() -> PathBuf {
+    std::env::var_os("PMCP_MCP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/mcp-clients/python/bin/python"))
+}
+
+/// Like [`mcp_python`], `None` when it is not installed (for callers that
+/// can go on without it, such as the benchmarks).
+pub fn installed_mcp_python() -> Option<PathBuf> {
+    Some(mcp_python_path()).filter(|python| python.exists())
 }
 
 fn workspace_root() -> PathBuf {

@@ -9,7 +9,7 @@ use std::time::Instant;
 use pmcp_tasks_host::backend::KvBackend;
 use pmcp_tasks_host::{Outcome, TaskHost, TaskRequest};
 use pmcp_tasks_mcp::DemoTools;
-use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService};
+use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService, TaskTools};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CreateTaskResult,
     GetTaskParams, GetTaskResult, ServerCapabilities, ServerConfig,
@@ -115,6 +115,14 @@ pub(crate) async fn durable(
 /// A `DurableTaskServer` (the conformance fixture tools) on `backend`,
 /// with no quota (the benchmark's one owner creates many thousands).
 pub(crate) async fn server_on(backend: Arc<dyn KvBackend>) -> DurableTaskServer<DemoTools> {
+    server_with(backend, Arc::new(DemoTools)).await
+}
+
+/// A `DurableTaskServer` offering `tools` on `backend`, with no quota.
+pub(crate) async fn server_with<T: TaskTools>(
+    backend: Arc<dyn KvBackend>,
+    tools: Arc<T>,
+) -> DurableTaskServer<T> {
     let host = TaskHost::builder()
         .backend(backend)
         .config(pmcp_tasks_bench::unlimited_config())
@@ -122,7 +130,7 @@ pub(crate) async fn server_on(backend: Arc<dyn KvBackend>) -> DurableTaskServer<
         .await
         .expect("host");
     let service = TaskService::new(host, ServiceConfig::default());
-    DurableTaskServer::new(service, Arc::new(DemoTools), OWNER)
+    DurableTaskServer::new(service, tools, OWNER)
 }
 
 /// Who calls without credentials (every caller here).

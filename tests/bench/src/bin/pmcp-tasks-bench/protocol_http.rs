@@ -8,6 +8,10 @@
 //!   Redis behind the round-robin proxy (no affinity: each request goes
 //!   to the next replica; the session is sealed with a secret both
 //!   replicas share),
+//! - `pmcp-tasks gateway`'s server (`Gateway`, in front of the Python SDK
+//!   fixture server over stdio) with one replica on Redis and two behind
+//!   the proxy, for `tasks/get` only (a task-creating call there starts an
+//!   upstream process per running task: the upstream's cost, not ours),
 //! - rmcp's own `TaskManager` (one process's memory) on rmcp's
 //!   `StreamableHttpService`, the service our front hands requests to,
 //!   served by the same hyper HTTP/1.1 connection loop (one process: its
@@ -20,7 +24,7 @@ use std::time::{Duration, Instant};
 
 #[cfg(feature = "redis")]
 use pmcp_tasks_host::backend::redis::RedisBackend;
-use pmcp_tasks_mcp::{DemoTools, DurableTaskServer, HttpOptions, SessionSeal, MCP_PATH};
+use pmcp_tasks_mcp::{DurableTaskServer, HttpOptions, SessionSeal, TaskTools, MCP_PATH};
 use pmcp_tasks_tests::rmcp_client::{connect_http, Client};
 #[cfg(feature = "redis")]
 use pmcp_tasks_tests::round_robin::RoundRobin;
@@ -116,7 +120,7 @@ async fn serve_rmcp(handler: RmcpTasks) -> Running {
 }
 
 /// Serves `server` with `serve_http` on a loopback port.
-async fn serve_ours(server: DurableTaskServer<DemoTools>, seal: &SessionSeal) -> Running {
+async fn serve_ours<T: TaskTools>(server: DurableTaskServer<T>, seal: &SessionSeal) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!(
         "http://{}{MCP_PATH}",
@@ -217,10 +221,12 @@ async fn run(
     tally.busy += start.elapsed();
 }
 
-/// One subject: its client session, its finished task, and what serves it.
+/// One subject: its client session, its finished task, what it is
+/// measured on, and what serves it.
 struct Subject {
     name: &'static str,
     replicas: usize,
+    operations: &'static [Operation],
     client: Client,
     task_id: String,
     /// The servers and proxy, stopped when dropped.
@@ -241,6 +247,7 @@ pub(crate) async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ProtocolHt
     subjects.push(Subject {
         name: "rmcp TaskManager (one process's memory)",
         replicas: 1,
+        operations: &OPERATIONS,
         client: connect_http(&rmcp_server.url, callers).await,
         task_id: finished.task_id,
         _serving: vec![Box::new(rmcp_server)],
@@ -252,6 +259,7 @@ pub(crate) async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ProtocolHt
     subjects.push(Subject {
         name: "pmcp-tasks serve, memory backend",
         replicas: 1,
+        operations: &OPERATIONS,
         client: connect_http(&one.url, callers).await,
         task_id,
         _serving: vec![Box::new(one)],
@@ -275,6 +283,7 @@ pub(crate) async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ProtocolHt
         subjects.push(Subject {
             name: "pmcp-tasks serve, one replica on Redis",
             replicas: 1,
+            operations: &OPERATIONS,
             client: connect_http(&a.url, callers).await,
             task_id: task_id.clone(),
             _serving: Vec::new(),
@@ -283,25 +292,29 @@ pub(crate) async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ProtocolHt
         subjects.push(Subject {
             name: "pmcp-tasks serve, two replicas on one Redis, round-robin",
             replicas: 2,
+            operations: &OPERATIONS,
             client: connect_http(&proxy.url, callers).await,
             task_id,
             _serving: vec![Box::new(a), Box::new(b), Box::new(proxy)],
         });
+        gateway_subjects(&mut subjects, &config, &seal, callers).await;
     }
 
-    let mut tallies: Vec<[Tally; OPERATIONS.len()]> =
-        subjects.iter().map(|_| Default::default()).collect();
+    let mut tallies: Vec<Vec<Tally>> = subjects
+        .iter()
+        .map(|s| s.operations.iter().map(|_| Tally::default()).collect())
+        .collect();
     let turn = sizes.run_for / ROUNDS;
     for _ in 0..ROUNDS {
         for (subject, tally) in subjects.iter().zip(&mut tallies) {
-            for (operation, tally) in OPERATIONS.into_iter().zip(tally.iter_mut()) {
+            for (&operation, tally) in subject.operations.iter().zip(tally.iter_mut()) {
                 run(tally, subject, operation, callers, turn).await;
             }
         }
     }
     let mut rows = Vec::new();
     for (subject, tally) in subjects.iter().zip(tallies) {
-        for (operation, tally) in OPERATIONS.into_iter().zip(tally) {
+        for (&operation, tally) in subject.operations.iter().zip(tally) {
             rows.push(tally.row(subject, operation, callers));
         }
     }
@@ -309,6 +322,59 @@ pub(crate) async fn measure(backends: &Backends, sizes: Sizes) -> Vec<ProtocolHt
         let _ = subject.client.cancel().await;
     }
     rows
+}
+
+/// The gateway's subjects: one replica on Redis and two behind the proxy,
+/// each a `Gateway` in front of its own Python SDK fixture server (stdio),
+/// `tasks/get` only. Skipped, saying so, without the Python SDK.
+#[cfg(feature = "redis")]
+async fn gateway_subjects(
+    subjects: &mut Vec<Subject>,
+    config: &pmcp_tasks_host::backend::redis::RedisConfig,
+    seal: &SessionSeal,
+    callers: usize,
+) {
+    use pmcp_tasks_mcp::{Gateway, GatewayOptions, UpstreamServer};
+    use pmcp_tasks_tests::conformance::{client_script, installed_mcp_python};
+
+    let Some(python) = installed_mcp_python() else {
+        eprintln!(
+            "the gateway rows need the MCP Python SDK (tests/setup.sh: ensure_mcp_clients): skipped"
+        );
+        return;
+    };
+    let upstream = UpstreamServer::command(python, [client_script("upstream_fixtures.py")])
+        .with_name("fixtures");
+    let replica = || async {
+        let backend = RedisBackend::connect(config.clone())
+            .await
+            .expect("connecting to the benchmark's redis");
+        let gateway = Gateway::connect(upstream.clone(), GatewayOptions::default())
+            .await
+            .expect("the gateway's upstream");
+        crate::protocol::server_with(Arc::new(backend), Arc::new(gateway)).await
+    };
+    let (first, second) = (replica().await, replica().await);
+    let task_id = finished_task(first.service().host()).await;
+    let a = serve_ours(first, seal).await;
+    let b = serve_ours(second, seal).await;
+    subjects.push(Subject {
+        name: "pmcp-tasks gateway (Python SDK upstream), one replica on Redis",
+        replicas: 1,
+        operations: &[Operation::GetTask],
+        client: connect_http(&a.url, callers).await,
+        task_id: task_id.clone(),
+        _serving: Vec::new(),
+    });
+    let proxy = RoundRobin::pooled(vec![authority(&a.url), authority(&b.url)]).await;
+    subjects.push(Subject {
+        name: "pmcp-tasks gateway (Python SDK upstream), two replicas on one Redis, round-robin",
+        replicas: 2,
+        operations: &[Operation::GetTask],
+        client: connect_http(&proxy.url, callers).await,
+        task_id,
+        _serving: vec![Box::new(a), Box::new(b), Box::new(proxy)],
+    });
 }
 
 /// `host:port` of an `http://host:port/mcp` URL.
