@@ -107,7 +107,12 @@ async def multi_input(ctx: Context) -> str:
 @server.tool()
 async def test_tool_with_task(ctx: Context) -> str:
     """Asks for a user name, then greets."""
-    answer = await ctx.elicit("What is your name?", UserName)
+    record("start test_tool_with_task")
+    try:
+        answer = await ctx.elicit("What is your name?", UserName)
+    except anyio.get_cancelled_exc_class():
+        record("cancelled test_tool_with_task")
+        raise
     name = answer.data.name if answer.action == "accept" else "stranger"
     return f"Hello, {name}!"
 

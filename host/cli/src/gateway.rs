@@ -60,6 +60,12 @@ pub(crate) struct GatewayArgs {
     /// Every other tool is called at most once per task.
     #[arg(long = "retry-tool", value_name = "NAME")]
     retry_tools: Vec<String>,
+    /// A tool that does nothing before its first questions: a 2026-07-28
+    /// client is asked them before any task exists (the call is run until
+    /// it asks, then stopped), and the call that brings the answers runs
+    /// with them; repeat for more tools.
+    #[arg(long = "ask-first", value_name = "NAME")]
+    ask_first: Vec<String>,
     #[command(flatten)]
     serve: ServeArgs,
 }
@@ -97,6 +103,9 @@ pub(crate) async fn run(host: TaskHost, args: GatewayArgs, secret: Option<&[u8]>
     }
     for name in args.retry_tools {
         options = options.with_retries(name, 1);
+    }
+    for name in args.ask_first {
+        options = options.with_ask_first(name);
     }
     let name = upstream.name.clone();
     let gateway = Gateway::connect(upstream, options)

@@ -11,7 +11,7 @@ use rmcp::model::Tool;
 use serde_json::{json, Map, Value};
 
 use crate::error::RpcError;
-use crate::server::{TaskTools, ToolCall, ToolFuture, ToolSpec};
+use crate::server::{Preparation, PrepareFuture, TaskTools, ToolCall, ToolFuture, ToolSpec};
 use crate::support::TaskSupport;
 use crate::worker::{ToolExit, ToolOutcome, Worker};
 
@@ -118,30 +118,38 @@ impl TaskTools for DemoTools {
         ]
     }
 
-    fn prepare(&self, call: &ToolCall) -> Option<Map<String, Value>> {
-        if call.name != "test_tool_with_task" || call.input_responses.contains_key("user_name") {
-            return None;
-        }
-        let ask = json!({
-            "method": "elicitation/create",
-            "params": {
-                "mode": "form",
-                "message": "What is your name?",
-                "requestedSchema": {
-                    "type": "object",
-                    "properties": {"name": {"type": "string"}},
-                    "required": ["name"],
-                },
-            },
-        });
-        let mut requests = Map::new();
-        requests.insert("user_name".into(), ask);
-        Some(requests)
+    fn prepare(&self, call: &ToolCall) -> PrepareFuture {
+        Box::pin(std::future::ready(match ask_first(call) {
+            Some(requests) => Preparation::Ask(requests),
+            None => Preparation::Ready,
+        }))
     }
 
     fn call(&self, call: ToolCall, worker: Option<Worker>) -> ToolFuture {
         Box::pin(run(call, worker))
     }
+}
+
+/// The input `test_tool_with_task` gathers before it runs as a task.
+fn ask_first(call: &ToolCall) -> Option<Map<String, Value>> {
+    if call.name != "test_tool_with_task" || call.input_responses.contains_key("user_name") {
+        return None;
+    }
+    let ask = json!({
+        "method": "elicitation/create",
+        "params": {
+            "mode": "form",
+            "message": "What is your name?",
+            "requestedSchema": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}},
+                "required": ["name"],
+            },
+        },
+    });
+    let mut requests = Map::new();
+    requests.insert("user_name".into(), ask);
+    Some(requests)
 }
 
 /// Sleeps `duration`, or stops early when the task is cancelled.

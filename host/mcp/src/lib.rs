@@ -49,7 +49,9 @@ pub use error::{
     MISSING_REQUIRED_CLIENT_CAPABILITY, PARSE_ERROR,
 };
 pub use revision::Revision;
-pub use server::{DurableTaskServer, TaskTools, ToolCall, ToolFuture, ToolSpec};
+pub use server::{
+    DurableTaskServer, Preparation, PrepareFuture, TaskTools, ToolCall, ToolFuture, ToolSpec,
+};
 pub use service::{Caller, ShutdownReport, TaskService};
 pub use shared::ServiceConfig;
 pub use support::{decide, Execution, TaskSupport, UnknownTaskSupport};

@@ -29,6 +29,24 @@ use crate::worker::{ToolOutcome, Worker};
 /// A boxed tool future.
 pub type ToolFuture = Pin<Box<dyn Future<Output = ToolOutcome> + Send + 'static>>;
 
+/// A boxed [`TaskTools::prepare`] future.
+pub type PrepareFuture = Pin<Box<dyn Future<Output = Preparation> + Send + 'static>>;
+
+/// What a call needs before it can run (MCP 2026-07-28 multi round-trip
+/// requests, SEP-2322).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Preparation {
+    /// Nothing: it runs now.
+    Ready,
+    /// Input first: the requests by key, each `{method, params}`. The
+    /// client answers by calling again with `inputResponses`.
+    Ask(Map<String, Value>),
+    /// It already ran, to this outcome: learning whether it needed input
+    /// meant running it (a task call then ends at once with it).
+    Ran(ToolOutcome),
+}
+
 /// One tool the server offers, and whether it runs as a task.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -64,13 +82,11 @@ pub trait TaskTools: Send + Sync + 'static {
     /// Every tool, with its task support.
     fn tools(&self) -> Vec<ToolSpec>;
 
-    /// Input a call needs before it can start (a multi round-trip round,
-    /// answered by the client retrying the call with `inputResponses`):
-    /// the requests by key, each `{method, params}`. `None` (the default):
-    /// the call starts now.
-    fn prepare(&self, call: &ToolCall) -> Option<Map<String, Value>> {
+    /// What a call needs before it can start (2026-07-28 only): by
+    /// default nothing. See [`Preparation`].
+    fn prepare(&self, call: &ToolCall) -> PrepareFuture {
         let _ = call;
-        None
+        Box::pin(std::future::ready(Preparation::Ready))
     }
 
     /// Runs one call, whose arguments already passed the tool's
@@ -262,20 +278,24 @@ impl<T: TaskTools> DurableTaskServer<T> {
                 .into_iter()
                 .collect(),
         };
-        if let Some(requests) = self.tools.prepare(&call) {
-            let round = json!({"resultType": "input_required", "inputRequests": requests});
-            return Ok(CallToolResponse::InputRequired(from_json(
-                round,
-                "InputRequiredResult",
-            )?));
-        }
+        let ran = match self.tools.prepare(&call).await {
+            Preparation::Ready => None,
+            Preparation::Ask(requests) => {
+                let round = json!({"resultType": "input_required", "inputRequests": requests});
+                return Ok(CallToolResponse::InputRequired(from_json(
+                    round,
+                    "InputRequiredResult",
+                )?));
+            }
+            Preparation::Ran(outcome) => Some(outcome),
+        };
         match execution {
             Execution::Direct => {
-                let mut result = self
-                    .tools
-                    .call(call, None)
-                    .await
-                    .map_err(|e| rpc_to_rmcp(e.into_rpc_error()))?;
+                let outcome = match ran {
+                    Some(outcome) => outcome,
+                    None => self.tools.call(call, None).await,
+                };
+                let mut result = outcome.map_err(|e| rpc_to_rmcp(e.into_rpc_error()))?;
                 // A complete result says so (2026-07-28, SEP-2322); rmcp
                 // strips the field again for older peers.
                 if let Value::Object(fields) = &mut result {
@@ -294,7 +314,11 @@ impl<T: TaskTools> DurableTaskServer<T> {
                 let created = self
                     .service
                     .start_task(&caller, &name, arguments, ttl_ms, move |worker| {
-                        tools.call(call, Some(worker))
+                        match ran {
+                            // Ran already: the task ends with that outcome.
+                            Some(outcome) => Box::pin(std::future::ready(outcome)),
+                            None => tools.call(call, Some(worker)),
+                        }
                     })
                     .await
                     .map_err(rpc_to_rmcp)?;

@@ -11,33 +11,25 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pmcp_tasks_tests::conformance::{self, Conformance, TASK_SCENARIOS};
+use pmcp_tasks_tests::conformance::{self, Conformance};
 use pmcp_tasks_tests::mcp_http;
 use pmcp_tasks_tests::replica::Replica;
 use serde_json::{json, Value};
 
 use super::{assert_client_said, binary};
 
-/// The conformance suite's tasks scenarios a gateway passes: all but
-/// `tasks-mrtr-composition`, whose tool must answer its first round with
-/// an input request before any task exists (SEP-2322's multi round-trip);
-/// an upstream without that protocol can only ask once it runs, which
-/// through the gateway is inside the task (`input_required`).
-fn gateway_scenarios() -> Vec<&'static str> {
-    TASK_SCENARIOS
-        .into_iter()
-        .filter(|s| *s != "tasks-mrtr-composition")
-        .collect()
-}
-
-/// The task support the suite expects of the fixture tools.
-const FIXTURE_SUPPORT: [&str; 6] = [
+/// What the operator declares of the fixture tools, as the suite expects
+/// them: their task support, and that `test_tool_with_task` asks first
+/// (its question is asked before its task exists).
+const FIXTURE_OPTIONS: [&str; 8] = [
     "--tool-task-support",
     "greet=forbidden",
     "--tool-task-support",
     "failing_job=required",
     "--tool-task-support",
     "test_tool_with_task=required",
+    "--ask-first",
+    "test_tool_with_task",
 ];
 
 /// A file the upstream records its events in, removed on drop.
@@ -61,6 +53,11 @@ impl Record {
             .lines()
             .map(str::to_owned)
             .collect()
+    }
+
+    /// How many times the upstream recorded `event`.
+    fn count(&self, event: &str) -> usize {
+        self.lines().iter().filter(|l| *l == event).count()
     }
 
     /// Waits up to 20 s for the line `event`.
@@ -110,7 +107,7 @@ fn gateway(global: &[&str], options: &[&str], record: &Record) -> Replica {
     let python = conformance::mcp_python();
     let script = conformance::client_script("upstream_fixtures.py");
     let mut args: Vec<&str> = options.to_vec();
-    args.extend_from_slice(&FIXTURE_SUPPORT);
+    args.extend_from_slice(&FIXTURE_OPTIONS);
     args.extend_from_slice(&["--upstream-name", "fixtures", "--"]);
     args.push(python.to_str().expect("a UTF-8 path"));
     args.push(script.to_str().expect("a UTF-8 path"));
@@ -124,7 +121,7 @@ fn stdio_gateway_args() -> Vec<String> {
     let mut args: Vec<String> = ["--backend", "memory", "gateway"]
         .map(String::from)
         .to_vec();
-    args.extend(FIXTURE_SUPPORT.map(String::from));
+    args.extend(FIXTURE_OPTIONS.map(String::from));
     args.extend(["--upstream-name", "fixtures", "--"].map(String::from));
     args.push(conformance::mcp_python().display().to_string());
     args.push(
@@ -237,7 +234,7 @@ async fn an_upstream_killed_mid_call_fails_its_task_naming_it_and_is_started_aga
         "{ended}"
     );
     // The process plain calls share, killed, is started again: a call
-    // the dead process took fails, naming it; the next ones are answered.
+    // the dead process took fails, naming it; later ones are answered.
     let shared = record.upstream_pids()[0].clone();
     kill(&shared);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -251,7 +248,7 @@ async fn an_upstream_killed_mid_call_fails_its_task_naming_it_and_is_started_aga
         match answer {
             Ok(greeted) => break greeted,
             Err(e) => assert!(
-                message_of_error(&e).contains("upstream `fixtures` was lost during the call")
+                message_of_error(&e).contains("upstream `fixtures` was lost")
                     && Instant::now() < deadline,
                 "{e}"
             ),
@@ -280,12 +277,56 @@ async fn an_idempotent_tool_lost_mid_call_is_called_again() {
         ended["result"]["content"][0]["text"], "twice: computed after 2.0 s",
         "{ended}"
     );
-    let starts = record
-        .lines()
-        .iter()
-        .filter(|l| *l == "start slow_compute twice")
-        .count();
-    assert_eq!(starts, 2, "{:?}", record.lines());
+    assert_eq!(
+        record.count("start slow_compute twice"),
+        2,
+        "{:?}",
+        record.lines()
+    );
+}
+
+/// An ask-first tool (`--ask-first`): its question comes back before any
+/// task exists (the upstream call that asked it is stopped), and the call
+/// that brings the answer becomes a task whose upstream call gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ask_first_tool_s_question_is_asked_before_its_task() {
+    let record = Record::new("ask-first");
+    let server = gateway_on_memory(&[], &record);
+    let call = json!({"name": "test_tool_with_task", "arguments": {}});
+    let round = mcp_http::call(&server.url, "tools/call", call.clone())
+        .await
+        .expect("round 1");
+    assert_eq!(round["resultType"], "input_required", "{round}");
+    assert!(round.get("taskId").is_none(), "{round}");
+    let requests = round["inputRequests"].as_object().expect("inputRequests");
+    assert_eq!(requests.len(), 1, "{round}");
+    let (key, request) = requests.iter().next().expect("one request");
+    assert_eq!(request["method"], "elicitation/create", "{round}");
+    assert_eq!(
+        request["params"]["message"], "What is your name?",
+        "{round}"
+    );
+    record.wait_for("cancelled test_tool_with_task").await;
+    let mut answered = call;
+    answered["inputResponses"] =
+        json!({ key.as_str(): {"action": "accept", "content": {"name": "Zoe"}} });
+    let created = mcp_http::call(&server.url, "tools/call", answered)
+        .await
+        .expect("round 2");
+    assert_eq!(created["resultType"], "task", "{created}");
+    let id = created["taskId"].as_str().expect("taskId");
+    let done = wait_past(&server.url, id, "working").await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        done["result"]["content"][0]["text"], "Hello, Zoe!",
+        "{done}"
+    );
+    assert_eq!(
+        record.count("start test_tool_with_task"),
+        2,
+        "{:?}",
+        record.lines()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -478,7 +519,7 @@ async fn an_upstream_over_http_runs_the_suite_s_lifecycle_and_input_scenarios() 
         "--upstream-name",
         "fixtures",
     ];
-    args.extend_from_slice(&FIXTURE_SUPPORT);
+    args.extend_from_slice(&FIXTURE_OPTIONS);
     let server = Replica::start_subcommand(
         Command::new(binary()),
         &["--backend", "memory"],
@@ -519,8 +560,7 @@ mod on_redis {
         )
     }
 
-    /// The suite's scenarios (all but the one an upstream without
-    /// multi round-trip cannot serve) and both SDK clients' 2025-11-25
+    /// The suite's 10 tasks scenarios and both SDK clients' 2025-11-25
     /// flows, through the proxy to two gateways with no affinity.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_suite_and_the_sdk_clients_pass_through_two_gateways_on_redis() {
@@ -531,13 +571,15 @@ mod on_redis {
             replica(&redis, "b", "30000", &record_b),
         );
         let proxy = RoundRobin::start(vec![a.address.clone(), b.address.clone()]).await;
+        // The clients first: their listings look for their own tasks on a
+        // page of the owner's (all callers are `anonymous` here).
+        super::super::core_http::run_sdk_clients(&proxy.url).await;
         let url = proxy.url.clone();
         tokio::task::spawn_blocking(move || {
-            Conformance::locate().run_scenarios(&url, "two gateways on redis", &gateway_scenarios())
+            Conformance::locate().run_task_scenarios(&url, "two gateways on redis")
         })
         .await
         .expect("the suite ran");
-        super::super::core_http::run_sdk_clients(&proxy.url).await;
         super::super::assert_both_served(&proxy);
         // Both upstreams served calls.
         for record in [&record_a, &record_b] {
@@ -566,12 +608,7 @@ mod on_redis {
         // Within a few leases, not the task's whole run.
         assert!(killed_at.elapsed() < Duration::from_secs(15), "{ended}");
         // The upstream was never called again for it, on either side.
-        let calls = record_a
-            .lines()
-            .into_iter()
-            .chain(record_b.lines())
-            .filter(|l| l == "start slow_compute orphan")
-            .count();
-        assert_eq!(calls, 1);
+        let event = "start slow_compute orphan";
+        assert_eq!(record_a.count(event) + record_b.count(event), 1);
     }
 }

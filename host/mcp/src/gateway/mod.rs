@@ -28,6 +28,11 @@
 //!   mid-call (it exits, or its connection closes), or one that sends nothing for [`GatewayOptions::idle_timeout`]
 //!   while no input is awaited, fails the task with an error naming it;
 //!   the next call starts it again.
+//! - **Questions before the task, for tools that ask first.** A tool the
+//!   operator declares ask-first ([`GatewayOptions::ask_first`]) is run,
+//!   for a 2026-07-28 client, until its first questions, which are then
+//!   asked as a multi round-trip round before any task exists; the call
+//!   that brings the answers runs with them answering those questions.
 //! - **No owner sees another's request.** Stdio carries nothing that ties
 //!   an upstream request to the call it serves, so each task call runs on
 //!   an upstream connection of its own (a process, or an HTTP session;
@@ -40,9 +45,10 @@
 //! connections, and nothing of who the owner is.
 
 mod asker;
+mod calls;
 mod upstream;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
@@ -50,7 +56,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::server::{TaskTools, ToolCall, ToolFuture, ToolSpec};
+use crate::server::{Preparation, PrepareFuture, TaskTools, ToolCall, ToolFuture, ToolSpec};
 use crate::support::TaskSupport;
 use crate::worker::Worker;
 
@@ -156,6 +162,13 @@ pub struct GatewayOptions {
     /// times a call of one is made when the upstream was lost or went
     /// silent mid-call. Any other tool is called at most once per task.
     pub retries: BTreeMap<String, u32>,
+    /// Tools the operator declared ask-first (they do nothing before their
+    /// first questions): for a 2026-07-28 client, a call of one is run
+    /// until its first questions and stopped, and they are asked before
+    /// any task exists (a multi round-trip round); the call that brings
+    /// the answers runs, as a task if it becomes one, with them answering
+    /// those questions. A tool that acts before asking would act twice.
+    pub ask_first: BTreeSet<String>,
 }
 
 impl Default for GatewayOptions {
@@ -168,6 +181,7 @@ impl Default for GatewayOptions {
             max_task_calls: 64,
             idle_upstreams: 2,
             retries: BTreeMap::new(),
+            ask_first: BTreeSet::new(),
         }
     }
 }
@@ -213,6 +227,12 @@ impl GatewayOptions {
     /// made again, up to `retries` more times.
     pub fn with_retries(mut self, name: impl Into<String>, retries: u32) -> Self {
         self.retries.insert(name.into(), retries);
+        self
+    }
+
+    /// Declares the tool `name` ask-first (see [`GatewayOptions::ask_first`]).
+    pub fn with_ask_first(mut self, name: impl Into<String>) -> Self {
+        self.ask_first.insert(name.into());
         self
     }
 
@@ -303,6 +323,15 @@ impl TaskTools for Gateway {
             .iter()
             .map(|tool| ToolSpec::new(tool.clone(), self.options.support_of(&tool.name)))
             .collect()
+    }
+
+    /// Probes an ask-first tool's call that brings no answers yet.
+    fn prepare(&self, call: &ToolCall) -> PrepareFuture {
+        if !call.input_responses.is_empty() || !self.options.ask_first.contains(&call.name) {
+            return Box::pin(std::future::ready(Preparation::Ready));
+        }
+        let (upstream, call) = (self.upstream.clone(), call.clone());
+        Box::pin(async move { upstream.probe(call).await })
     }
 
     fn call(&self, call: ToolCall, worker: Option<Worker>) -> ToolFuture {

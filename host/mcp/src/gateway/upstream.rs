@@ -1,34 +1,27 @@
-//! The upstream server's processes: one shared by plain calls, and one
-//! to itself for each task call (from a pool of idle ones), so that any
-//! request a process sends mid-call belongs to the one task it serves;
-//! their tools; and the client side of MCP that turns the upstream's
-//! requests and progress into task state.
+//! The upstream server's connections (processes or HTTP sessions): one
+//! shared by plain calls, and one to itself for each call that can be
+//! asked (from a pool of idle ones), so that whatever the upstream asks
+//! mid-call belongs to the one call it serves; its tools; and how one
+//! call is made, retried, stopped or given up.
 
-use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest,
-    ElicitRequestParams, ElicitResult, ErrorData, Implementation, ProgressNotificationParam,
-    ProgressToken, ServerResult, Tool,
-};
+use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest, ServerResult, Tool};
 use rmcp::service::{
-    NotificationContext, Peer, PeerRequestOptions, RequestContext, RoleClient, RunningService,
-    ServiceError,
+    Peer, PeerRequestOptions, RequestHandle, RoleClient, RunningService, ServiceError,
 };
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{ClientHandler, ServiceExt};
-use serde_json::{Map, Value};
+use rmcp::ServiceExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::asker::Asker;
+use super::calls::{Calls, Probe, Role, UpstreamClient};
 use super::{GatewayError, UpstreamServer, UpstreamTransport};
 use crate::error::RpcError;
-use crate::server::ToolCall;
+use crate::server::{Preparation, ToolCall};
 use crate::worker::{ToolExit, ToolOutcome, Worker};
 
 /// One running upstream process, as its MCP client.
@@ -183,7 +176,7 @@ impl Upstream {
 
     async fn start_unbounded(&self) -> Result<Connection, GatewayError> {
         let name = self.server.name.clone();
-        let calls = Arc::new(Calls::new(self.limits.input_settle));
+        let calls = Arc::new(Calls::default());
         let client = UpstreamClient {
             calls: calls.clone(),
         };
@@ -254,95 +247,189 @@ impl Upstream {
         }
     }
 
-    async fn attempt(&self, call: ToolCall, worker: Option<Worker>) -> Attempt {
-        let unreachable = |e: GatewayError| failed(format!("{e}: {}", source_text(&e)));
-        match worker {
-            Some(worker) => {
-                let lease = match self.lease().await {
-                    Ok(lease) => lease,
-                    Err(e) => return Attempt::Final(Err(unreachable(e))),
-                };
-                let connection = lease.connection();
-                let attempt = self
-                    .call_with(
-                        connection.service.peer(),
-                        &connection.calls,
-                        call,
-                        Some(worker),
-                    )
-                    .await;
-                lease.release(matches!(attempt, Attempt::Final(_)));
-                attempt
+    /// Learns what a call asks before it acts: runs it on a connection of
+    /// its own until its first questions (then stops it: they are to be
+    /// asked before any task exists) or its answer, whichever comes first.
+    /// Only for tools the operator declared ask-first: one that acts
+    /// before asking would act twice.
+    pub(super) async fn probe(&self, call: ToolCall) -> Preparation {
+        let lease = match self.lease().await {
+            Ok(lease) => lease,
+            Err(e) => return Preparation::Ran(Err(unreachable(e))),
+        };
+        let connection = lease.connection();
+        let calls = &connection.calls;
+        let probe = Arc::new(Probe::default());
+        let open = calls.open(Role::Probing(probe.clone()));
+        let Ok(mut handle) = send(connection.service.peer(), call).await else {
+            drop(open);
+            lease.release(false);
+            return Preparation::Ran(Err(self.lost("before the call")));
+        };
+        let _ = open.call.token.set(handle.progress_token.clone());
+        let idle_timeout = self.limits.idle_timeout;
+        let preparation = loop {
+            let idle_ends = open.call.last_heard() + idle_timeout;
+            tokio::select! {
+                answer = &mut handle.rx => break match self.outcome(answer) {
+                    Attempt::Final(outcome) => Preparation::Ran(outcome),
+                    Attempt::NotSent(exit) | Attempt::Lost(exit) => Preparation::Ran(Err(exit)),
+                },
+                () = probe.asked.notified() => {
+                    // Questions sent together are asked together.
+                    tokio::time::sleep(self.limits.input_settle).await;
+                    // Stopped first, so the upstream sees the cancel before
+                    // its questions' errors.
+                    let _ = handle.cancel(Some("asked before the task starts".into())).await;
+                    break Preparation::Ask(probe.finish());
+                }
+                () = tokio::time::sleep_until(idle_ends) => {
+                    if open.call.idle_for(idle_timeout) {
+                        let _ = handle.cancel(Some("the gateway gave up waiting".into())).await;
+                        break Preparation::Ran(Err(self.silent()));
+                    }
+                }
             }
-            None => match self.shared().await {
-                Ok((peer, calls)) => self.call_with(&peer, &calls, call, None).await,
-                Err(e) => Attempt::Final(Err(unreachable(e))),
-            },
-        }
+        };
+        drop(open);
+        lease.release(!matches!(preparation, Preparation::Ran(Err(_))));
+        preparation
     }
 
-    /// One attempt at the call on `peer`, whose calls in flight are `calls`.
+    /// One attempt at the call: a task call, or one that brings answers
+    /// the client gave ahead, on a connection of its own; any other on the
+    /// shared connection.
+    async fn attempt(&self, call: ToolCall, worker: Option<Worker>) -> Attempt {
+        let settle = self.limits.input_settle;
+        if worker.is_none() && call.input_responses.is_empty() {
+            return match self.shared().await {
+                Ok((peer, calls)) => self.call_with(&peer, &calls, call, Role::Plain, None).await,
+                Err(e) => Attempt::Final(Err(unreachable(e))),
+            };
+        }
+        let lease = match self.lease().await {
+            Ok(lease) => lease,
+            Err(e) => return Attempt::Final(Err(unreachable(e))),
+        };
+        let connection = lease.connection();
+        let cancel = worker.as_ref().map(|w| w.cancellation().clone());
+        let asker = Asker::new(worker, settle, call.input_responses.clone());
+        let attempt = self
+            .call_with(
+                connection.service.peer(),
+                &connection.calls,
+                call,
+                Role::Answering(Box::new(asker)),
+                cancel,
+            )
+            .await;
+        lease.release(matches!(attempt, Attempt::Final(_)));
+        attempt
+    }
+
+    /// One attempt at the call on `peer`, whose calls in flight are
+    /// `calls`, its questions going to `role`; stopped when `cancel` is.
     async fn call_with(
         &self,
         peer: &Peer<RoleClient>,
         calls: &Calls,
         call: ToolCall,
-        worker: Option<Worker>,
+        role: Role,
+        cancel: Option<CancellationToken>,
     ) -> Attempt {
-        let name = &self.server.name;
         let idle_timeout = self.limits.idle_timeout;
-        let open = calls.open(worker.clone());
-        let params = CallToolRequestParams::new(call.name).with_arguments(call.arguments);
-        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-        let mut handle = match peer
-            .send_cancellable_request(request, PeerRequestOptions::no_options())
-            .await
-        {
-            Ok(handle) => handle,
-            Err(_) => {
-                let lost = failed(format!("the upstream `{name}` was lost before the call"));
-                return Attempt::NotSent(lost);
-            }
+        let open = calls.open(role);
+        let Ok(mut handle) = send(peer, call).await else {
+            return Attempt::NotSent(self.lost("before the call"));
         };
         let _ = open.call.token.set(handle.progress_token.clone());
         let cancelled = async {
-            match &worker {
-                Some(worker) => worker.cancellation().cancelled().await,
+            match &cancel {
+                Some(cancel) => cancel.cancelled().await,
                 None => std::future::pending().await,
             }
         };
         tokio::pin!(cancelled);
-        let ended = loop {
+        loop {
             let idle_ends = open.call.last_heard() + idle_timeout;
             tokio::select! {
-                answer = &mut handle.rx => break Ended::Answered(outcome(name, answer)),
-                () = &mut cancelled => break Ended::Cancelled,
+                answer = &mut handle.rx => return self.outcome(answer),
+                () = &mut cancelled => {
+                    // The upstream stops the call; the task ends cancelled
+                    // whatever it answers.
+                    let _ = handle.cancel(Some("the task was cancelled".into())).await;
+                    return Attempt::Final(Err(ToolExit::Cancelled));
+                }
                 () = tokio::time::sleep_until(idle_ends) => {
                     if open.call.idle_for(idle_timeout) {
-                        break Ended::Silent;
+                        let _ = handle.cancel(Some("the gateway gave up waiting".into())).await;
+                        return Attempt::Lost(self.silent());
                     }
                 }
             }
-        };
-        match ended {
-            Ended::Answered(attempt) => attempt,
-            Ended::Cancelled => {
-                // The upstream stops the call; the task ends cancelled
-                // whatever it answers.
-                let _ = handle.cancel(Some("the task was cancelled".into())).await;
-                Attempt::Final(Err(ToolExit::Cancelled))
+        }
+    }
+
+    /// The upstream was lost `when`.
+    fn lost(&self, when: &str) -> ToolExit {
+        failed(format!(
+            "the upstream `{}` was lost {when} (it exited or closed the connection)",
+            self.server.name
+        ))
+    }
+
+    /// The upstream sent nothing for the idle timeout.
+    fn silent(&self) -> ToolExit {
+        failed(format!(
+            "the upstream `{}` sent nothing for {} ms and was given up",
+            self.server.name,
+            self.limits.idle_timeout.as_millis()
+        ))
+    }
+
+    /// The attempt's end, from the upstream's answer.
+    fn outcome(&self, answer: Answer) -> Attempt {
+        let name = &self.server.name;
+        match answer {
+            Ok(Ok(ServerResult::CallToolResult(result))) => Attempt::Final(
+                serde_json::to_value(result)
+                    .map_err(|e| failed(format!("the upstream `{name}`'s result: {e}"))),
+            ),
+            Ok(Ok(_)) => Attempt::Final(Err(failed(format!(
+                "the upstream `{name}` answered tools/call with something other than a tool result"
+            )))),
+            Ok(Err(ServiceError::McpError(error))) => {
+                Attempt::Final(Err(ToolExit::Failed(RpcError {
+                    code: error.code.0,
+                    message: error.message.into_owned(),
+                    data: error.data,
+                })))
             }
-            Ended::Silent => {
-                let _ = handle
-                    .cancel(Some("the gateway gave up waiting".into()))
-                    .await;
-                Attempt::Lost(failed(format!(
-                    "the upstream `{name}` sent nothing for {} ms and was given up",
-                    idle_timeout.as_millis()
-                )))
+            Ok(Err(ServiceError::TransportClosed)) | Err(_) => {
+                Attempt::Lost(self.lost("during the call"))
+            }
+            Ok(Err(other)) => {
+                Attempt::Lost(failed(format!("the upstream `{name}` failed: {other}")))
             }
         }
     }
+}
+
+/// What the upstream's answer to a request arrives as.
+type Answer = Result<Result<ServerResult, ServiceError>, tokio::sync::oneshot::error::RecvError>;
+
+/// Sends the call's `tools/call`: its handle, or `Err` when it never left.
+async fn send(peer: &Peer<RoleClient>, call: ToolCall) -> Result<RequestHandle<RoleClient>, ()> {
+    let params = CallToolRequestParams::new(call.name).with_arguments(call.arguments);
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+    peer.send_cancellable_request(request, PeerRequestOptions::no_options())
+        .await
+        .map_err(drop)
+}
+
+/// The error of an upstream that could not be reached.
+fn unreachable(e: GatewayError) -> ToolExit {
+    failed(format!("{e}: {}", source_text(&e)))
 }
 
 /// How one attempt at a call ended.
@@ -358,38 +445,6 @@ enum Attempt {
     Lost(ToolExit),
 }
 
-/// How the wait for an upstream answer ended.
-enum Ended {
-    Answered(Attempt),
-    Cancelled,
-    Silent,
-}
-
-/// The attempt's end, from the upstream's answer.
-fn outcome(
-    name: &str,
-    answer: Result<Result<ServerResult, ServiceError>, tokio::sync::oneshot::error::RecvError>,
-) -> Attempt {
-    match answer {
-        Ok(Ok(ServerResult::CallToolResult(result))) => Attempt::Final(
-            serde_json::to_value(result)
-                .map_err(|e| failed(format!("the upstream `{name}`'s result: {e}"))),
-        ),
-        Ok(Ok(_)) => Attempt::Final(Err(failed(format!(
-            "the upstream `{name}` answered tools/call with something other than a tool result"
-        )))),
-        Ok(Err(ServiceError::McpError(error))) => Attempt::Final(Err(ToolExit::Failed(RpcError {
-            code: error.code.0,
-            message: error.message.into_owned(),
-            data: error.data,
-        }))),
-        Ok(Err(ServiceError::TransportClosed)) | Err(_) => Attempt::Lost(failed(format!(
-            "the upstream `{name}` was lost during the call (it exited or closed the connection)"
-        ))),
-        Ok(Err(other)) => Attempt::Lost(failed(format!("the upstream `{name}` failed: {other}"))),
-    }
-}
-
 fn failed(message: String) -> ToolExit {
     ToolExit::Failed(RpcError::internal(message))
 }
@@ -397,203 +452,4 @@ fn failed(message: String) -> ToolExit {
 /// The cause of `error`, for a message that must stand alone.
 fn source_text(error: &GatewayError) -> String {
     std::error::Error::source(error).map_or_else(String::new, ToString::to_string)
-}
-
-/// The calls in flight on the connection.
-pub(super) struct Calls {
-    next_id: AtomicU64,
-    open: Mutex<BTreeMap<u64, Arc<Call>>>,
-    input_settle: Duration,
-}
-
-/// One call in flight.
-pub(super) struct Call {
-    /// The progress token the upstream's notifications name.
-    token: OnceLock<ProgressToken>,
-    /// Asks the task's client, when the call runs as a task.
-    asker: Option<Asker>,
-    /// When the upstream last sent anything for this call.
-    heard: Mutex<Instant>,
-    /// Input requests of this call waiting for the client.
-    waiting_for_input: AtomicUsize,
-}
-
-impl Call {
-    fn heard_now(&self) {
-        *self.heard.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
-    }
-
-    fn last_heard(&self) -> Instant {
-        *self.heard.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Whether the upstream has been silent for `timeout` while no input
-    /// was awaited (waiting for the client is not the upstream's silence).
-    fn idle_for(&self, timeout: Duration) -> bool {
-        if self.waiting_for_input.load(Ordering::SeqCst) > 0 {
-            self.heard_now();
-            return false;
-        }
-        self.last_heard().elapsed() >= timeout
-    }
-}
-
-/// A call's place among the open ones; leaving it closes the call.
-pub(super) struct OpenCall<'a> {
-    calls: &'a Calls,
-    id: u64,
-    call: Arc<Call>,
-}
-
-impl Drop for OpenCall<'_> {
-    fn drop(&mut self) {
-        self.calls
-            .open
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.id);
-    }
-}
-
-impl Calls {
-    fn new(input_settle: Duration) -> Self {
-        Calls {
-            next_id: AtomicU64::new(0),
-            open: Mutex::new(BTreeMap::new()),
-            input_settle,
-        }
-    }
-
-    /// Opens a call, before its request is sent.
-    fn open(&self, worker: Option<Worker>) -> OpenCall<'_> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let call = Arc::new(Call {
-            token: OnceLock::new(),
-            asker: worker.map(|w| Asker::new(w, self.input_settle)),
-            heard: Mutex::new(Instant::now()),
-            waiting_for_input: AtomicUsize::new(0),
-        });
-        self.open
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, call.clone());
-        OpenCall {
-            calls: self,
-            id,
-            call,
-        }
-    }
-
-    fn by_token(&self, token: &ProgressToken) -> Option<Arc<Call>> {
-        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        open.values()
-            .find(|c| c.token.get() == Some(token))
-            .cloned()
-    }
-
-    /// The call an upstream request belongs to: the only one in flight,
-    /// if it runs as a task. (A task call has its process to itself, so
-    /// the other cases are plain calls, and a guard.)
-    fn sole_task_call(&self) -> Result<Arc<Call>, ErrorData> {
-        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let refuse = |why: String| Err(ErrorData::invalid_request(why, None));
-        match open.len() {
-            0 => refuse("the gateway has no call in flight to ask for".into()),
-            1 => match open.values().next() {
-                Some(call) if call.asker.is_some() => Ok(call.clone()),
-                _ => refuse(
-                    "a call that does not run as a task has no client to ask for input".into(),
-                ),
-            },
-            n => refuse(format!(
-                "{n} calls are in flight here and stdio does not say which one this request \
-                 serves, so the gateway asks nobody"
-            )),
-        }
-    }
-
-    /// Asks the client of the call this request serves; its answer.
-    async fn ask(&self, method: &str, params: Map<String, Value>) -> Result<Value, ErrorData> {
-        let call = self.sole_task_call()?;
-        let Some(asker) = &call.asker else {
-            unreachable!("sole_task_call returns task calls only")
-        };
-        call.waiting_for_input.fetch_add(1, Ordering::SeqCst);
-        let answer = asker.ask(method, params).await;
-        call.waiting_for_input.fetch_sub(1, Ordering::SeqCst);
-        call.heard_now();
-        answer
-    }
-
-    /// A progress notification: the status message of the call's task.
-    async fn progress(&self, params: ProgressNotificationParam) {
-        let Some(call) = self.by_token(&params.progress_token) else {
-            return;
-        };
-        call.heard_now();
-        let Some(asker) = &call.asker else {
-            return;
-        };
-        let message = params.message.unwrap_or_else(|| match params.total {
-            Some(total) => format!("{} of {total}", params.progress),
-            None => format!("{}", params.progress),
-        });
-        if let Err(e) = asker.worker().progress(&message).await {
-            tracing::debug!(task = asker.worker().task_id(), error = %e, "progress not stored");
-        }
-    }
-}
-
-/// The gateway as the upstream's MCP client.
-#[derive(Clone)]
-pub(super) struct UpstreamClient {
-    calls: Arc<Calls>,
-}
-
-/// `value`'s fields (the params of an input request).
-fn fields<T: serde::Serialize>(value: &T) -> Result<Map<String, Value>, ErrorData> {
-    match serde_json::to_value(value) {
-        Ok(Value::Object(fields)) => Ok(fields),
-        _ => Err(ErrorData::internal_error(
-            "the request's params are not an object",
-            None,
-        )),
-    }
-}
-
-/// The client's answer as the result type the upstream expects.
-fn answer_as<T: serde::de::DeserializeOwned>(answer: Value, what: &str) -> Result<T, ErrorData> {
-    serde_json::from_value(answer).map_err(|e| {
-        ErrorData::internal_error(format!("the client's answer is not a {what}: {e}"), None)
-    })
-}
-
-impl ClientHandler for UpstreamClient {
-    fn get_info(&self) -> ClientConfig {
-        let capabilities = ClientCapabilities::builder().enable_elicitation().build();
-        ClientConfig::new(
-            capabilities,
-            Implementation::new("pmcp-tasks-gateway", env!("CARGO_PKG_VERSION")),
-        )
-    }
-
-    async fn create_elicitation(
-        &self,
-        request: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
-    ) -> Result<ElicitResult, ErrorData> {
-        let answer = self
-            .calls
-            .ask("elicitation/create", fields(&request)?)
-            .await?;
-        answer_as(answer, "elicitation result")
-    }
-
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        self.calls.progress(params).await;
-    }
 }
