@@ -15,6 +15,11 @@
 //! the specification names. A tool call that becomes a task runs on a
 //! [`Worker`]: it keeps its lease, reports progress, asks for input and
 //! sees cancellation, all through the store, so any replica can answer for it.
+//!
+//! With the `gateway` feature, `Gateway` offers the tools of an unchanged
+//! upstream MCP server (a command over stdio, or a Streamable HTTP URL) as
+//! durable tasks: `pmcp-tasks gateway` in front of a server written in any
+//! language.
 
 mod arguments;
 mod core;

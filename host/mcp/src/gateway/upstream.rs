@@ -24,7 +24,8 @@ use crate::error::RpcError;
 use crate::server::{Preparation, ToolCall};
 use crate::worker::{ToolExit, ToolOutcome, Worker};
 
-/// One running upstream process, as its MCP client.
+/// One upstream connection (a process, or an HTTP session), as its MCP
+/// client.
 struct Connection {
     service: RunningService<RoleClient, UpstreamClient>,
     calls: Arc<Calls>,
@@ -36,8 +37,8 @@ impl Connection {
     }
 }
 
-/// A process held by one task call; back to the idle pool when released
-/// reusable, ended otherwise.
+/// A connection held by one call that can be asked; back to the idle
+/// pool when released reusable, ended otherwise.
 struct Lease<'a> {
     upstream: &'a Upstream,
     connection: Option<Connection>,
@@ -51,8 +52,8 @@ impl Lease<'_> {
             .expect("a lease holds its connection until released")
     }
 
-    /// Gives the process back: to the idle pool when `reusable` and
-    /// there is room, else it ends.
+    /// Gives the connection back: to the idle pool when `reusable` and
+    /// there is room, else it ends (a process is killed).
     fn release(mut self, reusable: bool) {
         if let Some(connection) = self.connection.take() {
             if reusable && connection.alive() {
@@ -65,15 +66,15 @@ impl Lease<'_> {
     }
 }
 
-/// How the gateway runs its upstream processes (from `GatewayOptions`).
+/// How the gateway runs its upstream connections (from `GatewayOptions`).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Limits {
-    /// Task calls running at once (each holds a process).
+    /// Task calls running at once (each holds a connection).
     pub(super) busy: usize,
-    /// Idle processes kept ready for the next task call.
+    /// Idle connections kept ready for the next task call.
     pub(super) idle: usize,
-    /// The longest a process may send nothing: while it starts, and
-    /// during a call while no input is awaited.
+    /// The longest the upstream may send nothing: while a connection
+    /// starts, and during a call while no input is awaited.
     pub(super) idle_timeout: Duration,
     /// How long input requests sent together are gathered.
     pub(super) input_settle: Duration,
@@ -83,13 +84,13 @@ pub(super) struct Limits {
 pub(super) struct Upstream {
     server: UpstreamServer,
     limits: Limits,
-    /// The process plain calls share (none of them can be asked for input).
+    /// The connection plain calls share (none of them can be asked).
     shared: tokio::sync::Mutex<Option<Connection>>,
-    /// Processes ready for a task call.
+    /// Connections ready for a task call.
     idle: Mutex<Vec<Connection>>,
     /// One permit per task call running.
     busy: Arc<Semaphore>,
-    /// The tools the upstream listed when a process last started.
+    /// The tools the upstream listed when a connection last started.
     tools: RwLock<Arc<Vec<Tool>>>,
 }
 
@@ -105,7 +106,7 @@ impl Upstream {
         }
     }
 
-    /// The tools the upstream listed when a process last started.
+    /// The tools the upstream listed when a connection last started.
     pub(super) fn tools(&self) -> Arc<Vec<Tool>> {
         self.tools
             .read()
@@ -117,7 +118,7 @@ impl Upstream {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts the shared process (listing the tools), if it is not running.
+    /// Makes the shared connection (listing the tools), if there is none.
     pub(super) async fn connect(&self) -> Result<(), GatewayError> {
         self.shared().await.map(drop)
     }
@@ -139,7 +140,7 @@ impl Upstream {
         Ok(handles)
     }
 
-    /// A process for one task call: an idle one, or a new one.
+    /// A connection for one call that can be asked: an idle one, or a new one.
     async fn lease(&self) -> Result<Lease<'_>, GatewayError> {
         let permit = self
             .busy
@@ -163,7 +164,8 @@ impl Upstream {
         })
     }
 
-    /// Starts a process, within the idle timeout.
+    /// Makes a connection (starts a process, or opens a session) and
+    /// lists the tools, within the idle timeout.
     async fn start(&self) -> Result<Connection, GatewayError> {
         let waited = self.limits.idle_timeout;
         tokio::time::timeout(waited, self.start_unbounded())
