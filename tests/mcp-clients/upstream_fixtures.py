@@ -56,6 +56,7 @@ class UserName(BaseModel):
 @server.tool()
 def greet(name: str = "world") -> str:
     """Greets by name, at once."""
+    record(f"in {os.getpid()} greet {name}")
     return f"Hello, {name}!"
 
 

@@ -48,11 +48,16 @@ pub(crate) struct GatewayArgs {
     /// answer) while no input is awaited before its task fails, in ms.
     #[arg(long, default_value_t = 300_000)]
     upstream_idle_timeout_ms: u64,
+    /// The longest an upstream may take to start (answer the handshake and
+    /// list its tools), in ms.
+    #[arg(long, default_value_t = 30_000)]
+    upstream_start_timeout_ms: u64,
     /// Task calls run at once, each on an upstream process of its own (so
     /// what the upstream asks mid-call is that task's); more wait.
     #[arg(long, default_value_t = 64)]
     max_task_calls: usize,
-    /// Upstream processes kept idle, ready for the next task call.
+    /// Upstream processes (or HTTP sessions) kept idle, ready for the next
+    /// task call.
     #[arg(long, default_value_t = 2)]
     idle_upstreams: usize,
     /// A tool safe to call twice: a call of it lost mid-call (the upstream
@@ -96,6 +101,7 @@ pub(crate) async fn run(host: TaskHost, args: GatewayArgs, secret: Option<&[u8]>
     let mut options = GatewayOptions::default()
         .with_default_task_support(args.task_support)
         .with_idle_timeout(Duration::from_millis(args.upstream_idle_timeout_ms))
+        .with_start_timeout(Duration::from_millis(args.upstream_start_timeout_ms))
         .with_max_task_calls(args.max_task_calls)
         .with_idle_upstreams(args.idle_upstreams);
     for (name, support) in args.tool_task_support {

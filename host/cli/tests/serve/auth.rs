@@ -250,6 +250,19 @@ async fn a_refreshed_token_keeps_its_tasks_on_every_replica() {
     .await
     .expect("tools/call on A");
     let id = task_id(&created);
+    // The worker's first write (its progress) lands before the snapshot,
+    // so that only a refused request could change the store after it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let seen = mcp_http::call_as(&a.url, Some(&first), "tasks/get", json!({"taskId": id}))
+            .await
+            .expect("tasks/get on A");
+        if seen.get("statusMessage").is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no progress: {seen}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     let before = redis.everything_stored().await;
     let bob = issuer.token(&issuer.claims("bob", RESOURCE, 600));

@@ -146,9 +146,11 @@ pub struct GatewayOptions {
     pub task_support: BTreeMap<String, TaskSupport>,
     /// How long an upstream call may send nothing (no progress, no
     /// request, no answer) while no input is awaited before it is given
-    /// up as hung and its task failed; also the longest an upstream
-    /// process may take to start.
+    /// up as hung and its task failed.
     pub idle_timeout: Duration,
+    /// The longest an upstream connection may take to start (a process
+    /// to answer the handshake and list its tools, or a session to open).
+    pub start_timeout: Duration,
     /// How long input requests the upstream sends together are gathered
     /// before the task asks for them, so that requests made in parallel
     /// are pending at once.
@@ -156,7 +158,8 @@ pub struct GatewayOptions {
     /// Task calls run at once, each on an upstream process of its own;
     /// more wait for one to end.
     pub max_task_calls: usize,
-    /// Upstream processes kept idle, ready for the next task call.
+    /// Upstream connections kept idle, ready for the next task call (made
+    /// in the background, at start and as they are taken).
     pub idle_upstreams: usize,
     /// Tools the operator declared idempotent, by name: how many more
     /// times a call of one is made when the upstream was lost or went
@@ -177,6 +180,7 @@ impl Default for GatewayOptions {
             default_task_support: TaskSupport::Optional,
             task_support: BTreeMap::new(),
             idle_timeout: Duration::from_secs(300),
+            start_timeout: Duration::from_secs(30),
             input_settle: Duration::from_millis(25),
             max_task_calls: 64,
             idle_upstreams: 2,
@@ -202,6 +206,12 @@ impl GatewayOptions {
     /// Sets [`GatewayOptions::idle_timeout`].
     pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`GatewayOptions::start_timeout`].
+    pub fn with_start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
         self
     }
 
@@ -268,7 +278,7 @@ pub enum GatewayError {
         #[source]
         source: Box<rmcp::service::ClientInitializeError>,
     },
-    /// The upstream sent nothing for the idle timeout while it started.
+    /// The upstream did not start within the start timeout.
     #[error("the upstream `{name}` did not start within {} ms", waited.as_millis())]
     Silent {
         /// The upstream's name.
@@ -305,12 +315,14 @@ impl Gateway {
             busy: options.max_task_calls,
             idle: options.idle_upstreams,
             idle_timeout: options.idle_timeout,
+            start_timeout: options.start_timeout,
             input_settle: options.input_settle,
         };
-        let upstream = Upstream::new(upstream, limits);
+        let upstream = Arc::new(Upstream::new(upstream, limits));
         upstream.connect().await?;
+        upstream.refill();
         Ok(Gateway {
-            upstream: Arc::new(upstream),
+            upstream,
             options: Arc::new(options),
         })
     }

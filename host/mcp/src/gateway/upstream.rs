@@ -5,6 +5,7 @@
 //! call is made, retried, stopped or given up.
 
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -73,9 +74,11 @@ pub(super) struct Limits {
     pub(super) busy: usize,
     /// Idle connections kept ready for the next task call.
     pub(super) idle: usize,
-    /// The longest the upstream may send nothing: while a connection
-    /// starts, and during a call while no input is awaited.
+    /// The longest the upstream may send nothing during a call while no
+    /// input is awaited.
     pub(super) idle_timeout: Duration,
+    /// The longest a connection may take to start.
+    pub(super) start_timeout: Duration,
     /// How long input requests sent together are gathered.
     pub(super) input_settle: Duration,
 }
@@ -88,6 +91,8 @@ pub(super) struct Upstream {
     shared: tokio::sync::Mutex<Option<Connection>>,
     /// Connections ready for a task call.
     idle: Mutex<Vec<Connection>>,
+    /// Idle connections being made now.
+    refilling: AtomicUsize,
     /// One permit per task call running.
     busy: Arc<Semaphore>,
     /// The tools the upstream listed when a connection last started.
@@ -101,6 +106,7 @@ impl Upstream {
             limits,
             shared: tokio::sync::Mutex::new(None),
             idle: Mutex::new(Vec::new()),
+            refilling: AtomicUsize::new(0),
             busy: Arc::new(Semaphore::new(limits.busy.max(1))),
             tools: RwLock::new(Arc::default()),
         }
@@ -140,8 +146,44 @@ impl Upstream {
         Ok(handles)
     }
 
-    /// A connection for one call that can be asked: an idle one, or a new one.
-    async fn lease(&self) -> Result<Lease<'_>, GatewayError> {
+    /// Keeps the idle pool full: makes, in the background, as many
+    /// connections as it lacks (counting those being made), so that a task
+    /// call rarely waits for an upstream to start.
+    pub(super) fn refill(self: &Arc<Self>) {
+        loop {
+            let lacking = {
+                let idle = self.idle();
+                let coming = idle.len() + self.refilling.load(Ordering::SeqCst);
+                self.limits.idle.saturating_sub(coming)
+            };
+            if lacking == 0 {
+                return;
+            }
+            self.refilling.fetch_add(1, Ordering::SeqCst);
+            let upstream = self.clone();
+            tokio::spawn(async move {
+                let made = upstream.start().await;
+                upstream.refilling.fetch_sub(1, Ordering::SeqCst);
+                match made {
+                    Ok(connection) => {
+                        let mut idle = upstream.idle();
+                        if idle.len() < upstream.limits.idle {
+                            idle.push(connection);
+                        }
+                    }
+                    Err(e) => tracing::warn!(
+                        upstream = %upstream.server.name,
+                        error = %e,
+                        "an idle upstream connection could not be made"
+                    ),
+                }
+            });
+        }
+    }
+
+    /// A connection for one call that can be asked: an idle one (the pool
+    /// refilled behind it), or a new one.
+    async fn lease(self: &Arc<Self>) -> Result<Lease<'_>, GatewayError> {
         let permit = self
             .busy
             .clone()
@@ -153,6 +195,7 @@ impl Upstream {
             idle.retain(Connection::alive);
             idle.pop()
         };
+        self.refill();
         let connection = match ready {
             Some(connection) => connection,
             None => self.start().await?,
@@ -165,9 +208,9 @@ impl Upstream {
     }
 
     /// Makes a connection (starts a process, or opens a session) and
-    /// lists the tools, within the idle timeout.
+    /// lists the tools, within the start timeout.
     async fn start(&self) -> Result<Connection, GatewayError> {
-        let waited = self.limits.idle_timeout;
+        let waited = self.limits.start_timeout;
         tokio::time::timeout(waited, self.start_unbounded())
             .await
             .map_err(|_| GatewayError::Silent {
@@ -224,7 +267,7 @@ impl Upstream {
     /// the upstream was lost or went silent (for tools the operator
     /// declared idempotent).
     pub(super) async fn call(
-        &self,
+        self: &Arc<Self>,
         call: ToolCall,
         worker: Option<Worker>,
         mut retries: u32,
@@ -254,7 +297,7 @@ impl Upstream {
     /// asked before any task exists) or its answer, whichever comes first.
     /// Only for tools the operator declared ask-first: one that acts
     /// before asking would act twice.
-    pub(super) async fn probe(&self, call: ToolCall) -> Preparation {
+    pub(super) async fn probe(self: &Arc<Self>, call: ToolCall) -> Preparation {
         let lease = match self.lease().await {
             Ok(lease) => lease,
             Err(e) => return Preparation::Ran(Err(unreachable(e))),
@@ -301,7 +344,7 @@ impl Upstream {
     /// One attempt at the call: a task call, or one that brings answers
     /// the client gave ahead, on a connection of its own; any other on the
     /// shared connection.
-    async fn attempt(&self, call: ToolCall, worker: Option<Worker>) -> Attempt {
+    async fn attempt(self: &Arc<Self>, call: ToolCall, worker: Option<Worker>) -> Attempt {
         let settle = self.limits.input_settle;
         if worker.is_none() && call.input_responses.is_empty() {
             return match self.shared().await {
