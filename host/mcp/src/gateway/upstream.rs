@@ -4,6 +4,7 @@
 //! mid-call belongs to the one call it serves; its tools; and how one
 //! call is made, retried, stopped or given up.
 
+use std::future::Future;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -16,7 +17,6 @@ use rmcp::service::{
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::ServiceExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
 
 use super::asker::Asker;
 use super::calls::{Calls, Probe, Role, UpstreamClient};
@@ -279,6 +279,9 @@ impl Upstream {
                 .is_some_and(|w| w.cancellation().is_cancelled());
             match self.attempt(call.clone(), worker.clone()).await {
                 Attempt::Final(outcome) => return outcome,
+                // Stopped on the task's cancellation: the upstream stops
+                // the call; the task ends cancelled whatever it answers.
+                Attempt::Stopped => return Err(ToolExit::Cancelled),
                 Attempt::NotSent(exit) if !unsent_retried && !cancelled => {
                     unsent_retried = true;
                     tracing::info!(upstream = %self.server.name, error = %exit, "the call never left; sending it on a new connection");
@@ -303,42 +306,31 @@ impl Upstream {
             Err(e) => return Preparation::Ran(Err(unreachable(e))),
         };
         let connection = lease.connection();
-        let calls = &connection.calls;
         let probe = Arc::new(Probe::default());
-        let open = calls.open(Role::Probing(probe.clone()));
-        let Ok(mut handle) = send(connection.service.peer(), call).await else {
-            drop(open);
-            lease.release(false);
-            return Preparation::Ran(Err(self.lost("before the call")));
+        let asked = async {
+            probe.asked.notified().await;
+            // Questions sent together are asked together.
+            tokio::time::sleep(self.limits.input_settle).await;
+            "asked before the task starts"
         };
-        let _ = open.call.token.set(handle.progress_token.clone());
-        let idle_timeout = self.limits.idle_timeout;
-        let preparation = loop {
-            let idle_ends = open.call.last_heard() + idle_timeout;
-            tokio::select! {
-                answer = &mut handle.rx => break match self.outcome(answer) {
-                    Attempt::Final(outcome) => Preparation::Ran(outcome),
-                    Attempt::NotSent(exit) | Attempt::Lost(exit) => Preparation::Ran(Err(exit)),
-                },
-                () = probe.asked.notified() => {
-                    // Questions sent together are asked together.
-                    tokio::time::sleep(self.limits.input_settle).await;
-                    // Stopped first, so the upstream sees the cancel before
-                    // its questions' errors.
-                    let _ = handle.cancel(Some("asked before the task starts".into())).await;
-                    break Preparation::Ask(probe.finish());
-                }
-                () = tokio::time::sleep_until(idle_ends) => {
-                    if open.call.idle_for(idle_timeout) {
-                        let _ = handle.cancel(Some("the gateway gave up waiting".into())).await;
-                        break Preparation::Ran(Err(self.silent()));
-                    }
-                }
-            }
-        };
-        drop(open);
-        lease.release(!matches!(preparation, Preparation::Ran(Err(_))));
-        preparation
+        let role = Role::Probing(probe.clone());
+        let attempt = self
+            .call_with(
+                connection.service.peer(),
+                &connection.calls,
+                call,
+                role,
+                asked,
+            )
+            .await;
+        lease.release(matches!(attempt, Attempt::Stopped | Attempt::Final(Ok(_))));
+        match attempt {
+            // Stopped first, so the upstream saw the cancel before its
+            // questions' errors.
+            Attempt::Stopped => Preparation::Ask(probe.finish()),
+            Attempt::Final(outcome) => Preparation::Ran(outcome),
+            Attempt::NotSent(exit) | Attempt::Lost(exit) => Preparation::Ran(Err(exit)),
+        }
     }
 
     /// One attempt at the call: a task call, or one that brings answers
@@ -348,7 +340,11 @@ impl Upstream {
         let settle = self.limits.input_settle;
         if worker.is_none() && call.input_responses.is_empty() {
             return match self.shared().await {
-                Ok((peer, calls)) => self.call_with(&peer, &calls, call, Role::Plain, None).await,
+                Ok((peer, calls)) => {
+                    let never = std::future::pending();
+                    self.call_with(&peer, &calls, call, Role::Plain, never)
+                        .await
+                }
                 Err(e) => Attempt::Final(Err(unreachable(e))),
             };
         }
@@ -358,29 +354,38 @@ impl Upstream {
         };
         let connection = lease.connection();
         let cancel = worker.as_ref().map(|w| w.cancellation().clone());
+        let cancelled = async {
+            match &cancel {
+                Some(cancel) => cancel.cancelled().await,
+                None => std::future::pending().await,
+            }
+            "the task was cancelled"
+        };
         let asker = Asker::new(worker, settle, call.input_responses.clone());
+        let role = Role::Answering(Box::new(asker));
         let attempt = self
             .call_with(
                 connection.service.peer(),
                 &connection.calls,
                 call,
-                Role::Answering(Box::new(asker)),
-                cancel,
+                role,
+                cancelled,
             )
             .await;
-        lease.release(matches!(attempt, Attempt::Final(_)));
+        lease.release(matches!(attempt, Attempt::Final(_) | Attempt::Stopped));
         attempt
     }
 
     /// One attempt at the call on `peer`, whose calls in flight are
-    /// `calls`, its questions going to `role`; stopped when `cancel` is.
+    /// `calls`, its questions going to `role`; stopped (its cancel sent
+    /// upstream, with the reason `stop` gives) when `stop` resolves first.
     async fn call_with(
         &self,
         peer: &Peer<RoleClient>,
         calls: &Calls,
         call: ToolCall,
         role: Role,
-        cancel: Option<CancellationToken>,
+        stop: impl Future<Output = &'static str>,
     ) -> Attempt {
         let idle_timeout = self.limits.idle_timeout;
         let open = calls.open(role);
@@ -388,22 +393,14 @@ impl Upstream {
             return Attempt::NotSent(self.lost("before the call"));
         };
         let _ = open.call.token.set(handle.progress_token.clone());
-        let cancelled = async {
-            match &cancel {
-                Some(cancel) => cancel.cancelled().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(cancelled);
+        tokio::pin!(stop);
         loop {
             let idle_ends = open.call.last_heard() + idle_timeout;
             tokio::select! {
                 answer = &mut handle.rx => return self.outcome(answer),
-                () = &mut cancelled => {
-                    // The upstream stops the call; the task ends cancelled
-                    // whatever it answers.
-                    let _ = handle.cancel(Some("the task was cancelled".into())).await;
-                    return Attempt::Final(Err(ToolExit::Cancelled));
+                reason = &mut stop => {
+                    let _ = handle.cancel(Some(reason.into())).await;
+                    return Attempt::Stopped;
                 }
                 () = tokio::time::sleep_until(idle_ends) => {
                     if open.call.idle_for(idle_timeout) {
@@ -479,9 +476,12 @@ fn unreachable(e: GatewayError) -> ToolExit {
 
 /// How one attempt at a call ended.
 enum Attempt {
-    /// The upstream answered (a result or a JSON-RPC error), or the task
-    /// was cancelled: the call's end; its connection may serve another.
+    /// The upstream answered (a result or a JSON-RPC error): the call's
+    /// end; its connection may serve another.
     Final(ToolOutcome),
+    /// The gateway stopped the call before its answer (its cancel sent
+    /// upstream); the connection may serve another.
+    Stopped,
     /// The request never left the gateway (its connection was already
     /// gone): the upstream did not see it.
     NotSent(ToolExit),
