@@ -116,6 +116,18 @@ pub fn installed_mcp_python() -> Option<PathBuf> {
     Some(mcp_python_path()).filter(|python| python.exists())
 }
 
+/// A path in the temporary directory no other test of any process has
+/// used: `prefix`, this process's id and the time in nanoseconds.
+pub fn unique_temp_path(prefix: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ))
+}
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -146,13 +158,7 @@ impl Conformance {
 
     /// Runs `scenario` against the MCP endpoint at `url` and reads its report.
     pub fn run(&self, url: &str, scenario: &str) -> ScenarioReport {
-        let output_dir = std::env::temp_dir().join(format!(
-            "pmcp-conformance-{}-{scenario}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
+        let output_dir = unique_temp_path(&format!("pmcp-conformance-{scenario}"));
         let output = Command::new(&self.node)
             .arg(&self.suite)
             .args(["server", "--url", url, "--scenario", scenario, "-o"])

@@ -37,14 +37,9 @@ struct Record(PathBuf);
 
 impl Record {
     fn new(name: &str) -> Record {
-        let path = std::env::temp_dir().join(format!(
-            "pmcp-upstream-{}-{name}-{}.log",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        Record(path)
+        Record(conformance::unique_temp_path(&format!(
+            "pmcp-upstream-{name}"
+        )))
     }
 
     fn lines(&self) -> Vec<String> {
