@@ -18,7 +18,6 @@ use crate::params;
 use crate::revision::Revision;
 use crate::shared::{count_finished, ServiceConfig, Shared};
 use crate::trace;
-use crate::wake::Wakeups;
 use crate::wire;
 use crate::worker::{run_worker, ToolOutcome, Worker};
 
@@ -97,7 +96,7 @@ impl TaskService {
             shared: Arc::new(Shared {
                 host,
                 config,
-                wakeups: Wakeups::default(),
+                wakeups: Arc::default(),
                 workers: AtomicU64::new(0),
                 running: TaskTracker::new(),
                 stopping: CancellationToken::new(),
@@ -223,6 +222,9 @@ impl TaskService {
             .host
             .create_task(&caller.owner, &request, ttl, Some(&grant))
             .await?;
+        // Subscribed before the task's id is given out: no cancel or answer
+        // can come before this, so the worker needs no first read.
+        let waiter = self.shared.wakeups.subscribe_owned(&created.task.task_id);
         let worker = Worker::new(
             self.shared.clone(),
             caller.owner.clone(),
@@ -233,7 +235,7 @@ impl TaskService {
         trace::record_task(&created.task.task_id);
         let span = trace::worker_span(&created.task.task_id, request.trace_parent.as_deref());
         self.shared.running.spawn(tracing::Instrument::instrument(
-            run_worker(worker, run),
+            run_worker(worker, waiter, run),
             span,
         ));
         Ok(match caller.revision {

@@ -4,6 +4,7 @@
 //! and task context hold theirs); neither holds the other.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pmcp_tasks_host::TaskHost;
@@ -53,7 +54,7 @@ impl Default for ServiceConfig {
 pub(crate) struct Shared {
     pub(crate) host: TaskHost,
     pub(crate) config: ServiceConfig,
-    pub(crate) wakeups: Wakeups,
+    pub(crate) wakeups: Arc<Wakeups>,
     /// Numbers this replica's workers (lease holders are `replica/N`).
     pub(crate) workers: AtomicU64,
     /// This replica's running workers.

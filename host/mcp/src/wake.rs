@@ -6,6 +6,8 @@
 //! last one out removes the entry. Waiting on ids that never get written
 //! (unknown, foreign, finished on another replica) leaves nothing behind.
 
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dashmap::mapref::entry::Entry;
@@ -16,8 +18,16 @@ use tokio::sync::Notify;
 /// The waiters of one task.
 #[derive(Debug)]
 struct Waiters {
-    notify: Arc<Notify>,
+    signal: Arc<Signal>,
     count: usize,
+}
+
+/// What a wake sets off: the waiters enabled now, and a count of wakes for
+/// a waiter that was not enabled yet.
+#[derive(Debug, Default)]
+struct Signal {
+    notify: Notify,
+    wakes: AtomicU64,
 }
 
 /// One [`Notify`] per task that somebody on this replica waits on.
@@ -28,32 +38,21 @@ pub(crate) struct Wakeups {
 
 impl Wakeups {
     /// Waits on `task_id` until the subscription is dropped.
-    pub(crate) fn subscribe(&self, task_id: &str) -> Subscription<'_> {
-        let notify = match self.tasks.entry(task_id.to_owned()) {
-            Entry::Occupied(mut waiters) => {
-                waiters.get_mut().count += 1;
-                waiters.get().notify.clone()
-            }
-            Entry::Vacant(slot) => {
-                let notify = Arc::new(Notify::new());
-                slot.insert(Waiters {
-                    notify: notify.clone(),
-                    count: 1,
-                });
-                notify
-            }
-        };
-        Subscription {
-            wakeups: self,
-            task_id: task_id.to_owned(),
-            notify,
-        }
+    pub(crate) fn subscribe(&self, task_id: &str) -> Subscription<&Wakeups> {
+        Subscription::new(self, task_id)
+    }
+
+    /// Like [`Self::subscribe`], for a waiter that outlives the borrow (a
+    /// spawned worker subscribed before its task's id is given out).
+    pub(crate) fn subscribe_owned(self: &Arc<Self>, task_id: &str) -> Subscription<Arc<Wakeups>> {
+        Subscription::new(self.clone(), task_id)
     }
 
     /// Wakes every waiter on `task_id` (nothing to do when nobody waits).
     pub(crate) fn wake(&self, task_id: &str) {
         if let Some(waiters) = self.tasks.get(task_id) {
-            waiters.notify.notify_waiters();
+            waiters.signal.wakes.fetch_add(1, Ordering::Release);
+            waiters.signal.notify.notify_waiters();
         }
     }
 
@@ -74,21 +73,54 @@ impl Wakeups {
 
 /// A waiter on one task; leaves the registry when dropped.
 #[derive(Debug)]
-pub(crate) struct Subscription<'a> {
-    wakeups: &'a Wakeups,
+pub(crate) struct Subscription<W: Deref<Target = Wakeups>> {
+    wakeups: W,
     task_id: String,
-    notify: Arc<Notify>,
+    signal: Arc<Signal>,
+    /// The task's wake count when this subscription was made.
+    wakes_at_start: u64,
 }
 
-impl Subscription<'_> {
+impl<W: Deref<Target = Wakeups>> Subscription<W> {
+    fn new(wakeups: W, task_id: &str) -> Self {
+        let signal = match wakeups.tasks.entry(task_id.to_owned()) {
+            Entry::Occupied(mut waiters) => {
+                waiters.get_mut().count += 1;
+                waiters.get().signal.clone()
+            }
+            Entry::Vacant(slot) => {
+                let signal = Arc::new(Signal::default());
+                slot.insert(Waiters {
+                    signal: signal.clone(),
+                    count: 1,
+                });
+                signal
+            }
+        };
+        let wakes_at_start = signal.wakes.load(Ordering::Acquire);
+        Subscription {
+            wakeups,
+            task_id: task_id.to_owned(),
+            signal,
+            wakes_at_start,
+        }
+    }
+
     /// Completes at the next [`Wakeups::wake`] of the task after this call
     /// (enable it before reading the store, so no wake is missed between).
     pub(crate) fn notified(&self) -> Notified<'_> {
-        self.notify.notified()
+        self.signal.notify.notified()
+    }
+
+    /// Whether the task was woken since this subscription was made: what
+    /// a waiter that enables its first [`Self::notified`] later asks, so
+    /// that a wake between the two is not lost.
+    pub(crate) fn woken_since_subscribed(&self) -> bool {
+        self.signal.wakes.load(Ordering::Acquire) != self.wakes_at_start
     }
 }
 
-impl Drop for Subscription<'_> {
+impl<W: Deref<Target = Wakeups>> Drop for Subscription<W> {
     fn drop(&mut self) {
         self.wakeups.leave(&self.task_id);
     }
@@ -123,5 +155,23 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(5), woken)
             .await
             .expect("woken");
+    }
+
+    #[test]
+    fn a_wake_before_the_first_wait_is_remembered() {
+        let wakeups = Arc::new(Wakeups::default());
+        let early = wakeups.subscribe_owned("t");
+        let other = wakeups.subscribe("u");
+        assert!(!early.woken_since_subscribed());
+        wakeups.wake("u");
+        assert!(!early.woken_since_subscribed(), "another task's wake");
+        wakeups.wake("t");
+        assert!(early.woken_since_subscribed());
+        assert!(
+            !wakeups.subscribe("t").woken_since_subscribed(),
+            "a later subscription starts from the wakes so far"
+        );
+        drop((early, other));
+        assert_eq!(wakeups.len(), 0);
     }
 }

@@ -15,6 +15,7 @@ use crate::error::RpcError;
 use std::sync::Arc;
 
 use crate::shared::{count_finished, shut_down_error, Shared};
+use crate::wake::{Subscription, Wakeups};
 
 /// What a tool returns: its `CallToolResult` (also one with `isError:
 /// true`), or how it ended without one.
@@ -181,7 +182,9 @@ impl Worker {
 /// third of its duration (and the task read at once when this replica
 /// wakes it); once cancellation is seen the tool has the grace period to
 /// return, then its future is dropped; the end is one atomic write.
-pub(crate) async fn run_worker<F, Fut>(worker: Worker, run: F)
+/// `waiter` was subscribed to the task before its id left this replica,
+/// so the task as created is all there is to know until a wake or a look.
+pub(crate) async fn run_worker<F, Fut>(worker: Worker, waiter: Subscription<Arc<Wakeups>>, run: F)
 where
     F: FnOnce(Worker) -> Fut,
     Fut: Future<Output = ToolOutcome>,
@@ -194,17 +197,20 @@ where
     // Cancellation asked on another replica is seen within `look_every`
     // (on this replica, at once: the request wakes the worker).
     let look_every = config.cancel_check.min(renew_every);
-    let waiter = worker.shared.wakeups.subscribe(&worker.task_id);
     let mut next_renewal = Instant::now() + renew_every;
     // Set once cancellation is seen: the tool's last moment to return.
     let mut grace_ends: Option<Instant> = None;
-    // Read the task first (a cancel may have come before this loop could
-    // be woken), then after every wake and every `look_every`.
-    let mut changed = true;
+    // Read the task after every wake and every `look_every`, and first if
+    // a wake came before this loop's first wait was enabled.
+    let mut changed = false;
+    let mut first_wait = true;
     let outcome = loop {
         let woken = waiter.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
+        if std::mem::take(&mut first_wait) {
+            changed = waiter.woken_since_subscribed();
+        }
         if Instant::now() >= next_renewal {
             next_renewal = Instant::now() + renew_every;
             worker.heartbeat().await;

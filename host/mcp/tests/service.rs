@@ -2,10 +2,11 @@
 //! stores: one replica, and two replicas sharing one backend (a result
 //! written on one replica ends a `tasks/result` waiting on the other).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pmcp_tasks_host::backend::{InMemoryBackend, KvBackend};
+use pmcp_tasks_host::backend::{Entry, InMemoryBackend, KvBackend, KvError, Listing};
 use pmcp_tasks_host::{InputRequest, StoreConfig, TaskHost};
 use pmcp_tasks_mcp::{
     Caller, Revision, RpcError, ServiceConfig, TaskService, ToolExit, ToolOutcome, Worker,
@@ -20,6 +21,14 @@ async fn service_over(backend: Arc<dyn KvBackend>, replica: &str) -> TaskService
 
 /// A service whose tools have `grace` to stop once cancelled.
 async fn service_with(backend: Arc<dyn KvBackend>, replica: &str, grace: Duration) -> TaskService {
+    let mut config = ServiceConfig::default();
+    config.replica = replica.into();
+    config.cancel_grace = grace;
+    service_configured(backend, config).await
+}
+
+/// A service with `config`, waiters polling every 20 ms.
+async fn service_configured(backend: Arc<dyn KvBackend>, mut config: ServiceConfig) -> TaskService {
     let mut store = StoreConfig::default();
     store.cursor_secret = b"one deployment".to_vec();
     store.poll_interval = Some(Duration::from_millis(100));
@@ -29,10 +38,7 @@ async fn service_with(backend: Arc<dyn KvBackend>, replica: &str, grace: Duratio
         .build()
         .await
         .expect("host");
-    let mut config = ServiceConfig::default();
-    config.replica = replica.into();
     config.poll_interval = Duration::from_millis(20);
-    config.cancel_grace = grace;
     TaskService::new(host, config)
 }
 
@@ -611,4 +617,159 @@ async fn a_shutdown_lets_tools_finish_within_the_grace_then_fails_the_rest() {
         .await
         .expect_err("no task after a shutdown");
     assert_eq!(refused.code, -32603);
+}
+
+/// The in-memory backend, counting the reads and writes it is asked for.
+#[derive(Default)]
+struct Counting {
+    inner: InMemoryBackend,
+    gets: AtomicUsize,
+    creates: AtomicUsize,
+    replaces: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl KvBackend for Counting {
+    async fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(partition, item).await
+    }
+
+    async fn create(
+        &self,
+        partition: &str,
+        item: &str,
+        head: Vec<u8>,
+        body: Vec<u8>,
+        expires_at: Option<u64>,
+        max_live: Option<u32>,
+        now: u64,
+    ) -> Result<u64, KvError> {
+        self.creates.fetch_add(1, Ordering::SeqCst);
+        let made = self
+            .inner
+            .create(partition, item, head, body, expires_at, max_live, now);
+        made.await
+    }
+
+    async fn replace(
+        &self,
+        partition: &str,
+        item: &str,
+        expected_version: u64,
+        head: Vec<u8>,
+        body: Vec<u8>,
+        expires_at: Option<u64>,
+        now: u64,
+    ) -> Result<u64, KvError> {
+        let replaced = self
+            .inner
+            .replace(
+                partition,
+                item,
+                expected_version,
+                head,
+                body,
+                expires_at,
+                now,
+            )
+            .await;
+        self.replaces.fetch_add(1, Ordering::SeqCst);
+        replaced
+    }
+
+    async fn remove(&self, partition: &str, item: &str, version: u64) -> Result<(), KvError> {
+        self.inner.remove(partition, item, version).await
+    }
+
+    async fn list(
+        &self,
+        partition: &str,
+        after: Option<&str>,
+        limit: u32,
+        now: u64,
+    ) -> Result<Listing, KvError> {
+        self.inner.list(partition, after, limit, now).await
+    }
+
+    async fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError> {
+        self.inner.sweep(now, limit).await
+    }
+}
+
+/// A task whose tool returns at once costs the store its create and its
+/// outcome (one read, one compare-and-set): the worker reads nothing
+/// before (it was subscribed to wakes before the task's id was given out).
+#[tokio::test]
+async fn a_task_that_ends_at_once_costs_a_create_and_its_outcome() {
+    let backend = Arc::new(Counting::default());
+    let s = service_over(backend.clone(), "a").await;
+    // Building the host may write (its own records); counted from here.
+    let before_gets = backend.gets.load(Ordering::SeqCst);
+    let before_creates = backend.creates.load(Ordering::SeqCst);
+    let before_replaces = backend.replaces.load(Ordering::SeqCst);
+    let created = s
+        .start_task(&new("alice"), "slow_compute", Map::new(), None, |_| async {
+            Ok(text_result("done", false))
+        })
+        .await
+        .unwrap();
+    assert!(created["taskId"].is_string(), "{created}");
+    // The outcome's write is the last thing the worker does.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while backend.replaces.load(Ordering::SeqCst) == before_replaces {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the outcome was written");
+    assert_eq!(
+        backend.creates.load(Ordering::SeqCst) - before_creates,
+        2,
+        "the task and its lease's index item"
+    );
+    assert_eq!(backend.replaces.load(Ordering::SeqCst) - before_replaces, 1);
+    assert_eq!(
+        backend.gets.load(Ordering::SeqCst) - before_gets,
+        1,
+        "one read: the outcome's, before its compare-and-set"
+    );
+}
+
+/// A cancel asked before the worker first ran (its task id is out, the
+/// spawned worker not yet polled) is seen at once, not at the next
+/// cancellation check (an hour here).
+#[tokio::test]
+async fn a_cancel_before_the_worker_first_runs_is_seen_at_once() {
+    let mut config = ServiceConfig::default();
+    config.cancel_check = Duration::from_secs(3_600);
+    config.cancel_grace = Duration::from_secs(3_600);
+    let s = service_configured(Arc::new(InMemoryBackend::new()), config).await;
+    let alice = new("alice");
+    let (stopped, stop) = oneshot::channel();
+    let created = s
+        .start_task(
+            &alice,
+            "slow_compute",
+            Map::new(),
+            None,
+            |worker: Worker| async move {
+                worker.cancellation().cancelled().await;
+                let _ = stopped.send(());
+                Err(ToolExit::Cancelled)
+            },
+        )
+        .await
+        .unwrap();
+    let id = created["taskId"].as_str().unwrap().to_owned();
+    // On this single-threaded runtime the worker has not run yet: no
+    // await since the spawn has given it the thread.
+    call(&s, &alice, "tasks/cancel", json!({"taskId": id}))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), stop)
+        .await
+        .expect("the tool saw its cancellation at once")
+        .unwrap();
+    assert_eq!(ended(&s, &alice, &id).await["status"], "cancelled");
 }
