@@ -1,7 +1,8 @@
 //! [`Intercepted`]: a backend (the in-memory one unless given another) with
 //! a hook before every step and after every read, the one way the tests
 //! make a backend misbehave or watch it ([`Gate`]: reads wait;
-//! [`LoseRaces`]: creates conflict; `ReadMeter`: bytes read are counted).
+//! [`LoseRaces`]: creates conflict; [`StepCount`]: steps are counted;
+//! `ReadMeter`: bytes read are counted).
 
 use std::ops::Deref;
 use std::pin::pin;
@@ -15,6 +16,7 @@ use tokio::sync::{watch, Notify};
 
 /// A step of the `KvBackend` contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
 pub enum Step {
     /// `get`.
     Get,
@@ -251,5 +253,37 @@ impl Interceptor for LoseRaces {
         } else {
             Ok(())
         }
+    }
+}
+
+/// Counts every step that reaches the store, by kind: what a caller asks
+/// of the backend, asserted exactly.
+#[derive(Default)]
+pub struct StepCount {
+    counts: [AtomicUsize; 6],
+}
+
+/// An in-memory backend that counts its steps.
+pub type CountedBackend = Intercepted<StepCount>;
+
+impl Intercepted<StepCount> {
+    /// An empty store, nothing counted yet.
+    pub fn new() -> Arc<CountedBackend> {
+        Intercepted::with(StepCount::default())
+    }
+}
+
+impl StepCount {
+    /// How many `step`s reached the store so far.
+    pub fn of(&self, step: Step) -> usize {
+        self.counts[step as usize].load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Interceptor for StepCount {
+    async fn before(&self, step: Step) -> Result<(), KvError> {
+        self.counts[step as usize].fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 }

@@ -2,11 +2,10 @@
 //! stores: one replica, and two replicas sharing one backend (a result
 //! written on one replica ends a `tasks/result` waiting on the other).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pmcp_tasks_host::backend::{Entry, InMemoryBackend, KvBackend, KvError, Listing};
+use pmcp_tasks_host::backend::{InMemoryBackend, KvBackend};
 use pmcp_tasks_host::{InputRequest, StoreConfig, TaskHost};
 use pmcp_tasks_mcp::{
     Caller, Revision, RpcError, ServiceConfig, TaskService, ToolExit, ToolOutcome, Worker,
@@ -617,123 +616,6 @@ async fn a_shutdown_lets_tools_finish_within_the_grace_then_fails_the_rest() {
         .await
         .expect_err("no task after a shutdown");
     assert_eq!(refused.code, -32603);
-}
-
-/// The in-memory backend, counting the reads and writes it is asked for.
-#[derive(Default)]
-struct Counting {
-    inner: InMemoryBackend,
-    gets: AtomicUsize,
-    creates: AtomicUsize,
-    replaces: AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl KvBackend for Counting {
-    async fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError> {
-        self.gets.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(partition, item).await
-    }
-
-    async fn create(
-        &self,
-        partition: &str,
-        item: &str,
-        head: Vec<u8>,
-        body: Vec<u8>,
-        expires_at: Option<u64>,
-        max_live: Option<u32>,
-        now: u64,
-    ) -> Result<u64, KvError> {
-        self.creates.fetch_add(1, Ordering::SeqCst);
-        let made = self
-            .inner
-            .create(partition, item, head, body, expires_at, max_live, now);
-        made.await
-    }
-
-    async fn replace(
-        &self,
-        partition: &str,
-        item: &str,
-        expected_version: u64,
-        head: Vec<u8>,
-        body: Vec<u8>,
-        expires_at: Option<u64>,
-        now: u64,
-    ) -> Result<u64, KvError> {
-        let replaced = self
-            .inner
-            .replace(
-                partition,
-                item,
-                expected_version,
-                head,
-                body,
-                expires_at,
-                now,
-            )
-            .await;
-        self.replaces.fetch_add(1, Ordering::SeqCst);
-        replaced
-    }
-
-    async fn remove(&self, partition: &str, item: &str, version: u64) -> Result<(), KvError> {
-        self.inner.remove(partition, item, version).await
-    }
-
-    async fn list(
-        &self,
-        partition: &str,
-        after: Option<&str>,
-        limit: u32,
-        now: u64,
-    ) -> Result<Listing, KvError> {
-        self.inner.list(partition, after, limit, now).await
-    }
-
-    async fn sweep(&self, now: u64, limit: u32) -> Result<u64, KvError> {
-        self.inner.sweep(now, limit).await
-    }
-}
-
-/// A task whose tool returns at once costs the store its create and its
-/// outcome (one read, one compare-and-set): the worker reads nothing
-/// before (it was subscribed to wakes before the task's id was given out).
-#[tokio::test]
-async fn a_task_that_ends_at_once_costs_a_create_and_its_outcome() {
-    let backend = Arc::new(Counting::default());
-    let s = service_over(backend.clone(), "a").await;
-    // Building the host may write (its own records); counted from here.
-    let before_gets = backend.gets.load(Ordering::SeqCst);
-    let before_creates = backend.creates.load(Ordering::SeqCst);
-    let before_replaces = backend.replaces.load(Ordering::SeqCst);
-    let created = s
-        .start_task(&new("alice"), "slow_compute", Map::new(), None, |_| async {
-            Ok(text_result("done", false))
-        })
-        .await
-        .unwrap();
-    assert!(created["taskId"].is_string(), "{created}");
-    // The outcome's write is the last thing the worker does.
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while backend.replaces.load(Ordering::SeqCst) == before_replaces {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the outcome was written");
-    assert_eq!(
-        backend.creates.load(Ordering::SeqCst) - before_creates,
-        2,
-        "the task and its lease's index item"
-    );
-    assert_eq!(backend.replaces.load(Ordering::SeqCst) - before_replaces, 1);
-    assert_eq!(
-        backend.gets.load(Ordering::SeqCst) - before_gets,
-        1,
-        "one read: the outcome's, before its compare-and-set"
-    );
 }
 
 /// A cancel asked before the worker first ran (its task id is out, the

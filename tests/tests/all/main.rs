@@ -15,3 +15,4 @@ mod redis_cluster;
 mod redis_single;
 mod rmcp_client;
 mod sandbox;
+mod worker_steps;
