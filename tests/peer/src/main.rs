@@ -240,7 +240,9 @@ async fn run(sizes: Sizes) -> anyhow::Result<Output> {
 
 /// Internal, for profilers: `calls` of one operation of one store on
 /// Redis, one after another, and what they took: wall time and this
-/// process's CPU time per call.
+/// process's CPU time per call. The owner holds `PROFILE_TASKS` tasks
+/// (1 000 unless set), beside `PROFILE_OTHER_OWNERS` owners of one task
+/// each (none unless set; the benchmark's Redis holds 10 000).
 async fn profile(store: &str, operation: &str, calls: usize) -> anyhow::Result<()> {
     let operation = match operation {
         "get" => Operation::Get,
@@ -254,8 +256,19 @@ async fn profile(store: &str, operation: &str, calls: usize) -> anyhow::Result<(
         "peer" => Arc::new(Peer::on_redis(&server.url()).await?),
         other => bail!("--profile times ours or peer, not {other:?}"),
     };
+    // The store's contents, as the benchmark's (or smaller) to compare.
+    let count = |name: &str, default: usize| -> anyhow::Result<usize> {
+        std::env::var(name).map_or(Ok(default), |v| Ok(v.parse()?))
+    };
+    seed(&store, count("PROFILE_OTHER_OWNERS", 0)?, |i| {
+        format!("other-owner-{i}")
+    })
+    .await?;
     let owner = "profiled-owner";
-    let ids = seed(&store, 1_000, move |_| owner.to_owned()).await?;
+    let ids = seed(&store, count("PROFILE_TASKS", 1_000)?, move |_| {
+        owner.to_owned()
+    })
+    .await?;
     let mut pick = Pick(7);
     let (cpu, wall) = (cpu_time()?, Instant::now());
     for seq in 0..calls as u64 {
