@@ -118,6 +118,19 @@ async def test_tool_with_task(ctx: Context) -> str:
     return f"Hello, {name}!"
 
 
+@server.tool()
+async def learn_tool(ctx: Context, name: str) -> str:
+    """Adds a tool `name` (it greets from `name`) to this process's tools
+    and says so (`notifications/tools/list_changed`)."""
+
+    def learned() -> str:
+        return f"Hello from {name}!"
+
+    server.add_tool(learned, name=name, description=f"Greets from {name}.")
+    await ctx.session.send_tool_list_changed()
+    return f"learned {name}"
+
+
 # FastMCP turns every exception of a tool into a result with isError; a
 # JSON-RPC error needs a handler of its own.
 _call_tool = server._mcp_server.request_handlers[types.CallToolRequest]

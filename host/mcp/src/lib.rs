@@ -64,7 +64,9 @@ pub use worker::{ToolExit, ToolOutcome, Worker};
 
 // Durable tasks in front of an unchanged MCP server (feature `gateway`).
 #[cfg(feature = "gateway")]
-pub use gateway::{Gateway, GatewayError, GatewayOptions, UpstreamServer, UpstreamTransport};
+pub use gateway::{
+    Gateway, GatewayError, GatewayOptions, UpstreamCause, UpstreamServer, UpstreamTransport,
+};
 
 // Transports: newline-delimited JSON-RPC (stdio) and Streamable HTTP.
 pub use core_front::serve_lines;

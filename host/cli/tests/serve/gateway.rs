@@ -137,6 +137,16 @@ fn gateway_on_memory(options: &[&str], record: &Record) -> Replica {
     gateway(&["--backend", "memory"], options, record)
 }
 
+/// Calls `tool` at `url` as a client without the tasks extension (so not
+/// as a task): its result.
+async fn plain_call(url: &str, tool: &str, arguments: Value) -> Value {
+    let no_tasks = json!({"io.modelcontextprotocol/clientCapabilities": {}});
+    let params = json!({"name": tool, "arguments": arguments, "_meta": no_tasks});
+    mcp_http::call(url, "tools/call", params)
+        .await
+        .unwrap_or_else(|e| panic!("tools/call {tool}: {e}"))
+}
+
 /// Starts `tool` as a task at `url`: its id.
 async fn start_task(url: &str, tool: &str, arguments: Value) -> String {
     let created = mcp_http::call(
@@ -446,18 +456,54 @@ async fn two_owners_asked_at_once_each_see_and_answer_only_their_own_question() 
 async fn a_plain_call_s_question_is_asked_of_nobody() {
     let record = Record::new("plain");
     let server = gateway_on_memory(&[], &record);
-    let no_tasks = json!({"io.modelcontextprotocol/clientCapabilities": {}});
-    let answered = mcp_http::call(
-        &server.url,
-        "tools/call",
-        json!({"name": "confirm_delete", "arguments": {"filename": "x"}, "_meta": no_tasks}),
-    )
-    .await
-    .expect("tools/call");
+    let answered = plain_call(&server.url, "confirm_delete", json!({"filename": "x"})).await;
     assert_eq!(answered["isError"], true, "{answered}");
     assert!(
         answered.to_string().contains("does not run as a task"),
         "{answered}"
+    );
+}
+
+/// The tools a gateway offers follow the upstream's: after the upstream
+/// says its tools changed (`notifications/tools/list_changed`, sent by a
+/// call on the shared connection), the gateway lists them again, offers
+/// the new tool and runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_the_upstream_adds_is_offered_and_called() {
+    let record = Record::new("learn");
+    let server = gateway_on_memory(&[], &record);
+    let offered = |tools: &Value, name: &str| {
+        tools["tools"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|t| t["name"] == name))
+    };
+    let tools = mcp_http::call(&server.url, "tools/list", json!({}))
+        .await
+        .expect("tools/list");
+    assert!(!offered(&tools, "late_greet"), "{tools}");
+    let learned = plain_call(&server.url, "learn_tool", json!({"name": "late_greet"})).await;
+    assert_eq!(
+        learned["content"][0]["text"], "learned late_greet",
+        "{learned}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let tools = mcp_http::call(&server.url, "tools/list", json!({}))
+            .await
+            .expect("tools/list");
+        if offered(&tools, "late_greet") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never offered the new tool: {tools}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let greeted = plain_call(&server.url, "late_greet", json!({})).await;
+    assert_eq!(
+        greeted["content"][0]["text"], "Hello from late_greet!",
+        "{greeted}"
     );
 }
 
@@ -505,6 +551,19 @@ impl Drop for HttpUpstream {
     }
 }
 
+/// A gateway on memory in front of the upstream at `url` (named
+/// `fixtures`).
+fn http_gateway(url: &str) -> Replica {
+    let mut args: Vec<&str> = vec!["--upstream-url", url, "--upstream-name", "fixtures"];
+    args.extend_from_slice(&FIXTURE_OPTIONS);
+    Replica::start_subcommand(
+        Command::new(binary()),
+        &["--backend", "memory"],
+        "gateway",
+        &args,
+    )
+}
+
 /// An upstream reached over Streamable HTTP: a session per task call, so
 /// its questions (two at once) reach the task, its progress is the status
 /// message, and a cancel reaches it.
@@ -512,19 +571,7 @@ impl Drop for HttpUpstream {
 async fn an_upstream_over_http_runs_the_suite_s_lifecycle_and_input_scenarios() {
     let record = Record::new("http");
     let upstream = HttpUpstream::start(&record);
-    let mut args: Vec<&str> = vec![
-        "--upstream-url",
-        &upstream.url,
-        "--upstream-name",
-        "fixtures",
-    ];
-    args.extend_from_slice(&FIXTURE_OPTIONS);
-    let server = Replica::start_subcommand(
-        Command::new(binary()),
-        &["--backend", "memory"],
-        "gateway",
-        &args,
-    );
+    let server = http_gateway(&upstream.url);
     let url = server.url.clone();
     tokio::task::spawn_blocking(move || {
         let scenarios = ["tasks-lifecycle", "tasks-mrtr-input"];
@@ -539,6 +586,35 @@ async fn an_upstream_over_http_runs_the_suite_s_lifecycle_and_input_scenarios() 
         .await
         .expect("tasks/cancel");
     record.wait_for("cancelled slow_compute over-http").await;
+}
+
+/// An HTTP upstream that dies mid-call fails the task as lost, naming
+/// the upstream and never showing its URL (whose query here carries a
+/// secret).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_upstream_lost_mid_call_fails_its_task_without_its_url() {
+    let record = Record::new("http-lost");
+    let mut upstream = HttpUpstream::start(&record);
+    let server = http_gateway(&format!("{}?key=hunter2", upstream.url));
+    let id = long_computation(&server.url, &record, "cut-off").await;
+    let _ = upstream.child.kill();
+    let _ = upstream.child.wait();
+    let ended = wait_past(&server.url, &id, "working").await;
+    assert_eq!(ended["status"], "failed", "{ended}");
+    let message = message_of(&ended);
+    assert!(
+        message.contains("upstream `fixtures` was lost during the call"),
+        "{ended}"
+    );
+    // Gone before the next call: its sessions (pooled ones too) are dead.
+    let id = start_task(&server.url, "slow_compute", json!({"seconds": 1})).await;
+    let next = wait_past(&server.url, &id, "working").await;
+    assert_eq!(next["status"], "failed", "{next}");
+    assert!(message_of(&next).contains("upstream `fixtures`"), "{next}");
+    for secret in ["hunter2", "127.0.0.1", "/mcp"] {
+        assert!(!ended.to_string().contains(secret), "{secret}: {ended}");
+        assert!(!next.to_string().contains(secret), "{secret}: {next}");
+    }
 }
 
 #[cfg(feature = "redis")]

@@ -2,18 +2,19 @@
 //! questions (`elicitation/create`) to the task's client, to answers the
 //! client gave ahead (multi round-trip), or to a probe that only collects
 //! them; its progress to the task's status message. A connection serving
-//! a task call serves no other, so its requests are that call's.
+//! a task call serves no other, so its requests are that call's. And what
+//! it says of every call: that its tools changed ([`ToolList`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult, ErrorData, Implementation,
-    ProgressNotificationParam, ProgressToken,
+    ProgressNotificationParam, ProgressToken, Tool,
 };
-use rmcp::service::{NotificationContext, RequestContext, RoleClient};
+use rmcp::service::{NotificationContext, Peer, RequestContext, RoleClient, ServiceError};
 use rmcp::ClientHandler;
 use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
@@ -229,10 +230,35 @@ impl Calls {
     }
 }
 
+/// The tools the upstream listed last: when a connection started, or when
+/// one said its list changed (`notifications/tools/list_changed`), so
+/// that the gateway offers what the upstream offers now.
+#[derive(Default)]
+pub(super) struct ToolList(RwLock<Arc<Vec<Tool>>>);
+
+impl ToolList {
+    /// The tools as last listed.
+    pub(super) fn current(&self) -> Arc<Vec<Tool>> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Lists the tools (again) through `peer`.
+    pub(super) async fn relist(&self, peer: &Peer<RoleClient>) -> Result<(), ServiceError> {
+        let tools = peer.list_all_tools().await?;
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(tools);
+        Ok(())
+    }
+}
+
 /// The gateway as the upstream's MCP client.
 #[derive(Clone)]
 pub(super) struct UpstreamClient {
     pub(super) calls: Arc<Calls>,
+    /// Listed again when the upstream says its tools changed.
+    pub(super) tools: Arc<ToolList>,
 }
 
 /// `value`'s fields (the params of an input request).
@@ -280,5 +306,11 @@ impl ClientHandler for UpstreamClient {
         _context: NotificationContext<RoleClient>,
     ) {
         self.calls.progress(params).await;
+    }
+
+    async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
+        if let Err(error) = self.tools.relist(&context.peer).await {
+            tracing::warn!(%error, "the upstream said its tools changed, and did not list them");
+        }
     }
 }

@@ -10,6 +10,9 @@
 //! another's reaper.
 //!
 //! What it guarantees:
+//! - **The upstream's tools, as they are now.** Listed when a connection
+//!   starts, and again when the upstream says they changed
+//!   (`notifications/tools/list_changed`).
 //! - **One upstream call per task.** A call that fails, times out or loses
 //!   its replica is never made again; the task ends `failed`. Only a
 //!   request that never left the gateway is sent again, and a call of a
@@ -255,6 +258,34 @@ impl GatewayOptions {
     }
 }
 
+/// What an rmcp error said, with the upstream's URL taken out: its HTTP
+/// client's errors name the URL they reached, whose path or query may
+/// hold a secret, and these words reach logs and stored task errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UpstreamCause(String);
+
+impl UpstreamCause {
+    /// `error` and its sources, in words, without `server`'s URL.
+    pub(crate) fn of(error: &(dyn std::error::Error + 'static), server: &UpstreamServer) -> Self {
+        let mut words = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            words = format!("{words}: {cause}");
+            source = cause.source();
+        }
+        if let UpstreamTransport::Http { url } = &server.transport {
+            let mut bare = url.clone();
+            bare.set_query(None);
+            bare.set_fragment(None);
+            for shown in [url.as_str(), bare.as_str()] {
+                words = words.replace(shown, "the upstream's URL");
+            }
+        }
+        UpstreamCause(words)
+    }
+}
+
 /// Why the gateway could not reach its upstream.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -276,7 +307,7 @@ pub enum GatewayError {
         name: String,
         /// Why.
         #[source]
-        source: Box<rmcp::service::ClientInitializeError>,
+        source: UpstreamCause,
     },
     /// The upstream did not start within the start timeout.
     #[error("the upstream `{name}` did not start within {} ms", waited.as_millis())]
@@ -293,7 +324,7 @@ pub enum GatewayError {
         name: String,
         /// Why.
         #[source]
-        source: rmcp::ServiceError,
+        source: UpstreamCause,
     },
 }
 
@@ -373,5 +404,26 @@ mod tests {
         assert_eq!(command.with_name("billing").name, "billing");
         let url = Url::parse("https://tools.example/mcp?key=secret").expect("a URL");
         assert_eq!(UpstreamServer::http(url).name, "tools.example:443");
+    }
+
+    #[test]
+    fn an_upstream_cause_never_shows_the_url() {
+        let url = Url::parse("http://127.0.0.1:9000/mcp?key=hunter2").expect("a URL");
+        let server = UpstreamServer::http(url);
+        let inner = std::io::Error::other(
+            "error sending request for url (http://127.0.0.1:9000/mcp?key=hunter2)",
+        );
+        let outer = GatewayError::Spawn {
+            name: "x".into(),
+            source: std::io::Error::other("POST http://127.0.0.1:9000/mcp failed"),
+        };
+        for error in [&inner as &(dyn std::error::Error + 'static), &outer] {
+            let cause = UpstreamCause::of(error, &server).to_string();
+            assert!(cause.contains("the upstream's URL"), "{cause}");
+            assert!(
+                !cause.contains("hunter2") && !cause.contains("/mcp"),
+                "{cause}"
+            );
+        }
     }
 }

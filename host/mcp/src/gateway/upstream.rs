@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest, ServerResult, Tool};
@@ -19,8 +19,8 @@ use rmcp::ServiceExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::asker::Asker;
-use super::calls::{Calls, Probe, Role, UpstreamClient};
-use super::{GatewayError, UpstreamServer, UpstreamTransport};
+use super::calls::{Calls, Probe, Role, ToolList, UpstreamClient};
+use super::{GatewayError, UpstreamCause, UpstreamServer, UpstreamTransport};
 use crate::error::RpcError;
 use crate::server::{Preparation, ToolCall};
 use crate::worker::{ToolExit, ToolOutcome, Worker};
@@ -95,8 +95,8 @@ pub(super) struct Upstream {
     refilling: AtomicUsize,
     /// One permit per task call running.
     busy: Arc<Semaphore>,
-    /// The tools the upstream listed when a connection last started.
-    tools: RwLock<Arc<Vec<Tool>>>,
+    /// The tools the upstream listed last.
+    tools: Arc<ToolList>,
 }
 
 impl Upstream {
@@ -108,16 +108,13 @@ impl Upstream {
             idle: Mutex::new(Vec::new()),
             refilling: AtomicUsize::new(0),
             busy: Arc::new(Semaphore::new(limits.busy.max(1))),
-            tools: RwLock::new(Arc::default()),
+            tools: Arc::default(),
         }
     }
 
-    /// The tools the upstream listed when a connection last started.
+    /// The tools the upstream listed last.
     pub(super) fn tools(&self) -> Arc<Vec<Tool>> {
-        self.tools
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.tools.current()
     }
 
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
@@ -224,10 +221,11 @@ impl Upstream {
         let calls = Arc::new(Calls::default());
         let client = UpstreamClient {
             calls: calls.clone(),
+            tools: self.tools.clone(),
         };
-        let handshake = |source| GatewayError::Handshake {
+        let handshake = |source: rmcp::service::ClientInitializeError| GatewayError::Handshake {
             name: name.clone(),
-            source: Box::new(source),
+            source: UpstreamCause::of(&source, &self.server),
         };
         let service = match &self.server.transport {
             UpstreamTransport::Stdio { program, args } => {
@@ -247,16 +245,13 @@ impl Upstream {
                 client.serve(transport).await.map_err(handshake)?
             }
         };
-        let tools =
-            service
-                .peer()
-                .list_all_tools()
-                .await
-                .map_err(|source| GatewayError::ListTools {
-                    name: name.clone(),
-                    source,
-                })?;
-        *self.tools.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(tools);
+        self.tools
+            .relist(service.peer())
+            .await
+            .map_err(|source| GatewayError::ListTools {
+                name: name.clone(),
+                source: UpstreamCause::of(&source, &self.server),
+            })?;
         Ok(Connection { service, calls })
     }
 
@@ -447,11 +442,17 @@ impl Upstream {
                     data: error.data,
                 })))
             }
-            Ok(Err(ServiceError::TransportClosed)) | Err(_) => {
+            Ok(Err(error)) if error.is_authorization_required() => Attempt::Lost(failed(format!(
+                "the upstream `{name}` asks for an authorization the gateway does not have"
+            ))),
+            // A request that could not be sent, or whose answer could not
+            // come: the connection is gone.
+            Ok(Err(ServiceError::TransportClosed | ServiceError::TransportSend(_))) | Err(_) => {
                 Attempt::Lost(self.lost("during the call"))
             }
             Ok(Err(other)) => {
-                Attempt::Lost(failed(format!("the upstream `{name}` failed: {other}")))
+                let cause = UpstreamCause::of(&other, &self.server);
+                Attempt::Lost(failed(format!("the upstream `{name}` failed: {cause}")))
             }
         }
     }
