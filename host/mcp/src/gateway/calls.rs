@@ -14,7 +14,7 @@ use rmcp::model::{
     ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult, ErrorData, Implementation,
     ProgressNotificationParam, ProgressToken, Tool,
 };
-use rmcp::service::{NotificationContext, Peer, RequestContext, RoleClient, ServiceError};
+use rmcp::service::{NotificationContext, Peer, RequestContext, RoleClient};
 use rmcp::ClientHandler;
 use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::asker::Asker;
+use super::{UpstreamCause, UpstreamServer};
 
 /// The calls in flight on one connection.
 #[derive(Default)]
@@ -233,22 +234,35 @@ impl Calls {
 /// The tools the upstream listed last: when a connection started, or when
 /// one said its list changed (`notifications/tools/list_changed`), so
 /// that the gateway offers what the upstream offers now.
-#[derive(Default)]
-pub(super) struct ToolList(RwLock<Arc<Vec<Tool>>>);
+pub(super) struct ToolList {
+    server: UpstreamServer,
+    tools: RwLock<Arc<Vec<Tool>>>,
+}
 
 impl ToolList {
+    /// None yet, of `server`.
+    pub(super) fn new(server: UpstreamServer) -> Self {
+        ToolList {
+            server,
+            tools: RwLock::default(),
+        }
+    }
+
     /// The tools as last listed.
     pub(super) fn current(&self) -> Arc<Vec<Tool>> {
-        self.0
+        self.tools
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
     /// Lists the tools (again) through `peer`.
-    pub(super) async fn relist(&self, peer: &Peer<RoleClient>) -> Result<(), ServiceError> {
-        let tools = peer.list_all_tools().await?;
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(tools);
+    pub(super) async fn relist(&self, peer: &Peer<RoleClient>) -> Result<(), UpstreamCause> {
+        let tools = peer
+            .list_all_tools()
+            .await
+            .map_err(|e| UpstreamCause::of(&e, &self.server))?;
+        *self.tools.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(tools);
         Ok(())
     }
 }

@@ -102,13 +102,13 @@ pub(super) struct Upstream {
 impl Upstream {
     pub(super) fn new(server: UpstreamServer, limits: Limits) -> Self {
         Upstream {
-            server,
             limits,
             shared: tokio::sync::Mutex::new(None),
             idle: Mutex::new(Vec::new()),
             refilling: AtomicUsize::new(0),
             busy: Arc::new(Semaphore::new(limits.busy.max(1))),
-            tools: Arc::default(),
+            tools: Arc::new(ToolList::new(server.clone())),
+            server,
         }
     }
 
@@ -250,7 +250,7 @@ impl Upstream {
             .await
             .map_err(|source| GatewayError::ListTools {
                 name: name.clone(),
-                source: UpstreamCause::of(&source, &self.server),
+                source,
             })?;
         Ok(Connection { service, calls })
     }
