@@ -38,6 +38,21 @@ pub enum BackendUrl {
     },
 }
 
+/// `url` as errors and logs may show it: the user and password of its
+/// authority (`redis://:PASSWORD@HOST`) replaced by `***`, the rest kept,
+/// so that an error still names the server. Errors reach logs and, for a
+/// call that failed, MCP clients.
+pub(crate) fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_ends = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_ends].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Why a backend URL could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -78,7 +93,9 @@ impl BackendUrl {
             "memory" | "mem" => Ok(BackendUrl::Memory),
             "redis" | "rediss" | "redis+cluster" => Self::redis(url),
             "dynamodb" => Self::dynamodb(url),
-            _ => Err(BackendUrlError::Unknown { url: url.into() }),
+            _ => Err(BackendUrlError::Unknown {
+                url: without_credentials(url),
+            }),
         }
     }
 
@@ -92,7 +109,7 @@ impl BackendUrl {
     #[cfg(not(feature = "redis"))]
     fn redis(url: &str) -> Result<Self, BackendUrlError> {
         Err(BackendUrlError::NotCompiledIn {
-            url: url.into(),
+            url: without_credentials(url),
             feature: "redis",
         })
     }
@@ -100,7 +117,7 @@ impl BackendUrl {
     #[cfg(feature = "dynamodb")]
     fn dynamodb(url: &str) -> Result<Self, BackendUrlError> {
         let invalid = |reason: &str| BackendUrlError::Invalid {
-            url: url.into(),
+            url: without_credentials(url),
             reason: reason.into(),
         };
         let rest = url
@@ -132,7 +149,7 @@ impl BackendUrl {
     #[cfg(not(feature = "dynamodb"))]
     fn dynamodb(url: &str) -> Result<Self, BackendUrlError> {
         Err(BackendUrlError::NotCompiledIn {
-            url: url.into(),
+            url: without_credentials(url),
             feature: "dynamodb",
         })
     }
@@ -171,6 +188,17 @@ pub async fn connect(url: &str) -> Result<Arc<dyn KvBackend>, BackendUrlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_taken_out_of_a_shown_url() {
+        let shown = |url| without_credentials(url);
+        assert_eq!(shown("redis://:pw@h:1/2"), "redis://***@h:1/2");
+        assert_eq!(shown("rediss://user:p@ss@h:1#x"), "rediss://***@h:1#x");
+        assert_eq!(shown("redis://h:1/2?a=b@c"), "redis://h:1/2?a=b@c");
+        assert_eq!(shown("memory"), "memory");
+        let err = BackendUrl::parse("rediz://:pw@h:1").unwrap_err();
+        assert!(!err.to_string().contains("pw"), "{err}");
+    }
 
     #[test]
     fn memory_and_unknown_schemes() {

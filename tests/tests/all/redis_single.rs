@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use pmcp_tasks_host::backend::redis::{RedisBackend, RedisBackendError, RedisConfig};
 use pmcp_tasks_host::{TaskError, TaskHost};
-use pmcp_tasks_tests::redis::{free_port, RedisFactory};
+use pmcp_tasks_tests::redis::{free_port, RedisFactory, RedisServer};
 
 /// Every rule of the task store, through the component.
 mod contract {
@@ -98,6 +98,38 @@ async fn the_host_recovers_after_the_server_restarts() {
     host.create("alice", "tools/call", None)
         .await
         .expect("writes work again");
+}
+
+/// A password in the Redis URL names no error: not a call's (which the
+/// MCP layer returns to clients) when Redis goes away, nor the connect
+/// error an operator's log shows; both still name the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_in_the_url_is_in_no_error() {
+    const PASSWORD: &str = "s3cret-pw";
+    let port = free_port();
+    let mut server = RedisServer::start_with(port, &["--requirepass", PASSWORD]);
+    let url = format!("redis://:{PASSWORD}@127.0.0.1:{port}");
+    let mut config = RedisConfig::from_url(&url).unwrap();
+    config.key_prefix = "secret".into();
+    let (host, id) = host_with_a_task(config.clone()).await;
+    server.stop();
+    let err = host.get("alice", &id).await.unwrap_err();
+    let refused = RedisBackend::connect(config).await.map(drop).unwrap_err();
+    for shown in [chain(&err), chain(&refused)] {
+        assert!(!shown.contains(PASSWORD), "{shown}");
+        assert!(shown.contains(&format!("127.0.0.1:{port}")), "{shown}");
+    }
+}
+
+/// An error, its sources and its `Debug`, as a log line would show them.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut shown = format!("{error} / {error:?}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        shown = format!("{shown} / {cause} / {cause:?}");
+        source = cause.source();
+    }
+    shown
 }
 
 /// Scripts run by hash; a server that lost them (restart, `SCRIPT FLUSH`,

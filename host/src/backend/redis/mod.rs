@@ -150,7 +150,12 @@ impl RedisBackend {
             // One process-wide TLS crypto provider (a no-op if one is set).
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         }
-        let address = config.urls.join(",");
+        let address = config
+            .urls
+            .iter()
+            .map(|url| super::url::without_credentials(url))
+            .collect::<Vec<_>>()
+            .join(",");
         let connect_error = |source| RedisBackendError::Connect {
             address: address.clone(),
             source,
