@@ -126,8 +126,9 @@ impl DynamoDbBackend {
 
     /// Names the endpoint in error messages (the SDK's configuration does
     /// not tell it back): for a client built with a custom endpoint URL.
+    /// Credentials in the URL are not shown.
     pub fn with_endpoint_label(mut self, endpoint: impl Into<String>) -> Self {
-        self.endpoint = endpoint.into();
+        self.endpoint = super::url::without_credentials(&endpoint.into());
         self
     }
 
