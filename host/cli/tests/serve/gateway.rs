@@ -520,6 +520,11 @@ impl HttpUpstream {
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
             .port();
+        HttpUpstream::start_on(record, port)
+    }
+
+    /// The fixture server on `port` (say, again after it stopped).
+    fn start_on(record: &Record, port: u16) -> HttpUpstream {
         let child = Command::new(conformance::mcp_python())
             .arg(conformance::client_script("upstream_fixtures.py"))
             .env("UPSTREAM_RECORD", &record.0)
@@ -615,6 +620,37 @@ async fn an_http_upstream_lost_mid_call_fails_its_task_without_its_url() {
         assert!(!ended.to_string().contains(secret), "{secret}: {ended}");
         assert!(!next.to_string().contains(secret), "{secret}: {next}");
     }
+}
+
+/// An HTTP upstream restarted between calls knows none of the gateway's
+/// sessions (pooled ones included): the next task call is not failed for
+/// it, its session is opened again (rmcp's client re-initializes a session
+/// the server answers 404 for, then sends the request once more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_upstream_restarted_between_calls_serves_the_next_task() {
+    let record = Record::new("http-restart");
+    let mut upstream = HttpUpstream::start(&record);
+    let server = http_gateway(&upstream.url);
+    let computed = |label: &'static str| {
+        let url = server.url.clone();
+        async move {
+            let id = start_task(&url, "slow_compute", json!({"seconds": 0, "label": label})).await;
+            wait_past(&url, &id, "working").await
+        }
+    };
+    let first = computed("before").await;
+    assert_eq!(first["status"], "completed", "{first}");
+    let port: u16 = upstream
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches("/mcp").parse().ok())
+        .expect("the upstream's port");
+    let _ = upstream.child.kill();
+    let _ = upstream.child.wait();
+    let _upstream = HttpUpstream::start_on(&record, port);
+    let next = computed("after").await;
+    assert_eq!(next["status"], "completed", "{next}");
 }
 
 #[cfg(feature = "redis")]
