@@ -119,6 +119,21 @@ async def test_tool_with_task(ctx: Context) -> str:
 
 
 @server.tool()
+async def summarize(ctx: Context, text: str = "") -> str:
+    """Asks the client for its roots and its model's summary of `text`
+    (sampling) at once, then answers with both."""
+    message = types.SamplingMessage(
+        role="user", content=types.TextContent(type="text", text=f"Summarize: {text}")
+    )
+    roots, reply = await asyncio.gather(
+        ctx.session.list_roots(),
+        ctx.session.create_message(messages=[message], max_tokens=50),
+    )
+    names = ",".join(root.name or str(root.uri) for root in roots.roots)
+    return f"summary: {reply.content.text} (roots: {names})"
+
+
+@server.tool()
 async def learn_tool(ctx: Context, name: str) -> str:
     """Adds a tool `name` (it greets from `name`) to this process's tools
     and says so (`notifications/tools/list_changed`)."""

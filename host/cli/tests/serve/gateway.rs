@@ -449,6 +449,45 @@ async fn two_owners_asked_at_once_each_see_and_answer_only_their_own_question() 
     }
 }
 
+/// The other questions a task can ask (2026-07-28 input requests): the
+/// upstream's `sampling/createMessage` and `roots/list`, sent together,
+/// are the task's two input requests, and the client's answers reach it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_s_sampling_and_roots_requests_are_the_task_s_questions() {
+    let record = Record::new("sampling");
+    let server = gateway_on_memory(&[], &record);
+    let id = start_task(&server.url, "summarize", json!({"text": "a long text"})).await;
+    let waiting = wait_for_task(&server.url, None, &id, |t| {
+        t["inputRequests"].as_object().is_some_and(|r| r.len() == 2)
+    })
+    .await;
+    assert_eq!(waiting["status"], "input_required", "{waiting}");
+    let mut answers = serde_json::Map::new();
+    for (key, request) in waiting["inputRequests"].as_object().expect("requests") {
+        let answer = match request["method"].as_str() {
+            Some("sampling/createMessage") => {
+                let asked = &request["params"]["messages"][0]["content"]["text"];
+                assert_eq!(asked, "Summarize: a long text", "{request}");
+                json!({"role": "assistant", "content": {"type": "text", "text": "short"},
+                       "model": "test-model", "stopReason": "endTurn"})
+            }
+            Some("roots/list") => json!({"roots": [{"uri": "file:///work", "name": "work"}]}),
+            _ => panic!("an unexpected question: {request}"),
+        };
+        answers.insert(key.clone(), answer);
+    }
+    mcp_http::call(
+        &server.url,
+        "tasks/update",
+        json!({"taskId": id, "inputResponses": answers}),
+    )
+    .await
+    .expect("tasks/update");
+    let done = wait_for_task(&server.url, None, &id, |t| t["status"] == "completed").await;
+    let text = &done["result"]["content"][0]["text"];
+    assert_eq!(text, "summary: short (roots: work)", "{done}");
+}
+
 /// A plain call (the client did not declare the tasks extension, so no
 /// task) has no client to ask: the upstream's question gets an error,
 /// which its tool reports.

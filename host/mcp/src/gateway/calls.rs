@@ -1,5 +1,6 @@
 //! What the upstream sends during a call, routed to that call: its
-//! questions (`elicitation/create`) to the task's client, to answers the
+//! questions (`elicitation/create`, `sampling/createMessage`,
+//! `roots/list`) to the task's client, to answers the
 //! client gave ahead (multi round-trip), or to a probe that only collects
 //! them; its progress to the task's status message. A connection serving
 //! a task call serves no other, so its requests are that call's. And what
@@ -10,10 +11,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
+// Sampling and roots are deprecated as of 2026-07-28 (SEP-2577) and still
+// input requests there; the servers behind a gateway are the ones that
+// use them.
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult, ErrorData, Implementation,
     ProgressNotificationParam, ProgressToken, Tool,
 };
+#[allow(deprecated)]
+use rmcp::model::{CreateMessageRequestParams, CreateMessageResult, ListRootsResult};
 use rmcp::service::{NotificationContext, Peer, RequestContext, RoleClient};
 use rmcp::ClientHandler;
 use serde_json::{json, Map, Value};
@@ -294,8 +300,15 @@ fn answer_as<T: serde::de::DeserializeOwned>(answer: Value, what: &str) -> Resul
 }
 
 impl ClientHandler for UpstreamClient {
+    /// Every kind of question a task can ask its client (an input request
+    /// of MCP 2026-07-28: elicitation, sampling, roots).
+    #[allow(deprecated)]
     fn get_info(&self) -> ClientConfig {
-        let capabilities = ClientCapabilities::builder().enable_elicitation().build();
+        let capabilities = ClientCapabilities::builder()
+            .enable_elicitation()
+            .enable_sampling()
+            .enable_roots()
+            .build();
         ClientConfig::new(
             capabilities,
             Implementation::new("pmcp-tasks-gateway", env!("CARGO_PKG_VERSION")),
@@ -312,6 +325,28 @@ impl ClientHandler for UpstreamClient {
             .ask("elicitation/create", fields(&request)?)
             .await?;
         answer_as(answer, "elicitation result")
+    }
+
+    #[allow(deprecated)]
+    async fn create_message(
+        &self,
+        request: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        let answer = self
+            .calls
+            .ask("sampling/createMessage", fields(&request)?)
+            .await?;
+        answer_as(answer, "sampling result")
+    }
+
+    #[allow(deprecated)]
+    async fn list_roots(
+        &self,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, ErrorData> {
+        let answer = self.calls.ask("roots/list", Map::new()).await?;
+        answer_as(answer, "roots list")
     }
 
     async fn on_progress(

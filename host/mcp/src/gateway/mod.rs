@@ -19,8 +19,9 @@
 //!   tool the operator declared idempotent ([`GatewayOptions::retries`])
 //!   is made again when the upstream was lost mid-call.
 //! - **The upstream's messages become the task's state.** Its progress
-//!   notifications are the status message; its `elicitation/create`
-//!   requests are the task's input requests
+//!   notifications are the status message; its `elicitation/create`,
+//!   `sampling/createMessage` and `roots/list` requests are the task's
+//!   input requests
 //!   (`input_required`, answered by `tasks/update` or the 2025-11-25
 //!   flow) and the answers go back upstream; its result (also one with
 //!   `isError`) or JSON-RPC error is the outcome.
