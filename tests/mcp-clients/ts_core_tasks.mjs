@@ -68,8 +68,16 @@ if (overHttp) {
   assert.ok(taskId, 'a task was created');
   const polled = await tasks.getTask(taskId);
   assert.equal(polled.status, 'working');
-  const listed = await tasks.listTasks();
-  assert.ok(listed.tasks.some((t) => t.taskId === taskId), 'listed');
+  // Every page: the owner may hold more tasks than one page (an anonymous
+  // owner shared with other clients of the same server).
+  let listed = false;
+  let cursor;
+  do {
+    const page = await tasks.listTasks(cursor);
+    listed ||= page.tasks.some((t) => t.taskId === taskId);
+    cursor = page.nextCursor;
+  } while (cursor && !listed);
+  assert.ok(listed, 'listed');
   const cancelled = await tasks.cancelTask(taskId);
   assert.equal(cancelled.status, 'cancelled');
   kinds.push('cancelled');
