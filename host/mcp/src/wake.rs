@@ -83,10 +83,13 @@ pub(crate) struct Subscription<W: Deref<Target = Wakeups>> {
 
 impl<W: Deref<Target = Wakeups>> Subscription<W> {
     fn new(wakeups: W, task_id: &str) -> Self {
-        let signal = match wakeups.tasks.entry(task_id.to_owned()) {
+        // The count is read under the entry's lock, which a wake takes too.
+        let (signal, wakes_at_start) = match wakeups.tasks.entry(task_id.to_owned()) {
             Entry::Occupied(mut waiters) => {
                 waiters.get_mut().count += 1;
-                waiters.get().signal.clone()
+                let signal = waiters.get().signal.clone();
+                let wakes = signal.wakes.load(Ordering::Acquire);
+                (signal, wakes)
             }
             Entry::Vacant(slot) => {
                 let signal = Arc::new(Signal::default());
@@ -94,10 +97,9 @@ impl<W: Deref<Target = Wakeups>> Subscription<W> {
                     signal: signal.clone(),
                     count: 1,
                 });
-                signal
+                (signal, 0)
             }
         };
-        let wakes_at_start = signal.wakes.load(Ordering::Acquire);
         Subscription {
             wakeups,
             task_id: task_id.to_owned(),
