@@ -13,6 +13,7 @@ pub mod dynamodb;
 mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod shown;
 mod url;
 
 pub use memory::InMemoryBackend;

@@ -128,7 +128,7 @@ impl DynamoDbBackend {
     /// not tell it back): for a client built with a custom endpoint URL.
     /// Credentials in the URL are not shown.
     pub fn with_endpoint_label(mut self, endpoint: impl Into<String>) -> Self {
-        self.endpoint = super::url::without_credentials(&endpoint.into());
+        self.endpoint = super::shown::without_credentials(&endpoint.into());
         self
     }
 

@@ -153,7 +153,7 @@ impl RedisBackend {
         let address = config
             .urls
             .iter()
-            .map(|url| super::url::without_credentials(url))
+            .map(|url| super::shown::without_credentials(url))
             .collect::<Vec<_>>()
             .join(",");
         let connect_error = |source| RedisBackendError::Connect {
