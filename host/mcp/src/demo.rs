@@ -3,7 +3,7 @@
 //! `confirm_delete`, `multi_input`, `test_tool_with_task`), each showing one
 //! part of running tools as durable tasks.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use pmcp_tasks_host::InputRequest;
@@ -53,8 +53,12 @@ fn object_schema(properties: Value) -> Value {
     json!({"type": "object", "properties": properties})
 }
 
-impl TaskTools for DemoTools {
-    fn tools(&self) -> Vec<ToolSpec> {
+/// The demonstration tools, built once: a call looks its tool up without
+/// building every schema again, and the argument check finds the schema
+/// it compiled by pointer.
+fn specs() -> &'static [ToolSpec] {
+    static SPECS: OnceLock<Vec<ToolSpec>> = OnceLock::new();
+    SPECS.get_or_init(|| {
         let spec = |tool, task_support| ToolSpec { tool, task_support };
         vec![
             spec(
@@ -116,6 +120,15 @@ impl TaskTools for DemoTools {
                 TaskSupport::Required,
             ),
         ]
+    })
+}
+impl TaskTools for DemoTools {
+    fn tools(&self) -> Vec<ToolSpec> {
+        specs().to_vec()
+    }
+
+    fn tool(&self, name: &str) -> Option<ToolSpec> {
+        specs().iter().find(|s| s.tool.name == name).cloned()
     }
 
     fn prepare(&self, call: &ToolCall) -> PrepareFuture {
@@ -252,5 +265,26 @@ async fn run(call: ToolCall, worker: Option<Worker>) -> ToolOutcome {
             )))
         }
         other => Err(RpcError::invalid_params(format!("unknown tool: {other}")).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_is_found_as_listed_and_built_once() {
+        let tools = DemoTools.tools();
+        for listed in &tools {
+            let found = DemoTools.tool(&listed.tool.name).expect("found by name");
+            assert_eq!(found.task_support, listed.task_support);
+            // The same schema, not an equal one: the argument check's
+            // compiled validator is found by pointer.
+            assert!(Arc::ptr_eq(
+                &found.tool.input_schema,
+                &listed.tool.input_schema
+            ));
+        }
+        assert!(DemoTools.tool("no_such_tool").is_none());
     }
 }

@@ -82,6 +82,13 @@ pub trait TaskTools: Send + Sync + 'static {
     /// Every tool, with its task support.
     fn tools(&self) -> Vec<ToolSpec>;
 
+    /// The tool named `name`, if there is one: looked up for every call.
+    /// By default found in [`Self::tools`]; override it when building
+    /// every tool costs more than finding one.
+    fn tool(&self, name: &str) -> Option<ToolSpec> {
+        self.tools().into_iter().find(|s| s.tool.name == name)
+    }
+
     /// What a call needs before it can start (2026-07-28 only): by
     /// default nothing. See [`Preparation`].
     fn prepare(&self, call: &ToolCall) -> PrepareFuture {
@@ -146,11 +153,7 @@ impl<T: TaskTools> DurableTaskServer<T> {
 
     /// A tool's task support; `None` for an unknown tool.
     pub(crate) fn task_support(&self, name: &str) -> Option<TaskSupport> {
-        self.tools
-            .tools()
-            .into_iter()
-            .find(|s| s.tool.name == name)
-            .map(|s| s.task_support)
+        self.tools.tool(name).map(|s| s.task_support)
     }
 
     /// The tool a call names, once its arguments passed its `inputSchema`:
@@ -162,9 +165,7 @@ impl<T: TaskTools> DurableTaskServer<T> {
     ) -> Result<ToolSpec, RpcError> {
         let spec = self
             .tools
-            .tools()
-            .into_iter()
-            .find(|s| s.tool.name == name)
+            .tool(name)
             .ok_or_else(|| RpcError::invalid_params(format!("unknown tool: {name}")))?;
         self.arguments.check(&spec.tool, arguments)?;
         Ok(spec)

@@ -369,6 +369,12 @@ impl TaskTools for Gateway {
             .collect()
     }
 
+    fn tool(&self, name: &str) -> Option<ToolSpec> {
+        let tools = self.upstream.tools();
+        let tool = tools.iter().find(|tool| tool.name == name)?;
+        Some(ToolSpec::new(tool.clone(), self.options.support_of(name)))
+    }
+
     /// Probes an ask-first tool's call that brings no answers yet.
     fn prepare(&self, call: &ToolCall) -> PrepareFuture {
         if !call.input_responses.is_empty() || !self.options.ask_first.contains(&call.name) {
