@@ -122,6 +122,7 @@ fn specs() -> &'static [ToolSpec] {
         ]
     })
 }
+
 impl TaskTools for DemoTools {
     fn tools(&self) -> Vec<ToolSpec> {
         specs().to_vec()

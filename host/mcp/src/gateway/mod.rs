@@ -58,6 +58,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rmcp::model::Tool;
 use url::Url;
 
 use crate::server::{Preparation, PrepareFuture, TaskTools, ToolCall, ToolFuture, ToolSpec};
@@ -360,19 +361,28 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// An upstream tool, with the task support the operator gave it.
+    fn spec(&self, tool: &Tool) -> ToolSpec {
+        ToolSpec::new(tool.clone(), self.options.support_of(&tool.name))
+    }
+}
+
 impl TaskTools for Gateway {
     fn tools(&self) -> Vec<ToolSpec> {
         self.upstream
             .tools()
             .iter()
-            .map(|tool| ToolSpec::new(tool.clone(), self.options.support_of(&tool.name)))
+            .map(|tool| self.spec(tool))
             .collect()
     }
 
     fn tool(&self, name: &str) -> Option<ToolSpec> {
         let tools = self.upstream.tools();
-        let tool = tools.iter().find(|tool| tool.name == name)?;
-        Some(ToolSpec::new(tool.clone(), self.options.support_of(name)))
+        tools
+            .iter()
+            .find(|tool| tool.name == name)
+            .map(|tool| self.spec(tool))
     }
 
     /// Probes an ask-first tool's call that brings no answers yet.

@@ -300,7 +300,6 @@ impl Upstream {
             Ok(lease) => lease,
             Err(e) => return Preparation::Ran(Err(unreachable(e))),
         };
-        let connection = lease.connection();
         let probe = Arc::new(Probe::default());
         let asked = async {
             probe.asked.notified().await;
@@ -309,17 +308,7 @@ impl Upstream {
             "asked before the task starts"
         };
         let role = Role::Probing(probe.clone());
-        let attempt = self
-            .call_with(
-                connection.service.peer(),
-                &connection.calls,
-                call,
-                role,
-                asked,
-            )
-            .await;
-        lease.release(matches!(attempt, Attempt::Stopped | Attempt::Final(Ok(_))));
-        match attempt {
+        match self.call_leased(lease, call, role, asked).await {
             // Stopped first, so the upstream saw the cancel before its
             // questions' errors.
             Attempt::Stopped => Preparation::Ask(probe.finish()),
@@ -347,7 +336,6 @@ impl Upstream {
             Ok(lease) => lease,
             Err(e) => return Attempt::Final(Err(unreachable(e))),
         };
-        let connection = lease.connection();
         let cancel = worker.as_ref().map(|w| w.cancellation().clone());
         let cancelled = async {
             match &cancel {
@@ -358,14 +346,23 @@ impl Upstream {
         };
         let asker = Asker::new(worker, settle, call.input_responses.clone());
         let role = Role::Answering(Box::new(asker));
+        self.call_leased(lease, call, role, cancelled).await
+    }
+
+    /// One attempt on the lease's connection, which then goes back to the
+    /// idle pool if the attempt left it usable (answered, or stopped by
+    /// the gateway), else ends.
+    async fn call_leased(
+        &self,
+        lease: Lease<'_>,
+        call: ToolCall,
+        role: Role,
+        stop: impl Future<Output = &'static str>,
+    ) -> Attempt {
+        let connection = lease.connection();
+        let peer = connection.service.peer();
         let attempt = self
-            .call_with(
-                connection.service.peer(),
-                &connection.calls,
-                call,
-                role,
-                cancelled,
-            )
+            .call_with(peer, &connection.calls, call, role, stop)
             .await;
         lease.release(matches!(attempt, Attempt::Final(_) | Attempt::Stopped));
         attempt
