@@ -196,6 +196,18 @@ impl CoreSession {
 
     /// Opens a session at `url` (as `bearer`, when given).
     pub async fn open(url: &str, bearer: Option<&str>) -> std::io::Result<CoreSession> {
+        let (session, _) = CoreSession::open_asking(url, bearer, "2025-11-25", json!({})).await?;
+        Ok(session)
+    }
+
+    /// Opens a session at `url` whose `initialize` asks for `version` and
+    /// declares `capabilities`: the session and the `initialize` result.
+    pub async fn open_asking(
+        url: &str,
+        bearer: Option<&str>,
+        version: &str,
+        capabilities: Value,
+    ) -> std::io::Result<(CoreSession, Value)> {
         let mut session = CoreSession {
             id: String::new(),
             bearer: bearer.map(str::to_owned),
@@ -203,8 +215,8 @@ impl CoreSession {
         let body = json!({
             "jsonrpc": "2.0", "id": 0, "method": "initialize",
             "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
+                "protocolVersion": version,
+                "capabilities": capabilities,
                 "clientInfo": {"name": "pmcp-tasks-tests", "version": "0"},
             },
         });
@@ -221,11 +233,20 @@ impl CoreSession {
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| std::io::Error::other(format!("no session: {response:?}")))?
             .to_owned();
+        let result = response
+            .message(&json!(0))
+            .and_then(|m| m.get("result").cloned())
+            .ok_or_else(|| std::io::Error::other(format!("no result: {response:?}")))?;
         let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
         session
             .raw(url, initialized.to_string().into_bytes())
             .await?;
-        Ok(session)
+        Ok((session, result))
+    }
+
+    /// Asks `url` to end this session (`DELETE` with its id).
+    pub async fn delete(&self, url: &str) -> std::io::Result<RawResponse> {
+        send(url, "DELETE", &self.headers(Some(&self.id)), Vec::new()).await
     }
 
     /// The same credentials presenting session `id` instead (a stolen or

@@ -40,6 +40,12 @@ pub(crate) struct ServeArgs {
     /// `Host` gets 403 (DNS rebinding).
     #[arg(long = "allow-host", value_name = "HOST")]
     allow_hosts: Vec<String>,
+    /// How long a 2025-11-25 session lives from its `initialize`, in
+    /// seconds; then every replica answers its requests 404 and the client
+    /// opens a new one. Sessions cannot be ended early (`DELETE` answers
+    /// 405).
+    #[arg(long, default_value_t = 24 * 3600)]
+    session_max_age_s: u64,
     /// HTTP connections served at once (more wait in the listen backlog).
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
@@ -146,9 +152,23 @@ struct AuthArgs {
     /// Clock skew allowed on `exp` and `nbf`, in seconds.
     #[arg(long, default_value_t = 30)]
     auth_leeway_s: u64,
-    /// The least time between two fetches of the JWKS for unknown keys, in ms.
+    /// The least time between two reads of the JWKS (for a token naming
+    /// an unknown key, a URL whose caching says not to keep it, a read
+    /// that failed), in ms.
     #[arg(long, default_value_t = 10_000)]
     auth_jwks_refresh_ms: u64,
+    /// The longest the JWKS is used without reading it again, in seconds:
+    /// a URL's keys are kept as long as its HTTP caching says, up to this,
+    /// so a key the issuer removes is refused within it (a file is checked
+    /// for changes every second).
+    #[arg(long, default_value_t = 300)]
+    auth_jwks_max_age_s: u64,
+    /// Also accept access tokens whose JWT `typ` is `JWT` or absent, for
+    /// authorization servers that do not type them `at+jwt` (RFC 9068)
+    /// as Microsoft Entra ID and Keycloak do; an ID token of the same
+    /// issuer and audience then passes as an access token too.
+    #[arg(long)]
+    auth_untyped_tokens: bool,
     /// This server's resource URI (the MCP endpoint's public URL), named
     /// in its OAuth metadata and the default token audience. Default:
     /// http://ADDR/mcp of --listen.
@@ -292,9 +312,18 @@ async fn http_options(
     let mut options = HttpOptions::default()
         .with_origins(origins)
         .with_hosts(hosts);
-    if let Some(secret) = secret {
-        options = options.with_session_seal(SessionSeal::new(secret));
-    }
+    let seal = match secret {
+        Some(secret) => SessionSeal::new(secret),
+        None => {
+            tracing::warn!(
+                "no --cursor-secret: 2025-11-25 sessions are sealed by a random key, so only \
+                 this replica serves them"
+            );
+            SessionSeal::random()
+        }
+    };
+    options =
+        options.with_session_seal(seal.with_max_age(Duration::from_secs(args.session_max_age_s)));
     let auth = &args.auth;
     let resource = match &auth.resource {
         Some(uri) => Url::parse(uri).with_context(|| format!("--resource {uri}"))?,
@@ -308,13 +337,15 @@ async fn http_options(
         } else {
             auth.auth_audiences.clone()
         };
+        warn_unless_audience(&resource, &audiences);
         let mut verifier = JwtVerifier::new(JwksSource::parse(jwks)?, &issuer, "")
             .with_audiences(audiences)?
             .with_leeway(Duration::from_secs(auth.auth_leeway_s))
             .with_required_scopes(auth.auth_required_scopes.clone())
+            .with_untyped_tokens(auth.auth_untyped_tokens)
             .with_key_refresh(
                 Duration::from_millis(auth.auth_jwks_refresh_ms),
-                Duration::from_secs(3600),
+                Duration::from_secs(auth.auth_jwks_max_age_s),
             );
         if !auth.auth_algorithms.is_empty() {
             verifier = verifier.with_algorithms(&auth.auth_algorithms)?;
@@ -365,6 +396,28 @@ async fn http_options(
         .with_header_timeout(Duration::from_millis(args.header_timeout_ms))
         .with_body_timeout(Duration::from_millis(args.body_timeout_ms))
         .with_max_body_bytes(args.max_body_bytes))
+}
+
+/// Warns when the resource the OAuth metadata names is not an audience
+/// tokens may carry: a client that follows the metadata asks for tokens
+/// for that resource (RFC 8707), and every one of them would be refused.
+fn warn_unless_audience(resource: &Url, audiences: &[String]) {
+    let advertised = resource.as_str();
+    if !audiences.iter().any(|aud| same_resource(aud, advertised)) {
+        tracing::warn!(
+            resource = advertised,
+            audiences = ?audiences,
+            "the protected resource metadata names {advertised}, which no --auth-audience \
+             accepts: clients that ask their authorization server for a token for it will be \
+             refused. Give --resource with the URL clients use, or add it as an --auth-audience"
+        );
+    }
+}
+
+/// Whether audience `aud` names `resource` (a URL as parsed, so
+/// `http://h:80/mcp` and `http://h/mcp` agree).
+fn same_resource(aud: &str, resource: &str) -> bool {
+    aud == resource || Url::parse(aud).is_ok_and(|url| url.as_str() == resource)
 }
 
 /// Every `every`: fail the tasks whose worker was lost (on any replica)

@@ -33,6 +33,7 @@ mod gateway;
 mod http;
 mod identity;
 mod params;
+mod progress;
 mod revision;
 mod server;
 mod service;

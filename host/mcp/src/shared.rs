@@ -35,6 +35,10 @@ pub struct ServiceConfig {
     /// return its own outcome (say, after cleaning up); past it, its
     /// future is dropped and the task ends `cancelled`.
     pub cancel_grace: Duration,
+    /// The least time between two progress writes of one task: reports
+    /// in between are coalesced, the latest winning (see
+    /// [`Worker::progress`](crate::Worker::progress)).
+    pub progress_interval: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -46,6 +50,7 @@ impl Default for ServiceConfig {
             result_wait_limit: Duration::from_secs(300),
             cancel_check: Duration::from_secs(1),
             cancel_grace: Duration::from_secs(5),
+            progress_interval: Duration::from_millis(100),
         }
     }
 }

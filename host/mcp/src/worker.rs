@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::RpcError;
 use std::sync::Arc;
 
+use crate::progress::ProgressRelay;
 use crate::shared::{count_finished, shut_down_error, Shared};
 use crate::wake::{Subscription, Wakeups};
 
@@ -54,6 +55,7 @@ pub struct Worker {
     task_id: String,
     grant: LeaseGrant,
     cancel: CancellationToken,
+    progress: Arc<ProgressRelay>,
 }
 
 impl Worker {
@@ -69,6 +71,7 @@ impl Worker {
             task_id,
             grant,
             cancel: CancellationToken::new(),
+            progress: Arc::default(),
         }
     }
 
@@ -87,18 +90,50 @@ impl Worker {
     }
 
     /// Reports progress: a new status message, status unchanged (the
-    /// host's `TaskHost::update_status` to `working`).
+    /// host's `TaskHost::update_status` to `working`), as often as the
+    /// tool likes. Reports are coalesced (the `progress` module): at most
+    /// one write per `ServiceConfig::progress_interval` and one in flight,
+    /// the latest message winning, so this returns at once and a flood
+    /// costs the store a write per interval. A write the store refuses is
+    /// logged, not returned; a task that ended is seen as its cancellation.
     #[doc(alias = "update_status")]
     pub async fn progress(&self, message: &str) -> Result<(), RpcError> {
-        let host = &self.shared.host;
-        host.update_status(
-            &self.owner,
-            &self.task_id,
-            TaskStatus::Working,
-            Some(message),
-        )
-        .await?;
+        if self.progress.offer(message) {
+            let worker = self.clone();
+            tokio::spawn(async move {
+                let interval = worker.shared.config.progress_interval;
+                let relay = worker.progress.clone();
+                relay
+                    .run_writer(interval, |message| worker.write_progress(message))
+                    .await;
+            });
+        }
         Ok(())
+    }
+
+    /// Writes one progress message: `false` when the task is past it
+    /// (ended, gone, or another worker holds it).
+    async fn write_progress(&self, message: String) -> bool {
+        let host = &self.shared.host;
+        let written = host
+            .update_status(
+                &self.owner,
+                &self.task_id,
+                TaskStatus::Working,
+                Some(&message),
+            )
+            .await;
+        match written {
+            Ok(_) => true,
+            Err(TaskError::NotFound(_) | TaskError::InvalidTransition(_)) => {
+                self.cancel.cancel();
+                false
+            }
+            Err(e) => {
+                tracing::warn!(task = %self.task_id, error = %e, "a progress message was not stored");
+                true
+            }
+        }
     }
 
     /// Asks the client for input and waits until every request is answered
@@ -235,8 +270,10 @@ where
             _ = tokio::time::sleep_until(wake_at) => changed = true,
         }
     };
-    // Past the grace (or done): the tool's future goes now.
+    // Past the grace (or done): the tool's future goes now, and its
+    // progress with it (the outcome is the last write).
     drop(tool);
+    worker.progress.close().await;
     let (owner, id) = (&worker.owner, &worker.task_id);
     let (ended, status) = match outcome {
         Ok(result) => (

@@ -156,6 +156,11 @@ async fn jwt_access_tokens_are_verified_as_a_resource_server() {
             format!("e30.{}", valid.split_once('.').expect("a JWT").1),
         ),
         ("not a JWT", "abc.def.ghi".to_owned()),
+        // RFC 9068 section 4: an ID token of the same issuer and audience
+        // (typed JWT), an untyped token and another type are no access tokens.
+        ("typ JWT", issuer.token_typed(&alice, Some("JWT"))),
+        ("no typ", issuer.token_typed(&alice, None)),
+        ("typ JOSE", issuer.token_typed(&alice, Some("JOSE"))),
     ];
     for (case, token) in &forged {
         let response = create_as(&server.url, Some(&format!("Bearer {token}"))).await;
@@ -443,6 +448,57 @@ fn serving_beyond_loopback_needs_authentication() {
         assert!(
             stderr.contains("without authentication"),
             "{extra:?}: {stderr}"
+        );
+    }
+}
+
+/// The resource the metadata names is not an accepted audience (given
+/// --auth-audience, no --resource): the server says so at start, naming
+/// both; with them agreeing it says nothing of it.
+#[test]
+fn a_metadata_resource_no_token_may_name_is_warned_of_at_start() {
+    let issuer = Issuer::new(ISSUER);
+    let jwks = issuer.jwks_path.to_str().expect("a UTF-8 path");
+    let base = ["--auth-jwks", jwks, "--auth-issuer", ISSUER];
+    let warned = |server: &Replica| {
+        server
+            .stderr_lines()
+            .iter()
+            .any(|line| line.contains("which no --auth-audience accepts"))
+    };
+    let mut disagreeing = base.to_vec();
+    disagreeing.extend(["--auth-audience", "api://tasks"]);
+    let server = Replica::start(binary(), &["--backend", "memory"], &disagreeing);
+    assert!(warned(&server), "{:#?}", server.stderr_lines());
+    let line = server
+        .stderr_lines()
+        .into_iter()
+        .find(|line| line.contains("which no --auth-audience accepts"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&server.url) && line.contains("api://tasks"),
+        "{line}"
+    );
+
+    for agreeing in [
+        vec![
+            "--auth-audience",
+            "api://tasks",
+            "--resource",
+            RESOURCE,
+            "--auth-audience",
+            RESOURCE,
+        ],
+        vec!["--resource", RESOURCE],
+        vec![],
+    ] {
+        let mut args = base.to_vec();
+        args.extend(agreeing.iter().copied());
+        let server = Replica::start(binary(), &["--backend", "memory"], &args);
+        assert!(
+            !warned(&server),
+            "{agreeing:?}: {:#?}",
+            server.stderr_lines()
         );
     }
 }

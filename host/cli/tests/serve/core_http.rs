@@ -69,7 +69,12 @@ async fn a_session_is_unknown_to_every_other_identity() {
         .await
         .expect("an answer");
     assert_eq!(refused.status, 404, "{refused:?}");
-    let forged = alice.with_id(&format!("s1-{}-{}", "0".repeat(32), "0".repeat(64)));
+    let forged = alice.with_id(&format!(
+        "s2-{}-{:x}-{}",
+        "0".repeat(32),
+        pmcp_tasks_tests::jwt::now_s(),
+        "0".repeat(64)
+    ));
     let unknown = forged.raw(&server.url, get).await.expect("an answer");
     assert_eq!(unknown.status, 404, "{unknown:?}");
 }
@@ -97,6 +102,128 @@ mod on_redis {
         let proxy = RoundRobin::start(vec![a.address.clone(), b.address.clone()]).await;
         run_sdk_clients(&proxy.url).await;
         super::super::assert_both_served(&proxy);
+    }
+
+    /// Two replicas on one Redis, sessions opened on A.
+    fn two_replicas(redis: &RedisServer) -> (Replica, Replica) {
+        (
+            super::super::redis_replica(redis, "a", "30000"),
+            super::super::redis_replica(redis, "b", "30000"),
+        )
+    }
+
+    /// `DELETE` of a session answers 405 (Allow: POST) on every replica
+    /// and ends nothing: the server does not let clients end sessions (a
+    /// session ends at its maximum age), and says so instead of answering
+    /// 200 for a session that lives on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_is_not_ended_by_delete_and_the_answer_says_so() {
+        let redis = RedisServer::start();
+        let (a, b) = two_replicas(&redis);
+        let session = CoreSession::open(&a.url, None).await.expect("a session");
+        for replica in [&a, &b] {
+            let deleted = session.delete(&replica.url).await.expect("an answer");
+            assert_eq!(deleted.status, 405, "{deleted:?}");
+            assert_eq!(
+                deleted.headers.get("allow").and_then(|v| v.to_str().ok()),
+                Some("POST"),
+                "{deleted:?}"
+            );
+            let listed = session
+                .call(&replica.url, "tasks/list", json!({}))
+                .await
+                .expect("the session still serves");
+            assert!(listed["tasks"].is_array(), "{listed}");
+        }
+        let unknown = session
+            .with_id("s2-unknown")
+            .delete(&b.url)
+            .await
+            .expect("an answer");
+        assert_eq!(unknown.status, 404, "{unknown:?}");
+    }
+
+    /// What an `initialize` advertises, the session serves, on every
+    /// replica: a client asking for 2025-11-25 gets 2025 tasks even when
+    /// it also declares the extension (SEP-2663: the extension is not
+    /// defined under 2025-11-25), with `tasks/list` and `tasks/result`; a
+    /// client asking for 2026-07-28 with the extension (rmcp's) gets the
+    /// extension's capability alone, and the methods the extension removed
+    /// answer -32601.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_serves_what_its_initialize_advertised() {
+        let redis = RedisServer::start();
+        let (a, b) = two_replicas(&redis);
+        let extension = json!({"extensions": {"io.modelcontextprotocol/tasks": {}}});
+        let declared = json!({
+            "tasks": {"requests": {"tools": {"call": {}}}},
+            "extensions": {"io.modelcontextprotocol/tasks": {}},
+        });
+
+        let (core, result) = CoreSession::open_asking(&a.url, None, "2025-11-25", declared)
+            .await
+            .expect("a 2025 session");
+        let capabilities = &result["capabilities"];
+        assert!(capabilities["tasks"]["list"].is_object(), "{result}");
+        assert!(
+            capabilities["tasks"]["requests"]["tools"]["call"].is_object(),
+            "{result}"
+        );
+        assert!(capabilities.get("extensions").is_none(), "{result}");
+        let id = core
+            .start_task(&a.url, "slow_compute", json!({"seconds": 0}))
+            .await;
+        for replica in [&a, &b] {
+            let listed = core
+                .call(&replica.url, "tasks/list", json!({}))
+                .await
+                .expect("tasks/list, advertised");
+            assert!(
+                listed["tasks"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|t| t["taskId"] == id)),
+                "{listed}"
+            );
+            let outcome = core
+                .call(&replica.url, "tasks/result", json!({"taskId": id}))
+                .await
+                .expect("tasks/result, advertised");
+            assert!(outcome["content"].is_array(), "{outcome}");
+        }
+
+        let (ext, result) = CoreSession::open_asking(&a.url, None, "2026-07-28", extension)
+            .await
+            .expect("an extension session");
+        let capabilities = &result["capabilities"];
+        assert!(
+            capabilities["extensions"]["io.modelcontextprotocol/tasks"].is_object(),
+            "{result}"
+        );
+        assert!(capabilities.get("tasks").is_none(), "{result}");
+        for replica in [&a, &b] {
+            for method in ["tasks/list", "tasks/result"] {
+                let refused = ext
+                    .call(&replica.url, method, json!({"taskId": id}))
+                    .await
+                    .expect_err("not part of the extension");
+                assert_eq!(refused["code"], -32601, "{method}: {refused}");
+            }
+            let created = ext
+                .call(
+                    &replica.url,
+                    "tools/call",
+                    json!({"name": "slow_compute", "arguments": {"seconds": 60}}),
+                )
+                .await
+                .expect("a task-creating call");
+            assert_eq!(created["resultType"], "task", "{created}");
+            let task = created["taskId"].as_str().expect("a task");
+            let got = ext
+                .call(&replica.url, "tasks/get", json!({"taskId": task}))
+                .await
+                .expect("tasks/get");
+            assert_eq!(got["status"], "working", "{got}");
+        }
     }
 
     /// A 2025 session's task whose replica dies: the other replica serves

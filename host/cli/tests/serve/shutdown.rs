@@ -1,6 +1,6 @@
 //! Stopping a replica cleanly: SIGTERM while it runs tasks.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pmcp_tasks_tests::mcp_http;
 use pmcp_tasks_tests::redis::RedisServer;
@@ -87,10 +87,8 @@ async fn json_logs_are_json_from_start_to_stop() {
     .expect("terminating the server");
     // The reader thread may still hold the last line.
     let mut lines = server.stderr_lines();
-    for _ in 0..100 {
-        if lines.iter().any(|l| l.contains("stopped (")) {
-            break;
-        }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !lines.iter().any(|l| l.contains("stopped (")) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
         lines = server.stderr_lines();
     }

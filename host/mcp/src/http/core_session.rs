@@ -6,15 +6,28 @@
 //! session's, answered here from the task layer; the rest goes to rmcp,
 //! which serves 2026-07-28 statelessly.
 //!
-//! A client that declares the tasks extension at `initialize` (rmcp's
-//! client does) expects the extension's answers in its session: its task
-//! methods and task-creating calls are served as the stateless 2026-07-28
-//! requests they stand for ([`as_extension_request`]), by the same code
-//! as a 2026 client's.
+//! What a session is follows from what its client asked for at
+//! `initialize` (SEP-2663's backward-compatibility table):
+//!
+//! - a client asking for 2025-11-25 (or earlier) gets 2025-11-25 tasks,
+//!   whatever else it declares: the extension is not defined under that
+//!   version, so declaring it changes nothing (`capabilities.tasks`, with
+//!   `tasks/list`, `tasks/result` and task-augmented calls);
+//! - a client asking for 2026-07-28 or later that declares the tasks
+//!   extension (rmcp 3.11's client does) gets an extension session: the
+//!   extension's capability and none of the legacy ones, its task methods
+//!   and task-creating calls served as the stateless 2026-07-28 requests
+//!   they stand for ([`as_extension_request`]), by the same code as a 2026
+//!   client's; `tasks/result` and `tasks/list`, which the extension
+//!   removed, answer -32601 as the extension says.
 //!
 //! Sessions are sealed ([`SessionSeal`]): any replica answers any request
 //! of any session, and a session opened by one identity is unknown (404)
-//! to every other. Every request is answered with one JSON body, but
+//! to every other, as is a session past its maximum age. Sessions cannot
+//! be ended early: nothing is kept per session for a `DELETE` to remove,
+//! and forgetting one on every replica would cost a store read per
+//! request, so `DELETE` answers 405, as the transport allows a server that
+//! does not let clients end sessions. Every request is answered with one JSON body, but
 //! `tasks/result`: it blocks on its own HTTP request (never the session's
 //! others) as server-sent events, sending the task's input requests as
 //! server requests whose ids name the task, so the client's responses
@@ -55,9 +68,13 @@ pub(super) fn is_core(parts: &Parts, message: Option<&Admitted>) -> bool {
     )
 }
 
-/// Whether an `initialize` request declares the tasks extension.
-fn declares_extension(message: &Admitted) -> bool {
-    message.params()["capabilities"]["extensions"][TASKS_EXTENSION].is_object()
+/// Whether an `initialize` request opens an extension session: its client
+/// declares the tasks extension and asks for a revision that has it.
+fn opens_extension_session(message: &Admitted) -> bool {
+    let params = message.params();
+    let version = params["protocolVersion"].as_str().unwrap_or_default();
+    params["capabilities"]["extensions"][TASKS_EXTENSION].is_object()
+        && Revision::of_protocol_version(version) != Revision::V2025_11_25
 }
 
 /// A request in a session whose client declared the tasks extension,
@@ -197,19 +214,23 @@ pub(super) async fn answer<T: TaskTools>(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "Method Not Allowed: this server offers no standalone SSE stream",
             );
-            response.headers_mut().insert(
-                http::header::ALLOW,
-                HeaderValue::from_static("POST, DELETE"),
-            );
+            allow_post(&mut response);
             return response;
         }
-        // Nothing is kept per session, so ending one frees nothing.
-        Method::DELETE => return empty(StatusCode::OK),
-        _ => {
-            return refusal(
+        // See the module documentation: a session ends at its maximum age.
+        Method::DELETE => {
+            let mut response = refusal(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "Method Not Allowed: POST, GET or DELETE",
-            )
+                "Method Not Allowed: sessions of this server cannot be ended early; \
+                 one ends at its maximum age",
+            );
+            allow_post(&mut response);
+            return response;
+        }
+        _ => {
+            let mut response = refusal(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed: POST");
+            allow_post(&mut response);
+            return response;
         }
     }
     let Some(message) = message else {
@@ -237,10 +258,16 @@ pub(super) async fn answer<T: TaskTools>(
     }
     let outcome = match method.as_str() {
         "initialize" => {
-            let extension = declares_extension(&message);
+            let extension = opens_extension_session(&message);
             let mut result = core::initialize_result(server);
             if extension {
-                result["capabilities"]["extensions"] = json!({TASKS_EXTENSION: {}});
+                // The extension's capability, and none of the legacy ones
+                // (SEP-2663: a server MUST NOT advertise both).
+                let capabilities = &mut result["capabilities"];
+                if let Some(fields) = capabilities.as_object_mut() {
+                    fields.remove("tasks");
+                }
+                capabilities["extensions"] = json!({TASKS_EXTENSION: {}});
             }
             let mut response = respond(&id, Ok(result));
             let session = seal.open_session(&caller.owner, extension);
@@ -391,6 +418,13 @@ fn respond(id: &Value, outcome: Result<Value, RpcError>) -> HttpResponse {
         HeaderValue::from_static(CORE_PROTOCOL_VERSION),
     );
     response
+}
+
+/// Names POST as the one method of a session.
+fn allow_post(response: &mut HttpResponse) {
+    response
+        .headers_mut()
+        .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
 }
 
 /// A refusal of a session request.

@@ -62,6 +62,10 @@ pub enum TokenProblem {
     /// Not a JWS in compact form, or a header or claims that do not parse.
     #[error("it is not a well-formed JWT")]
     Malformed,
+    /// Its header's `typ` is not an access token's (RFC 9068: `at+jwt`):
+    /// an ID token, say.
+    #[error("it is not an access token (its typ is not at+jwt)")]
+    NotAnAccessToken,
     /// Signed with an algorithm outside the allowlist (`none`, HMAC, ...).
     #[error("its signing algorithm is not allowed")]
     AlgorithmNotAllowed,

@@ -1,10 +1,11 @@
 //! OAuth access tokens in JWT form, validated as a resource server must
-//! (MCP authorization, RFC 9068): the signature against the issuer's
-//! JWKS with an asymmetric algorithm from an allowlist (never `none`,
-//! never HMAC, so a public key can never serve as a shared secret), the
-//! issuer, this resource as the audience, and the lifetime (`exp`
-//! required, `nbf` when present) with a small leeway, against a clock
-//! that tests can set.
+//! (MCP authorization, RFC 9068): the header's `typ` (`at+jwt`, so an ID
+//! token of the same issuer and audience is no access token), the
+//! signature against the issuer's JWKS with an asymmetric algorithm from
+//! an allowlist (never `none`, never HMAC, so a public key can never serve
+//! as a shared secret), the issuer, this resource as the audience, and the
+//! lifetime (`exp` required, `nbf` when present) with a small leeway,
+//! against a clock that tests can set (the key set's cache ages by it too).
 //!
 //! The owner is the issuer and the subject: a refreshed token (new `jti`,
 //! later `exp`) is the same owner and sees the same tasks.
@@ -57,6 +58,7 @@ pub struct JwtVerifier {
     algorithms: Vec<Algorithm>,
     leeway: Duration,
     required_scopes: Vec<String>,
+    untyped_tokens: bool,
     clock: WallClock,
 }
 
@@ -68,6 +70,7 @@ impl std::fmt::Debug for JwtVerifier {
             .field("algorithms", &self.algorithms)
             .field("leeway", &self.leeway)
             .field("required_scopes", &self.required_scopes)
+            .field("untyped_tokens", &self.untyped_tokens)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +122,7 @@ impl JwtVerifier {
                 .collect(),
             leeway: Duration::from_secs(30),
             required_scopes: Vec::new(),
+            untyped_tokens: false,
             clock: Arc::new(SystemTime::now),
         }
     }
@@ -163,15 +167,32 @@ impl JwtVerifier {
         self
     }
 
-    /// Checking lifetimes against `clock` instead of the system clock.
+    /// Also accepting tokens whose header `typ` is `JWT` or absent, when
+    /// `accept`. RFC 9068 (section 4) has a resource server refuse every
+    /// JWT but `at+jwt` (or `application/at+jwt`), and that is the
+    /// default; some authorization servers type their access tokens `JWT`
+    /// (Microsoft Entra ID and Keycloak do) or not at all. Accepting them
+    /// lets an ID token of the same issuer with this audience pass as an
+    /// access token; any other `typ` is refused either way.
+    pub fn with_untyped_tokens(mut self, accept: bool) -> Self {
+        self.untyped_tokens = accept;
+        self
+    }
+
+    /// Checking lifetimes (and aging the cached key set) against `clock`
+    /// instead of the system clock.
     pub fn with_clock(mut self, clock: WallClock) -> Self {
         self.clock = clock;
         self
     }
 
-    /// Reading the key set again at most once per `min_interval` for an
-    /// unknown key, and whenever it is older than `max_age` (defaults: 10 s
-    /// and an hour).
+    /// Reading the key set again at most once per `min_interval` (for a
+    /// token naming an unknown key, a URL that says not to cache, a source
+    /// that failed), and using it at most `max_age` without reading it
+    /// again: a URL's keys live as long as its HTTP caching says within
+    /// these bounds, a file is checked for a change every second. A key
+    /// the issuer removes stops verifying within `max_age` (a URL) or a
+    /// second (a file). Defaults: 10 s and 5 min.
     pub fn with_key_refresh(mut self, min_interval: Duration, max_age: Duration) -> Self {
         self.keys.min_refresh = min_interval;
         self.keys.max_age = max_age;
@@ -180,7 +201,7 @@ impl JwtVerifier {
 
     /// Reads the key set now: a server checks its configuration at start.
     pub async fn load_keys(&self) -> Result<(), JwksError> {
-        self.keys.refresh().await
+        self.keys.refresh((self.clock)()).await
     }
 
     /// The scopes this verifier requires.
@@ -206,9 +227,13 @@ impl JwtVerifier {
         if !self.algorithms.contains(&header.alg) {
             return Err(invalid(TokenProblem::AlgorithmNotAllowed));
         }
+        if !accepted_type(header.typ.as_deref(), self.untyped_tokens) {
+            return Err(invalid(TokenProblem::NotAnAccessToken));
+        }
         // An embedded `jwk`, `jku` or `x5u` in the header is never trusted:
         // the key comes from the configured set only.
-        let key = match self.keys.key(header.kid.as_deref(), header.alg).await {
+        let now = (self.clock)();
+        let key = match self.keys.key(header.kid.as_deref(), header.alg, now).await {
             Lookup::Found(key) => key,
             Lookup::Unknown => return Err(invalid(TokenProblem::UnknownKey)),
             Lookup::Unavailable => return Err(AuthError::KeysUnavailable),
@@ -268,6 +293,20 @@ impl JwtVerifier {
     }
 }
 
+/// Whether a token typed `typ` is an access token to this verifier: RFC
+/// 9068's type (case-insensitive, with or without `application/`), and
+/// `JWT` or no type when `untyped` tokens are accepted.
+fn accepted_type(typ: Option<&str>, untyped: bool) -> bool {
+    match typ {
+        Some(typ) => {
+            let typ = typ.to_ascii_lowercase();
+            let typ = typ.strip_prefix("application/").unwrap_or(&typ);
+            typ == "at+jwt" || (untyped && typ == "jwt")
+        }
+        None => untyped,
+    }
+}
+
 impl Authenticate for JwtVerifier {
     fn authenticate<'a>(&'a self, headers: &'a HeaderMap) -> AuthFuture<'a> {
         Box::pin(async move {
@@ -309,6 +348,34 @@ mod tests {
             Some(JwtConfigError::NoAudience)
         );
         assert!(verifier().with_algorithms(&ASYMMETRIC_ALGORITHMS).is_ok());
+    }
+
+    #[test]
+    fn only_access_tokens_are_accepted_unless_untyped_ones_are_allowed() {
+        for typ in [
+            "at+jwt",
+            "application/at+jwt",
+            "AT+JWT",
+            "Application/At+Jwt",
+        ] {
+            assert!(accepted_type(Some(typ), false), "{typ}");
+            assert!(accepted_type(Some(typ), true), "{typ}");
+        }
+        for typ in [Some("JWT"), Some("jwt"), Some("application/jwt"), None] {
+            assert!(!accepted_type(typ, false), "{typ:?}");
+            assert!(accepted_type(typ, true), "{typ:?}");
+        }
+        for typ in [
+            "JOSE",
+            "dpop+jwt",
+            "logout+jwt",
+            "secevent+jwt",
+            "",
+            "at+jwt ",
+        ] {
+            assert!(!accepted_type(Some(typ), false), "{typ}");
+            assert!(!accepted_type(Some(typ), true), "{typ}");
+        }
     }
 
     #[test]
