@@ -41,16 +41,17 @@ pub(crate) fn parse_limited(
 /// Checks nesting depth and string lengths without recursion.
 fn check_shape(root: &Value, limits: JsonLimits) -> Result<(), String> {
     let long = |s: &str| s.len() > limits.max_string_bytes;
-    let too_long = || {
+    let too_long = |s: &str| {
         format!(
-            "a string exceeds the limit of {} bytes",
+            "a string of {} bytes exceeds the limit of {} bytes",
+            s.len(),
             limits.max_string_bytes
         )
     };
     let mut pending = vec![(root, 0usize)];
     while let Some((value, depth)) = pending.pop() {
         match value {
-            Value::String(s) if long(s) => return Err(too_long()),
+            Value::String(s) if long(s) => return Err(too_long(s)),
             Value::Array(items) => {
                 if depth + 1 > limits.max_depth {
                     return Err(format!(
@@ -67,8 +68,8 @@ fn check_shape(root: &Value, limits: JsonLimits) -> Result<(), String> {
                         limits.max_depth
                     ));
                 }
-                if map.keys().any(|k| long(k)) {
-                    return Err(too_long());
+                if let Some(key) = map.keys().find(|k| long(k)) {
+                    return Err(too_long(key));
                 }
                 pending.extend(map.values().map(|v| (v, depth + 1)));
             }
@@ -126,8 +127,8 @@ mod tests {
             err(&format!("\"{}\"", "x".repeat(2_000))).contains("exceeds the limit of 1000 bytes")
         );
         assert!(err("[[[[[1]]]]]").contains("nesting exceeds the limit of 4 levels"));
-        assert!(err(r#"{"k": "01234567890"}"#).contains("string exceeds"));
-        assert!(err(r#"{"01234567890": 1}"#).contains("string exceeds"));
+        assert!(err(r#"{"k": "01234567890"}"#).contains("string of 11 bytes exceeds"));
+        assert!(err(r#"{"01234567890": 1}"#).contains("string of 11 bytes exceeds"));
         assert!(err("{").starts_with("result: invalid JSON"));
     }
 

@@ -287,6 +287,21 @@ where
         ),
         Err(ToolExit::Cancelled) => (host.cancel(owner, id).await, "cancelled"),
     };
+    // An outcome the store refuses by policy (a result over the size
+    // limit, say) fails the task now, saying why, rather than leaving it
+    // `working` until its lease lapses and the reaper calls it lost.
+    let (ended, status) = match ended {
+        Err(TaskError::InvalidParams(why)) if status != "cancelled" => {
+            let error =
+                RpcError::internal(format!("the tool's outcome could not be stored: {why}"));
+            (
+                host.finish(owner, id, &Outcome::RpcError(error.to_value()))
+                    .await,
+                "failed",
+            )
+        }
+        ended => (ended, status),
+    };
     match ended {
         Ok(_) => count_finished(status),
         // Already terminal (cancelled at once, or failed by a reaper):

@@ -163,3 +163,51 @@ async fn a_progress_flood_costs_a_write_per_interval_and_keeps_its_order() {
         "{progress_writes} progress writes for a flood of {elapsed:?} (bound {bound})"
     );
 }
+
+/// A tool whose result is over the store's limit fails its task at once,
+/// the error naming the result's size and the limit, instead of leaving it
+/// `working` until its lease lapses and the reaper calls the worker lost
+/// (the lease here is an hour: only the worker's own failure can end it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_over_the_limit_fails_its_task_at_once_saying_so() {
+    let host = TaskHost::builder()
+        .backend(CountedBackend::new())
+        .build()
+        .await
+        .unwrap();
+    let mut config = ServiceConfig::default();
+    config.lease = Duration::from_secs(3600);
+    let service = TaskService::new(host.clone(), config);
+    let alice = Caller::new("alice", Revision::V2026_07_28).with_tasks_extension(true);
+    let too_large = "x".repeat(300 * 1024);
+    let created = service
+        .start_task(
+            &alice,
+            "slow_compute",
+            Map::new(),
+            None,
+            move |_| async move { Ok(json!({"content": [{"type": "text", "text": too_large}]})) },
+        )
+        .await
+        .unwrap();
+    let id = created["taskId"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let record = loop {
+        let record = host.get("alice", &id).await.unwrap();
+        if record.task.status.is_terminal() {
+            break record;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {:?}",
+            record.task.status
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(record.task.status.as_str(), "failed");
+    let error = host.get_result("alice", &id).await.unwrap().to_string();
+    assert!(
+        error.contains("could not be stored") && error.contains("exceeds the limit of"),
+        "{error}"
+    );
+}

@@ -467,9 +467,13 @@ async fn send(peer: &Peer<RoleClient>, call: ToolCall) -> Result<RequestHandle<R
         .map_err(drop)
 }
 
-/// The error of an upstream that could not be reached.
+/// The error of an upstream that could not be reached: what happened,
+/// and its cause when there is one (a timeout has none).
 fn unreachable(e: GatewayError) -> ToolExit {
-    failed(format!("{e}: {}", source_text(&e)))
+    match std::error::Error::source(&e) {
+        Some(cause) => failed(format!("{e}: {cause}")),
+        None => failed(e.to_string()),
+    }
 }
 
 /// How one attempt at a call ended.
@@ -492,7 +496,31 @@ fn failed(message: String) -> ToolExit {
     ToolExit::Failed(RpcError::internal(message))
 }
 
-/// The cause of `error`, for a message that must stand alone.
-fn source_text(error: &GatewayError) -> String {
-    std::error::Error::source(error).map_or_else(String::new, ToString::to_string)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_upstream_s_error_ends_with_its_cause_or_with_what_happened() {
+        let message = |e: GatewayError| match unreachable(e) {
+            ToolExit::Failed(error) => error.to_value()["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            other => panic!("{other:?}"),
+        };
+        let silent = message(GatewayError::Silent {
+            name: "server.py".into(),
+            waited: Duration::from_millis(3000),
+        });
+        assert_eq!(
+            silent,
+            "the upstream `server.py` did not start within 3000 ms"
+        );
+        let spawn = message(GatewayError::Spawn {
+            name: "server.py".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        });
+        assert_eq!(spawn, "starting the upstream `server.py`: no such file");
+    }
 }
