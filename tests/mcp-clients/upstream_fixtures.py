@@ -72,6 +72,16 @@ async def slow_compute(ctx: Context, seconds: float = 1.0, label: str = "job") -
 
 
 @server.tool()
+async def flood_progress(ctx: Context, count: int = 1000) -> str:
+    """Reports progress `count` times as fast as it can ("item N of
+    COUNT"), as a loop over many items reporting each does, then answers."""
+    count = max(0, min(count, 1_000_000))
+    for i in range(1, count + 1):
+        await ctx.report_progress(i, count, f"item {i} of {count}")
+    return f"flooded {count}"
+
+
+@server.tool()
 async def failing_job() -> str:
     """Runs for a second, then fails as a tool (isError)."""
     await anyio.sleep(1.0)

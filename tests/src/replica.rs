@@ -103,6 +103,21 @@ impl Replica {
         self.said.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The `host:port` of the metrics listener it announced
+    /// (`--metrics-listen`), if any.
+    pub fn metrics_address(&self) -> Option<String> {
+        self.stderr_lines().iter().find_map(|line| {
+            line.split("serving metrics at http://")
+                .nth(1)
+                .map(|rest| rest.trim_end_matches("/metrics").to_owned())
+        })
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

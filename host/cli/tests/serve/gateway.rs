@@ -762,3 +762,107 @@ mod on_redis {
         assert_eq!(record_a.count(event) + record_b.count(event), 1);
     }
 }
+
+/// The resident set's peak and current size of process `pid`, in KiB
+/// (`VmHWM`, `VmRSS`).
+#[cfg(feature = "redis")]
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {status}"))
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// An upstream tool reporting progress 100 000 times as fast as it can,
+/// through a gateway on Redis: the task completes with the tool's result;
+/// the gateway's status writes for it stay within one per
+/// `progress_interval` (100 ms) of the flood plus a few; its memory grows
+/// by less than 64 MiB; another client's plain call during the flood is
+/// answered promptly; and the status messages a poller sees never go back.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_progress_flood_through_the_gateway_is_coalesced_and_starves_nobody() {
+    use super::metrics::{sample, scrape};
+    let redis = pmcp_tasks_tests::redis::RedisServer::start();
+    let record = Record::new("flood");
+    let backend = redis.url();
+    let gateway = gateway(
+        &["--backend", &backend],
+        &["--metrics-listen", "127.0.0.1:0"],
+        &record,
+    );
+    let metrics = gateway.metrics_address().expect("the metrics address");
+    let writes_label = "pmcp_tasks_store_call_duration_seconds_count{operation=\"update-status\",backend=\"redis\",part=\"guest\"}";
+    // A call first, so the upstream's process is warm and counted before.
+    assert_eq!(
+        plain_call(&gateway.url, "greet", json!({"name": "before"})).await["content"][0]["text"],
+        "Hello, before!"
+    );
+    let (_, rss_before) = memory_kib(gateway.pid());
+    let writes_before = sample(&scrape(&metrics).await, writes_label);
+
+    let started = Instant::now();
+    let id = start_task(&gateway.url, "flood_progress", json!({"count": 100_000})).await;
+    let mut seen = Vec::new();
+    let mut plain_latency = None;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let done = loop {
+        let got = mcp_http::call(&gateway.url, "tasks/get", json!({"taskId": id}))
+            .await
+            .expect("tasks/get");
+        if let Some(n) = got["statusMessage"]
+            .as_str()
+            .and_then(|m| m.strip_prefix("item "))
+            .and_then(|m| m.split(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            seen.push(n);
+        }
+        if got["status"] != "working" {
+            break got;
+        }
+        // Once the flood is under way, another client's plain call.
+        if plain_latency.is_none() && seen.last().is_some_and(|n| *n > 100) {
+            let asked = Instant::now();
+            let answer = plain_call(&gateway.url, "greet", json!({"name": "during"})).await;
+            plain_latency = Some(asked.elapsed());
+            assert_eq!(answer["content"][0]["text"], "Hello, during!", "{answer}");
+        }
+        assert!(Instant::now() < deadline, "still flooding: {got}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let flood = started.elapsed();
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        done["result"]["content"][0]["text"], "flooded 100000",
+        "{done}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "status messages went backwards: {seen:?}"
+    );
+    let plain_latency = plain_latency.expect("a plain call during the flood");
+    assert!(
+        plain_latency < Duration::from_secs(5),
+        "a plain call took {plain_latency:?} during the flood"
+    );
+    let writes = sample(&scrape(&metrics).await, writes_label) - writes_before;
+    let bound = flood.as_millis() as f64 / 100.0 + 5.0;
+    assert!(
+        writes <= bound,
+        "{writes} status writes for a flood of {flood:?} (bound {bound})"
+    );
+    let (peak, _) = memory_kib(gateway.pid());
+    assert!(
+        peak.saturating_sub(rss_before) < 64 * 1024,
+        "the gateway grew from {rss_before} KiB to a peak of {peak} KiB"
+    );
+    eprintln!(
+        "flood of 100 000 notifications: {flood:?}, {writes} status writes, plain call {plain_latency:?}, peak {peak} KiB from {rss_before} KiB"
+    );
+}

@@ -9,7 +9,7 @@ use serde_json::json;
 
 /// The value of the sample `name` (with its labels, as written) in a
 /// Prometheus text; 0 when it is absent.
-fn sample(text: &str, name: &str) -> f64 {
+pub(super) fn sample(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| {
@@ -19,7 +19,7 @@ fn sample(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn scrape(address: &str) -> String {
+pub(super) async fn scrape(address: &str) -> String {
     let response = mcp_http::send_to(
         &format!("http://{address}/mcp"),
         "/metrics",
@@ -55,15 +55,7 @@ async fn the_metrics_count_a_scripted_workload_exactly() {
     let redis = RedisServer::start();
     let mut a = super::redis_replica(&redis, "a", "1500");
     let b = super::redis_replica_with(&redis, "b", "1500", &["--metrics-listen", "127.0.0.1:0"]);
-    let metrics = b
-        .stderr_lines()
-        .iter()
-        .find_map(|line| {
-            line.split("serving metrics at http://")
-                .nth(1)
-                .map(|rest| rest.trim_end_matches("/metrics").to_owned())
-        })
-        .expect("the metrics address");
+    let metrics = b.metrics_address().expect("the metrics address");
 
     let lost = super::shutdown::start_task(&a.url, 600.0).await;
     let mut quick = Vec::new();
