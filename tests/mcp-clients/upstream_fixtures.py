@@ -82,6 +82,13 @@ async def flood_progress(ctx: Context, count: int = 1000) -> str:
 
 
 @server.tool()
+def large_result(kib: int = 1) -> str:
+    """Answers with a text of `kib` KiB (the answer's line is about that
+    long), as a tool returning a document or an image does."""
+    return "x" * (max(0, min(kib, 256 * 1024)) * 1024)
+
+
+@server.tool()
 async def failing_job() -> str:
     """Runs for a second, then fails as a tool (isError)."""
     await anyio.sleep(1.0)

@@ -866,3 +866,41 @@ async fn a_progress_flood_through_the_gateway_is_coalesced_and_starves_nobody() 
         "flood of 100 000 notifications: {flood:?}, {writes} status writes, plain call {plain_latency:?}, peak {peak} KiB from {rss_before} KiB"
     );
 }
+
+/// An upstream answer longer than the gateway reads in one message (a
+/// 60 MiB line, past rmcp's 16 MiB) fails its task at once, saying so,
+/// instead of waiting out the idle timeout (an hour here) for an answer
+/// that was discarded; one under the line limit but over the store's
+/// result limit fails at once too, naming its size and the limit; and the
+/// upstream's connection goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_over_a_limit_fails_its_task_at_once_saying_why() {
+    let record = Record::new("large");
+    let gateway = gateway_on_memory(&["--upstream-idle-timeout-ms", "3600000"], &record);
+    let id = start_task(&gateway.url, "large_result", json!({"kib": 60 * 1024})).await;
+    let ended = wait_past(&gateway.url, &id, "working").await;
+    assert_eq!(ended["status"], "failed", "{ended}");
+    let message = message_of(&ended);
+    assert!(
+        message.contains("more than 16777215 bytes") && message.contains("`fixtures`"),
+        "{message}"
+    );
+
+    let id = start_task(&gateway.url, "large_result", json!({"kib": 1024})).await;
+    let ended = wait_past(&gateway.url, &id, "working").await;
+    assert_eq!(ended["status"], "failed", "{ended}");
+    let message = message_of(&ended);
+    assert!(
+        message.contains("could not be stored") && message.contains("exceeds the limit of"),
+        "{message}"
+    );
+
+    let id = start_task(&gateway.url, "large_result", json!({"kib": 60})).await;
+    let ended = wait_past(&gateway.url, &id, "working").await;
+    assert_eq!(ended["status"], "completed", "{ended}");
+    let text = ended["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(text.len(), 60 * 1024, "byte for byte");
+    assert!(text.bytes().all(|b| b == b'x'));
+}

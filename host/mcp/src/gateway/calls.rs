@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::asker::Asker;
+use super::lines::Oversized;
 use super::{UpstreamCause, UpstreamServer};
 
 /// The calls in flight on one connection.
@@ -35,6 +36,8 @@ use super::{UpstreamCause, UpstreamServer};
 pub(super) struct Calls {
     next_id: AtomicU64,
     open: Mutex<BTreeMap<u64, Arc<Call>>>,
+    /// Told when the upstream sent a message over the gateway's limit.
+    pub(super) oversized: Arc<Oversized>,
 }
 
 /// Who answers a call's questions.

@@ -50,6 +50,7 @@
 
 mod asker;
 mod calls;
+mod lines;
 mod upstream;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -14,12 +14,13 @@ use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest, ServerR
 use rmcp::service::{
     Peer, PeerRequestOptions, RequestHandle, RoleClient, RunningService, ServiceError,
 };
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::ServiceExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::asker::Asker;
 use super::calls::{Calls, Probe, Role, ToolList, UpstreamClient};
+use super::lines::LineGuard;
 use super::{GatewayError, UpstreamCause, UpstreamServer, UpstreamTransport};
 use crate::error::RpcError;
 use crate::server::{Preparation, ToolCall};
@@ -30,7 +31,42 @@ use crate::worker::{ToolExit, ToolOutcome, Worker};
 struct Connection {
     service: RunningService<RoleClient, UpstreamClient>,
     calls: Arc<Calls>,
+    /// The upstream's process (stdio), ended when the connection goes.
+    _process: UpstreamProcess,
 }
+
+/// How long an upstream process whose connection ended may take to exit
+/// by itself before it is killed.
+const PROCESS_EXIT_GRACE: Duration = Duration::from_secs(3);
+
+/// A stdio upstream's process. When its connection goes (its stdin
+/// closed), it gets [`PROCESS_EXIT_GRACE`] to exit by itself, so that it
+/// acts on what was sent last (a call's cancellation), then is killed.
+struct UpstreamProcess(Option<tokio::process::Child>);
+
+impl Drop for UpstreamProcess {
+    fn drop(&mut self) {
+        let Some(mut child) = self.0.take() else {
+            return;
+        };
+        // Outside a runtime, `kill_on_drop` kills it at once.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if tokio::time::timeout(PROCESS_EXIT_GRACE, child.wait())
+                    .await
+                    .is_err()
+                {
+                    let _ = child.kill().await;
+                }
+            });
+        }
+    }
+}
+
+/// The longest message the gateway reads from a stdio upstream, in bytes
+/// without its newline: rmcp's own line limit (16 MiB) less the newline.
+/// A longer one fails the calls in flight on its connection at once.
+pub(super) const MAX_UPSTREAM_LINE: usize = rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH - 1;
 
 impl Connection {
     fn alive(&self) -> bool {
@@ -227,22 +263,31 @@ impl Upstream {
             name: name.clone(),
             source: UpstreamCause::of(&source, &self.server),
         };
-        let service = match &self.server.transport {
+        let (service, process) = match &self.server.transport {
             UpstreamTransport::Stdio { program, args } => {
-                let mut command = tokio::process::Command::new(program);
-                command.args(args).kill_on_drop(true);
-                let (transport, _) = TokioChildProcess::builder(command)
+                let spawn_error = |source| GatewayError::Spawn {
+                    name: name.clone(),
+                    source,
+                };
+                let mut process = tokio::process::Command::new(program)
+                    .args(args)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
                     .stderr(Stdio::inherit())
+                    .kill_on_drop(true)
                     .spawn()
-                    .map_err(|source| GatewayError::Spawn {
-                        name: name.clone(),
-                        source,
-                    })?;
-                client.serve(transport).await.map_err(handshake)?
+                    .map_err(spawn_error)?;
+                let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take())
+                else {
+                    return Err(spawn_error(std::io::Error::other("no stdio pipes")));
+                };
+                let stdout = LineGuard::new(stdout, MAX_UPSTREAM_LINE, calls.oversized.clone());
+                let service = client.serve((stdout, stdin)).await.map_err(handshake)?;
+                (service, Some(process))
             }
             UpstreamTransport::Http { url } => {
                 let transport = StreamableHttpClientTransport::from_uri(url.as_str());
-                client.serve(transport).await.map_err(handshake)?
+                (client.serve(transport).await.map_err(handshake)?, None)
             }
         };
         self.tools
@@ -252,7 +297,11 @@ impl Upstream {
                 name: name.clone(),
                 source,
             })?;
-        Ok(Connection { service, calls })
+        Ok(Connection {
+            service,
+            calls,
+            _process: UpstreamProcess(process),
+        })
     }
 
     /// Runs one call upstream: its result, or how it ended. A task call
@@ -381,6 +430,7 @@ impl Upstream {
     ) -> Attempt {
         let idle_timeout = self.limits.idle_timeout;
         let open = calls.open(role);
+        let discarded_before = calls.oversized.count();
         let Ok(mut handle) = send(peer, call).await else {
             return Attempt::NotSent(self.lost("before the call"));
         };
@@ -393,6 +443,12 @@ impl Upstream {
                 reason = &mut stop => {
                     let _ = handle.cancel(Some(reason.into())).await;
                     return Attempt::Stopped;
+                }
+                // Its answer, or something sent for it, was over the
+                // limit and is gone: waiting would only time out.
+                () = calls.oversized.after(discarded_before) => {
+                    let _ = handle.cancel(Some("the gateway discarded an oversized message".into())).await;
+                    return Attempt::Final(Err(self.oversized()));
                 }
                 () = tokio::time::sleep_until(idle_ends) => {
                     if open.call.idle_for(idle_timeout) {
@@ -408,6 +464,15 @@ impl Upstream {
     fn lost(&self, when: &str) -> ToolExit {
         failed(format!(
             "the upstream `{}` was lost {when} (it exited or closed the connection)",
+            self.server.name
+        ))
+    }
+
+    /// The upstream sent a message over the gateway's limit.
+    fn oversized(&self) -> ToolExit {
+        failed(format!(
+            "the upstream `{}` sent a message of more than {MAX_UPSTREAM_LINE} bytes, the \
+             gateway's limit for one message; it was discarded (the call's result, likely)",
             self.server.name
         ))
     }
