@@ -18,6 +18,10 @@ pub(crate) const MAX_TTL_MS: u64 = 1_000 * 365 * 86_400_000;
 /// holder), in bytes: heads are what listings read, so they stay small.
 pub(crate) const MAX_NAME_BYTES: usize = 256;
 
+/// The smallest backend item a store accepts: room for a task's head and
+/// a body part's worth of bytes beside it.
+pub(crate) const MIN_RECORD_BYTES: u32 = 4 * 1024;
+
 /// What the host configures; see the WIT `store-config` record. It has no
 /// defaults here: the host chooses them and passes them in at `open`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +46,10 @@ pub struct StoreConfig {
     pub max_variables_bytes: u32,
     /// Largest serialized result (bytes).
     pub max_result_bytes: u32,
-    /// Largest stored record (bytes).
+    /// Largest backend item (bytes): a larger record keeps its body in parts.
     pub max_record_bytes: u32,
+    /// Largest stored task, head and body together (bytes).
+    pub max_task_bytes: u32,
     /// Deepest JSON nesting accepted.
     pub max_json_depth: u32,
     /// Longest JSON string or key (bytes).
@@ -75,6 +81,7 @@ impl StoreConfig {
             max_variables_bytes: d::MAX_VARIABLES_BYTES,
             max_result_bytes: d::MAX_RESULT_BYTES,
             max_record_bytes: d::MAX_RECORD_BYTES,
+            max_task_bytes: d::MAX_TASK_BYTES,
             max_json_depth: d::MAX_JSON_DEPTH,
             max_string_bytes: d::MAX_STRING_BYTES,
             max_owner_bytes: d::MAX_OWNER_BYTES,
@@ -106,6 +113,15 @@ impl StoreConfig {
             return invalid(&format!(
                 "max-json-depth must be between 1 and {PARSER_DEPTH_LIMIT}"
             ));
+        }
+        if self.max_record_bytes < MIN_RECORD_BYTES {
+            return invalid(&format!(
+                "max-record-bytes is {}; it must be at least {MIN_RECORD_BYTES}",
+                self.max_record_bytes
+            ));
+        }
+        if self.max_task_bytes < self.max_record_bytes {
+            return invalid("max-task-bytes must be at least max-record-bytes");
         }
         if self.max_cas_attempts == 0 {
             return invalid("max-cas-attempts must be at least 1");

@@ -104,6 +104,14 @@ impl MemoryKv {
     }
 }
 
+impl MemoryKv {
+    /// How many items it holds, live or not, in every partition (what a
+    /// scan of a real backend counts).
+    pub fn item_count(&self) -> usize {
+        self.with(|p| p.values().map(BTreeMap::len).sum())
+    }
+}
+
 impl Kv for MemoryKv {
     fn get(&self, partition: &str, item: &str) -> Result<Option<Entry>, KvError> {
         Ok(self.with(|p| p.get(partition).and_then(|items| items.get(item).cloned())))

@@ -337,14 +337,6 @@ impl StoredTask {
         Ok((head, body))
     }
 
-    /// Parses a stored record.
-    pub(crate) fn decode(head: &[u8], body: &[u8]) -> Result<Self, StoreError> {
-        Ok(StoredTask {
-            head: StoredHead::decode(head)?,
-            body: parse_stored("body", body)?,
-        })
-    }
-
     /// The full view at `version`, status in `view` (the head's strings
     /// and the variables move into it: a read copies nothing twice).
     pub(crate) fn into_record(
@@ -436,7 +428,7 @@ fn record_of(
 
 #[cfg(test)]
 mod tests {
-    use super::{HeadSummary, StoredHead, StoredTask};
+    use super::{parse_stored, HeadSummary, StoredBody, StoredHead};
     use crate::error::StoreError;
 
     const HEAD: &str = r#"{"ownerId":"ö@example.com","taskId":"t1","status":"working","statusMessage":"half \"done\" ✓","createdAt":1,"lastUpdatedAt":2,"ttl":null,"requestMethod":"tools/call"}"#;
@@ -460,7 +452,7 @@ mod tests {
         for outcome in [
             StoredHead::decode(&bytes).map(drop),
             HeadSummary::decode(&bytes).map(drop),
-            StoredTask::decode(HEAD.as_bytes(), &bytes).map(drop),
+            parse_stored::<StoredBody>("body", &bytes).map(drop),
         ] {
             match outcome {
                 Err(StoreError::Internal(message)) => {

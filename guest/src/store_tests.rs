@@ -421,3 +421,111 @@ fn a_task_keeps_the_trace_parent_of_its_creating_request() {
         Err(StoreError::InvalidParams(ref m)) if m.contains("traceparent")
     ));
 }
+
+/// Items of at most 4 KiB: a body of tens of kilobytes is kept in parts.
+fn small_items() -> StoreConfig {
+    let mut config = StoreConfig::for_tests();
+    config.max_record_bytes = 4 * 1024;
+    config
+}
+
+fn big_text(bytes: usize) -> String {
+    (0..bytes)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect()
+}
+
+#[test]
+fn a_body_larger_than_an_item_is_kept_in_parts_and_read_back_whole() {
+    let s = store(small_items());
+    let arguments = format!(r#"{{"document":"{}"}}"#, big_text(50_000));
+    let request = TaskRequest {
+        method: "tools/call".into(),
+        tool_name: Some("summarize".into()),
+        arguments: Some(arguments.clone()),
+        trace_parent: None,
+    };
+    let created = s.create_task("alice", &request, None, None).unwrap();
+    let id = created.task.task_id;
+    // The task's item and its parts (50 KB in 4 KiB items).
+    let items = s.kv().item_count();
+    assert!(items >= 13, "{items} items");
+    let detail = s.inspect("alice", &id, StatusView::Extension).unwrap();
+    assert_eq!(detail.arguments.as_deref(), Some(arguments.as_str()));
+
+    // A status change leaves the body as it was: no part is written.
+    s.update_status("alice", &id, TaskStatus::Working, Some("reading"))
+        .unwrap();
+    assert_eq!(s.kv().item_count(), items);
+
+    // The outcome changes the body: new parts, and the old ones are gone.
+    let result = format!(
+        r#"{{"content":[{{"type":"text","text":"{}"}}]}}"#,
+        big_text(120_000)
+    );
+    s.finish("alice", &id, &Outcome::ToolResult(result.clone()))
+        .unwrap();
+    let after = s.kv().item_count();
+    assert!(after > items + 20, "{after} items after the result");
+    assert_eq!(s.get_result("alice", &id).unwrap(), result);
+    let detail = s.inspect("alice", &id, StatusView::Extension).unwrap();
+    assert_eq!(detail.outcome, Some(Outcome::ToolResult(result.clone())));
+    assert_eq!(detail.arguments.as_deref(), Some(arguments.as_str()));
+
+    // A listing reads the head; another owner sees nothing.
+    let page = s.list("alice", None, None, StatusView::Extension).unwrap();
+    assert_eq!(page.tasks.len(), 1);
+    assert!(s.get("bob", &id).is_err());
+    assert!(s
+        .list("bob", None, None, StatusView::Extension)
+        .unwrap()
+        .tasks
+        .is_empty());
+
+    // Deleting the task removes every part.
+    s.delete("alice", &id).unwrap();
+    assert_eq!(s.kv().item_count(), 0);
+}
+
+#[test]
+fn parts_expire_with_their_task_and_the_sweep_removes_them() {
+    let s = store(small_items());
+    let id = s
+        .create("alice", "tools/call", Some(1_000))
+        .unwrap()
+        .task
+        .task_id;
+    let result = format!(r#"{{"text":"{}"}}"#, big_text(30_000));
+    s.finish("alice", &id, &Outcome::ToolResult(result))
+        .unwrap();
+    assert!(s.kv().item_count() > 5);
+    advance_ms(&s, 1_001);
+    assert!(s.get("alice", &id).is_err());
+    s.cleanup_expired(1_000).unwrap();
+    assert_eq!(s.kv().item_count(), 0, "a part outlived its task");
+}
+
+#[test]
+fn a_task_over_its_cap_is_refused_naming_its_size_and_the_limit() {
+    let mut config = small_items();
+    config.max_task_bytes = 64 * 1024;
+    let s = store(config);
+    let id = s.create("alice", "tools/call", None).unwrap().task.task_id;
+    let before = s.kv().item_count();
+    let result = format!(r#"{{"text":"{}"}}"#, big_text(100_000));
+    let refused = s
+        .finish("alice", &id, &Outcome::ToolResult(result))
+        .unwrap_err();
+    let message = refused.to_string();
+    assert!(
+        matches!(refused, StoreError::InvalidParams(_))
+            && message.contains("the limit is 65536 bytes")
+            && message.contains("would be 100"),
+        "{message}"
+    );
+    assert_eq!(s.kv().item_count(), before, "no part written");
+    assert_eq!(
+        s.get("alice", &id).unwrap().task.status,
+        TaskStatus::Working
+    );
+}

@@ -29,13 +29,20 @@ pub struct StoreConfig {
     pub max_page_size: u32,
     /// Largest serialized variables object, in bytes.
     pub max_variables_bytes: u32,
-    /// Largest serialized result, in bytes.
+    /// Largest serialized result, tool arguments, input request params or
+    /// answer, in bytes (16 MiB).
     pub max_result_bytes: u32,
-    /// Largest stored record, in bytes (DynamoDB items are capped at 400 KB).
+    /// Largest backend item, in bytes (350 KiB: DynamoDB items are capped
+    /// at 400 KB). A task whose record is larger keeps its body in parts of
+    /// this size, written before the task points to them.
     pub max_record_bytes: u32,
+    /// Largest stored task, head and body together, in bytes (20 MiB).
+    pub max_task_bytes: u32,
     /// Deepest JSON nesting accepted in variables and results (at most 127).
     pub max_json_depth: u32,
-    /// Longest JSON string or key, status message or request method, in bytes.
+    /// Longest status message or request method, and longest string or key
+    /// in the variables, in bytes (a string in a result or arguments is
+    /// bounded by `max_result_bytes`).
     pub max_string_bytes: u32,
     /// Longest owner id, in bytes.
     pub max_owner_bytes: u32,
@@ -68,6 +75,7 @@ impl Default for StoreConfig {
             max_variables_bytes: d::MAX_VARIABLES_BYTES,
             max_result_bytes: d::MAX_RESULT_BYTES,
             max_record_bytes: d::MAX_RECORD_BYTES,
+            max_task_bytes: d::MAX_TASK_BYTES,
             max_json_depth: d::MAX_JSON_DEPTH,
             max_string_bytes: d::MAX_STRING_BYTES,
             max_owner_bytes: d::MAX_OWNER_BYTES,
@@ -105,9 +113,11 @@ impl SandboxLimits {
 impl Default for SandboxLimits {
     fn default() -> Self {
         SandboxLimits {
-            // A full page of the largest records (101 × 350 KB) read at
-            // once must fit in half of it.
-            max_memory_bytes: 128 << 20,
+            // A full page of the largest items (101 × 350 KB) read at
+            // once must fit in half of it, and a task of the largest size
+            // (20 MiB, its result 16 MiB) is held a few times over while
+            // it is checked, put in canonical form and written.
+            max_memory_bytes: 256 << 20,
             time_budget: Duration::from_secs(5),
         }
     }

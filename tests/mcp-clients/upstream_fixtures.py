@@ -81,11 +81,38 @@ async def flood_progress(ctx: Context, count: int = 1000) -> str:
     return f"flooded {count}"
 
 
-@server.tool()
-def large_result(kib: int = 1) -> str:
-    """Answers with a text of `kib` KiB (the answer's line is about that
-    long), as a tool returning a document or an image does."""
-    return "x" * (max(0, min(kib, 256 * 1024)) * 1024)
+def base64_like(size: int) -> str:
+    """`size` bytes cycling through the base64 alphabet (what the Rust
+    harness's `payloads::base64_like` makes)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    return (alphabet * (size // 64 + 1))[:size]
+
+
+# Unstructured: FastMCP would otherwise send the content a second time as
+# `structuredContent`, doubling the answer's line.
+@server.tool(structured_output=False)
+def large_result(
+    kib: int = 0, text_kib: int = 0, image_kib: int = 0
+) -> list[types.TextContent | types.ImageContent]:
+    """Answers as a tool returning a document or an image does: a text of
+    `kib` KiB of "x" (its answer's line about that long), else of
+    `text_kib` KiB of base64-like text, after an image block of
+    `image_kib` KiB of base64 when asked."""
+    clamp = lambda n: max(0, min(n, 256 * 1024)) * 1024
+    content: list[types.TextContent | types.ImageContent] = []
+    if image_kib:
+        content.append(
+            types.ImageContent(type="image", mimeType="image/png", data=base64_like(clamp(image_kib)))
+        )
+    text = "x" * clamp(kib) if kib else base64_like(clamp(text_kib))
+    content.append(types.TextContent(type="text", text=text))
+    return content
+
+
+@server.tool(structured_output=False)
+def echo(text: str = "") -> str:
+    """Answers with its argument, whatever its size."""
+    return text
 
 
 @server.tool()

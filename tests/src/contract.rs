@@ -4,13 +4,16 @@
 //! out of it is dead code and fails the build.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
+use pmcp_tasks_host::clock::ManualClock;
 use pmcp_tasks_host::{
     StoreConfig, TaskError, TaskHost, TaskStatus, INTERNAL_ERROR, INVALID_PARAMS,
 };
 use serde_json::{json, Map, Value};
 
+use crate::payloads::base64_like;
 use crate::{BackendFactory, Fixture};
 
 crate::rule_list! {
@@ -41,6 +44,7 @@ crate::rule_list! {
     a_hostile_owner_corpus_reaches_no_other_owner_by_any_operation,
     progress_reports_change_the_message_and_repeats_change_nothing,
     a_created_task_is_at_once_visible_to_every_replica,
+    results_of_megabytes_round_trip_whole_and_leave_no_part_behind,
 }
 
 const ALICE: &str = "https://idp.example/users/alice";
@@ -1053,4 +1057,71 @@ async fn a_created_task_is_at_once_visible_to_every_replica(factory: &dyn Backen
     }
     let listed = first_page_ids(&b, ALICE).await;
     assert_eq!(listed.len(), 20);
+}
+
+/// A result of 15 MiB (a 5 MiB base64 image block beside a 10 MiB text),
+/// far past one backend item, is stored and read back byte for byte, its
+/// listing reads the head only, two writers racing large results on one
+/// task leave only the winner's, and once the tasks are gone (deleted, or
+/// expired and swept) the backend holds nothing: no part outlived its task.
+async fn results_of_megabytes_round_trip_whole_and_leave_no_part_behind(
+    factory: &dyn BackendFactory,
+) {
+    let backend = factory.fresh().await;
+    let clock = ManualClock::starting_now();
+    let host = TaskHost::builder()
+        .backend(backend.clone())
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .await
+        .unwrap();
+    let result = json!({"content": [
+        {"type": "image", "mimeType": "image/png", "data": base64_like(5 << 20)},
+        {"type": "text", "text": base64_like(10 << 20)},
+    ]});
+    let ttl = Some(Duration::from_secs(60));
+    let id = host
+        .create(ALICE, "tools/call", ttl)
+        .await
+        .unwrap()
+        .task
+        .task_id;
+    host.complete_with_result(ALICE, &id, TaskStatus::Completed, &result)
+        .await
+        .unwrap();
+    assert!(
+        host.get_result(ALICE, &id).await.unwrap() == result,
+        "not byte for byte"
+    );
+    let page = host.list(ALICE, None, None).await.unwrap();
+    assert_eq!(page.tasks.len(), 1);
+    assert!(host.list(BOB, None, None).await.unwrap().tasks.is_empty());
+
+    let raced = host
+        .create(ALICE, "tools/call", ttl)
+        .await
+        .unwrap()
+        .task
+        .task_id;
+    let (one, other) = (
+        json!({"text": base64_like(2 << 20)}),
+        json!({"text": base64_like(3 << 20)}),
+    );
+    let (a, b) = tokio::join!(
+        host.set_result(ALICE, &raced, &one),
+        host.set_result(ALICE, &raced, &other)
+    );
+    a.unwrap();
+    b.unwrap();
+    let kept = host.get_result(ALICE, &raced).await.unwrap();
+    assert!(kept == one || kept == other, "a mixed result");
+    host.delete(ALICE, &raced).await.unwrap();
+
+    clock.advance(Duration::from_secs(61));
+    assert!(host.get(ALICE, &id).await.is_err(), "expired");
+    while host.cleanup_expired(1_000).await.unwrap() > 0 {}
+    // Everything this test wrote expires by the end of time: a sweep
+    // then finds every item left, and there is none.
+    let left = backend.sweep(u64::MAX - 1, 100_000).await.unwrap();
+    assert_eq!(left, 0, "items outlived their tasks");
 }

@@ -36,6 +36,7 @@ pub mod kv_conformance;
 pub mod mcp_http;
 pub mod model;
 pub mod otlp;
+pub mod payloads;
 pub mod read_meter;
 #[cfg(feature = "redis")]
 pub mod redis;

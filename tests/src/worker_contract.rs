@@ -236,7 +236,7 @@ async fn one_outcome_answers_both_protocol_views(factory: &dyn BackendFactory) {
         Outcome::ToolResult(json!({"isError": "yes"})),
         Outcome::RpcError(json!({"message": "no code"})),
         Outcome::RpcError(json!({"code": 1, "message": "x", "stack": "extra member"})),
-        Outcome::ToolResult(json!({"text": "x".repeat(300 * 1024)})),
+        Outcome::ToolResult(json!({"text": "x".repeat((16 << 20) + 1024)})),
     ] {
         let refused = r.a().finish(ALICE, &open, &bad).await;
         assert_eq!(
@@ -667,8 +667,12 @@ async fn a_task_keeps_its_tool_call_for_every_replica(factory: &dyn BackendFacto
     assert_eq!(seen.record.trace_parent.as_deref(), Some(TRACE_PARENT));
     assert_eq!(seen.arguments, Some(arguments));
     assert_eq!(seen.record.task.ttl, Some(60_000));
-    // Arguments are bounded like results; refused creates leave nothing.
-    let huge = TaskRequest::tool_call("scan", object(json!({"blob": "x".repeat(300 * 1024)})));
+    // Arguments are bounded like results (16 MiB); refused creates leave
+    // nothing.
+    let huge = TaskRequest::tool_call(
+        "scan",
+        object(json!({"blob": "x".repeat((16 << 20) + 1024)})),
+    );
     let refused = r.a().create_task(ALICE, &huge, None, None).await;
     assert_eq!(refused.expect_err("huge").json_rpc_code(), INVALID_PARAMS);
     let mut long_name = TaskRequest::default();

@@ -214,6 +214,7 @@ impl From<wit::StoreConfig> for StoreConfig {
             max_variables_bytes: c.max_variables_bytes,
             max_result_bytes: c.max_result_bytes,
             max_record_bytes: c.max_record_bytes,
+            max_task_bytes: c.max_task_bytes,
             max_json_depth: c.max_json_depth,
             max_string_bytes: c.max_string_bytes,
             max_owner_bytes: c.max_owner_bytes,

@@ -11,7 +11,7 @@ use crate::record::{
 use crate::status::TaskStatus;
 
 use super::validation::{check_name, check_trace_parent};
-use super::{raw_json, TaskStore};
+use super::{raw_json, Target, TaskStore};
 
 impl<K: Kv, E: Environment> TaskStore<K, E> {
     /// Creates a task in `working` for `owner` (a request with only a
@@ -94,7 +94,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                     used_input_keys: Vec::new(),
                 },
             };
-            let (head, body) = stored.encode(self.config.max_record_bytes)?;
+            let (head, body) = stored.encode(self.config.max_task_bytes)?;
             // The lease's index item goes first: a lease never exists
             // without one, so a crash right after the create is still reaped.
             if let Some(lease) = &stored.head.lease {
@@ -102,15 +102,25 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             }
             let quota = self.config.max_tasks_per_owner;
             let expires_at = stored.head.expires_at();
-            match self.kv.create(
+            let target = Target {
+                owner,
+                partition: partition.clone(),
+                task_id: &stored.head.task_id,
+            };
+            let placed = self.place_body(&target, head.len(), body, expires_at, now)?;
+            let created = self.kv.create(
                 &partition,
                 &stored.head.task_id,
                 head,
-                body,
+                placed.item,
                 expires_at,
                 quota,
                 now,
-            ) {
+            );
+            if let (Err(_), Some(written)) = (&created, &placed.written) {
+                self.discard_parts(&target, written);
+            }
+            match created {
                 Ok(version) => {
                     return Ok(stored.into_record(
                         version,

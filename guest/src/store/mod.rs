@@ -8,6 +8,7 @@ mod create;
 mod input;
 mod lease;
 mod outcome;
+mod parts;
 mod read;
 mod validation;
 
@@ -34,6 +35,9 @@ pub struct TaskStore<K, E> {
 struct Loaded {
     stored: StoredTask,
     version: u64,
+    /// For a body kept in parts: the parts, and the body's bytes (so that
+    /// a write leaving the body as it was keeps them).
+    parts: Option<(parts::Manifest, Vec<u8>)>,
 }
 
 impl From<KvError> for StoreError {
@@ -86,6 +90,11 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         &self.config
     }
 
+    /// The storage in use.
+    pub fn kv(&self) -> &K {
+        &self.kv
+    }
+
     /// The clock and randomness in use.
     pub fn env(&self) -> &E {
         &self.env
@@ -104,23 +113,43 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
     }
 
     /// Reads a task the owner can see; anything else is the same not-found.
+    /// A body kept in parts is put together; one whose parts a newer
+    /// version replaced meanwhile is read again.
     fn load(&self, target: &Target<'_>) -> Result<Loaded, StoreError> {
         let not_found = || StoreError::task_not_found(target.task_id);
-        let entry = self
-            .kv
-            .get(&target.partition, target.task_id)?
-            .ok_or_else(not_found)?;
-        if !entry.is_live(self.env.now_ms()) {
-            return Err(not_found());
+        for attempt in 1..=self.config.max_cas_attempts {
+            if attempt > 1 {
+                self.kv.backoff(attempt - 1);
+            }
+            let entry = self
+                .kv
+                .get(&target.partition, target.task_id)?
+                .ok_or_else(not_found)?;
+            let now = self.env.now_ms();
+            if !entry.is_live(now) {
+                return Err(not_found());
+            }
+            let head = StoredHead::decode(&entry.head)?;
+            if head.owner_id != target.owner || head.task_id != target.task_id {
+                return Err(not_found());
+            }
+            let Some(body) = self.read_body(target, entry.body, now)? else {
+                continue;
+            };
+            let stored = StoredTask {
+                head,
+                body: crate::record::parse_stored("body", &body.bytes)?,
+            };
+            return Ok(Loaded {
+                stored,
+                version: entry.version,
+                parts: body.manifest.map(|m| (m, body.bytes)),
+            });
         }
-        let stored = StoredTask::decode(&entry.head, &entry.body)?;
-        if stored.head.owner_id != target.owner || stored.head.task_id != target.task_id {
-            return Err(not_found());
-        }
-        Ok(Loaded {
-            stored,
-            version: entry.version,
-        })
+        Err(StoreError::Conflict(format!(
+            "task {} changed while its parts were read; retry",
+            target.task_id
+        )))
     }
 
     /// Finishes a non-terminal task with `result` of `kind`, in one write.
@@ -156,6 +185,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             let Loaded {
                 mut stored,
                 version,
+                parts,
             } = self.load(&target)?;
             if expected_version.is_some_and(|v| v != version) {
                 return Err(StoreError::Conflict(format!(
@@ -172,16 +202,41 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             let now = self.env.now_ms();
             let head = &mut stored.head;
             head.last_updated_at = now.max(head.last_updated_at);
-            let (head_bytes, body_bytes) = stored.encode(self.config.max_record_bytes)?;
-            let new_version = self.kv.replace(
+            let (head_bytes, body_bytes) = stored.encode(self.config.max_task_bytes)?;
+            let expires_at = stored.head.expires_at();
+            // A body as it was keeps its parts; a changed one gets new
+            // ones, and the old ones go once the task points elsewhere.
+            let (item_body, written, replaced_parts) = match parts {
+                Some((manifest, old)) if old == body_bytes => {
+                    (parts::manifest_body(&manifest)?, None, None)
+                }
+                old => {
+                    let placed =
+                        self.place_body(&target, head_bytes.len(), body_bytes, expires_at, now)?;
+                    (placed.item, placed.written, old.map(|(m, _)| m))
+                }
+            };
+            let replaced = self.kv.replace(
                 &target.partition,
                 task_id,
                 version,
                 head_bytes,
-                body_bytes,
-                stored.head.expires_at(),
+                item_body,
+                expires_at,
                 now,
-            )?;
+            );
+            let new_version = match replaced {
+                Ok(new_version) => new_version,
+                Err(e) => {
+                    if let Some(written) = &written {
+                        self.discard_parts(&target, written);
+                    }
+                    return Err(e.into());
+                }
+            };
+            if let Some(old) = &replaced_parts {
+                self.discard_parts(&target, old);
+            }
             let current = stored.head.lease.as_ref().map(|l| l.expires_at);
             if let Some(old) = moved.old.filter(|old| Some(*old) != current) {
                 self.unindex_lease(task_id, old);

@@ -48,7 +48,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         patch: &str,
         expected_version: Option<u64>,
     ) -> Result<TaskRecord, StoreError> {
-        let limits = self.json_limits(self.config.max_variables_bytes);
+        let limits = self.variables_limits();
         let Value::Object(patch) = parse_limited(patch, limits, "variables")? else {
             return Err(StoreError::InvalidParams(
                 "variables: must be a JSON object".into(),

@@ -103,6 +103,9 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             if let Some(lease) = &loaded.stored.head.lease {
                 self.unindex_lease(&loaded.stored.head.task_id, lease.expires_at);
             }
+            if let Some((manifest, _)) = &loaded.parts {
+                self.discard_parts(&target, manifest);
+            }
             Ok(())
         })
     }

@@ -15,11 +15,24 @@ use pmcp_tasks_contract::trace_parent::is_trace_parent;
 use super::{raw_json, TaskStore};
 
 impl<K: Kv, E: Environment> TaskStore<K, E> {
+    /// The limits of the variables: their size, and strings of at most
+    /// `max-string-bytes`.
+    pub(super) fn variables_limits(&self) -> JsonLimits {
+        JsonLimits {
+            max_bytes: self.config.max_variables_bytes as usize,
+            max_depth: self.config.max_json_depth as usize,
+            max_string_bytes: self.config.max_string_bytes as usize,
+        }
+    }
+
+    /// The limits of a payload (a result, arguments, params, an answer) of
+    /// at most `max_bytes`: any one string may be as long as the payload
+    /// (a base64 image, a document).
     pub(super) fn json_limits(&self, max_bytes: u32) -> JsonLimits {
         JsonLimits {
             max_bytes: max_bytes as usize,
             max_depth: self.config.max_json_depth as usize,
-            max_string_bytes: self.config.max_string_bytes as usize,
+            max_string_bytes: max_bytes as usize,
         }
     }
 

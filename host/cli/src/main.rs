@@ -46,6 +46,14 @@ struct Cli {
         hide_env_values = true
     )]
     cursor_secret: Option<String>,
+    /// The largest result, tool arguments, input request or answer a task
+    /// keeps, in bytes; a tool's result over it fails its task at once,
+    /// naming both sizes.
+    #[arg(long, global = true, default_value_t = StoreConfig::default().max_result_bytes)]
+    max_result_bytes: u32,
+    /// The largest task stored, everything in it together, in bytes.
+    #[arg(long, global = true, default_value_t = StoreConfig::default().max_task_bytes)]
+    max_task_bytes: u32,
     /// Log lines as text, or as one JSON object each (for log pipelines).
     /// Which lines: RUST_LOG (default: warnings and errors).
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -206,6 +214,8 @@ async fn run(cli: Cli) -> Result<()> {
         .component
         .map_or(ComponentSource::Embedded, ComponentSource::File);
     let mut config = StoreConfig::default();
+    config.max_result_bytes = cli.max_result_bytes;
+    config.max_task_bytes = cli.max_task_bytes;
     let secret = cli.cursor_secret.map(String::into_bytes);
     if let Some(secret) = &secret {
         config.cursor_secret = secret.clone();

@@ -28,6 +28,8 @@ mod hostile;
 #[cfg(feature = "redis")]
 #[path = "serve/metrics.rs"]
 mod metrics;
+#[path = "serve/payloads.rs"]
+mod payloads;
 #[cfg(feature = "redis")]
 #[path = "serve/shutdown.rs"]
 mod shutdown;

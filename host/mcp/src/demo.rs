@@ -1,7 +1,8 @@
 //! The demonstration tools: the fixtures the official conformance suite
 //! calls (`greet`, `slow_compute`, `failing_job`, `protocol_error_job`,
 //! `confirm_delete`, `multi_input`, `test_tool_with_task`), each showing one
-//! part of running tools as durable tasks.
+//! part of running tools as durable tasks, and two of real-sized payloads
+//! (`large_result`, an image and a document; `echo`, its argument back).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -119,8 +120,46 @@ fn specs() -> &'static [ToolSpec] {
                 ),
                 TaskSupport::Required,
             ),
+            spec(
+                tool(
+                    "large_result",
+                    "Answers with an image block of `image_kib` KiB of base64 and a text of \
+                     `text_kib` KiB (at most 16 MiB each), as tools returning images and \
+                     documents do.",
+                    object_schema(json!({
+                        "text_kib": {"type": "integer", "minimum": 0},
+                        "image_kib": {"type": "integer", "minimum": 0},
+                    })),
+                ),
+                TaskSupport::Optional,
+            ),
+            spec(
+                tool(
+                    "echo",
+                    "Answers with its `text` argument, whatever its size.",
+                    object_schema(json!({"text": {"type": "string"}})),
+                ),
+                TaskSupport::Optional,
+            ),
         ]
     })
+}
+
+/// `bytes` bytes cycling through the base64 alphabet: what an encoded
+/// image looks like to the store, and easy to check on the way back.
+fn base64_like(bytes: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    (0..bytes).map(|i| char::from(ALPHABET[i % 64])).collect()
+}
+
+/// A `large_result` size argument, in bytes (at most 16 MiB).
+fn kib_argument(args: &Map<String, Value>, name: &str) -> usize {
+    let kib = args
+        .get(name)
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .min(16 * 1024);
+    usize::try_from(kib).unwrap_or(0) * 1024
 }
 
 impl TaskTools for DemoTools {
@@ -264,6 +303,21 @@ async fn run(call: ToolCall, worker: Option<Worker>) -> ToolOutcome {
             Ok(text(format!(
                 "Hello, {name}! (gathered before the task ran)"
             )))
+        }
+        "large_result" => {
+            let mut content = Vec::new();
+            let image = kib_argument(args, "image_kib");
+            if image > 0 {
+                let data = base64_like(image);
+                content.push(json!({"type": "image", "mimeType": "image/png", "data": data}));
+            }
+            let document = base64_like(kib_argument(args, "text_kib"));
+            content.push(json!({"type": "text", "text": document}));
+            Ok(json!({"content": content, "isError": false}))
+        }
+        "echo" => {
+            let given = args.get("text").and_then(Value::as_str).unwrap_or_default();
+            Ok(text(given))
         }
         other => Err(RpcError::invalid_params(format!("unknown tool: {other}")).into()),
     }

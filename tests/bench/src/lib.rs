@@ -374,6 +374,7 @@ pub fn native_config(config: &StoreConfig) -> pmcp_tasks_guest::StoreConfig {
         max_variables_bytes: config.max_variables_bytes,
         max_result_bytes: config.max_result_bytes,
         max_record_bytes: config.max_record_bytes,
+        max_task_bytes: config.max_task_bytes,
         max_json_depth: config.max_json_depth,
         max_string_bytes: config.max_string_bytes,
         max_owner_bytes: config.max_owner_bytes,

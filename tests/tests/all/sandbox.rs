@@ -170,7 +170,7 @@ fn the_component_imports_only_the_contract_and_harmless_wasi() {
             imports.iter().any(|i| i == "pmcp:tasks/kv-backend"),
             "{name}: {imports:?}"
         );
-        assert_eq!(exports, ["pmcp:tasks/task-store@0.5.0"], "{name}");
+        assert_eq!(exports, ["pmcp:tasks/task-store@0.6.0"], "{name}");
         for import in &imports {
             assert!(
                 ALLOWED_IMPORTS.contains(&import.as_str()),
@@ -213,20 +213,20 @@ async fn components_that_do_not_fit_the_contract_are_refused_with_a_reason() {
     assert!(
         empty
             .to_string()
-            .contains("does not export the pmcp:tasks@0.5.0 task store"),
+            .contains("does not export the pmcp:tasks@0.6.0 task store"),
         "{empty}"
     );
 
     // Components built for earlier contracts (0.2.0: before outcomes,
-    // input requests and leases; 0.3.0: listings one list per entry) are
-    // refused by name.
-    for older in ["0.2.0", "0.3.0"] {
+    // input requests and leases; 0.3.0: listings one list per entry;
+    // 0.5.0: no max-task-bytes) are refused by name.
+    for older in ["0.2.0", "0.3.0", "0.5.0"] {
         let wat = format!(r#"(component (import "pmcp:tasks/kv-backend@{older}" (instance)))"#);
         let refused = build_with(ComponentSource::Bytes(wat.into_bytes())).await;
         let message = refused.to_string();
         assert!(
             message.contains(&format!("pmcp:tasks@{older}"))
-                && message.contains("pmcp:tasks@0.5.0"),
+                && message.contains("pmcp:tasks@0.6.0"),
             "{message}"
         );
     }
@@ -357,21 +357,15 @@ async fn a_configuration_whose_largest_page_cannot_fit_is_refused() {
     }
 }
 
-/// With the defaults, a full page of tasks holding the largest results the
-/// store accepts lists without hitting the memory cap.
+/// With the defaults, a full page of tasks whose results are larger than
+/// one backend item (kept in parts) lists without hitting the memory cap:
+/// a listing reads the heads only.
 #[tokio::test]
-async fn a_full_page_of_the_largest_records_lists_within_the_default_limits() {
+async fn a_full_page_of_records_past_one_item_lists_within_the_default_limits() {
     let host = TaskHost::builder().build().await.unwrap();
     let config = StoreConfig::default();
-    // Strings are capped too: fill the result with several of the longest.
-    let text = "x".repeat(config.max_result_bytes as usize / 4 - 1_024);
-    let parts = 4;
-    let content: Vec<_> = (0..parts)
-        .map(|_| serde_json::json!({ "type": "text", "text": text }))
-        .collect();
-    let result = serde_json::json!({ "content": content });
-    assert!(text.len() <= config.max_string_bytes as usize);
-    assert!(result.to_string().len() > config.max_result_bytes as usize * 9 / 10);
+    let text = "x".repeat(config.max_record_bytes as usize * 3);
+    let result = serde_json::json!({ "content": [{ "type": "text", "text": text }] });
     for _ in 0..=config.max_page_size {
         let id = host
             .create(ALICE, "tools/call", None)

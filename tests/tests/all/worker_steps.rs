@@ -170,8 +170,11 @@ async fn a_progress_flood_costs_a_write_per_interval_and_keeps_its_order() {
 /// (the lease here is an hour: only the worker's own failure can end it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_over_the_limit_fails_its_task_at_once_saying_so() {
+    let mut store = pmcp_tasks_host::StoreConfig::default();
+    store.max_result_bytes = 256 * 1024;
     let host = TaskHost::builder()
         .backend(CountedBackend::new())
+        .config(store)
         .build()
         .await
         .unwrap();
@@ -207,7 +210,9 @@ async fn a_result_over_the_limit_fails_its_task_at_once_saying_so() {
     assert_eq!(record.task.status.as_str(), "failed");
     let error = host.get_result("alice", &id).await.unwrap().to_string();
     assert!(
-        error.contains("could not be stored") && error.contains("exceeds the limit of"),
+        error.contains("could not be stored")
+            && error.contains("307")
+            && error.contains("exceeds the limit of 262144 bytes"),
         "{error}"
     );
 }

@@ -16,13 +16,20 @@ pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 100;
 /// Largest serialized variables object: 64 KiB.
 pub const MAX_VARIABLES_BYTES: u32 = 64 * 1024;
-/// Largest serialized result: 256 KiB.
-pub const MAX_RESULT_BYTES: u32 = 256 * 1024;
-/// Largest stored record: 350 KiB, under DynamoDB's 400 KB item cap.
+/// Largest serialized result, tool arguments, input request params or
+/// answer: 16 MiB (an image or a document a tool returns).
+pub const MAX_RESULT_BYTES: u32 = 16 * 1024 * 1024;
+/// Largest backend item: 350 KiB, under DynamoDB's 400 KB item cap. A task
+/// whose record is larger keeps its body in parts of at most this size.
 pub const MAX_RECORD_BYTES: u32 = 350 * 1024;
+/// Largest stored task, head and body together: 20 MiB (a result of the
+/// largest size beside its arguments and the rest).
+pub const MAX_TASK_BYTES: u32 = 20 * 1024 * 1024;
 /// Deepest JSON nesting accepted in variables and results.
 pub const MAX_JSON_DEPTH: u32 = 32;
-/// Longest JSON string or key, status message or request method: 64 KiB.
+/// Longest status message or request method, and longest string or key in
+/// the variables: 64 KiB (a string in a result, arguments or an answer is
+/// bounded by that payload's own limit).
 pub const MAX_STRING_BYTES: u32 = 64 * 1024;
 /// Longest owner id: 16 KiB.
 pub const MAX_OWNER_BYTES: u32 = 16 * 1024;

@@ -33,10 +33,10 @@ const FIXTURE_OPTIONS: [&str; 8] = [
 ];
 
 /// A file the upstream records its events in, removed on drop.
-struct Record(PathBuf);
+pub(super) struct Record(PathBuf);
 
 impl Record {
-    fn new(name: &str) -> Record {
+    pub(super) fn new(name: &str) -> Record {
         Record(conformance::unique_temp_path(&format!(
             "pmcp-upstream-{name}"
         )))
@@ -103,7 +103,7 @@ impl Drop for Record {
 
 /// A gateway on `global` (backend, secret) with `options`, its upstream
 /// (named `fixtures`) recording into `record`.
-fn gateway(global: &[&str], options: &[&str], record: &Record) -> Replica {
+pub(super) fn gateway(global: &[&str], options: &[&str], record: &Record) -> Replica {
     let python = conformance::mcp_python();
     let script = conformance::client_script("upstream_fixtures.py");
     let mut args: Vec<&str> = options.to_vec();
@@ -871,12 +871,17 @@ async fn a_progress_flood_through_the_gateway_is_coalesced_and_starves_nobody() 
 /// 60 MiB line, past rmcp's 16 MiB) fails its task at once, saying so,
 /// instead of waiting out the idle timeout (an hour here) for an answer
 /// that was discarded; one under the line limit but over the store's
-/// result limit fails at once too, naming its size and the limit; and the
-/// upstream's connection goes on serving.
+/// result limit (`--max-result-bytes`, 512 KiB here) fails at once too,
+/// naming its size and the limit; and the upstream's connection goes on
+/// serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_over_a_limit_fails_its_task_at_once_saying_why() {
     let record = Record::new("large");
-    let gateway = gateway_on_memory(&["--upstream-idle-timeout-ms", "3600000"], &record);
+    let gateway = gateway(
+        &["--backend", "memory", "--max-result-bytes", "524288"],
+        &["--upstream-idle-timeout-ms", "3600000"],
+        &record,
+    );
     let id = start_task(&gateway.url, "large_result", json!({"kib": 60 * 1024})).await;
     let ended = wait_past(&gateway.url, &id, "working").await;
     assert_eq!(ended["status"], "failed", "{ended}");
@@ -891,7 +896,8 @@ async fn an_answer_over_a_limit_fails_its_task_at_once_saying_why() {
     assert_eq!(ended["status"], "failed", "{ended}");
     let message = message_of(&ended);
     assert!(
-        message.contains("could not be stored") && message.contains("exceeds the limit of"),
+        message.contains("could not be stored")
+            && message.contains("exceeds the limit of 524288 bytes"),
         "{message}"
     );
 

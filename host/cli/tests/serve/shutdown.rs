@@ -107,6 +107,6 @@ async fn json_logs_are_json_from_start_to_stop() {
         .collect();
     let said = |text: &str| messages.iter().any(|m| m.contains(text));
     assert!(said("serving MCP at"), "{messages:?}");
-    assert!(said("no session secret"), "{messages:?}");
+    assert!(said("sealed by a random key"), "{messages:?}");
     assert!(said("stopped ("), "{messages:?}");
 }

@@ -1,0 +1,145 @@
+//! Payloads of real size through real processes: a result of an image
+//! block with 5 MiB of base64 beside a 10 MiB document, and a 2 MiB
+//! argument, through `serve` (the demonstration tools) and `gateway` (the
+//! Python upstream), in both revisions, on memory, Redis, Redis Cluster
+//! and moto; each comes back byte for byte.
+
+use std::time::{Duration, Instant};
+
+use pmcp_tasks_tests::mcp_http::{self, CoreSession};
+use pmcp_tasks_tests::payloads::base64_like;
+use pmcp_tasks_tests::replica::Replica;
+use serde_json::{json, Value};
+
+use super::binary;
+
+const IMAGE_KIB: usize = 5 * 1024;
+const TEXT_KIB: usize = 10 * 1024;
+const ARGUMENT_BYTES: usize = 2 << 20;
+
+/// The large result's arguments.
+fn large() -> Value {
+    json!({"name": "large_result", "arguments": {"text_kib": TEXT_KIB, "image_kib": IMAGE_KIB}})
+}
+
+/// Whether `result` is the large result, byte for byte.
+fn assert_large(result: &Value, how: &str) {
+    let content = &result["content"];
+    assert_eq!(content[0]["type"], "image", "{how}");
+    let data = content[0]["data"].as_str().unwrap_or_default();
+    assert!(
+        data == base64_like(IMAGE_KIB * 1024),
+        "{how}: the image changed"
+    );
+    let text = content[1]["text"].as_str().unwrap_or_default();
+    assert!(
+        text == base64_like(TEXT_KIB * 1024),
+        "{how}: the text changed"
+    );
+}
+
+/// A 2026-07-28 task-creating call at `create`, polled at `read` until it
+/// ends: the task as `tasks/get` last answered.
+async fn run_2026(create: &str, read: &str, params: Value) -> Value {
+    let created = mcp_http::call(create, "tools/call", params)
+        .await
+        .expect("tools/call");
+    assert_eq!(created["resultType"], "task", "{created}");
+    let id = created["taskId"].as_str().expect("a task id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let got = mcp_http::call(read, "tasks/get", json!({"taskId": id}))
+            .await
+            .expect("tasks/get");
+        if got["status"] != "working" {
+            return got;
+        }
+        assert!(Instant::now() < deadline, "still working");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The large result and the large argument, through the endpoints at
+/// `create` and `read` (the same server, or two replicas of one store).
+async fn real_payloads_come_back_whole(create: &str, read: &str) {
+    let done = run_2026(create, read, large()).await;
+    assert_eq!(done["status"], "completed", "{}", done["error"]);
+    assert_large(&done["result"], "2026-07-28 tasks/get");
+
+    let document = base64_like(ARGUMENT_BYTES);
+    let echoed = run_2026(
+        create,
+        read,
+        json!({"name": "echo", "arguments": {"text": document}}),
+    )
+    .await;
+    assert_eq!(echoed["status"], "completed", "{}", echoed["error"]);
+    let text = echoed["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text == document, "the 2 MiB argument changed on its way");
+
+    let session = CoreSession::open(create, None).await.expect("a session");
+    let id = session
+        .start_task(create, "large_result", large()["arguments"].clone())
+        .await;
+    let result = session
+        .call(read, "tasks/result", json!({"taskId": id}))
+        .await
+        .expect("2025-11-25 tasks/result");
+    assert_large(&result, "2025-11-25 tasks/result");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_payloads_come_back_whole_from_serve_on_memory() {
+    let server = Replica::start(binary(), &["--backend", "memory"], &[]);
+    real_payloads_come_back_whole(&server.url, &server.url).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_payloads_come_back_whole_from_two_replicas_on_redis() {
+    let redis = pmcp_tasks_tests::redis::RedisServer::start();
+    let (a, b) = (
+        super::redis_replica(&redis, "a", "30000"),
+        super::redis_replica(&redis, "b", "30000"),
+    );
+    real_payloads_come_back_whole(&a.url, &b.url).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_payloads_come_back_whole_from_serve_on_redis_cluster() {
+    let cluster = pmcp_tasks_tests::redis::RedisFactory::cluster();
+    let nodes: Vec<String> = cluster
+        .servers()
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port()))
+        .collect();
+    let backend = format!("redis+cluster://{}", nodes.join(","));
+    let server = Replica::start(binary(), &["--backend", &backend], &[]);
+    real_payloads_come_back_whole(&server.url, &server.url).await;
+}
+
+#[cfg(feature = "dynamodb")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_payloads_come_back_whole_from_two_replicas_on_moto() {
+    let (_moto, a, b) = super::moto_replicas().await;
+    real_payloads_come_back_whole(&a.url, &b.url).await;
+}
+
+/// Through a gateway in front of the Python upstream (its answer a line
+/// of 20 MiB of JSON), on memory and on Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_payloads_come_back_whole_through_the_gateway() {
+    let record = super::gateway::Record::new("payloads");
+    let gateway = super::gateway::gateway(&["--backend", "memory"], &[], &record);
+    real_payloads_come_back_whole(&gateway.url, &gateway.url).await;
+    #[cfg(feature = "redis")]
+    {
+        let redis = pmcp_tasks_tests::redis::RedisServer::start();
+        let backend = redis.url();
+        let gateway = super::gateway::gateway(&["--backend", &backend], &[], &record);
+        real_payloads_come_back_whole(&gateway.url, &gateway.url).await;
+    }
+}
