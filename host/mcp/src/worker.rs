@@ -125,12 +125,22 @@ impl Worker {
             .await;
         match written {
             Ok(_) => true,
-            Err(TaskError::NotFound(_) | TaskError::InvalidTransition(_)) => {
+            Err(e) => self.runs_on_after(&e, "a progress message was not stored"),
+        }
+    }
+
+    /// Whether the worker runs on after a write of its that failed with
+    /// `error`: not when the task is gone (expired or deleted) or another
+    /// worker holds it (ours lapsed), which cancels it; yes after a passing
+    /// store failure, logged as `what`.
+    fn runs_on_after(&self, error: &TaskError, what: &str) -> bool {
+        match error {
+            TaskError::NotFound(_) | TaskError::InvalidTransition(_) => {
                 self.cancel.cancel();
                 false
             }
-            Err(e) => {
-                tracing::warn!(task = %self.task_id, error = %e, "a progress message was not stored");
+            e => {
+                tracing::warn!(task = %self.task_id, error = %e, "{what}");
                 true
             }
         }
@@ -180,17 +190,9 @@ impl Worker {
             .await
         {
             Ok(record) => self.observe(&record),
-            // Gone (expired or deleted), or another worker holds it (ours
-            // lapsed): nothing left to run for.
-            Err(TaskError::NotFound(_) | TaskError::InvalidTransition(_)) => {
-                self.cancel.cancel();
-                false
-            }
-            // A passing store failure: the lease still holds; try again.
-            Err(e) => {
-                tracing::warn!(task = %self.task_id, error = %e, "lease renewal failed");
-                true
-            }
+            // After a passing store failure the lease still holds: the
+            // next renewal tries again.
+            Err(e) => self.runs_on_after(&e, "lease renewal failed"),
         }
     }
 

@@ -1,12 +1,25 @@
 //! What a task's worker asks of the store, counted step by step: every
 //! step of a task created on Redis or DynamoDB is a round trip.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use pmcp_tasks_host::TaskHost;
+use pmcp_tasks_host::{StoreConfig, TaskHost};
 use pmcp_tasks_mcp::{Caller, Revision, ServiceConfig, TaskService};
 use pmcp_tasks_tests::intercepted::{CountedBackend, Step};
 use serde_json::{json, Map};
+
+/// A host with `config` over an in-memory backend that counts its steps.
+async fn counted_host(config: StoreConfig) -> (Arc<CountedBackend>, TaskHost) {
+    let backend = CountedBackend::new();
+    let host = TaskHost::builder()
+        .backend(backend.clone())
+        .config(config)
+        .build()
+        .await
+        .unwrap();
+    (backend, host)
+}
 
 /// A task whose tool returns at once costs the store its create (the task
 /// and its lease's index item) and its outcome (one read, one
@@ -15,12 +28,7 @@ use serde_json::{json, Map};
 /// wakes before the task's id was given out. It read once more before.
 #[tokio::test]
 async fn a_task_that_ends_at_once_costs_its_create_and_its_outcome() {
-    let backend = CountedBackend::new();
-    let host = TaskHost::builder()
-        .backend(backend.clone())
-        .build()
-        .await
-        .unwrap();
+    let (backend, host) = counted_host(StoreConfig::default()).await;
     let service = TaskService::new(host, ServiceConfig::default());
     // Building the host may touch the store; counted from here.
     let before = |step| backend.of(step);
@@ -68,12 +76,7 @@ async fn a_task_that_ends_at_once_costs_its_create_and_its_outcome() {
 /// Before coalescing every report was a read and a compare-and-set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_progress_flood_costs_a_write_per_interval_and_keeps_its_order() {
-    let backend = CountedBackend::new();
-    let host = TaskHost::builder()
-        .backend(backend.clone())
-        .build()
-        .await
-        .unwrap();
+    let (backend, host) = counted_host(StoreConfig::default()).await;
     let mut config = ServiceConfig::default();
     config.progress_interval = Duration::from_millis(50);
     let interval = config.progress_interval;
@@ -170,14 +173,9 @@ async fn a_progress_flood_costs_a_write_per_interval_and_keeps_its_order() {
 /// (the lease here is an hour: only the worker's own failure can end it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_over_the_limit_fails_its_task_at_once_saying_so() {
-    let mut store = pmcp_tasks_host::StoreConfig::default();
+    let mut store = StoreConfig::default();
     store.max_result_bytes = 256 * 1024;
-    let host = TaskHost::builder()
-        .backend(CountedBackend::new())
-        .config(store)
-        .build()
-        .await
-        .unwrap();
+    let (_, host) = counted_host(store).await;
     let mut config = ServiceConfig::default();
     config.lease = Duration::from_secs(3600);
     let service = TaskService::new(host.clone(), config);
