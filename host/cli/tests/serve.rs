@@ -257,16 +257,7 @@ const MOTO_ENV: [(&str, &str); 3] = [
 #[cfg(feature = "dynamodb")]
 async fn moto_replicas() -> (pmcp_tasks_tests::dynamodb::MotoServer, Replica, Replica) {
     let moto = pmcp_tasks_tests::dynamodb::MotoServer::start();
-    let backend = format!(
-        "dynamodb://tasks?endpoint={}&region=us-east-1",
-        moto.endpoint()
-    );
-    let created = std::process::Command::new(binary())
-        .envs(MOTO_ENV)
-        .args(["--backend", &backend, "create-table"])
-        .output()
-        .expect("pmcp-tasks create-table");
-    assert!(created.status.success(), "{created:?}");
+    let backend = moto_table(&moto);
     let replica = |name: &str| {
         Replica::start_with_env(
             binary(),
@@ -277,6 +268,23 @@ async fn moto_replicas() -> (pmcp_tasks_tests::dynamodb::MotoServer, Replica, Re
     };
     let (a, b) = (replica("a"), replica("b"));
     (moto, a, b)
+}
+
+/// The `--backend` URL of a table made on `moto` (credentials from
+/// `MOTO_ENV`, which the process must also be started with).
+#[cfg(feature = "dynamodb")]
+fn moto_table(moto: &pmcp_tasks_tests::dynamodb::MotoServer) -> String {
+    let backend = format!(
+        "dynamodb://tasks?endpoint={}&region=us-east-1",
+        moto.endpoint()
+    );
+    let created = std::process::Command::new(binary())
+        .envs(MOTO_ENV)
+        .args(["--backend", &backend, "create-table"])
+        .output()
+        .expect("pmcp-tasks create-table");
+    assert!(created.status.success(), "{created:?}");
+    backend
 }
 
 #[cfg(feature = "dynamodb")]

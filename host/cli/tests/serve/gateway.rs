@@ -113,6 +113,8 @@ pub(super) fn gateway(global: &[&str], options: &[&str], record: &Record) -> Rep
     args.push(script.to_str().expect("a UTF-8 path"));
     let mut command = Command::new(binary());
     command.env("UPSTREAM_RECORD", &record.0);
+    #[cfg(feature = "dynamodb")]
+    command.envs(super::MOTO_ENV);
     Replica::start_subcommand(command, global, "gateway", &args)
 }
 
@@ -887,7 +889,9 @@ async fn an_answer_over_a_limit_fails_its_task_at_once_saying_why() {
     assert_eq!(ended["status"], "failed", "{ended}");
     let message = message_of(&ended);
     assert!(
-        message.contains("more than 16777215 bytes") && message.contains("`fixtures`"),
+        message.contains("a message of 6291")
+            && message.contains("limit of 16777215 bytes")
+            && message.contains("`fixtures`"),
         "{message}"
     );
 

@@ -79,6 +79,30 @@ async fn real_payloads_come_back_whole(create: &str, read: &str) {
         .unwrap_or_default();
     assert!(text == document, "the 2 MiB argument changed on its way");
 
+    // 20 MiB (a 10 MiB image beside a 10 MiB text) against the 16 MiB
+    // default: failed at once, naming both sizes.
+    let started = Instant::now();
+    let too_large = run_2026(
+        create,
+        read,
+        json!({"name": "large_result", "arguments": {"text_kib": 10_240, "image_kib": 10_240}}),
+    )
+    .await;
+    assert_eq!(too_large["status"], "failed", "{}", too_large["status"]);
+    // The store's limit through `serve`; through a gateway, its limit on
+    // one upstream message comes first. Either names both sizes.
+    let message = too_large["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("2097")
+            && (message.contains("exceeds the limit of 16777216 bytes")
+                || message.contains("limit of 16777215 bytes for one message")),
+        "{message}"
+    );
+    eprintln!(
+        "a 20 MiB result failed {:?} after its call",
+        started.elapsed()
+    );
+
     let session = CoreSession::open(create, None).await.expect("a session");
     let id = session
         .start_task(create, "large_result", large()["arguments"].clone())
@@ -111,12 +135,7 @@ async fn real_payloads_come_back_whole_from_two_replicas_on_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_payloads_come_back_whole_from_serve_on_redis_cluster() {
     let cluster = pmcp_tasks_tests::redis::RedisFactory::cluster();
-    let nodes: Vec<String> = cluster
-        .servers()
-        .iter()
-        .map(|s| format!("127.0.0.1:{}", s.port()))
-        .collect();
-    let backend = format!("redis+cluster://{}", nodes.join(","));
+    let backend = cluster_url(&cluster);
     let server = Replica::start(binary(), &["--backend", &backend], &[]);
     real_payloads_come_back_whole(&server.url, &server.url).await;
 }
@@ -128,18 +147,42 @@ async fn real_payloads_come_back_whole_from_two_replicas_on_moto() {
     real_payloads_come_back_whole(&a.url, &b.url).await;
 }
 
-/// Through a gateway in front of the Python upstream (its answer a line
-/// of 20 MiB of JSON), on memory and on Redis.
+/// Through a gateway in front of the Python upstream (its answers lines of
+/// 15 MiB of JSON), on memory, Redis, Redis Cluster and moto.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_payloads_come_back_whole_through_the_gateway() {
     let record = super::gateway::Record::new("payloads");
-    let gateway = super::gateway::gateway(&["--backend", "memory"], &[], &record);
-    real_payloads_come_back_whole(&gateway.url, &gateway.url).await;
+    let through = |global: Vec<String>| {
+        let record = &record;
+        async move {
+            let global: Vec<&str> = global.iter().map(String::as_str).collect();
+            let gateway = super::gateway::gateway(&global, &[], record);
+            real_payloads_come_back_whole(&gateway.url, &gateway.url).await;
+        }
+    };
+    through(vec!["--backend".into(), "memory".into()]).await;
     #[cfg(feature = "redis")]
     {
         let redis = pmcp_tasks_tests::redis::RedisServer::start();
-        let backend = redis.url();
-        let gateway = super::gateway::gateway(&["--backend", &backend], &[], &record);
-        real_payloads_come_back_whole(&gateway.url, &gateway.url).await;
+        through(vec!["--backend".into(), redis.url()]).await;
+        let cluster = pmcp_tasks_tests::redis::RedisFactory::cluster();
+        through(vec!["--backend".into(), cluster_url(&cluster)]).await;
     }
+    #[cfg(feature = "dynamodb")]
+    {
+        let moto = pmcp_tasks_tests::dynamodb::MotoServer::start();
+        let backend = super::moto_table(&moto);
+        through(vec!["--backend".into(), backend]).await;
+    }
+}
+
+/// The `--backend` URL of `cluster`'s nodes.
+#[cfg(feature = "redis")]
+fn cluster_url(cluster: &pmcp_tasks_tests::redis::RedisFactory) -> String {
+    let nodes: Vec<String> = cluster
+        .servers()
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port()))
+        .collect();
+    format!("redis+cluster://{}", nodes.join(","))
 }

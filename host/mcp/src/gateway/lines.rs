@@ -5,8 +5,9 @@
 //! the idle timeout. [`LineGuard`] sits in front of it: a line over the
 //! gateway's limit is cut short (a newline passed on at once, so rmcp
 //! reads an incomplete line it discards as invalid JSON and stays in
-//! step), the rest of it is swallowed, and the connection's calls are
-//! told ([`Oversized`]), so each fails at once saying why.
+//! step), the rest of it is swallowed, and once it ends the connection's
+//! calls are told its size ([`Oversized`]), so each fails at once saying
+//! why.
 
 use std::io;
 use std::pin::Pin;
@@ -23,13 +24,21 @@ use tokio::sync::Notify;
 pub(super) struct Oversized {
     /// How many messages were discarded so far.
     discarded: AtomicU64,
+    /// The size of the last one, in bytes without its newline.
+    last_bytes: AtomicU64,
     notify: Notify,
 }
 
 impl Oversized {
-    fn discarded_one(&self) {
+    fn discarded_one(&self, bytes: u64) {
+        self.last_bytes.store(bytes, Ordering::SeqCst);
         self.discarded.fetch_add(1, Ordering::SeqCst);
         self.notify.notify_waiters();
+    }
+
+    /// The size of the last message discarded, in bytes.
+    pub(super) fn last_bytes(&self) -> u64 {
+        self.last_bytes.load(Ordering::SeqCst)
     }
 
     /// How many messages were discarded so far.
@@ -56,7 +65,7 @@ impl Oversized {
 pub(super) struct LineGuard<R> {
     inner: R,
     max: usize,
-    /// Bytes of the current line passed on so far.
+    /// Bytes of the current line so far (passed on, or swallowed).
     line: usize,
     /// Swallowing the rest of a line that was cut short.
     swallowing: bool,
@@ -83,18 +92,21 @@ impl<R> LineGuard<R> {
             if self.swallowing {
                 if byte == b'\n' {
                     self.swallowing = false;
+                    self.oversized.discarded_one(self.line as u64);
+                    self.line = 0;
+                } else {
+                    self.line += 1;
                 }
                 continue;
             }
             if byte == b'\n' {
                 self.line = 0;
             } else if self.line == self.max {
-                // One byte over: cut the line here.
+                // One byte over: cut the line here, count the rest.
                 self.swallowing = true;
-                self.line = 0;
+                self.line += 1;
                 data[kept] = b'\n';
                 kept += 1;
-                self.oversized.discarded_one();
                 continue;
             } else {
                 self.line += 1;
@@ -140,11 +152,15 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     async fn through(input: &[u8], max: usize) -> (Vec<u8>, u64) {
+        through_sized(input, max).await.0
+    }
+
+    async fn through_sized(input: &[u8], max: usize) -> ((Vec<u8>, u64), u64) {
         let oversized = Arc::new(Oversized::default());
         let mut guard = LineGuard::new(input, max, oversized.clone());
         let mut out = Vec::new();
         guard.read_to_end(&mut out).await.unwrap();
-        (out, oversized.count())
+        ((out, oversized.count()), oversized.last_bytes())
     }
 
     #[tokio::test]
@@ -156,9 +172,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_longer_line_is_cut_short_its_rest_swallowed_and_counted() {
-        let (out, discarded) = through(b"ok\n0123456789\nnext\n0123456\n", 5).await;
+        let ((out, discarded), last) = through_sized(b"ok\n0123456789\nnext\n0123456\n", 5).await;
         assert_eq!(out, b"ok\n01234\nnext\n01234\n");
-        assert_eq!(discarded, 2);
+        assert_eq!((discarded, last), (2, 7));
+        let ((_, discarded), last) = through_sized(b"0123456789\n", 5).await;
+        assert_eq!((discarded, last), (1, 10), "measured to its end");
+        let ((out, discarded), _) = through_sized(b"0123456789", 5).await;
+        assert_eq!(
+            (out.as_slice(), discarded),
+            (&b"01234\n"[..], 0),
+            "not ended: not told"
+        );
     }
 
     #[tokio::test]
@@ -169,7 +193,7 @@ mod tests {
             let oversized = oversized.clone();
             async move { oversized.after(seen).await }
         });
-        oversized.discarded_one();
+        oversized.discarded_one(1);
         tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
             .await
             .expect("woken")

@@ -448,7 +448,7 @@ impl Upstream {
                 // limit and is gone: waiting would only time out.
                 () = calls.oversized.after(discarded_before) => {
                     let _ = handle.cancel(Some("the gateway discarded an oversized message".into())).await;
-                    return Attempt::Final(Err(self.oversized()));
+                    return Attempt::Final(Err(self.oversized(calls.oversized.last_bytes())));
                 }
                 () = tokio::time::sleep_until(idle_ends) => {
                     if open.call.idle_for(idle_timeout) {
@@ -468,11 +468,12 @@ impl Upstream {
         ))
     }
 
-    /// The upstream sent a message over the gateway's limit.
-    fn oversized(&self) -> ToolExit {
+    /// The upstream sent a message of `bytes`, over the gateway's limit.
+    fn oversized(&self, bytes: u64) -> ToolExit {
         failed(format!(
-            "the upstream `{}` sent a message of more than {MAX_UPSTREAM_LINE} bytes, the \
-             gateway's limit for one message; it was discarded (the call's result, likely)",
+            "the upstream `{}` sent a message of {bytes} bytes, over the gateway's limit of \
+             {MAX_UPSTREAM_LINE} bytes for one message; it was discarded (the call's result, \
+             likely)",
             self.server.name
         ))
     }

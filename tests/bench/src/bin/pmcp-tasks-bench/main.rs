@@ -8,7 +8,7 @@
 //! ```
 //!
 //! SCENARIOS is a comma-separated subset of
-//! `memory,overhead,counted,engine,scaling,concurrency,protocol`.
+//! `memory,overhead,counted,engine,scaling,concurrency,protocol,protocol-http,payloads`.
 //!
 //! `--smoke` runs every scenario at tiny sizes (CI keeps the harness from
 //! rotting; its figures mean nothing). With `--criterion DIR` the overhead
@@ -31,6 +31,7 @@ mod counted;
 mod engine;
 mod memory;
 mod overhead;
+mod payloads;
 mod protocol;
 mod protocol_http;
 #[cfg(feature = "redis")]
@@ -97,7 +98,7 @@ const SMOKE: Sizes = Sizes {
 };
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "memory",
     "overhead",
     "counted",
@@ -106,6 +107,7 @@ const SCENARIOS: [&str; 8] = [
     "concurrency",
     "protocol",
     "protocol-http",
+    "payloads",
 ];
 
 struct Args {
@@ -255,6 +257,11 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     if wanted("protocol-http") {
         protocol_http = protocol_http::measure(&backends, sizes).await;
     }
+    let (mut payloads, mut progress) = (Vec::new(), Vec::new());
+    if wanted("payloads") {
+        payloads = payloads::measure_results(&backends, sizes).await;
+        progress = payloads::measure_progress(sizes).await;
+    }
     Ok(Report {
         measured_at,
         mode: if args.smoke { "smoke" } else { "full" },
@@ -270,6 +277,8 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         protocol_http,
         telemetry,
         engine,
+        payloads,
+        progress,
         peer: peer.peer,
         peer_mixed: peer.peer_mixed,
     })

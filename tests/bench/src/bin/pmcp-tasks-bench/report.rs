@@ -39,6 +39,10 @@ pub(crate) struct Report {
     pub telemetry: Vec<TelemetryRow>,
     /// The engine configuration choices, side by side.
     pub engine: Vec<EngineRow>,
+    /// Storing and reading back results of megabytes.
+    pub payloads: Vec<PayloadRow>,
+    /// Store writes per progress report, by report rate.
+    pub progress: Vec<ProgressRow>,
     /// Our host against the Rust peer (`pmcp-tasks` 0.2.0), per operation
     /// and live-task count, from `pmcp-tasks-peer-bench` (`--peer`).
     pub peer: Vec<PeerRow>,
@@ -87,6 +91,32 @@ pub(crate) struct PeerMixedRow {
     pub ours_ops_per_second: f64,
     /// The peer's, operations per second.
     pub peer_ops_per_second: f64,
+}
+
+/// Storing and reading back one result size on one backend (medians).
+#[derive(Debug, Serialize)]
+pub(crate) struct PayloadRow {
+    /// The backend.
+    pub backend: &'static str,
+    /// The result's size.
+    pub result_bytes: usize,
+    /// Create and complete with the result, in ms.
+    pub store_ms: f64,
+    /// Read the result back, in ms.
+    pub read_ms: f64,
+}
+
+/// What a tool's progress reports at one rate cost the store.
+#[derive(Debug, Serialize)]
+pub(crate) struct ProgressRow {
+    /// The rate the tool reported at (asked; `reports` says how many it made).
+    pub reports_per_second: u64,
+    /// Reports made.
+    pub reports: u64,
+    /// Store writes of the task while it ran, its outcome included.
+    pub store_writes: u64,
+    /// Writes per report.
+    pub writes_per_report: f64,
 }
 
 /// One engine configuration's times (ns per call, in-memory backend).
@@ -382,7 +412,44 @@ impl Report {
         if !self.memory.is_empty() {
             self.memory_table(&mut out);
         }
+        if !self.payloads.is_empty() || !self.progress.is_empty() {
+            self.payload_tables(&mut out);
+        }
         out
+    }
+
+    fn payload_tables(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "## Real payloads\n\n\
+             A task with a result of one text block (kept in parts past one backend item): \
+             create and complete it, then read the result back (medians).\n\n\
+             | backend | result | store | read back |\n|---|---:|---:|---:|"
+        );
+        for row in &self.payloads {
+            let _ = writeln!(
+                out,
+                "| {} | {:.1} MiB | {:.1} ms | {:.1} ms |",
+                row.backend,
+                row.result_bytes as f64 / f64::from(1 << 20),
+                row.store_ms,
+                row.read_ms
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nA tool reporting progress at a rate (coalesced: at most one write per 100 ms):\n\n\
+             | reports per second | reports | store writes (outcome included) | writes per report |\n\
+             |---:|---:|---:|---:|"
+        );
+        for row in &self.progress {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.4} |",
+                row.reports_per_second, row.reports, row.store_writes, row.writes_per_report
+            );
+        }
+        out.push('\n');
     }
 
     fn overhead_table(&self, out: &mut String) {
