@@ -45,6 +45,7 @@ crate::rule_list! {
     progress_reports_change_the_message_and_repeats_change_nothing,
     a_created_task_is_at_once_visible_to_every_replica,
     results_of_megabytes_round_trip_whole_and_leave_no_part_behind,
+    a_writer_stopped_mid_write_leaves_no_part_past_the_sweep,
 }
 
 const ALICE: &str = "https://idp.example/users/alice";
@@ -1124,4 +1125,60 @@ async fn results_of_megabytes_round_trip_whole_and_leave_no_part_behind(
     // then finds every item left, and there is none.
     let left = backend.sweep(u64::MAX - 1, 100_000).await.unwrap();
     assert_eq!(left, 0, "items outlived their tasks");
+}
+
+/// A writer stopped between the parts of a large result and the task's
+/// switch to them (a process killed mid-write: its call is dropped, no
+/// clean-up runs) leaves the task as it was, readable, and its orphaned
+/// parts expire with the task: after the sweep the backend holds nothing.
+async fn a_writer_stopped_mid_write_leaves_no_part_past_the_sweep(factory: &dyn BackendFactory) {
+    use crate::intercepted::StoppedBackend;
+    let inner = factory.fresh().await;
+    let clock = ManualClock::starting_now();
+    let host_over = |backend: Arc<dyn pmcp_tasks_host::backend::KvBackend>| {
+        TaskHost::builder()
+            .backend(backend)
+            .clock(Arc::new(clock.clone()))
+            .build()
+    };
+    let host = host_over(inner.clone()).await.unwrap();
+    let ttl = Some(Duration::from_secs(60));
+    let id = host
+        .create(ALICE, "tools/call", ttl)
+        .await
+        .unwrap()
+        .task
+        .task_id;
+    // Three parts pass, the fourth never returns.
+    let stopping = StoppedBackend::stopping_after(inner.clone(), 3);
+    let writer = host_over(stopping.clone()).await.unwrap();
+    let result = json!({"text": base64_like(3 << 20)});
+    let write = {
+        let (writer, id, result) = (writer.clone(), id.clone(), result.clone());
+        tokio::spawn(async move {
+            writer
+                .complete_with_result(ALICE, &id, TaskStatus::Completed, &result)
+                .await
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(60), stopping.wait_until_stopped())
+        .await
+        .expect("the writer reached its fourth part");
+    write.abort();
+    let _ = write.await;
+    let seen = host.get(ALICE, &id).await.unwrap();
+    assert_eq!(seen.task.status, TaskStatus::Working, "the task as it was");
+    clock.advance(Duration::from_secs(61));
+    let mut removed = 0;
+    loop {
+        match host.cleanup_expired(1_000).await.unwrap() {
+            0 => break,
+            n => removed += n,
+        }
+    }
+    // The task and the three parts written for it expired together (a
+    // part without an expiry would escape every sweep).
+    assert!(removed >= 4, "the sweep removed {removed} items");
+    let left = inner.sweep(u64::MAX - 1, 100_000).await.unwrap();
+    assert_eq!(left, 0, "orphaned parts outlived their task");
 }

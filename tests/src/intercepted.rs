@@ -287,3 +287,62 @@ impl Interceptor for StepCount {
         Ok(())
     }
 }
+
+/// A writer stopped between its writes, as a process killed mid-write:
+/// the first `creates` creates pass, the next one never returns (its
+/// caller is then dropped by the test).
+pub struct StopWriting {
+    creates: AtomicU32,
+    stopped: Notify,
+    stopped_once: std::sync::atomic::AtomicBool,
+}
+
+/// A backend whose writer stops after a number of creates.
+pub type StoppedBackend = Intercepted<StopWriting>;
+
+impl Intercepted<StopWriting> {
+    /// Over `inner`, letting `creates` creates through.
+    pub fn stopping_after(inner: Arc<dyn KvBackend>, creates: u32) -> Arc<StoppedBackend> {
+        Intercepted::over(
+            inner,
+            StopWriting {
+                creates: AtomicU32::new(creates),
+                stopped: Notify::new(),
+                stopped_once: std::sync::atomic::AtomicBool::new(false),
+            },
+        )
+    }
+}
+
+impl StopWriting {
+    /// Waits until a create has stopped.
+    pub async fn wait_until_stopped(&self) {
+        loop {
+            let mut notified = pin!(self.stopped.notified());
+            notified.as_mut().enable();
+            if self.stopped_once.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[async_trait]
+impl Interceptor for StopWriting {
+    async fn before(&self, step: Step) -> Result<(), KvError> {
+        if step != Step::Create {
+            return Ok(());
+        }
+        let passed = self
+            .creates
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if passed {
+            return Ok(());
+        }
+        self.stopped_once.store(true, Ordering::SeqCst);
+        self.stopped.notify_waiters();
+        std::future::pending().await
+    }
+}
