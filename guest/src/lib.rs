@@ -32,6 +32,7 @@ mod kv;
 mod leases;
 mod outcome;
 mod record;
+mod retry;
 mod status;
 mod store;
 mod time;
@@ -47,9 +48,9 @@ pub use env::{Environment, SystemEnvironment};
 pub use error::StoreError;
 pub use kv::{Entry, Kv, KvError, Listed, Listing, MemoryKv};
 pub use record::{
-    InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, StatusView, Task,
-    TaskDetail, TaskPage, TaskRecord, TaskRequest,
+    InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, RetryPolicy, StatusView,
+    Task, TaskDetail, TaskPage, TaskRecord, TaskRequest,
 };
 pub use status::TaskStatus;
-pub use store::TaskStore;
+pub use store::{ReapReport, TaskStore};
 pub use time::iso8601_utc;

@@ -54,10 +54,18 @@ pub(crate) fn check_rpc_error(value: &Value) -> Result<(), String> {
 }
 
 /// The error a task whose worker was lost ends with.
-pub(crate) fn worker_lost(holder: &str, lapsed_at: &str) -> String {
+/// `exhausted` is the retry policy's attempts when every one was used
+/// (`None`: the task was not retryable).
+pub(crate) fn worker_lost(holder: &str, lapsed_at: &str, exhausted: Option<u32>) -> String {
+    let why = match exhausted {
+        None => "the task's worker was lost (its replica stopped or was cut off)".to_owned(),
+        Some(n) => format!(
+            "the task's worker was lost on its last attempt ({n} of {n}: each one's replica stopped or was cut off)"
+        ),
+    };
     serde_json::json!({
         "code": -32603,
-        "message": format!("the task's worker was lost: its lease lapsed at {lapsed_at}"),
+        "message": format!("{why}: its lease lapsed at {lapsed_at}"),
         "data": {"holder": holder},
     })
     .to_string()
@@ -93,7 +101,7 @@ mod tests {
 
     #[test]
     fn a_lost_worker_is_an_internal_error_naming_the_holder() {
-        let e: Value = serde_json::from_str(&worker_lost("w1", "t")).unwrap();
+        let e: Value = serde_json::from_str(&worker_lost("w1", "t", None)).unwrap();
         assert!(check_rpc_error(&e).is_ok());
         assert_eq!(e["code"], -32603);
         assert_eq!(e["data"]["holder"], "w1");

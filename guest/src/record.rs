@@ -42,7 +42,7 @@ pub struct Task {
     pub poll_interval: Option<u64>,
 }
 
-pub use pmcp_tasks_contract::{OutcomeKind, StatusView};
+pub use pmcp_tasks_contract::{OutcomeKind, RetryPolicy, StatusView};
 
 /// The one outcome a task finishes with, as JSON text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +83,9 @@ pub struct TaskRequest {
     pub arguments: Option<String>,
     /// The W3C `traceparent` of the creating request's span.
     pub trace_parent: Option<String>,
+    /// Whether the task runs again when its worker is lost (or hands it
+    /// off); `None`: at most once.
+    pub retry: Option<RetryPolicy>,
 }
 
 /// One server-to-client request a task waits on.
@@ -130,6 +133,14 @@ pub struct TaskRecord {
     pub pending_input: Vec<String>,
     /// Answers waiting for the worker.
     pub answers_waiting: u32,
+    /// The task's retry policy, if it may run again.
+    pub retry: Option<RetryPolicy>,
+    /// Runs started so far (1 for a task created leased; each claim adds one).
+    pub attempt: u32,
+    /// Whether it waits for a worker to claim it.
+    pub queued: bool,
+    /// Size of its stored checkpoint (0: none).
+    pub checkpoint_bytes: u32,
     /// Stored version, for optimistic concurrency.
     pub version: u64,
 }
@@ -145,6 +156,8 @@ pub struct TaskDetail {
     pub arguments: Option<String>,
     /// Unanswered input requests.
     pub input_requests: Vec<InputRequest>,
+    /// The last checkpoint a worker stored, JSON.
+    pub checkpoint: Option<String>,
 }
 
 /// One page of a listing.
@@ -162,6 +175,34 @@ fn is_false(b: &bool) -> bool {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// A task's runs: how many, whether it waits for one, how it retries.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StoredRuns {
+    /// The retry policy the task was created with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    /// Runs started.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
+    /// Runs that ended with their worker lost.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub losses: u32,
+    /// When it may be claimed (ms), while it waits for a worker; its
+    /// index item is at this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<u64>,
+    /// Size of the stored checkpoint.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub checkpoint_bytes: u32,
+}
+
+impl StoredRuns {
+    fn is_plain(&self) -> bool {
+        self.retry.is_none() && self.attempt == 0 && self.ready_at.is_none()
+    }
 }
 
 /// The head of a stored task: canonical JSON, small, read by listings.
@@ -191,6 +232,8 @@ pub(crate) struct StoredHead {
     pub pending_input: Vec<String>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub answers_waiting: u32,
+    #[serde(default, skip_serializing_if = "StoredRuns::is_plain")]
+    pub runs: StoredRuns,
 }
 
 /// An input request as stored (params kept as given).
@@ -219,6 +262,13 @@ pub(crate) struct StoredBody {
     /// Every input key this task ever used (keys are never reused).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub used_input_keys: Vec<String>,
+    /// Answers a worker took, kept for a later run of a retryable task
+    /// (asking the same key again gets the same answer, not a question).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub taken_answers: BTreeMap<String, Box<RawValue>>,
+    /// The last checkpoint a worker stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Box<RawValue>>,
 }
 
 /// A whole stored task.
@@ -374,6 +424,7 @@ impl StoredTask {
         let has_result = outcome.is_some();
         TaskDetail {
             outcome,
+            checkpoint: body.checkpoint.map(raw_text),
             arguments: body.arguments.map(raw_text),
             input_requests: body
                 .input_requests
@@ -420,6 +471,10 @@ fn record_of(
         lease: head.lease,
         pending_input: head.pending_input,
         answers_waiting: head.answers_waiting,
+        retry: head.runs.retry,
+        attempt: head.runs.attempt,
+        queued: head.runs.ready_at.is_some(),
+        checkpoint_bytes: head.runs.checkpoint_bytes,
         variables: raw_text(variables),
         has_result,
         version,

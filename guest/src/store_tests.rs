@@ -188,7 +188,7 @@ fn progress_reports_change_only_the_message_and_repeats_change_nothing() {
     let id = &created.task.task_id;
     advance_ms(&s, 10);
     let step = s
-        .update_status("alice", id, TaskStatus::Working, Some("step 1 of 3"))
+        .update_status("alice", id, None, TaskStatus::Working, Some("step 1 of 3"))
         .unwrap();
     assert_eq!(step.task.status, TaskStatus::Working);
     assert_eq!(step.task.status_message.as_deref(), Some("step 1 of 3"));
@@ -196,7 +196,7 @@ fn progress_reports_change_only_the_message_and_repeats_change_nothing() {
     assert_ne!(step.task.last_updated_at, created.task.last_updated_at);
     advance_ms(&s, 10);
     let repeat = s
-        .update_status("alice", id, TaskStatus::Working, Some("step 1 of 3"))
+        .update_status("alice", id, None, TaskStatus::Working, Some("step 1 of 3"))
         .unwrap();
     assert_eq!(repeat, step, "a repeat writes nothing");
     let empty_patch = s.set_variables("alice", id, "{}", None).unwrap();
@@ -204,10 +204,10 @@ fn progress_reports_change_only_the_message_and_repeats_change_nothing() {
         empty_patch, step,
         "a patch that changes nothing writes nothing"
     );
-    s.update_status("alice", id, TaskStatus::Completed, None)
+    s.update_status("alice", id, None, TaskStatus::Completed, None)
         .unwrap();
     assert!(matches!(
-        s.update_status("alice", id, TaskStatus::Completed, Some("again")),
+        s.update_status("alice", id, None, TaskStatus::Completed, Some("again")),
         Err(StoreError::InvalidTransition(_))
     ));
 }
@@ -240,7 +240,7 @@ fn an_is_error_tool_result_is_completed_in_one_view_and_failed_in_the_other() {
     let id = s.create("alice", "tools/call", None).unwrap().task.task_id;
     let result = r#"{"content":[],"isError":true,  "big":12345678901234567890123}"#;
     let done = s
-        .finish("alice", &id, &Outcome::ToolResult(result.into()))
+        .finish("alice", &id, None, &Outcome::ToolResult(result.into()))
         .unwrap();
     assert_eq!(done.task.status, TaskStatus::Completed);
     assert_eq!(done.outcome, Some(OutcomeKind::ErrorResult));
@@ -261,15 +261,16 @@ fn a_json_rpc_error_fails_the_task_and_must_be_well_formed() {
     let bad = s.finish(
         "alice",
         &id,
+        None,
         &Outcome::RpcError(r#"{"message":"x"}"#.into()),
     );
     assert!(matches!(bad, Err(StoreError::InvalidParams(_))));
     let err = r#"{"code":-32000,"message":"boom"}"#;
     let done = s
-        .finish("alice", &id, &Outcome::RpcError(err.into()))
+        .finish("alice", &id, None, &Outcome::RpcError(err.into()))
         .unwrap();
     assert_eq!(done.task.status, TaskStatus::Failed);
-    let late = s.finish("alice", &id, &Outcome::ToolResult("{}".into()));
+    let late = s.finish("alice", &id, None, &Outcome::ToolResult("{}".into()));
     assert!(matches!(late, Err(StoreError::InvalidTransition(_))));
     let detail = s.inspect("alice", &id, StatusView::Core).unwrap();
     assert_eq!(detail.outcome, Some(Outcome::RpcError(err.into())));
@@ -280,7 +281,7 @@ fn input_keys_are_unique_for_life_and_partial_answers_keep_the_rest() {
     let s = store(StoreConfig::for_tests());
     let id = s.create("alice", "tools/call", None).unwrap().task.task_id;
     let r = s
-        .request_input("alice", &id, &[elicit("a"), elicit("b")])
+        .request_input("alice", &id, None, &[elicit("a"), elicit("b")])
         .unwrap();
     assert_eq!(r.task.status, TaskStatus::InputRequired);
     assert_eq!(r.pending_input, ["a", "b"]);
@@ -300,12 +301,12 @@ fn input_keys_are_unique_for_life_and_partial_answers_keep_the_rest() {
     assert_eq!(again.version, r.version);
     let r = s.answer_input("alice", &id, &[answer("b")]).unwrap();
     assert_eq!(r.task.status, TaskStatus::Working);
-    let taken = s.take_answers("alice", &id).unwrap();
+    let taken = s.take_answers("alice", &id, None).unwrap();
     assert_eq!(taken.len(), 2);
-    assert!(s.take_answers("alice", &id).unwrap().is_empty());
+    assert!(s.take_answers("alice", &id, None).unwrap().is_empty());
     for reused in ["a", "b"] {
         assert!(matches!(
-            s.request_input("alice", &id, &[elicit(reused)]),
+            s.request_input("alice", &id, None, &[elicit(reused)]),
             Err(StoreError::InvalidParams(_))
         ));
     }
@@ -313,7 +314,7 @@ fn input_keys_are_unique_for_life_and_partial_answers_keep_the_rest() {
         method: "tools/call".into(),
         ..elicit("c")
     };
-    assert!(s.request_input("alice", &id, &[bad_method]).is_err());
+    assert!(s.request_input("alice", &id, None, &[bad_method]).is_err());
 }
 
 #[test]
@@ -329,7 +330,7 @@ fn request_cancel_is_a_durable_idempotent_mark() {
     assert_eq!(done.task.status, TaskStatus::Cancelled);
     let after = s.request_cancel("alice", &id).unwrap();
     assert_eq!(after.version, done.version);
-    let late = s.finish("alice", &id, &Outcome::ToolResult("{}".into()));
+    let late = s.finish("alice", &id, None, &Outcome::ToolResult("{}".into()));
     assert!(matches!(late, Err(StoreError::InvalidTransition(_))));
 }
 
@@ -341,6 +342,7 @@ fn a_lapsed_lease_fails_the_task_and_a_renewed_one_does_not() {
         tool_name: Some("slow".into()),
         arguments: Some(r#"{"n": 1}"#.into()),
         trace_parent: None,
+        retry: None,
     };
     let lost = s
         .create_task("alice", &request, None, Some(&grant("w1", 1_000)))
@@ -353,12 +355,12 @@ fn a_lapsed_lease_fails_the_task_and_a_renewed_one_does_not() {
         .task
         .task_id;
     advance_ms(&s, 900);
-    assert_eq!(s.reap_lost_workers(100).unwrap(), 0);
+    assert_eq!(s.reap_lost_workers(100).unwrap().failed, 0);
     s.renew_lease("alice", &kept, &grant("w2", 1_000)).unwrap();
     let stolen = s.renew_lease("alice", &kept, &grant("w3", 1_000));
     assert!(matches!(stolen, Err(StoreError::InvalidTransition(_))));
     advance_ms(&s, 200);
-    assert_eq!(s.reap_lost_workers(100).unwrap(), 1);
+    assert_eq!(s.reap_lost_workers(100).unwrap().failed, 1);
     let failed = s.inspect("alice", &lost, StatusView::Extension).unwrap();
     assert_eq!(failed.record.task.status, TaskStatus::Failed);
     assert!(
@@ -374,12 +376,12 @@ fn a_lapsed_lease_fails_the_task_and_a_renewed_one_does_not() {
     let late = s.renew_lease("alice", &lost, &grant("w1", 1_000)).unwrap();
     assert_eq!(late.version, failed.record.version);
     assert!(s
-        .finish("alice", &lost, &Outcome::ToolResult("{}".into()))
+        .finish("alice", &lost, None, &Outcome::ToolResult("{}".into()))
         .is_err());
     // Stale index items are dropped, not reaped twice.
     advance_ms(&s, 5_000);
-    assert_eq!(s.reap_lost_workers(100).unwrap(), 1);
-    assert_eq!(s.reap_lost_workers(100).unwrap(), 0);
+    assert_eq!(s.reap_lost_workers(100).unwrap().failed, 1);
+    assert_eq!(s.reap_lost_workers(100).unwrap().failed, 0);
 }
 
 #[test]
@@ -387,10 +389,12 @@ fn names_kept_in_the_head_are_short() {
     let s = store(StoreConfig::for_tests());
     let id = s.create("alice", "tools/call", None).unwrap().task.task_id;
     let long = "k".repeat(crate::config::MAX_NAME_BYTES + 1);
-    assert!(s.request_input("alice", &id, &[elicit(&long)]).is_err());
+    assert!(s
+        .request_input("alice", &id, None, &[elicit(&long)])
+        .is_err());
     assert!(s.renew_lease("alice", &id, &grant(&long, 1_000)).is_err());
     let ok = "k".repeat(crate::config::MAX_NAME_BYTES);
-    assert!(s.request_input("alice", &id, &[elicit(&ok)]).is_ok());
+    assert!(s.request_input("alice", &id, None, &[elicit(&ok)]).is_ok());
 }
 
 #[test]
@@ -444,6 +448,7 @@ fn a_body_larger_than_an_item_is_kept_in_parts_and_read_back_whole() {
         tool_name: Some("summarize".into()),
         arguments: Some(arguments.clone()),
         trace_parent: None,
+        retry: None,
     };
     let created = s.create_task("alice", &request, None, None).unwrap();
     let id = created.task.task_id;
@@ -454,7 +459,7 @@ fn a_body_larger_than_an_item_is_kept_in_parts_and_read_back_whole() {
     assert_eq!(detail.arguments.as_deref(), Some(arguments.as_str()));
 
     // A status change leaves the body as it was: no part is written.
-    s.update_status("alice", &id, TaskStatus::Working, Some("reading"))
+    s.update_status("alice", &id, None, TaskStatus::Working, Some("reading"))
         .unwrap();
     assert_eq!(s.kv().item_count(), items);
 
@@ -463,7 +468,7 @@ fn a_body_larger_than_an_item_is_kept_in_parts_and_read_back_whole() {
         r#"{{"content":[{{"type":"text","text":"{}"}}]}}"#,
         big_text(120_000)
     );
-    s.finish("alice", &id, &Outcome::ToolResult(result.clone()))
+    s.finish("alice", &id, None, &Outcome::ToolResult(result.clone()))
         .unwrap();
     let after = s.kv().item_count();
     assert!(after > items + 20, "{after} items after the result");
@@ -496,7 +501,7 @@ fn parts_expire_with_their_task_and_the_sweep_removes_them() {
         .task
         .task_id;
     let result = format!(r#"{{"text":"{}"}}"#, big_text(30_000));
-    s.finish("alice", &id, &Outcome::ToolResult(result))
+    s.finish("alice", &id, None, &Outcome::ToolResult(result))
         .unwrap();
     assert!(s.kv().item_count() > 5);
     advance_ms(&s, 1_001);
@@ -514,7 +519,7 @@ fn a_task_over_its_cap_is_refused_naming_its_size_and_the_limit() {
     let before = s.kv().item_count();
     let result = format!(r#"{{"text":"{}"}}"#, big_text(100_000));
     let refused = s
-        .finish("alice", &id, &Outcome::ToolResult(result))
+        .finish("alice", &id, None, &Outcome::ToolResult(result))
         .unwrap_err();
     let message = refused.to_string();
     assert!(
@@ -528,4 +533,174 @@ fn a_task_over_its_cap_is_refused_naming_its_size_and_the_limit() {
         s.get("alice", &id).unwrap().task.status,
         TaskStatus::Working
     );
+}
+
+fn retryable(max_attempts: u32) -> TaskRequest {
+    TaskRequest {
+        method: "tools/call".into(),
+        tool_name: Some("slow".into()),
+        arguments: Some(r#"{"n":2}"#.into()),
+        trace_parent: None,
+        retry: Some(crate::RetryPolicy {
+            max_attempts,
+            backoff_ms: 100,
+            backoff_max_ms: 100,
+        }),
+    }
+}
+
+#[test]
+fn a_retryable_task_whose_worker_was_lost_runs_again_once_claimed() {
+    let s = store(StoreConfig::for_tests());
+    let id = s
+        .create_task("alice", &retryable(2), None, Some(&grant("w1", 1_000)))
+        .unwrap()
+        .task
+        .task_id;
+    s.checkpoint("alice", &id, "w1", r#"{"done":5}"#).unwrap();
+    advance_ms(&s, 1_000);
+    let reaped = s.reap_lost_workers(100).unwrap();
+    assert_eq!((reaped.failed, reaped.requeued), (0, 1));
+    let waiting = s.get("alice", &id).unwrap();
+    assert_eq!(waiting.task.status, TaskStatus::Working);
+    assert!(waiting.queued && waiting.lease.is_none());
+    let message = waiting.task.status_message.unwrap_or_default();
+    assert!(
+        message.starts_with("attempt 2 of 2 after its replica was lost"),
+        "{message}"
+    );
+    // The lost worker finds out at its next write.
+    let late = s.finish("alice", &id, Some("w1"), &Outcome::ToolResult("{}".into()));
+    assert!(
+        matches!(late, Err(StoreError::InvalidTransition(_))),
+        "{late:?}"
+    );
+    assert!(s.renew_lease("alice", &id, &grant("w1", 1_000)).is_err());
+    // Not before its backoff; then exactly one claimer wins.
+    assert!(s.claim(&grant("w2", 1_000), 10).unwrap().is_empty());
+    advance_ms(&s, 100);
+    let claimed = s.claim(&grant("w2", 1_000), 10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(s.claim(&grant("w3", 1_000), 10).unwrap().is_empty());
+    let (owner, run) = &claimed[0];
+    assert_eq!(owner, "alice");
+    assert_eq!(run.record.attempt, 2);
+    assert_eq!(run.checkpoint.as_deref(), Some(r#"{"done":5}"#));
+    assert_eq!(run.arguments.as_deref(), Some(r#"{"n":2}"#));
+    assert_eq!(
+        run.record.lease.as_ref().map(|l| l.holder.as_str()),
+        Some("w2")
+    );
+    // Out of attempts: the next loss fails it, saying so.
+    advance_ms(&s, 1_000);
+    assert_eq!(s.reap_lost_workers(100).unwrap().failed, 1);
+    let failed = s.inspect("alice", &id, StatusView::Extension).unwrap();
+    assert!(
+        matches!(failed.outcome, Some(Outcome::RpcError(ref e)) if e.contains("last attempt (2 of 2")),
+        "{:?}",
+        failed.outcome
+    );
+    advance_ms(&s, 10_000);
+    assert_eq!(
+        s.reap_lost_workers(100).unwrap(),
+        crate::ReapReport::default()
+    );
+}
+
+#[test]
+fn a_hand_off_uses_no_attempt_and_is_claimable_at_once() {
+    let s = store(StoreConfig::for_tests());
+    let id = s
+        .create_task("alice", &retryable(1), None, Some(&grant("w1", 1_000)))
+        .unwrap()
+        .task
+        .task_id;
+    assert!(
+        s.hand_off("alice", &id, "w2").is_err(),
+        "only the holder hands off"
+    );
+    s.hand_off("alice", &id, "w1").unwrap();
+    let claimed = s.claim(&grant("w2", 1_000), 1).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].1.record.attempt, 2);
+    // The checkpoint and progress are the holder's alone.
+    assert!(s.checkpoint("alice", &id, "w1", "1").is_err());
+    assert!(s
+        .update_status("alice", &id, Some("w1"), TaskStatus::Working, Some("old"))
+        .is_err());
+    s.checkpoint("alice", &id, "w2", "2").unwrap();
+    s.finish("alice", &id, Some("w2"), &Outcome::ToolResult("{}".into()))
+        .unwrap();
+    // A task without a policy is never handed off.
+    let once = s
+        .create_task(
+            "alice",
+            &TaskRequest {
+                retry: None,
+                ..retryable(1)
+            },
+            None,
+            Some(&grant("w1", 1_000)),
+        )
+        .unwrap()
+        .task
+        .task_id;
+    assert!(matches!(
+        s.hand_off("alice", &once, "w1"),
+        Err(StoreError::InvalidTransition(_))
+    ));
+}
+
+#[test]
+fn a_cancel_while_a_task_waits_for_its_next_run_ends_it_at_once() {
+    let s = store(StoreConfig::for_tests());
+    let id = s
+        .create_task("alice", &retryable(3), None, Some(&grant("w1", 1_000)))
+        .unwrap()
+        .task
+        .task_id;
+    advance_ms(&s, 1_000);
+    assert_eq!(s.reap_lost_workers(100).unwrap().requeued, 1);
+    let cancelled = s.request_cancel("alice", &id).unwrap();
+    assert_eq!(cancelled.task.status, TaskStatus::Cancelled);
+    advance_ms(&s, 1_000);
+    assert!(s.claim(&grant("w2", 1_000), 10).unwrap().is_empty());
+}
+
+#[test]
+fn an_answer_given_to_one_run_is_not_asked_again_by_the_next() {
+    let s = store(StoreConfig::for_tests());
+    let id = s
+        .create_task("alice", &retryable(2), None, Some(&grant("w1", 1_000)))
+        .unwrap()
+        .task
+        .task_id;
+    s.request_input("alice", &id, Some("w1"), &[elicit("name")])
+        .unwrap();
+    s.answer_input(
+        "alice",
+        &id,
+        &[InputResponse {
+            key: "name".into(),
+            response: r#"{"action":"accept"}"#.into(),
+        }],
+    )
+    .unwrap();
+    assert_eq!(s.take_answers("alice", &id, Some("w1")).unwrap().len(), 1);
+    s.hand_off("alice", &id, "w1").unwrap();
+    s.claim(&grant("w2", 1_000), 1).unwrap();
+    // The same key again: answered from the store, not asked.
+    let again = s
+        .request_input("alice", &id, Some("w2"), &[elicit("name")])
+        .unwrap();
+    assert_eq!(again.task.status, TaskStatus::Working);
+    assert!(again.pending_input.is_empty());
+    let answers = s.take_answers("alice", &id, Some("w2")).unwrap();
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].response, r#"{"action":"accept"}"#);
+    // A new key is a new question.
+    let asked = s
+        .request_input("alice", &id, Some("w2"), &[elicit("age")])
+        .unwrap();
+    assert_eq!(asked.task.status, TaskStatus::InputRequired);
 }

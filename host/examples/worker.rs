@@ -138,7 +138,10 @@ async fn main() -> Result<()> {
         "the reaper failed it"
     );
     if let Some(Outcome::RpcError(error)) = &lost.outcome {
-        println!("reaper on B failed {reaped} task: {}", error["message"]);
+        println!(
+            "reaper on B failed {} task: {}",
+            reaped.failed, error["message"]
+        );
     }
     Ok(())
 }

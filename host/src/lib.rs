@@ -35,9 +35,9 @@ pub use config::{
     FUEL_PER_MS,
 };
 pub use error::{BuildError, EngineError, TaskError, INTERNAL_ERROR, INVALID_PARAMS};
-pub use host::{owner_tag, TaskHost, TaskHostBuilder};
+pub use host::{owner_tag, ClaimedTask, LeasedTask, ReapReport, TaskHost, TaskHostBuilder};
 pub use sandbox::InstanceCounts;
 pub use task::{
-    InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, StatusView, Task,
-    TaskDetail, TaskPage, TaskRecord, TaskRequest, TaskStatus,
+    InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, RetryPolicy, StatusView,
+    Task, TaskDetail, TaskPage, TaskRecord, TaskRequest, TaskStatus,
 };

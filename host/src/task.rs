@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use pmcp_tasks_contract::{OutcomeKind, StatusView, TaskStatus};
+pub use pmcp_tasks_contract::{OutcomeKind, RetryPolicy, StatusView, TaskStatus};
 
 /// A task exactly as MCP puts it on the wire (camelCase; `ttl` always
 /// present, `null` for unlimited).
@@ -86,6 +86,9 @@ pub struct TaskRequest {
     /// The W3C `traceparent` of the span that created the task (kept so a
     /// reader's trace on any replica can link to the creating one).
     pub trace_parent: Option<String>,
+    /// Whether the task runs again when its worker is lost, or when its
+    /// replica hands it off at shutdown; `None`: at most once.
+    pub retry: Option<RetryPolicy>,
 }
 
 impl TaskRequest {
@@ -96,7 +99,15 @@ impl TaskRequest {
             tool_name: Some(tool.into()),
             arguments: Some(arguments),
             trace_parent: None,
+            retry: None,
         }
+    }
+
+    /// The same request, running again under `policy` when its worker is
+    /// lost (or handed off).
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
     }
 }
 
@@ -173,6 +184,16 @@ pub struct TaskRecord {
     pub pending_input: Vec<String>,
     /// Answers waiting for the worker ([`crate::TaskHost::take_answers`]).
     pub answers_waiting: u32,
+    /// The retry policy it was created with, if it may run again.
+    pub retry: Option<RetryPolicy>,
+    /// Runs started so far: 1 for a task created leased, one more per
+    /// claim ([`crate::TaskHost::claim`]).
+    pub attempt: u32,
+    /// Whether it waits for a worker to claim it (after a lost worker's
+    /// backoff, or a hand-off).
+    pub queued: bool,
+    /// Size of its checkpoint in bytes (0: none).
+    pub checkpoint_bytes: u32,
     /// Version of the stored record; pass it to
     /// [`crate::TaskHost::set_variables_at_version`] for optimistic updates.
     pub version: u64,
@@ -190,6 +211,8 @@ pub struct TaskDetail {
     pub arguments: Option<Map<String, Value>>,
     /// The input requests still unanswered.
     pub input_requests: Vec<InputRequest>,
+    /// The last checkpoint a worker stored ([`crate::LeasedTask::checkpoint`]).
+    pub checkpoint: Option<Value>,
 }
 
 /// One page of an owner's tasks.

@@ -530,7 +530,7 @@ async fn a_lapsed_lease_fails_the_task_through_a_bounded_reaper(factory: &dyn Ba
         .task_id;
     r.clock.advance(LEASE - Duration::from_secs(1));
     assert_eq!(
-        reaper.reap_lost_workers(100).await.unwrap(),
+        reaper.reap_lost_workers(100).await.unwrap().failed,
         0,
         "nothing lapsed yet"
     );
@@ -543,9 +543,9 @@ async fn a_lapsed_lease_fails_the_task_through_a_bounded_reaper(factory: &dyn Ba
     assert!(is_invalid_transition(&stolen), "{stolen:?}");
     r.clock.advance(Duration::from_secs(2));
     // Bounded: at most `limit` per call; any replica may run it.
-    assert_eq!(reaper.reap_lost_workers(2).await.unwrap(), 2);
-    assert_eq!(worker.reap_lost_workers(100).await.unwrap(), 3);
-    assert_eq!(reaper.reap_lost_workers(100).await.unwrap(), 0);
+    assert_eq!(reaper.reap_lost_workers(2).await.unwrap().failed, 2);
+    assert_eq!(worker.reap_lost_workers(100).await.unwrap().failed, 3);
+    assert_eq!(reaper.reap_lost_workers(100).await.unwrap().failed, 0);
     for id in &lost {
         let detail = reaper.inspect(ALICE, id, StatusView::Core).await.unwrap();
         assert_eq!(detail.record.task.status, TaskStatus::Failed);
@@ -587,7 +587,7 @@ async fn a_lapsed_lease_fails_the_task_through_a_bounded_reaper(factory: &dyn Ba
         .unwrap();
     assert_eq!(taken.lease.unwrap().holder, "successor");
     assert_eq!(
-        reaper.reap_lost_workers(100).await.unwrap(),
+        reaper.reap_lost_workers(100).await.unwrap().failed,
         0,
         "stale items only"
     );
@@ -624,9 +624,9 @@ async fn renewals_racing_the_reaper_lose_no_update(factory: &dyn BackendFactory)
     }
     let mut reaped = 0;
     for reaper in reapers {
-        reaped += reaper.await.unwrap().expect("reap");
+        reaped += reaper.await.unwrap().expect("reap").failed;
     }
-    reaped += r.b().reap_lost_workers(100).await.unwrap();
+    reaped += r.b().reap_lost_workers(100).await.unwrap().failed;
     let mut failed = 0;
     for (record, id) in renewed.iter().zip(&ids) {
         let now = r.b().get(ALICE, id).await.unwrap();
@@ -875,5 +875,5 @@ async fn mixed_workers_cancellers_and_answerers_agree_for_200_rounds(factory: &d
     }
     // Nothing is left for a reaper: every worker finished its task.
     r.clock.advance(LEASE * 2);
-    assert_eq!(r.a().reap_lost_workers(1_000).await.unwrap(), 0);
+    assert_eq!(r.a().reap_lost_workers(1_000).await.unwrap().failed, 0);
 }

@@ -3,8 +3,8 @@
 
 use super::bindings::pmcp::tasks::types as wit;
 use crate::{
-    InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, StatusView, StoreConfig,
-    StoreError, Task, TaskDetail, TaskPage, TaskRecord, TaskRequest, TaskStatus,
+    InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, RetryPolicy, StatusView,
+    StoreConfig, StoreError, Task, TaskDetail, TaskPage, TaskRecord, TaskRequest, TaskStatus,
 };
 
 impl From<wit::TaskStatus> for TaskStatus {
@@ -121,6 +121,27 @@ impl From<wit::TaskRequest> for TaskRequest {
             tool_name: r.tool_name,
             arguments: r.arguments,
             trace_parent: r.trace_parent,
+            retry: r.retry.map(Into::into),
+        }
+    }
+}
+
+impl From<wit::RetryPolicy> for RetryPolicy {
+    fn from(p: wit::RetryPolicy) -> Self {
+        RetryPolicy {
+            max_attempts: p.max_attempts,
+            backoff_ms: p.backoff_ms,
+            backoff_max_ms: p.backoff_max_ms,
+        }
+    }
+}
+
+impl From<RetryPolicy> for wit::RetryPolicy {
+    fn from(p: RetryPolicy) -> Self {
+        wit::RetryPolicy {
+            max_attempts: p.max_attempts,
+            backoff_ms: p.backoff_ms,
+            backoff_max_ms: p.backoff_max_ms,
         }
     }
 }
@@ -177,6 +198,10 @@ impl From<TaskRecord> for wit::TaskRecord {
             lease: r.lease.map(Into::into),
             pending_input: r.pending_input,
             answers_waiting: r.answers_waiting,
+            retry: r.retry.map(Into::into),
+            attempt: r.attempt,
+            queued: r.queued,
+            checkpoint_bytes: r.checkpoint_bytes,
             version: r.version,
         }
     }
@@ -189,6 +214,7 @@ impl From<TaskDetail> for wit::TaskDetail {
             outcome: d.outcome.map(Into::into),
             arguments: d.arguments,
             input_requests: d.input_requests.into_iter().map(Into::into).collect(),
+            checkpoint: d.checkpoint,
         }
     }
 }

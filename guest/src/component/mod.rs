@@ -71,11 +71,12 @@ impl GuestStore for StoreResource {
         &self,
         owner: String,
         task_id: String,
+        worker: Option<String>,
         outcome: wit::Outcome,
     ) -> Result<wit::TaskRecord, wit::StoreError> {
         wire(
             self.serving(&owner)
-                .finish(&owner, &task_id, &outcome.into()),
+                .finish(&owner, &task_id, worker.as_deref(), &outcome.into()),
         )
     }
 
@@ -91,12 +92,13 @@ impl GuestStore for StoreResource {
         &self,
         owner: String,
         task_id: String,
+        worker: Option<String>,
         requests: Vec<wit::InputRequest>,
     ) -> Result<wit::TaskRecord, wit::StoreError> {
         let requests: Vec<InputRequest> = requests.into_iter().map(Into::into).collect();
         wire(
             self.serving(&owner)
-                .request_input(&owner, &task_id, &requests),
+                .request_input(&owner, &task_id, worker.as_deref(), &requests),
         )
     }
 
@@ -117,9 +119,10 @@ impl GuestStore for StoreResource {
         &self,
         owner: String,
         task_id: String,
+        worker: Option<String>,
     ) -> Result<Vec<wit::InputResponse>, wit::StoreError> {
         self.serving(&owner)
-            .take_answers(&owner, &task_id)
+            .take_answers(&owner, &task_id, worker.as_deref())
             .map(|answers| answers.into_iter().map(Into::into).collect())
             .map_err(Into::into)
     }
@@ -136,20 +139,63 @@ impl GuestStore for StoreResource {
         )
     }
 
-    fn reap_lost_workers(&self, limit: u32) -> Result<u64, wit::StoreError> {
-        Ok(self.0.reap_lost_workers(limit)?)
+    fn reap_lost_workers(&self, limit: u32) -> Result<wit::ReapReport, wit::StoreError> {
+        let report = self.0.reap_lost_workers(limit)?;
+        Ok(wit::ReapReport {
+            failed: report.failed,
+            requeued: report.requeued,
+        })
+    }
+
+    fn claim(
+        &self,
+        grant: wit::LeaseGrant,
+        limit: u32,
+    ) -> Result<Vec<wit::ClaimedTask>, wit::StoreError> {
+        let claimed = self.0.claim(&grant.into(), limit)?;
+        Ok(claimed
+            .into_iter()
+            .map(|(owner, detail)| wit::ClaimedTask {
+                owner,
+                detail: detail.into(),
+            })
+            .collect())
+    }
+
+    fn hand_off(
+        &self,
+        owner: String,
+        task_id: String,
+        holder: String,
+    ) -> Result<wit::TaskRecord, wit::StoreError> {
+        wire(self.serving(&owner).hand_off(&owner, &task_id, &holder))
+    }
+
+    fn checkpoint(
+        &self,
+        owner: String,
+        task_id: String,
+        holder: String,
+        value: String,
+    ) -> Result<wit::TaskRecord, wit::StoreError> {
+        wire(
+            self.serving(&owner)
+                .checkpoint(&owner, &task_id, &holder, &value),
+        )
     }
 
     fn update_status(
         &self,
         owner: String,
         task_id: String,
+        worker: Option<String>,
         status: wit::TaskStatus,
         message: Option<String>,
     ) -> Result<wit::TaskRecord, wit::StoreError> {
         wire(self.serving(&owner).update_status(
             &owner,
             &task_id,
+            worker.as_deref(),
             status.into(),
             message.as_deref(),
         ))

@@ -6,7 +6,8 @@ use crate::error::StoreError;
 use crate::ids::task_id;
 use crate::kv::{Kv, KvError};
 use crate::record::{
-    Lease, LeaseGrant, StatusView, StoredBody, StoredHead, StoredTask, TaskRecord, TaskRequest,
+    Lease, LeaseGrant, StatusView, StoredBody, StoredHead, StoredRuns, StoredTask, TaskRecord,
+    TaskRequest,
 };
 use crate::status::TaskStatus;
 
@@ -49,6 +50,9 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         if let Some(grant) = lease {
             self.check_grant(grant)?;
         }
+        if let Some(policy) = &request.retry {
+            crate::retry::check_policy(policy).map_err(StoreError::InvalidParams)?;
+        }
         let arguments = request
             .arguments
             .as_deref()
@@ -84,6 +88,11 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                     }),
                     pending_input: Vec::new(),
                     answers_waiting: 0,
+                    runs: StoredRuns {
+                        retry: request.retry,
+                        attempt: u32::from(lease.is_some()),
+                        ..StoredRuns::default()
+                    },
                 },
                 body: StoredBody {
                     variables: raw_json("{}".to_owned())?,
@@ -92,6 +101,8 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                     input_requests: Default::default(),
                     answers: Default::default(),
                     used_input_keys: Vec::new(),
+                    taken_answers: Default::default(),
+                    checkpoint: None,
                 },
             };
             let (head, body) = stored.encode(self.config.max_task_bytes)?;

@@ -9,15 +9,20 @@ use crate::outcome::INPUT_METHODS;
 use crate::record::{InputRequest, InputResponse, StoredInputRequest, TaskRecord};
 use crate::status::TaskStatus;
 
+use super::runs::check_fence;
 use super::{raw_json, refuse_if_terminal, Change, TaskStore};
 
 impl<K: Kv, E: Environment> TaskStore<K, E> {
     /// Adds input requests under keys the task never used and moves it to
-    /// `input_required`.
+    /// `input_required`. A later run of a retryable task asking a key an
+    /// earlier run asked is not asked again: the answer it got waits for
+    /// the worker once more, and a question still open stays open. A
+    /// `worker`'s request is refused once its lease passed on.
     pub fn request_input(
         &self,
         owner: &str,
         task_id: &str,
+        worker: Option<&str>,
         requests: &[InputRequest],
     ) -> Result<TaskRecord, StoreError> {
         if requests.is_empty() {
@@ -40,15 +45,29 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         }
         self.mutate(owner, task_id, None, |task, _| {
             refuse_if_terminal(&task.head, "the input requests")?;
-            let used = &mut task.body.used_input_keys;
+            check_fence(&task.head, worker)?;
+            let rerun = task.head.runs.attempt > 1;
+            let body = &mut task.body;
+            let mut asked = false;
             for (key, method, params) in &parsed {
+                if rerun && body.used_input_keys.contains(key) {
+                    if let Some(answer) = body.taken_answers.get(key) {
+                        body.answers.insert(key.clone(), answer.clone());
+                        continue;
+                    }
+                    if body.input_requests.contains_key(key) || body.answers.contains_key(key) {
+                        asked |= body.input_requests.contains_key(key);
+                        continue;
+                    }
+                }
+                let used = &mut body.used_input_keys;
                 if used.contains(key) {
                     return Err(StoreError::InvalidParams(format!(
                         "input key {key:?} was already used on task {task_id}: keys are unique over a task's life"
                     )));
                 }
                 used.push(key.clone());
-                task.body.input_requests.insert(
+                body.input_requests.insert(
                     key.clone(),
                     StoredInputRequest {
                         method: method.clone(),
@@ -56,8 +75,12 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                     },
                 );
                 task.head.pending_input.push(key.clone());
+                asked = true;
             }
-            task.head.status = TaskStatus::InputRequired;
+            task.head.answers_waiting = u32::try_from(task.body.answers.len()).unwrap_or(u32::MAX);
+            if asked {
+                task.head.status = TaskStatus::InputRequired;
+            }
             Ok(Change::Made)
         })
     }
@@ -106,16 +129,25 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         })
     }
 
-    /// Removes and returns the answers waiting for the worker.
+    /// Removes and returns the answers waiting for the worker (a
+    /// retryable task keeps them for a later run). A `worker`'s take is
+    /// refused once its lease passed on.
     pub fn take_answers(
         &self,
         owner: &str,
         task_id: &str,
+        worker: Option<&str>,
     ) -> Result<Vec<InputResponse>, StoreError> {
         let taken = std::cell::RefCell::new(Vec::new());
         self.mutate(owner, task_id, None, |task, _| {
             refuse_if_terminal(&task.head, "the answers")?;
+            check_fence(&task.head, worker)?;
             let answers = std::mem::take(&mut task.body.answers);
+            if task.head.runs.retry.is_some() {
+                for (key, answer) in &answers {
+                    task.body.taken_answers.insert(key.clone(), answer.clone());
+                }
+            }
             *taken.borrow_mut() = answers
                 .into_iter()
                 .map(|(key, response)| InputResponse {

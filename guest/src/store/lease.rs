@@ -1,5 +1,6 @@
 //! Workers' leases: renewal, the index of their deadlines, and the
-//! reaper that fails the tasks of lost workers.
+//! reaper that fails (or, under a retry policy, requeues) the tasks of
+//! lost workers.
 
 use crate::env::Environment;
 use crate::error::StoreError;
@@ -7,10 +8,42 @@ use crate::kv::{Kv, KvError};
 use crate::leases;
 use crate::outcome::worker_lost;
 use crate::record::{Lease, LeaseGrant, OutcomeKind, StoredHead, TaskRecord};
+use crate::retry::{after_loss, waiting_message, AfterLoss};
 use crate::status::TaskStatus;
 use crate::time::iso8601_utc;
 
 use super::{end_work, raw_json, Change, TaskStore};
+
+/// What one pass of the reaper did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[expect(
+    clippy::exhaustive_structs,
+    reason = "the WIT record `reap-report`, field for field"
+)]
+pub struct ReapReport {
+    /// Tasks failed: their worker was lost and they may not run again.
+    pub failed: u64,
+    /// Tasks queued to run again under their retry policy.
+    pub requeued: u64,
+}
+
+/// What became of one due index item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Due {
+    /// The write that handled it moved the task on (the item went with it).
+    Handled,
+    /// The item is not this pass's to handle: left for another.
+    Left,
+    /// The item is stale (its lease moved on, the task is gone): removed.
+    Stale,
+}
+
+/// What the reaper did to one task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reaped {
+    Failed,
+    Requeued,
+}
 
 impl<K: Kv, E: Environment> TaskStore<K, E> {
     /// Takes or renews `grant.holder`'s lease on a non-terminal task;
@@ -28,6 +61,11 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             let head = &mut task.head;
             if head.status.is_terminal() {
                 return Ok(Change::None);
+            }
+            if head.runs.ready_at.is_some() {
+                return Err(StoreError::InvalidTransition(format!(
+                    "task {task_id} waits to run again: its lease passed on"
+                )));
             }
             if let Some(lease) = &head.lease {
                 if lease.holder != grant.holder && now < lease.expires_at {
@@ -48,52 +86,89 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         })
     }
 
-    /// Fails up to `limit` non-terminal tasks whose lease lapsed; returns
-    /// how many it failed. Any replica may run it; a renewal racing it
-    /// either lands first (the task is not failed) or finds the task failed.
-    pub fn reap_lost_workers(&self, limit: u32) -> Result<u64, StoreError> {
+    /// Handles up to `limit` non-terminal tasks whose lease lapsed: one
+    /// with a retry policy and attempts left waits to run again (its
+    /// backoff, then any replica's claim), any other ends `failed`. Any
+    /// replica may run it; a renewal racing it either lands first (the
+    /// task is untouched) or finds the lease gone.
+    pub fn reap_lost_workers(&self, limit: u32) -> Result<ReapReport, StoreError> {
+        let mut report = ReapReport::default();
+        self.for_due_items(limit, 0, |index, deadline| {
+            Ok(match self.reap_one(index, deadline)? {
+                Some(Reaped::Failed) => {
+                    report.failed += 1;
+                    Due::Handled
+                }
+                Some(Reaped::Requeued) => {
+                    report.requeued += 1;
+                    Due::Handled
+                }
+                None if self.is_queued_at(index, deadline)? => Due::Left,
+                None => Due::Stale,
+            })
+        })?;
+        Ok(report)
+    }
+
+    /// Calls `handle` for up to `limit` index items due now (every shard,
+    /// from `first_shard` on, each in deadline order), removing the items
+    /// it calls stale and unreadable ones.
+    pub(super) fn for_due_items(
+        &self,
+        limit: u32,
+        first_shard: u8,
+        mut handle: impl FnMut(&leases::IndexEntry, u64) -> Result<Due, StoreError>,
+    ) -> Result<(), StoreError> {
         let now = self.env.now_ms();
         let mut budget = limit;
-        let mut reaped = 0;
-        for shard in 0..leases::SHARDS {
+        for n in 0..leases::SHARDS {
             if budget == 0 {
                 break;
             }
-            let partition = leases::shard_partition(shard);
+            let partition = leases::shard_partition((first_shard + n) % leases::SHARDS);
             for listed in self.kv.list(&partition, None, budget, now)?.iter() {
                 let Some(deadline) = leases::deadline_of(listed.item).filter(|d| *d <= now) else {
                     break; // Items are in deadline order: the rest are later.
                 };
                 budget -= 1;
                 let index = serde_json::from_slice::<leases::IndexEntry>(listed.head);
-                if let Ok(index) = index {
-                    if self.reap_one(&index, deadline)? {
-                        // The write that failed the task dropped the item
-                        // (best effort: a stale one is dropped below, later).
-                        reaped += 1;
-                        continue;
+                let due = match &index {
+                    Ok(index) => handle(index, deadline)?,
+                    Err(_) => Due::Stale,
+                };
+                if due == Due::Stale {
+                    match self.kv.remove(&partition, listed.item, listed.version) {
+                        Ok(()) | Err(KvError::Conflict) => {}
+                        Err(e) => return Err(e.into()),
                     }
-                }
-                // A stale or unreadable item: done with it.
-                match self.kv.remove(&partition, listed.item, listed.version) {
-                    Ok(()) | Err(KvError::Conflict) => {}
-                    Err(e) => return Err(e.into()),
                 }
             }
         }
-        Ok(reaped)
+        Ok(())
     }
 
-    /// Fails the task of one due index item if its lease is still the one
-    /// lapsed at `deadline`; `false` when it moved on or the task is gone.
-    pub(super) fn reap_one(
+    /// Whether the task of an index item waits to be claimed at `deadline`.
+    fn is_queued_at(&self, index: &leases::IndexEntry, deadline: u64) -> Result<bool, StoreError> {
+        match self.get_head(&index.owner_id, &index.task_id) {
+            Ok(head) => Ok(!head.status.is_terminal() && head.runs.ready_at == Some(deadline)),
+            Err(StoreError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Handles the task of one due index item if its lease is still the
+    /// one lapsed at `deadline`; `None` when it moved on or the task is gone.
+    fn reap_one(
         &self,
         index: &leases::IndexEntry,
         deadline: u64,
-    ) -> Result<bool, StoreError> {
-        let failed_it = std::cell::Cell::new(false);
+    ) -> Result<Option<Reaped>, StoreError> {
+        let reaped = std::cell::Cell::new(None);
+        let mut jitter = [0u8; 8];
+        self.env.fill_random(&mut jitter)?;
+        let jitter = u64::from_le_bytes(jitter);
         let lost = self.mutate(&index.owner_id, &index.task_id, None, |task, moved| {
-            failed_it.set(false);
+            reaped.set(None);
             let lapsed_holder = match &task.head.lease {
                 Some(lease) if lease.expires_at == deadline => lease.holder.clone(),
                 _ => return Ok(Change::None),
@@ -101,17 +176,41 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             if task.head.status.is_terminal() {
                 return Ok(Change::None);
             }
-            let error = worker_lost(&lapsed_holder, &iso8601_utc(deadline));
-            task.head.status = TaskStatus::Failed;
-            task.head.outcome = Some(OutcomeKind::RpcError);
-            task.body.result = Some(raw_json(error)?);
-            end_work(task, moved);
-            failed_it.set(true);
+            let now = self.env.now_ms();
+            let runs = &task.head.runs;
+            // A task whose cancellation was asked for is not run again.
+            let policy = runs.retry.as_ref().filter(|_| !task.head.cancel_requested);
+            match after_loss(policy, runs.losses.saturating_add(1), now, jitter) {
+                AfterLoss::Retry {
+                    ready_at,
+                    attempt,
+                    of,
+                } => {
+                    let head = &mut task.head;
+                    if let Some(lease) = head.lease.take() {
+                        moved.old = Some(lease.expires_at);
+                    }
+                    head.runs.losses += 1;
+                    head.runs.ready_at = Some(ready_at);
+                    head.status_message =
+                        Some(waiting_message(attempt, of, ready_at.saturating_sub(now)));
+                    self.index_lease(head, ready_at)?;
+                    reaped.set(Some(Reaped::Requeued));
+                }
+                AfterLoss::Fail { exhausted } => {
+                    let error = worker_lost(&lapsed_holder, &iso8601_utc(deadline), exhausted);
+                    task.head.status = TaskStatus::Failed;
+                    task.head.outcome = Some(OutcomeKind::RpcError);
+                    task.body.result = Some(raw_json(error)?);
+                    end_work(task, moved);
+                    reaped.set(Some(Reaped::Failed));
+                }
+            }
             Ok(Change::Made)
         });
         match lost {
-            Ok(_) => Ok(failed_it.get()),
-            Err(StoreError::NotFound(_)) => Ok(false),
+            Ok(_) => Ok(reaped.get()),
+            Err(StoreError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -10,7 +10,10 @@ mod lease;
 mod outcome;
 mod parts;
 mod read;
+mod runs;
 mod validation;
+
+pub use lease::ReapReport;
 
 use serde_json::value::RawValue;
 
@@ -152,16 +155,37 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         )))
     }
 
+    /// Reads only the head of a live task of `owner` (no body, no parts).
+    fn get_head(&self, owner: &str, task_id: &str) -> Result<StoredHead, StoreError> {
+        let target = self.target(owner, task_id)?;
+        let not_found = || StoreError::task_not_found(task_id);
+        let entry = self
+            .kv
+            .get(&target.partition, task_id)?
+            .ok_or_else(not_found)?;
+        if !entry.is_live(self.env.now_ms()) {
+            return Err(not_found());
+        }
+        let head = StoredHead::decode(&entry.head)?;
+        if head.owner_id != owner || head.task_id != task_id {
+            return Err(not_found());
+        }
+        Ok(head)
+    }
+
     /// Finishes a non-terminal task with `result` of `kind`, in one write.
+    /// A `worker`'s write is refused once its lease passed on.
     fn finish_with(
         &self,
         owner: &str,
         task_id: &str,
+        worker: Option<&str>,
         status: TaskStatus,
         result: Box<RawValue>,
         kind: OutcomeKind,
     ) -> Result<TaskRecord, StoreError> {
         self.mutate(owner, task_id, None, |task, moved| {
+            runs::check_fence(&task.head, worker)?;
             transition(&mut task.head, status)?;
             task.body.result = Some(result.clone());
             task.head.outcome = Some(kind);
@@ -237,7 +261,10 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             if let Some(old) = &replaced_parts {
                 self.discard_parts(&target, old);
             }
-            let current = stored.head.lease.as_ref().map(|l| l.expires_at);
+            // The task's index item now: its lease's deadline, or the time
+            // it may be claimed.
+            let current =
+                (stored.head.lease.as_ref().map(|l| l.expires_at)).or(stored.head.runs.ready_at);
             if let Some(old) = moved.old.filter(|old| Some(*old) != current) {
                 self.unindex_lease(task_id, old);
             }
@@ -281,6 +308,9 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
 fn end_work(task: &mut StoredTask, moved: &mut LeaseMove) {
     if let Some(lease) = task.head.lease.take() {
         moved.old = Some(lease.expires_at);
+    }
+    if let Some(ready_at) = task.head.runs.ready_at.take() {
+        moved.old = Some(ready_at);
     }
     task.head.pending_input.clear();
     task.body.input_requests.clear();

@@ -11,19 +11,23 @@ use crate::outcome::{check_rpc_error, tool_result_kind};
 use crate::record::{Outcome, OutcomeKind, TaskRecord};
 use crate::status::TaskStatus;
 
+use super::runs::check_fence;
 use super::{end_work, raw_json, refuse_if_terminal, transition, Change, TaskStore};
 
 impl<K: Kv, E: Environment> TaskStore<K, E> {
-    /// Moves a task to `status`, replacing its status message.
+    /// Moves a task to `status`, replacing its status message. A
+    /// `worker`'s write is refused once its lease passed on.
     pub fn update_status(
         &self,
         owner: &str,
         task_id: &str,
+        worker: Option<&str>,
         status: TaskStatus,
         message: Option<&str>,
     ) -> Result<TaskRecord, StoreError> {
         let message = self.checked_message(message)?;
         self.mutate(owner, task_id, None, |task, _| {
+            check_fence(&task.head, worker)?;
             let head = &mut task.head;
             // The same status on a live task is a progress report: only the
             // message changes, and a repeat of it changes nothing.
@@ -105,15 +109,17 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             )));
         }
         let (result, kind) = self.parse_result(result)?;
-        self.finish_with(owner, task_id, status, result, kind)
+        self.finish_with(owner, task_id, None, status, result, kind)
     }
 
     /// Finishes a task with its one outcome, in one write: `completed` for
-    /// a tool result (also one with `isError`), `failed` for a JSON-RPC error.
+    /// a tool result (also one with `isError`), `failed` for a JSON-RPC
+    /// error. A `worker`'s outcome is refused once its lease passed on.
     pub fn finish(
         &self,
         owner: &str,
         task_id: &str,
+        worker: Option<&str>,
         outcome: &Outcome,
     ) -> Result<TaskRecord, StoreError> {
         let limits = self.json_limits(self.config.max_result_bytes);
@@ -133,7 +139,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         };
         // Kept as given: a tool result is the tool's, byte for byte.
         let verbatim = raw_json(text.trim().to_owned())?;
-        self.finish_with(owner, task_id, status, verbatim, kind)
+        self.finish_with(owner, task_id, worker, status, verbatim, kind)
     }
 
     /// Cancels a non-terminal task (its worker sees `cancel-requested` and
@@ -155,14 +161,20 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
     }
 
     /// Marks a task cancel-requested for its worker; nothing changes on a
-    /// terminal or already marked task, and neither is an error.
+    /// terminal or already marked task, and neither is an error. A task
+    /// waiting for its next run has no worker to see the mark: it ends
+    /// `cancelled` at once.
     pub fn request_cancel(&self, owner: &str, task_id: &str) -> Result<TaskRecord, StoreError> {
-        self.mutate(owner, task_id, None, |task, _| {
+        self.mutate(owner, task_id, None, |task, moved| {
             let head = &mut task.head;
             if head.status.is_terminal() || head.cancel_requested {
                 return Ok(Change::None);
             }
             head.cancel_requested = true;
+            if head.runs.ready_at.is_some() {
+                head.status = TaskStatus::Cancelled;
+                end_work(task, moved);
+            }
             Ok(Change::Made)
         })
     }

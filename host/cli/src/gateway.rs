@@ -60,11 +60,6 @@ pub(crate) struct GatewayArgs {
     /// task call.
     #[arg(long, default_value_t = 2)]
     idle_upstreams: usize,
-    /// A tool safe to call twice: a call of it lost mid-call (the upstream
-    /// exited or went silent) is made once more; repeat for more tools.
-    /// Every other tool is called at most once per task.
-    #[arg(long = "retry-tool", value_name = "NAME")]
-    retry_tools: Vec<String>,
     /// A tool that does nothing before its first questions: a 2026-07-28
     /// client is asked them before any task exists (the call is run until
     /// it asks, then stopped), and the call that brings the answers runs
@@ -107,8 +102,8 @@ pub(crate) async fn run(host: TaskHost, args: GatewayArgs, secret: Option<&[u8]>
     for (name, support) in args.tool_task_support {
         options = options.with_task_support(name, support);
     }
-    for name in args.retry_tools {
-        options = options.with_retries(name, 1);
+    for name in &args.serve.retry_tools {
+        options = options.with_retries(name.clone(), 1);
     }
     for name in args.ask_first {
         options = options.with_ask_first(name);

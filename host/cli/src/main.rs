@@ -133,7 +133,8 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         limit: u32,
     },
-    /// Print one task of an owner as JSON (MCP wire shape).
+    /// Print one task of an owner as JSON (MCP wire shape), with how it
+    /// runs (`runs`: attempt, queued, retry attempts, checkpoint size).
     Get {
         /// The owner id (as the server's authentication reports it).
         #[arg(long)]
@@ -240,7 +241,17 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Get { owner, task_id } => {
             let record = host.get(&owner, &task_id).await?;
-            println!("{}", serde_json::to_string_pretty(&record.task)?);
+            // The wire task, and how it runs: its attempt, whether it
+            // waits for a worker, its retry policy and checkpoint's size.
+            let mut shown = serde_json::to_value(&record.task)?;
+            shown["runs"] = serde_json::json!({
+                "attempt": record.attempt,
+                "queued": record.queued,
+                "maxAttempts": record.retry.map(|r| r.max_attempts),
+                "checkpointBytes": record.checkpoint_bytes,
+                "leaseHolder": record.lease.as_ref().map(|l| l.holder.as_str()),
+            });
+            println!("{}", serde_json::to_string_pretty(&shown)?);
         }
         Command::List {
             owner,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use pmcp_tasks_host::TaskHost;
+use pmcp_tasks_host::{ReapReport, RetryPolicy, TaskHost};
 use pmcp_tasks_mcp::{DurableTaskServer, ServiceConfig, TaskService, TaskTools};
 use pmcp_tasks_mcp::{
     HostPolicy, HttpOptions, JwksSource, JwtVerifier, OriginPolicy, ProtectedResource, SessionSeal,
@@ -80,6 +80,32 @@ pub(crate) struct ServeArgs {
     /// How often this replica reaps lost workers and removes expired tasks, in ms.
     #[arg(long, default_value_t = 5_000)]
     upkeep_ms: u64,
+    /// A tool safe to run twice (idempotent, or resuming from its
+    /// checkpoint): its task runs again on another replica when its
+    /// replica is lost (up to --retry-attempts runs) or hands it off at
+    /// shutdown; repeat for more tools. Every other tool's task runs at
+    /// most once. (The gateway also calls it again when the upstream was
+    /// lost mid-call.)
+    #[arg(long = "retry-tool", value_name = "NAME")]
+    pub(crate) retry_tools: Vec<String>,
+    /// Runs a retryable task may have after lost replicas, the first included.
+    #[arg(long, default_value_t = 3)]
+    retry_attempts: u32,
+    /// Wait before a retryable task whose replica was lost runs again, in
+    /// ms (doubled for each later attempt, up to 30 s; jittered).
+    #[arg(long, default_value_t = 1_000)]
+    retry_backoff_ms: u64,
+    /// On SIGTERM: how long a retryable task's tool has to checkpoint
+    /// before its task is handed off to another replica, in ms.
+    #[arg(long, default_value_t = 500)]
+    handoff_grace_ms: u64,
+    /// How often this replica looks for tasks to claim (handed off, or
+    /// whose replica was lost), in ms.
+    #[arg(long, default_value_t = 250)]
+    claim_interval_ms: u64,
+    /// Task workers this replica runs at most (it claims no more).
+    #[arg(long, default_value_t = 256)]
+    max_running_tasks: usize,
 }
 
 /// Who an HTTP caller is: at most one of the verifiers.
@@ -197,9 +223,23 @@ pub(crate) async fn run<T: TaskTools>(
     config.replica = args.replica.clone();
     config.lease = Duration::from_millis(args.lease_ms);
     config.cancel_grace = Duration::from_millis(args.cancel_grace_ms);
+    config.handoff_grace = Duration::from_millis(args.handoff_grace_ms);
+    config.claim_interval = Duration::from_millis(args.claim_interval_ms.max(1));
+    config.max_running_tasks = args.max_running_tasks;
     let service = TaskService::new(host.clone(), config);
-    let server = DurableTaskServer::new(service.clone(), tools, args.identity.clone());
+    let mut server = DurableTaskServer::new(service.clone(), tools, args.identity.clone());
+    let policy = RetryPolicy {
+        max_attempts: args.retry_attempts.max(1),
+        backoff_ms: args.retry_backoff_ms,
+        backoff_max_ms: args.retry_backoff_ms.max(30_000),
+    };
+    for name in &args.retry_tools {
+        server = server.with_retry_policy(name.clone(), policy);
+    }
     let shutdown = CancellationToken::new();
+    let queue = server.clone();
+    let stop_queue = shutdown.clone();
+    tokio::spawn(async move { queue.serve_queue(stop_queue).await });
     tokio::spawn(upkeep(
         host,
         Duration::from_millis(args.upkeep_ms),
@@ -260,8 +300,10 @@ pub(crate) async fn run<T: TaskTools>(
         None => tokio::join!(serving, service.shutdown(grace)),
     };
     crate::announce(&format!(
-        "stopped ({} tasks finished in the grace period, {} failed as shut down)",
-        report.finished, report.abandoned
+        "stopped ({} tasks finished in the grace period, {} handed off, {} failed as shut down)",
+        report.finished - report.handed_off,
+        report.handed_off,
+        report.abandoned
     ));
     served.context("the server task")?
 }
@@ -429,10 +471,16 @@ async fn upkeep(host: TaskHost, every: Duration, shutdown: CancellationToken) {
             _ = tokio::time::sleep(every) => {}
         }
         match host.reap_lost_workers(1_000).await {
-            Ok(0) => {}
-            Ok(n) => {
-                metrics::counter!("pmcp_tasks_tasks_reaped_total").increment(n);
-                tracing::info!(failed = n, "reaped tasks of lost workers");
+            Ok(report) if report == ReapReport::default() => {}
+            Ok(report) => {
+                metrics::counter!("pmcp_tasks_tasks_reaped_total").increment(report.failed);
+                metrics::counter!("pmcp_tasks_retries_total", "reason" => "replica_lost")
+                    .increment(report.requeued);
+                tracing::info!(
+                    failed = report.failed,
+                    requeued = report.requeued,
+                    "reaped tasks of lost workers"
+                );
             }
             Err(e) => tracing::warn!(error = %e, "reaping lost workers failed"),
         }

@@ -21,6 +21,9 @@ use serde_json::json;
 mod auth;
 #[path = "serve/core_http.rs"]
 mod core_http;
+#[cfg(feature = "redis")]
+#[path = "serve/deploys.rs"]
+mod deploys;
 #[path = "serve/gateway.rs"]
 mod gateway;
 #[path = "serve/hostile.rs"]

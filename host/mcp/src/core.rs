@@ -101,15 +101,16 @@ pub(crate) fn request<T: TaskTools>(
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default();
-            let checked = server
-                .checked_tool(&name, &arguments)
-                .and_then(|spec| decide(Revision::V2025_11_25, spec.task_support, task, false));
+            let checked = server.checked_tool(&name, &arguments).and_then(|spec| {
+                decide(Revision::V2025_11_25, spec.task_support, task, false)
+                    .map(|execution| (spec, execution))
+            });
             match checked {
-                Ok(Execution::Direct) => Some(Answer::Direct { name, arguments }),
+                Ok((_, Execution::Direct)) => Some(Answer::Direct { name, arguments }),
                 Err(e) => Some(Answer::Now(Box::pin(std::future::ready(Err(e))))),
-                Ok(Execution::Task { ttl_ms }) => Some(Answer::Now(Box::pin(async move {
+                Ok((spec, Execution::Task { ttl_ms })) => Some(Answer::Now(Box::pin(async move {
                     server
-                        .start_core_task(&caller, &name, arguments, ttl_ms)
+                        .start_core_task(&caller, &spec, arguments, ttl_ms)
                         .await
                 }))),
             }

@@ -60,7 +60,7 @@ fn object_schema(properties: Value) -> Value {
 fn specs() -> &'static [ToolSpec] {
     static SPECS: OnceLock<Vec<ToolSpec>> = OnceLock::new();
     SPECS.get_or_init(|| {
-        let spec = |tool, task_support| ToolSpec { tool, task_support };
+        let spec = ToolSpec::new;
         vec![
             spec(
                 tool(
@@ -219,6 +219,43 @@ async fn work(duration: Duration, worker: &Option<Worker>) -> Result<(), ToolExi
     }
 }
 
+/// How much work `slow_compute` does between two checkpoints.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// `slow_compute` as a retryable task: the work is done in steps, each
+/// one's end checkpointed (`{"doneMs": n}`), and a later run starts where
+/// the last checkpoint says. When the replica stops, the work done so far
+/// is checkpointed and the run ends, to be resumed elsewhere. Returns
+/// where this run started.
+async fn compute_resumably(needed: Duration, worker: &Worker) -> Result<Duration, ToolExit> {
+    let start = worker
+        .checkpoint_value()
+        .and_then(|c| c.get("doneMs"))
+        .and_then(Value::as_u64)
+        .map_or(Duration::ZERO, Duration::from_millis)
+        .min(needed);
+    let mut done = start;
+    let save = |done: Duration| {
+        let done_ms = u64::try_from(done.as_millis()).unwrap_or(u64::MAX);
+        async move { worker.checkpoint(&json!({"doneMs": done_ms})).await }
+    };
+    while done < needed {
+        let step = CHECKPOINT_EVERY.min(needed - done);
+        let began = tokio::time::Instant::now();
+        tokio::select! {
+            _ = tokio::time::sleep(step) => done += step,
+            _ = worker.cancellation().cancelled() => return Err(ToolExit::Cancelled),
+            _ = worker.stopping().cancelled() => {
+                done += began.elapsed().min(step);
+                save(done).await?;
+                return Err(ToolExit::Interrupted);
+            }
+        }
+        save(done).await?;
+    }
+    Ok(start)
+}
+
 async fn run(call: ToolCall, worker: Option<Worker>) -> ToolOutcome {
     let args = &call.arguments;
     match call.name.as_str() {
@@ -236,8 +273,22 @@ async fn run(call: ToolCall, worker: Option<Worker>) -> ToolOutcome {
             if let Some(worker) = &worker {
                 worker.progress(&format!("computing {label}")).await?;
             }
-            work(Duration::from_secs_f64(seconds), &worker).await?;
-            Ok(text(format!("{label}: computed after {seconds} s")))
+            let needed = Duration::from_secs_f64(seconds);
+            let resumed_from = match &worker {
+                Some(worker) if worker.may_run_again() => compute_resumably(needed, worker).await?,
+                _ => {
+                    work(needed, &worker).await?;
+                    Duration::ZERO
+                }
+            };
+            let mut result = text(format!("{label}: computed after {seconds} s"));
+            if let Some(worker) = worker.as_ref().filter(|w| w.attempt() > 1) {
+                result["structuredContent"] = json!({
+                    "attempt": worker.attempt(),
+                    "resumedFromMs": u64::try_from(resumed_from.as_millis()).unwrap_or(u64::MAX),
+                });
+            }
+            Ok(result)
         }
         "failing_job" => {
             work(Duration::from_secs(1), &worker).await?;

@@ -22,6 +22,7 @@
 //! language.
 
 mod arguments;
+mod claims;
 mod core;
 mod core_front;
 #[cfg(feature = "demo")]

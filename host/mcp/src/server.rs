@@ -3,9 +3,12 @@
 //! extension; rmcp routes `tasks/get`, `tasks/update` and `tasks/cancel`
 //! here). Any replica over the same backend answers for any task.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+
+use pmcp_tasks_host::RetryPolicy;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelTaskParams, ErrorCode, ErrorData, GetTaskParams,
@@ -55,12 +58,27 @@ pub struct ToolSpec {
     pub tool: Tool,
     /// Whether calls of it may, must or must not run as tasks.
     pub task_support: TaskSupport,
+    /// Whether a task of it may run again (on any replica) when its
+    /// worker is lost or its replica hands it off at shutdown; `None`: at
+    /// most once. Declare it only for a tool that is safe to run twice
+    /// (idempotent, or resuming from its checkpoint).
+    pub retry: Option<RetryPolicy>,
 }
 
 impl ToolSpec {
-    /// `tool`, whose calls run as tasks as `task_support` says.
+    /// `tool`, whose calls run as tasks as `task_support` says, at most once.
     pub fn new(tool: Tool, task_support: TaskSupport) -> Self {
-        ToolSpec { tool, task_support }
+        ToolSpec {
+            tool,
+            task_support,
+            retry: None,
+        }
+    }
+
+    /// The same tool, its tasks run again under `policy` (see [`ToolSpec::retry`]).
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
     }
 }
 
@@ -112,6 +130,8 @@ pub struct DurableTaskServer<T> {
     arguments: Arc<ArgumentCheck>,
     identify: Identify,
     fallback_identity: String,
+    /// Retry policies the operator set, by tool name, over the tools' own.
+    retries: Arc<BTreeMap<String, RetryPolicy>>,
 }
 
 impl<T> Clone for DurableTaskServer<T> {
@@ -122,6 +142,7 @@ impl<T> Clone for DurableTaskServer<T> {
             arguments: self.arguments.clone(),
             identify: self.identify.clone(),
             fallback_identity: self.fallback_identity.clone(),
+            retries: self.retries.clone(),
         }
     }
 }
@@ -136,7 +157,29 @@ impl<T: TaskTools> DurableTaskServer<T> {
             arguments: Arc::default(),
             identify: Arc::new(principal_identity),
             fallback_identity: fallback_identity.into(),
+            retries: Arc::default(),
         }
+    }
+
+    /// Runs the tasks of the tool `name` under `policy`, whatever its
+    /// [`ToolSpec::retry`] says (the operator knows which tools are safe
+    /// to run twice). See [`ToolSpec::retry`].
+    pub fn with_retry_policy(mut self, name: impl Into<String>, policy: RetryPolicy) -> Self {
+        Arc::make_mut(&mut self.retries).insert(name.into(), policy);
+        self
+    }
+
+    /// The retry policy of `spec`'s tasks.
+    pub(crate) fn retry_of(&self, spec: &ToolSpec) -> Option<RetryPolicy> {
+        self.retries
+            .get(spec.tool.name.as_ref() as &str)
+            .copied()
+            .or(spec.retry)
+    }
+
+    /// The tools.
+    pub(crate) fn tools(&self) -> &Arc<T> {
+        &self.tools
     }
 
     /// Replaces how callers are identified (by default: the
@@ -212,14 +255,16 @@ impl<T: TaskTools> DurableTaskServer<T> {
             .map_err(|e| e.into_rpc_error())
     }
 
-    /// Starts a 2025-11-25 task-augmented `tools/call` of `name` for `caller`.
+    /// Starts a 2025-11-25 task-augmented `tools/call` of `spec`'s tool
+    /// `name` for `caller`.
     pub(crate) async fn start_core_task(
         &self,
         caller: &Caller,
-        name: &str,
+        spec: &ToolSpec,
         arguments: Map<String, Value>,
         ttl_ms: Option<u64>,
     ) -> Result<Value, RpcError> {
+        let name = spec.tool.name.as_ref() as &str;
         let call = ToolCall {
             name: name.to_owned(),
             arguments: arguments.clone(),
@@ -227,9 +272,14 @@ impl<T: TaskTools> DurableTaskServer<T> {
         };
         let tools = self.tools.clone();
         self.service
-            .start_task(caller, name, arguments, ttl_ms, move |worker| {
-                tools.call(call, Some(worker))
-            })
+            .start_task(
+                caller,
+                name,
+                arguments,
+                ttl_ms,
+                self.retry_of(spec),
+                move |worker| tools.call(call, Some(worker)),
+            )
             .await
     }
 
@@ -312,9 +362,11 @@ impl<T: TaskTools> DurableTaskServer<T> {
             Execution::Task { ttl_ms } => {
                 let tools = self.tools.clone();
                 let arguments = call.arguments.clone();
+                // A call that already ran is not run again.
+                let retry = self.retry_of(&spec).filter(|_| ran.is_none());
                 let created = self
                     .service
-                    .start_task(&caller, &name, arguments, ttl_ms, move |worker| {
+                    .start_task(&caller, &name, arguments, ttl_ms, retry, move |worker| {
                         match ran {
                             // Ran already: the task ends with that outcome.
                             Some(outcome) => Box::pin(std::future::ready(outcome)),

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pmcp_tasks_host::{
-    InputRequest, InputResponse, LeaseGrant, Outcome, TaskDetail, TaskHost, TaskRequest, TaskStatus,
+    ClaimedTask, InputRequest, InputResponse, LeaseGrant, Outcome, RetryPolicy, TaskDetail,
+    TaskHost, TaskRequest, TaskStatus,
 };
 use serde_json::{Map, Value};
 use tokio::time::Instant;
@@ -19,7 +20,7 @@ use crate::revision::Revision;
 use crate::shared::{count_finished, ServiceConfig, Shared};
 use crate::trace;
 use crate::wire;
-use crate::worker::{run_worker, ToolOutcome, Worker};
+use crate::worker::{run_worker, Run, ToolOutcome, Worker};
 
 /// Who sends a request, and in which revision: built by the transports
 /// from a verified identity, or by an embedder that has its own.
@@ -80,11 +81,17 @@ pub struct TaskService {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct ShutdownReport {
-    /// Tasks whose tools finished within the grace period.
+    /// Tasks whose tools finished within the grace period (or were
+    /// handed off).
     pub finished: usize,
+    /// Retryable tasks handed off to another replica.
+    pub handed_off: usize,
     /// Tasks still running when it ended, failed with "the replica shut down".
     pub abandoned: usize,
 }
+
+/// Tasks claimed in one store call, at most.
+const CLAIM_BATCH: usize = 16;
 
 /// How long abandoned workers get to store their outcome.
 const ABANDON_WRITE_LIMIT: Duration = Duration::from_secs(10);
@@ -98,21 +105,31 @@ impl TaskService {
                 config,
                 wakeups: Arc::default(),
                 workers: AtomicU64::new(0),
+                incarnation: crate::shared::incarnation(),
                 running: TaskTracker::new(),
                 stopping: CancellationToken::new(),
                 abandon: CancellationToken::new(),
+                handed_off: AtomicU64::new(0),
             }),
         }
     }
 
     /// Stops this replica's task work, for a clean exit: no new task
     /// starts (a call that would make one gets -32603, to be sent to
-    /// another replica), running tools get `grace` to finish, and the
-    /// tasks of those still running then end `failed` ("the replica shut
-    /// down") instead of staying `working` until their leases lapse.
-    /// Tasks of other replicas are untouched. Idempotent.
+    /// another replica) and none is claimed; the tools of retryable tasks
+    /// are told ([`Worker::stopping`]) and get the `handoff_grace` to
+    /// checkpoint, then their tasks are handed off, for another replica to
+    /// claim at once; other tools get `grace` to finish, and the tasks of
+    /// those still running then end `failed` ("the replica shut down")
+    /// instead of staying `working` until their leases lapse. Tasks of
+    /// other replicas are untouched. Idempotent.
     pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
         let inner = &self.shared;
+        let handed_before = inner.handed_off.load(Ordering::Relaxed);
+        let handed = || {
+            usize::try_from(inner.handed_off.load(Ordering::Relaxed) - handed_before)
+                .unwrap_or(usize::MAX)
+        };
         inner.stopping.cancel();
         inner.running.close();
         let running = inner.running.len();
@@ -122,6 +139,7 @@ impl TaskService {
         {
             return ShutdownReport {
                 finished: running,
+                handed_off: handed(),
                 abandoned: 0,
             };
         }
@@ -138,8 +156,14 @@ impl TaskService {
         }
         ShutdownReport {
             finished: running - abandoned,
+            handed_off: handed(),
             abandoned,
         }
+    }
+
+    /// Resolves once [`Self::shutdown`] began.
+    pub(crate) async fn stopped(&self) {
+        self.shared.stopping.cancelled().await;
     }
 
     /// Tasks running on this replica's workers now.
@@ -190,13 +214,16 @@ impl TaskService {
 
     /// Starts a tool call as a task: creates it (durable when this returns,
     /// leased to a worker of this replica), spawns `run` with the
-    /// [`Worker`], and returns the `CreateTaskResult` of the caller's revision.
+    /// [`Worker`], and returns the `CreateTaskResult` of the caller's
+    /// revision. With `retry`, the task runs again (on any replica that
+    /// claims it) when its worker is lost or hands it off.
     pub async fn start_task<F, Fut>(
         &self,
         caller: &Caller,
         tool: &str,
         arguments: Map<String, Value>,
         ttl_ms: Option<u64>,
+        retry: Option<RetryPolicy>,
         run: F,
     ) -> Result<Value, RpcError>
     where
@@ -208,14 +235,11 @@ impl TaskService {
                 "this replica is shutting down and starts no task; call again",
             ));
         }
-        let n = self.shared.workers.fetch_add(1, Ordering::Relaxed);
-        let grant = LeaseGrant::new(
-            format!("{}/{n}", self.shared.config.replica),
-            self.shared.config.lease,
-        );
+        let grant = self.shared.next_grant();
         trace::record_owner(&caller.owner);
         let mut request = TaskRequest::tool_call(tool, arguments);
         request.trace_parent = trace::current_trace_parent();
+        request.retry = retry;
         let ttl = ttl_ms.map(Duration::from_millis);
         let created = self
             .shared
@@ -225,11 +249,17 @@ impl TaskService {
         // Subscribed before the task's id is given out: no cancel or answer
         // can come before this, so the worker needs no first read.
         let waiter = self.shared.wakeups.subscribe_owned(&created.task.task_id);
+        let first = Run {
+            attempt: created.attempt,
+            retryable: retry.is_some(),
+            checkpoint: None,
+        };
         let worker = Worker::new(
             self.shared.clone(),
-            caller.owner.clone(),
-            created.task.task_id.clone(),
+            &caller.owner,
+            &created.task.task_id,
             grant,
+            first,
         );
         metrics::counter!("pmcp_tasks_tasks_created_total").increment(1);
         trace::record_task(&created.task.task_id);
@@ -242,6 +272,51 @@ impl TaskService {
             Revision::V2025_11_25 => wire::create_result_2025(&created.task),
             Revision::V2026_07_28 => wire::create_result_2026(&created.task),
         })
+    }
+
+    /// Claims up to `limit` tasks waiting for a worker (at most as many
+    /// as this replica has room for), none while it stops.
+    pub(crate) async fn claim(&self) -> Result<Vec<(ClaimedTask, LeaseGrant)>, RpcError> {
+        let shared = &self.shared;
+        let room = shared
+            .config
+            .max_running_tasks
+            .saturating_sub(shared.running.len())
+            .min(CLAIM_BATCH);
+        if shared.stopping.is_cancelled() || room == 0 {
+            return Ok(Vec::new());
+        }
+        let grant = shared.next_grant();
+        let limit = u32::try_from(room).unwrap_or(u32::MAX);
+        let claimed = shared.host.claim(&grant, limit).await?;
+        Ok(claimed.into_iter().map(|d| (d, grant.clone())).collect())
+    }
+
+    /// Runs a task this replica claimed: `run` with a [`Worker`] that
+    /// knows its attempt and the last checkpoint.
+    pub(crate) fn resume<F, Fut>(&self, claimed: ClaimedTask, grant: LeaseGrant, run: F)
+    where
+        F: FnOnce(Worker) -> Fut + Send + 'static,
+        Fut: Future<Output = ToolOutcome> + Send + 'static,
+    {
+        let (owner, detail) = (&claimed.owner, &claimed.detail);
+        let record = &detail.record;
+        let id = &record.task.task_id;
+        let waiter = self.shared.wakeups.subscribe_owned(id);
+        let again = Run {
+            attempt: record.attempt,
+            retryable: record.retry.is_some(),
+            checkpoint: detail.checkpoint.clone(),
+        };
+        let worker = Worker::new(self.shared.clone(), owner, id, grant, again);
+        metrics::counter!("pmcp_tasks_attempts_total", "start" => "claimed").increment(1);
+        let span = trace::worker_span(id, record.trace_parent.as_deref());
+        self.shared.running.spawn(tracing::Instrument::instrument(
+            run_worker(worker, waiter, run),
+            span,
+        ));
+        // A task claimed here may have been waited on here.
+        self.shared.wakeups.wake(id);
     }
 
     fn require_extension(caller: &Caller) -> Result<(), RpcError> {

@@ -18,7 +18,8 @@ use crate::wake::Wakeups;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServiceConfig {
-    /// Names this replica's workers (lease holders are `replica/N`).
+    /// Names this replica's workers (lease holders are
+    /// `replica/INCARNATION.N`, a process started again never reusing one).
     pub replica: String,
     /// How long a worker's lease holds; it renews at a third of it.
     pub lease: Duration,
@@ -39,6 +40,16 @@ pub struct ServiceConfig {
     /// in between are coalesced, the latest winning (see
     /// [`Worker::progress`](crate::Worker::progress)).
     pub progress_interval: Duration,
+    /// How long a retryable task's tool has, once the replica starts
+    /// shutting down, to store a checkpoint and return before its task is
+    /// handed off to another replica (see
+    /// [`Worker::stopping`](crate::Worker::stopping)).
+    pub handoff_grace: Duration,
+    /// How often the replica looks for tasks waiting for a worker (handed
+    /// off, or whose worker was lost) to claim and run.
+    pub claim_interval: Duration,
+    /// Task workers this replica runs at most: claiming stops at it.
+    pub max_running_tasks: usize,
 }
 
 impl Default for ServiceConfig {
@@ -51,6 +62,9 @@ impl Default for ServiceConfig {
             cancel_check: Duration::from_secs(1),
             cancel_grace: Duration::from_secs(5),
             progress_interval: Duration::from_millis(100),
+            handoff_grace: Duration::from_millis(500),
+            claim_interval: Duration::from_millis(250),
+            max_running_tasks: 256,
         }
     }
 }
@@ -60,15 +74,40 @@ pub(crate) struct Shared {
     pub(crate) host: TaskHost,
     pub(crate) config: ServiceConfig,
     pub(crate) wakeups: Arc<Wakeups>,
-    /// Numbers this replica's workers (lease holders are `replica/N`).
+    /// Numbers this replica's workers.
     pub(crate) workers: AtomicU64,
+    /// Tells this service's workers from those of an earlier process of
+    /// the same replica name.
+    pub(crate) incarnation: u32,
     /// This replica's running workers.
     pub(crate) running: TaskTracker,
     /// Cancelled when the replica stops taking new tasks.
     pub(crate) stopping: CancellationToken,
     /// Cancelled when the shutdown grace is over: the workers still
-    /// running end their tasks `failed`.
+    /// running end their tasks `failed` (or hand them off, if retryable).
     pub(crate) abandon: CancellationToken,
+    /// Tasks this replica's workers handed off.
+    pub(crate) handed_off: AtomicU64,
+}
+
+impl Shared {
+    /// A new worker's lease grant (holders are never reused: a run of an
+    /// earlier process cannot pass for one of this one).
+    pub(crate) fn next_grant(&self) -> pmcp_tasks_host::LeaseGrant {
+        let n = self
+            .workers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let holder = format!("{}/{:08x}.{n}", self.config.replica, self.incarnation);
+        pmcp_tasks_host::LeaseGrant::new(holder, self.config.lease)
+    }
+}
+
+/// A number unlikely to repeat between two starts of a process.
+pub(crate) fn incarnation() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() ^ (d.as_secs() as u32));
+    nanos ^ std::process::id().rotate_left(16)
 }
 
 /// Counts a task this replica ended, by its final status

@@ -1,11 +1,19 @@
 //! [`Worker`]: what a tool running as a task holds, and the loop that runs
-//! it: lease renewal, cancellation, and the one outcome at the end.
+//! it: lease renewal, cancellation, the hand-off of a retryable task when
+//! the replica stops, and the one outcome at the end.
+//!
+//! Every write a worker makes is fenced by its lease
+//! ([`LeasedTask`]): once the lease passed on (its replica was cut off
+//! and the task went to another), the store refuses them and the worker
+//! sees its cancellation, so a run that was taken over writes no outcome,
+//! progress, question or checkpoint.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use pmcp_tasks_host::{
-    InputRequest, InputResponse, LeaseGrant, Outcome, TaskError, TaskRecord, TaskStatus,
+    InputRequest, InputResponse, LeaseGrant, LeasedTask, Outcome, TaskError, TaskRecord, TaskStatus,
 };
 use serde_json::Value;
 use tokio::time::Instant;
@@ -35,6 +43,12 @@ pub enum ToolExit {
     /// then ends with that outcome.
     #[error("the tool stopped on its task's cancellation")]
     Cancelled,
+    /// It stopped because its replica is stopping
+    /// ([`Worker::stopping`]), having stored a checkpoint if it has one:
+    /// a retryable task is handed off and runs again on another replica;
+    /// any other ends `failed` ("the replica shut down").
+    #[error("the tool stopped because its replica is stopping")]
+    Interrupted,
 }
 
 impl ToolExit {
@@ -43,6 +57,7 @@ impl ToolExit {
         match self {
             ToolExit::Failed(error) => error,
             ToolExit::Cancelled => RpcError::internal("the call was cancelled"),
+            ToolExit::Interrupted => crate::shared::shut_down_error(),
         }
     }
 }
@@ -51,25 +66,41 @@ impl ToolExit {
 #[derive(Clone)]
 pub struct Worker {
     shared: Arc<Shared>,
-    owner: String,
-    task_id: String,
+    leased: LeasedTask,
     grant: LeaseGrant,
+    run: Arc<Run>,
+    /// Set when a write found the lease passed on (or the task gone).
+    lost: Arc<AtomicBool>,
     cancel: CancellationToken,
     progress: Arc<ProgressRelay>,
+}
+
+/// Which run of its task a worker is, and what the last one left.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Run {
+    /// Runs started, this one included.
+    pub(crate) attempt: u32,
+    /// Whether the task may run again (it has a retry policy).
+    pub(crate) retryable: bool,
+    /// The checkpoint the previous run stored.
+    pub(crate) checkpoint: Option<Value>,
 }
 
 impl Worker {
     pub(crate) fn new(
         shared: Arc<Shared>,
-        owner: String,
-        task_id: String,
+        owner: &str,
+        task_id: &str,
         grant: LeaseGrant,
+        run: Run,
     ) -> Self {
+        let leased = shared.host.leased(owner, task_id, &grant.holder);
         Worker {
             shared,
-            owner,
-            task_id,
+            leased,
             grant,
+            run: Arc::new(run),
+            lost: Arc::default(),
             cancel: CancellationToken::new(),
             progress: Arc::default(),
         }
@@ -77,7 +108,51 @@ impl Worker {
 
     /// The task's id.
     pub fn task_id(&self) -> &str {
-        &self.task_id
+        self.leased.task_id()
+    }
+
+    /// Which run of the task this is: 1 for the first, more after a
+    /// hand-off or a lost worker (of a task whose tool is retryable).
+    pub fn attempt(&self) -> u32 {
+        self.run.attempt
+    }
+
+    /// Whether the task may run again after this run (its tool has a
+    /// retry policy): only then does a checkpoint serve.
+    pub fn may_run_again(&self) -> bool {
+        self.run.retryable
+    }
+
+    /// The checkpoint an earlier run stored ([`Self::checkpoint`]), to
+    /// resume from; `None` on a first run or when none was stored.
+    pub fn checkpoint_value(&self) -> Option<&Value> {
+        self.run.checkpoint.as_ref()
+    }
+
+    /// Stores `value` (JSON, at most 64 KiB by default) as the task's
+    /// checkpoint, durable when this returns: a later run of a retryable
+    /// task (after a hand-off or a lost replica) gets it from
+    /// [`Self::checkpoint_value`] and resumes there, instead of starting
+    /// over. Store it as often as losing the work since costs.
+    pub async fn checkpoint(&self, value: &Value) -> Result<(), RpcError> {
+        match self.leased.checkpoint(value).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.runs_on_after(&e, "a checkpoint was not stored");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Cancelled when this replica starts shutting down (SIGTERM): a
+    /// signal distinct from [`Self::cancellation`]. A tool of a retryable
+    /// task has the service's `handoff_grace` to store a checkpoint and
+    /// return [`ToolExit::Interrupted`] (or its outcome, if it has one);
+    /// then its future is dropped and the task is handed off to another
+    /// replica. A tool that is not retryable has the shutdown grace to
+    /// finish, as before.
+    pub fn stopping(&self) -> &CancellationToken {
+        &self.shared.stopping
     }
 
     /// Cancelled when the task's cancellation was asked for, on any
@@ -114,14 +189,9 @@ impl Worker {
     /// Writes one progress message: `false` when the task is past it
     /// (ended, gone, or another worker holds it).
     async fn write_progress(&self, message: String) -> bool {
-        let host = &self.shared.host;
-        let written = host
-            .update_status(
-                &self.owner,
-                &self.task_id,
-                TaskStatus::Working,
-                Some(&message),
-            )
+        let written = self
+            .leased
+            .update_status(TaskStatus::Working, Some(&message))
             .await;
         match written {
             Ok(_) => true,
@@ -136,11 +206,12 @@ impl Worker {
     fn runs_on_after(&self, error: &TaskError, what: &str) -> bool {
         match error {
             TaskError::NotFound(_) | TaskError::InvalidTransition(_) => {
+                self.lost.store(true, Ordering::SeqCst);
                 self.cancel.cancel();
                 false
             }
             e => {
-                tracing::warn!(task = %self.task_id, error = %e, "{what}");
+                tracing::warn!(task = %self.task_id(), error = %e, "{what}");
                 true
             }
         }
@@ -152,18 +223,21 @@ impl Worker {
     /// then `take_answers` as they arrive).
     #[doc(alias = "request_input")]
     pub async fn ask(&self, requests: &[InputRequest]) -> Result<Vec<InputResponse>, ToolExit> {
-        let host = &self.shared.host;
-        host.request_input(&self.owner, &self.task_id, requests)
-            .await
-            .map_err(RpcError::from)?;
+        if let Err(e) = self.leased.request_input(requests).await {
+            self.runs_on_after(&e, "input could not be asked");
+            return Err(RpcError::from(e).into());
+        }
         let mut answers: BTreeMap<String, InputResponse> = BTreeMap::new();
-        let waiter = self.shared.wakeups.subscribe(&self.task_id);
+        let waiter = self.shared.wakeups.subscribe(self.task_id());
         let poll = self.shared.config.poll_interval;
         loop {
             let woken = waiter.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let taken = host.take_answers(&self.owner, &self.task_id).await;
+            let taken = self.leased.take_answers().await;
+            if let Err(e) = &taken {
+                self.runs_on_after(e, "answers could not be taken");
+            }
             for answer in taken.map_err(RpcError::from)? {
                 answers.insert(answer.key.clone(), answer);
             }
@@ -184,11 +258,7 @@ impl Worker {
     /// Renews the lease; cancels the token when cancellation was asked for
     /// or the task ended elsewhere. `false` once the task is terminal.
     async fn heartbeat(&self) -> bool {
-        let host = &self.shared.host;
-        match host
-            .renew_lease(&self.owner, &self.task_id, &self.grant)
-            .await
-        {
+        match self.leased.renew(self.grant.duration).await {
             Ok(record) => self.observe(&record),
             // After a passing store failure the lease still holds: the
             // next renewal tries again.
@@ -198,7 +268,8 @@ impl Worker {
 
     /// Reads the task (no write) and reacts as to a renewal's answer.
     async fn look(&self) {
-        match self.shared.host.get(&self.owner, &self.task_id).await {
+        let leased = &self.leased;
+        match self.shared.host.get(leased.owner(), leased.task_id()).await {
             Ok(record) => {
                 self.observe(&record);
             }
@@ -208,17 +279,28 @@ impl Worker {
     }
 
     fn observe(&self, record: &TaskRecord) -> bool {
-        if record.cancel_requested || record.task.status.is_terminal() {
+        let terminal = record.task.status.is_terminal();
+        let ours = record
+            .lease
+            .as_ref()
+            .is_some_and(|l| l.holder == self.grant.holder);
+        if !terminal && !ours {
+            // Handed to the queue or to another worker: not ours to end.
+            self.lost.store(true, Ordering::SeqCst);
+        }
+        if record.cancel_requested || terminal || !ours {
             self.cancel.cancel();
         }
-        !record.task.status.is_terminal()
+        !terminal
     }
 }
 
 /// Runs a tool as a task to its one outcome: the lease is renewed at a
 /// third of its duration (and the task read at once when this replica
 /// wakes it); once cancellation is seen the tool has the grace period to
-/// return, then its future is dropped; the end is one atomic write.
+/// return, then its future is dropped; the end is one atomic write. When
+/// the replica stops, a retryable task's tool has the hand-off grace to
+/// checkpoint and return, then the task is handed off.
 /// `waiter` was subscribed to the task before its id left this replica,
 /// so the task as created is all there is to know until a wake or a look.
 pub(crate) async fn run_worker<F, Fut>(worker: Worker, waiter: Subscription<Arc<Wakeups>>, run: F)
@@ -226,10 +308,10 @@ where
     F: FnOnce(Worker) -> Fut,
     Fut: Future<Output = ToolOutcome>,
 {
-    let host = worker.shared.host.clone();
     // Boxed, so that it can be dropped before the outcome is written.
     let mut tool = Box::pin(run(worker.clone()));
     let config = &worker.shared.config;
+    let retryable = worker.run.retryable;
     let renew_every = worker.grant.duration / 3;
     // Cancellation asked on another replica is seen within `look_every`
     // (on this replica, at once: the request wakes the worker).
@@ -237,6 +319,9 @@ where
     let mut next_renewal = Instant::now() + renew_every;
     // Set once cancellation is seen: the tool's last moment to return.
     let mut grace_ends: Option<Instant> = None;
+    // Set once the replica stops, for a retryable task: the moment it is
+    // handed off.
+    let mut handoff_at: Option<Instant> = None;
     // Read the task after every wake and every `look_every`, and first if
     // a wake came before this loop's first wait was enabled.
     let mut changed = false;
@@ -259,13 +344,19 @@ where
         tokio::select! {
             biased;
             _ = worker.shared.abandon.cancelled() => {
-                break Err(ToolExit::Failed(shut_down_error()));
+                break Err(ToolExit::Interrupted);
             }
             _ = worker.cancel.cancelled(), if grace_ends.is_none() => {
                 grace_ends = Some(Instant::now() + config.cancel_grace);
             }
             _ = tokio::time::sleep_until(grace_ends.unwrap_or(far)), if grace_ends.is_some() => {
                 break Err(ToolExit::Cancelled);
+            }
+            _ = worker.shared.stopping.cancelled(), if retryable && handoff_at.is_none() => {
+                handoff_at = Some(Instant::now() + config.handoff_grace);
+            }
+            _ = tokio::time::sleep_until(handoff_at.unwrap_or(far)), if handoff_at.is_some() => {
+                break Err(ToolExit::Interrupted);
             }
             outcome = &mut tool => break outcome,
             _ = &mut woken => changed = true,
@@ -276,18 +367,47 @@ where
     // progress with it (the outcome is the last write).
     drop(tool);
     worker.progress.close().await;
-    let (owner, id) = (&worker.owner, &worker.task_id);
+    let id = worker.task_id().to_owned();
+    if worker.lost.load(Ordering::SeqCst) {
+        // The lease passed on: the task is another worker's (or ended
+        // elsewhere), and this run writes nothing more.
+        metrics::counter!("pmcp_tasks_attempts_superseded_total").increment(1);
+    } else {
+        end_run(&worker, outcome).await;
+    }
+    worker.shared.wakeups.wake(&id);
+}
+
+/// Stores how a run ended: the task's outcome, or its hand-off.
+async fn end_run(worker: &Worker, outcome: ToolOutcome) {
+    let (leased, host) = (&worker.leased, &worker.shared.host);
     let (ended, status) = match outcome {
         Ok(result) => (
-            host.finish(owner, id, &Outcome::ToolResult(result)).await,
+            leased.finish(&Outcome::ToolResult(result)).await,
             "completed",
         ),
         Err(ToolExit::Failed(error)) => (
-            host.finish(owner, id, &Outcome::RpcError(error.to_value()))
+            leased.finish(&Outcome::RpcError(error.to_value())).await,
+            "failed",
+        ),
+        Err(ToolExit::Cancelled) => (
+            host.cancel(leased.owner(), leased.task_id()).await,
+            "cancelled",
+        ),
+        Err(ToolExit::Interrupted) if worker.run.retryable => match leased.hand_off().await {
+            Ok(_) => {
+                metrics::counter!("pmcp_tasks_handoffs_total").increment(1);
+                worker.shared.handed_off.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(e) => (Err(e), "handed off"),
+        },
+        Err(ToolExit::Interrupted) => (
+            leased
+                .finish(&Outcome::RpcError(shut_down_error().to_value()))
                 .await,
             "failed",
         ),
-        Err(ToolExit::Cancelled) => (host.cancel(owner, id).await, "cancelled"),
     };
     // An outcome the store refuses by policy (a result over the size
     // limit, say) fails the task now, saying why, rather than leaving it
@@ -297,8 +417,7 @@ where
             let error =
                 RpcError::internal(format!("the tool's outcome could not be stored: {why}"));
             (
-                host.finish(owner, id, &Outcome::RpcError(error.to_value()))
-                    .await,
+                leased.finish(&Outcome::RpcError(error.to_value())).await,
                 "failed",
             )
         }
@@ -306,10 +425,12 @@ where
     };
     match ended {
         Ok(_) => count_finished(status),
-        // Already terminal (cancelled at once, or failed by a reaper):
-        // terminal stays terminal, counted by whoever ended it.
+        // Already terminal (cancelled at once, or failed by a reaper), or
+        // the lease passed on: terminal stays terminal, counted by
+        // whoever ended it.
         Err(TaskError::InvalidTransition(_)) | Err(TaskError::NotFound(_)) => {}
-        Err(e) => tracing::warn!(task = %id, error = %e, "the task's outcome could not be stored"),
+        Err(e) => {
+            tracing::warn!(task = %leased.task_id(), error = %e, "the task's end ({status}) could not be stored")
+        }
     }
-    worker.shared.wakeups.wake(id);
 }

@@ -85,6 +85,7 @@ async fn gated_task(
             "slow_compute",
             Map::new(),
             None,
+            None,
             |_worker: Worker| async move {
                 receive
                     .await
@@ -321,6 +322,7 @@ async fn a_2026_worker_asks_for_input_and_stops_when_cancelled() {
             "confirm_delete",
             Map::new(),
             None,
+            None,
             |worker: Worker| async move {
                 let ask = InputRequest::new(
                     "confirm",
@@ -443,7 +445,7 @@ where
     Fut: std::future::Future<Output = ToolOutcome> + Send + 'static,
 {
     let created = s
-        .start_task(who, "slow_compute", Map::new(), None, tool)
+        .start_task(who, "slow_compute", Map::new(), None, None, tool)
         .await
         .unwrap();
     let id = created["taskId"].as_str().unwrap().to_owned();
@@ -610,9 +612,14 @@ async fn a_shutdown_lets_tools_finish_within_the_grace_then_fails_the_rest() {
         "{failed}"
     );
     let refused = s
-        .start_task(&who, "slow_compute", Map::new(), None, |_w: Worker| async {
-            Ok(Value::Null)
-        })
+        .start_task(
+            &who,
+            "slow_compute",
+            Map::new(),
+            None,
+            None,
+            |_w: Worker| async { Ok(Value::Null) },
+        )
         .await
         .expect_err("no task after a shutdown");
     assert_eq!(refused.code, -32603);
@@ -634,6 +641,7 @@ async fn a_cancel_before_the_worker_first_runs_is_seen_at_once() {
             &alice,
             "slow_compute",
             Map::new(),
+            None,
             None,
             |worker: Worker| async move {
                 worker.cancellation().cancelled().await;

@@ -8,9 +8,10 @@ use serde_json::{Map, Value};
 use super::pmcp::tasks::types as wit;
 use crate::error::TaskError;
 use crate::task::{
-    InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, StatusView, Task,
-    TaskDetail, TaskPage, TaskRecord, TaskRequest, TaskStatus,
+    InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, RetryPolicy, StatusView,
+    Task, TaskDetail, TaskPage, TaskRecord, TaskRequest, TaskStatus,
 };
+use crate::ReapReport;
 use crate::StoreConfig;
 
 /// A store configuration in the component's terms, converted once per host.
@@ -139,6 +140,36 @@ impl From<&TaskRequest> for wit::TaskRequest {
             tool_name: r.tool_name.clone(),
             arguments: r.arguments.as_ref().map(json_text),
             trace_parent: r.trace_parent.clone(),
+            retry: r.retry.map(Into::into),
+        }
+    }
+}
+
+impl From<RetryPolicy> for wit::RetryPolicy {
+    fn from(p: RetryPolicy) -> Self {
+        wit::RetryPolicy {
+            max_attempts: p.max_attempts,
+            backoff_ms: p.backoff_ms,
+            backoff_max_ms: p.backoff_max_ms,
+        }
+    }
+}
+
+impl From<wit::RetryPolicy> for RetryPolicy {
+    fn from(p: wit::RetryPolicy) -> Self {
+        RetryPolicy {
+            max_attempts: p.max_attempts,
+            backoff_ms: p.backoff_ms,
+            backoff_max_ms: p.backoff_max_ms,
+        }
+    }
+}
+
+impl From<wit::ReapReport> for ReapReport {
+    fn from(r: wit::ReapReport) -> Self {
+        ReapReport {
+            failed: r.failed,
+            requeued: r.requeued,
         }
     }
 }
@@ -204,6 +235,10 @@ impl TryFrom<wit::TaskRecord> for TaskRecord {
             }),
             pending_input: r.pending_input,
             answers_waiting: r.answers_waiting,
+            retry: r.retry.map(Into::into),
+            attempt: r.attempt,
+            queued: r.queued,
+            checkpoint_bytes: r.checkpoint_bytes,
             version: r.version,
         })
     }
@@ -225,6 +260,10 @@ impl TryFrom<wit::TaskDetail> for TaskDetail {
                 .into_iter()
                 .map(InputRequest::try_from)
                 .collect::<Result<_, _>>()?,
+            checkpoint: d
+                .checkpoint
+                .map(|c| guest_json::<Value>(&c, "checkpoint"))
+                .transpose()?,
         })
     }
 }

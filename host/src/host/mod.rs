@@ -1,8 +1,10 @@
 //! [`TaskHost`]: the typed, async task-store API users embed.
 
 mod builder;
+mod leased;
 
 pub use builder::TaskHostBuilder;
+pub use leased::{ClaimedTask, LeasedTask, ReapReport};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -219,12 +221,23 @@ impl TaskHost {
         task_id: &str,
         outcome: &Outcome,
     ) -> Result<TaskRecord, TaskError> {
+        self.finish_by(owner, task_id, None, outcome).await
+    }
+
+    /// [`finish`](Self::finish), fenced to `worker` when given.
+    pub(crate) async fn finish_by(
+        &self,
+        owner: &str,
+        task_id: &str,
+        worker: Option<&str>,
+        outcome: &Outcome,
+    ) -> Result<TaskRecord, TaskError> {
         let outcome = outcome.into();
         guest_call!(
             self,
             "finish",
             owner_tag(owner),
-            call_finish(owner, task_id, &outcome)
+            call_finish(owner, task_id, worker, &outcome)
         )?
         .try_into()
     }
@@ -254,12 +267,23 @@ impl TaskHost {
         task_id: &str,
         requests: &[InputRequest],
     ) -> Result<TaskRecord, TaskError> {
+        self.request_input_by(owner, task_id, None, requests).await
+    }
+
+    /// [`request_input`](Self::request_input), fenced to `worker` when given.
+    pub(crate) async fn request_input_by(
+        &self,
+        owner: &str,
+        task_id: &str,
+        worker: Option<&str>,
+        requests: &[InputRequest],
+    ) -> Result<TaskRecord, TaskError> {
         let requests: Vec<_> = requests.iter().map(Into::into).collect();
         guest_call!(
             self,
             "request-input",
             owner_tag(owner),
-            call_request_input(owner, task_id, &requests)
+            call_request_input(owner, task_id, worker, &requests)
         )?
         .try_into()
     }
@@ -289,11 +313,21 @@ impl TaskHost {
         owner: &str,
         task_id: &str,
     ) -> Result<Vec<InputResponse>, TaskError> {
+        self.take_answers_by(owner, task_id, None).await
+    }
+
+    /// [`take_answers`](Self::take_answers), fenced to `worker` when given.
+    pub(crate) async fn take_answers_by(
+        &self,
+        owner: &str,
+        task_id: &str,
+        worker: Option<&str>,
+    ) -> Result<Vec<InputResponse>, TaskError> {
         guest_call!(
             self,
             "take-answers",
             owner_tag(owner),
-            call_take_answers(owner, task_id)
+            call_take_answers(owner, task_id, worker)
         )?
         .into_iter()
         .map(InputResponse::try_from)
@@ -320,16 +354,86 @@ impl TaskHost {
         .try_into()
     }
 
-    /// Fails up to `limit` non-terminal tasks whose worker stopped renewing
-    /// its lease (a killed process, a lost replica) with a JSON-RPC error;
-    /// returns how many. Any replica may run it, as often as it likes.
-    pub async fn reap_lost_workers(&self, limit: u32) -> Result<u64, TaskError> {
+    /// Handles up to `limit` non-terminal tasks whose worker stopped
+    /// renewing its lease (a killed process, a lost replica): one with a
+    /// retry policy and attempts left waits to run again (claimed by
+    /// [`claim`](Self::claim) after its backoff), any other ends `failed`
+    /// with a JSON-RPC error. Any replica may run it, as often as it likes.
+    pub async fn reap_lost_workers(&self, limit: u32) -> Result<ReapReport, TaskError> {
         guest_call!(
             self,
             "reap-lost-workers",
             "(every owner)",
             call_reap_lost_workers(limit)
         )
+        .map(Into::into)
+    }
+
+    /// Claims up to `limit` tasks that wait for a worker and whose time
+    /// came, leased to `grant.holder`: each with its arguments, attempt and
+    /// checkpoint, for the caller to run (and renew, and finish, through
+    /// [`leased`](Self::leased)). One compare-and-swap per task: of
+    /// replicas claiming at once, exactly one gets it.
+    pub async fn claim(
+        &self,
+        grant: &LeaseGrant,
+        limit: u32,
+    ) -> Result<Vec<ClaimedTask>, TaskError> {
+        let wit_grant = grant.into();
+        guest_call!(
+            self,
+            "claim",
+            "(every owner)",
+            call_claim(&wit_grant, limit)
+        )?
+        .into_iter()
+        .map(|claimed| {
+            Ok(ClaimedTask {
+                owner: claimed.owner,
+                detail: claimed.detail.try_into()?,
+            })
+        })
+        .collect()
+    }
+
+    /// The writes of the worker `holder` on a task it holds the lease on:
+    /// each is refused once the lease passed on.
+    pub fn leased(&self, owner: &str, task_id: &str, holder: &str) -> LeasedTask {
+        LeasedTask::new(self.clone(), owner, task_id, holder)
+    }
+
+    /// `holder` gives a retryable task up (see [`LeasedTask::hand_off`]).
+    pub(crate) async fn hand_off(
+        &self,
+        owner: &str,
+        task_id: &str,
+        holder: &str,
+    ) -> Result<TaskRecord, TaskError> {
+        guest_call!(
+            self,
+            "hand-off",
+            owner_tag(owner),
+            call_hand_off(owner, task_id, holder)
+        )?
+        .try_into()
+    }
+
+    /// Stores `holder`'s checkpoint (see [`LeasedTask::checkpoint`]).
+    pub(crate) async fn checkpoint(
+        &self,
+        owner: &str,
+        task_id: &str,
+        holder: &str,
+        value: &Value,
+    ) -> Result<TaskRecord, TaskError> {
+        let value = value.to_string();
+        guest_call!(
+            self,
+            "checkpoint",
+            owner_tag(owner),
+            call_checkpoint(owner, task_id, holder, &value)
+        )?
+        .try_into()
     }
 
     /// Moves a task to `status`, replacing its status message.
@@ -340,11 +444,24 @@ impl TaskHost {
         status: TaskStatus,
         message: Option<&str>,
     ) -> Result<TaskRecord, TaskError> {
+        self.update_status_by(owner, task_id, None, status, message)
+            .await
+    }
+
+    /// [`update_status`](Self::update_status), fenced to `worker` when given.
+    pub(crate) async fn update_status_by(
+        &self,
+        owner: &str,
+        task_id: &str,
+        worker: Option<&str>,
+        status: TaskStatus,
+        message: Option<&str>,
+    ) -> Result<TaskRecord, TaskError> {
         guest_call!(
             self,
             "update-status",
             owner_tag(owner),
-            call_update_status(owner, task_id, status.into(), message)
+            call_update_status(owner, task_id, worker, status.into(), message)
         )?
         .try_into()
     }

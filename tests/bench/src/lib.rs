@@ -463,7 +463,7 @@ impl Subject for NativeSubject {
     async fn update_status(&self, owner: &str, id: &str, status: TaskStatus) {
         let updated = self
             .store
-            .update_status(owner, id, native_status(status), None);
+            .update_status(owner, id, None, native_status(status), None);
         updated.expect("native update-status");
     }
 
@@ -501,7 +501,7 @@ impl Subject for NativeSubject {
             method: "elicitation/create".into(),
             params: INPUT_PARAMS.into(),
         };
-        let asked = self.store.request_input(owner, id, &[request]);
+        let asked = self.store.request_input(owner, id, None, &[request]);
         asked.expect("native request-input");
     }
 

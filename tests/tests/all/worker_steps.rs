@@ -40,7 +40,7 @@ async fn a_task_that_ends_at_once_costs_its_create_and_its_outcome() {
     );
     let alice = Caller::new("alice", Revision::V2026_07_28).with_tasks_extension(true);
     let created = service
-        .start_task(&alice, "slow_compute", Map::new(), None, |_| async {
+        .start_task(&alice, "slow_compute", Map::new(), None, None, |_| async {
             Ok(json!({"content": [{"type": "text", "text": "done"}]}))
         })
         .await
@@ -90,6 +90,7 @@ async fn a_progress_flood_costs_a_write_per_interval_and_keeps_its_order() {
             &alice,
             "slow_compute",
             Map::new(),
+            None,
             None,
             |worker| async move {
                 let start = std::time::Instant::now();
@@ -186,6 +187,7 @@ async fn a_result_over_the_limit_fails_its_task_at_once_saying_so() {
             &alice,
             "slow_compute",
             Map::new(),
+            None,
             None,
             move |_| async move { Ok(json!({"content": [{"type": "text", "text": too_large}]})) },
         )

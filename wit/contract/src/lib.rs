@@ -14,7 +14,7 @@ pub mod defaults;
 pub mod trace_parent;
 mod vocabulary;
 
-pub use vocabulary::{json_rpc, OutcomeKind, StatusView, TaskStatus};
+pub use vocabulary::{json_rpc, OutcomeKind, RetryPolicy, StatusView, TaskStatus};
 
 /// The expiry a [`Listing`] records for an entry that never expires (an
 /// expiry at `u64::MAX` ms is never reached either, so the two read the

@@ -106,6 +106,49 @@ pub enum OutcomeKind {
     RpcError,
 }
 
+/// Whether a task may run again when its worker is lost, and how often
+/// (the WIT `retry-policy`). It travels with the task, so every replica
+/// applies the policy the task was created with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
+#[expect(
+    clippy::exhaustive_structs,
+    reason = "the WIT record `retry-policy`, field for field: a field is added with the contract's version"
+)]
+pub struct RetryPolicy {
+    /// Runs after a lost worker, the first included (at least 1): a task
+    /// whose worker was lost this many times ends `failed`. A hand-off by
+    /// a replica shutting down is not a loss and uses none.
+    pub max_attempts: u32,
+    /// Wait before the second attempt (ms); it doubles for each later
+    /// one, jittered down by up to half.
+    pub backoff_ms: u64,
+    /// Longest wait before an attempt (ms).
+    pub backoff_max_ms: u64,
+}
+
+impl RetryPolicy {
+    /// Up to `max_attempts` runs, waiting 1 s before the second, doubling
+    /// up to 30 s.
+    pub const fn attempts(max_attempts: u32) -> Self {
+        RetryPolicy {
+            max_attempts,
+            backoff_ms: 1_000,
+            backoff_max_ms: 30_000,
+        }
+    }
+
+    /// The wait before attempt `attempt` (2 for the first retry), before
+    /// jitter: `backoff_ms` doubled per attempt past the second, capped.
+    pub fn backoff_before(&self, attempt: u32) -> u64 {
+        let doublings = attempt.saturating_sub(2).min(32);
+        self.backoff_ms
+            .saturating_mul(1u64 << doublings)
+            .min(self.backoff_max_ms)
+    }
+}
+
 /// The JSON-RPC error codes the task methods answer with (JSON-RPC 2.0
 /// and the MCP specification name them).
 pub mod json_rpc {

@@ -117,6 +117,7 @@ async fn ask_batch(worker: &Worker, batch: Vec<Pending>) {
             let message = match exit {
                 ToolExit::Cancelled => "the task was cancelled".to_owned(),
                 ToolExit::Failed(e) => e.message,
+                other => other.to_string(),
             };
             for answer in answers {
                 let _ = answer.send(Err(ErrorData::internal_error(message.clone(), None)));

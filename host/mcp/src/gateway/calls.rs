@@ -107,11 +107,30 @@ pub(super) struct Call {
     heard: Mutex<Instant>,
     /// Questions of this call waiting for the client.
     waiting_for_input: AtomicUsize,
+    /// The highest `progress` value relayed so far: notifications can be
+    /// handled out of order, and one older than it is dropped (the value
+    /// increases with each notification of a call, the specification
+    /// says), so the status message never goes backwards.
+    progress_seen: Mutex<Option<f64>>,
 }
 
 impl Call {
     fn heard_now(&self) {
         *self.heard.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    /// Whether `progress` is past every value relayed so far (and is now
+    /// the highest).
+    fn advances_progress(&self, progress: f64) -> bool {
+        let mut seen = self
+            .progress_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if seen.is_some_and(|last| progress <= last) {
+            return false;
+        }
+        *seen = Some(progress);
+        true
     }
 
     pub(super) fn last_heard(&self) -> Instant {
@@ -146,6 +165,22 @@ impl Drop for OpenCall<'_> {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_relayed_late_never_moves_the_message_back() {
+        let calls = Calls::default();
+        let open = calls.open(Role::Plain);
+        let relayed: Vec<f64> = [1.0, 3.0, 2.0, 3.0, 4.0]
+            .into_iter()
+            .filter(|p| open.call.advances_progress(*p))
+            .collect();
+        assert_eq!(relayed, [1.0, 3.0, 4.0]);
+    }
+}
+
 impl Calls {
     /// Opens a call whose questions go to `role`, before its request is sent.
     pub(super) fn open(&self, role: Role) -> OpenCall<'_> {
@@ -155,6 +190,7 @@ impl Calls {
             role,
             heard: Mutex::new(Instant::now()),
             waiting_for_input: AtomicUsize::new(0),
+            progress_seen: Mutex::new(None),
         });
         self.open
             .lock()
@@ -230,6 +266,9 @@ impl Calls {
         let Some(worker) = asker.worker() else {
             return;
         };
+        if !call.advances_progress(params.progress) {
+            return;
+        }
         let message = params.message.unwrap_or_else(|| match params.total {
             Some(total) => format!("{} of {total}", params.progress),
             None => format!("{}", params.progress),

@@ -103,6 +103,7 @@ pub(crate) async fn measure_progress(sizes: Sizes) -> Vec<ProgressRow> {
                 "report",
                 Map::new(),
                 None,
+                None,
                 move |worker| async move {
                     let started = Instant::now();
                     let mut n = 0u64;
