@@ -743,6 +743,84 @@ mod on_redis {
         }
     }
 
+    /// A gateway replica on `redis` whose upstream `slow_compute` is
+    /// retryable, its leases 3 s, handing tasks off 300 ms after SIGTERM.
+    fn retrying(redis: &RedisServer, name: &str, record: &Record) -> Replica {
+        let backend = redis.url();
+        let mut options = super::super::redis_replica_options(name, "3000");
+        options.extend_from_slice(&[
+            "--retry-tool",
+            "slow_compute",
+            "--claim-interval-ms",
+            "100",
+            "--handoff-grace-ms",
+            "300",
+        ]);
+        gateway(
+            &["--backend", &backend, "--cursor-secret", "one deployment"],
+            &options,
+            record,
+        )
+    }
+
+    /// A rolling restart of two gateways while six retryable upstream
+    /// calls run: each gateway SIGTERMed and started again in turn, the
+    /// tasks handed off and their calls made again (an upstream cannot
+    /// checkpoint: a call starts over); all six complete, and no call was
+    /// made more than once per gateway it crossed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rolling_restart_of_two_gateways_completes_every_retryable_call() {
+        let redis = RedisServer::start();
+        let (record_a, record_b) = (Record::new("a"), Record::new("b"));
+        let (a, b) = (
+            retrying(&redis, "a", &record_a),
+            retrying(&redis, "b", &record_b),
+        );
+        let mut ids = Vec::new();
+        for n in 0..6 {
+            let (url, record) = if n % 2 == 0 {
+                (&a.url, &record_a)
+            } else {
+                (&b.url, &record_b)
+            };
+            let label = format!("deploy{n}");
+            let arguments = json!({"seconds": 6, "label": label});
+            ids.push(start_task(url, "slow_compute", arguments).await);
+            record
+                .wait_for(&format!("start slow_compute {label}"))
+                .await;
+        }
+        let stop = |mut replica: Replica| async move {
+            let status =
+                tokio::task::spawn_blocking(move || replica.terminate(Duration::from_secs(20)))
+                    .await
+                    .expect("terminating");
+            assert!(status.is_some_and(|s| s.success()), "{status:?}");
+        };
+        stop(a).await;
+        let a = retrying(&redis, "a", &record_a);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop(b).await;
+        let _b = retrying(&redis, "b", &record_b);
+        for (n, id) in ids.iter().enumerate() {
+            let deadline = Instant::now() + Duration::from_secs(90);
+            let ended = loop {
+                let got = mcp_http::call(&a.url, "tasks/get", json!({"taskId": id}))
+                    .await
+                    .expect("tasks/get");
+                if got["status"] != "working" {
+                    break got;
+                }
+                assert!(Instant::now() < deadline, "still working: {got}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            assert_eq!(ended["status"], "completed", "{ended}");
+            let event = format!("start slow_compute deploy{n}");
+            let calls = record_a.count(&event) + record_b.count(&event);
+            assert!((2..=3).contains(&calls), "{calls} calls of deploy{n}");
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_killed_gateway_s_task_is_failed_by_the_other_s_reaper() {
         let redis = RedisServer::start();

@@ -7,17 +7,22 @@
 //! as one upstream `tools/call` on a leased worker. The task is then as
 //! durable as any other: any replica answers `tasks/get`, `tasks/cancel`
 //! and `tasks/update` for it, and a lost replica's task is failed by
-//! another's reaper.
+//! another's reaper (or run again, if its tool is retryable).
 //!
 //! What it guarantees:
 //! - **The upstream's tools, as they are now.** Listed when a connection
 //!   starts, and again when the upstream says they changed
 //!   (`notifications/tools/list_changed`).
-//! - **One upstream call per task.** A call that fails, times out or loses
-//!   its replica is never made again; the task ends `failed`. Only a
-//!   request that never left the gateway is sent again, and a call of a
-//!   tool the operator declared idempotent ([`GatewayOptions::retries`])
-//!   is made again when the upstream was lost mid-call.
+//! - **One upstream call per task, unless the tool is retryable.** A call
+//!   that fails, times out or loses its replica is never made again; the
+//!   task ends `failed`. Only a request that never left the gateway is
+//!   sent again. A call of a tool the operator declared idempotent
+//!   ([`GatewayOptions::retries`]) is made again when the upstream was
+//!   lost mid-call, and, with a retry policy on the server
+//!   (`DurableTaskServer::with_retry_policy`, `--retry-tool`), when its
+//!   gateway replica is lost or hands the task off at shutdown: another
+//!   replica makes the call again, from the start (an upstream cannot
+//!   checkpoint).
 //! - **The upstream's messages become the task's state.** Its progress
 //!   notifications are the status message; its `elicitation/create`,
 //!   `sampling/createMessage` and `roots/list` requests are the task's
