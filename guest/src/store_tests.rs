@@ -549,14 +549,23 @@ fn retryable(max_attempts: u32) -> TaskRequest {
     }
 }
 
+/// A task of `retryable(max_attempts)` leased to `w1` for 1 s: its id.
+fn start_retryable(s: &TaskStore<MemoryKv, TestEnv>, max_attempts: u32) -> String {
+    s.create_task(
+        "alice",
+        &retryable(max_attempts),
+        None,
+        Some(&grant("w1", 1_000)),
+    )
+    .unwrap()
+    .task
+    .task_id
+}
+
 #[test]
 fn a_retryable_task_whose_worker_was_lost_runs_again_once_claimed() {
     let s = store(StoreConfig::for_tests());
-    let id = s
-        .create_task("alice", &retryable(2), None, Some(&grant("w1", 1_000)))
-        .unwrap()
-        .task
-        .task_id;
+    let id = start_retryable(&s, 2);
     s.checkpoint("alice", &id, "w1", r#"{"done":5}"#).unwrap();
     advance_ms(&s, 1_000);
     let reaped = s.reap_lost_workers(100).unwrap();
@@ -610,11 +619,7 @@ fn a_retryable_task_whose_worker_was_lost_runs_again_once_claimed() {
 #[test]
 fn a_hand_off_uses_no_attempt_and_is_claimable_at_once() {
     let s = store(StoreConfig::for_tests());
-    let id = s
-        .create_task("alice", &retryable(1), None, Some(&grant("w1", 1_000)))
-        .unwrap()
-        .task
-        .task_id;
+    let id = start_retryable(&s, 1);
     assert!(
         s.hand_off("alice", &id, "w2").is_err(),
         "only the holder hands off"
@@ -654,11 +659,7 @@ fn a_hand_off_uses_no_attempt_and_is_claimable_at_once() {
 #[test]
 fn a_cancel_while_a_task_waits_for_its_next_run_ends_it_at_once() {
     let s = store(StoreConfig::for_tests());
-    let id = s
-        .create_task("alice", &retryable(3), None, Some(&grant("w1", 1_000)))
-        .unwrap()
-        .task
-        .task_id;
+    let id = start_retryable(&s, 3);
     advance_ms(&s, 1_000);
     assert_eq!(s.reap_lost_workers(100).unwrap().requeued, 1);
     let cancelled = s.request_cancel("alice", &id).unwrap();
@@ -670,11 +671,7 @@ fn a_cancel_while_a_task_waits_for_its_next_run_ends_it_at_once() {
 #[test]
 fn an_answer_given_to_one_run_is_not_asked_again_by_the_next() {
     let s = store(StoreConfig::for_tests());
-    let id = s
-        .create_task("alice", &retryable(2), None, Some(&grant("w1", 1_000)))
-        .unwrap()
-        .task
-        .task_id;
+    let id = start_retryable(&s, 2);
     s.request_input("alice", &id, Some("w1"), &[elicit("name")])
         .unwrap();
     s.answer_input(

@@ -13,13 +13,8 @@ use super::shutdown::start_task;
 /// The serve options of a replica named `name` whose `slow_compute`
 /// tasks are retryable, leases of `lease_ms`, upkeep every 300 ms.
 fn retrying<'a>(name: &'a str, lease_ms: &'a str, backoff_ms: &'a str) -> Vec<&'a str> {
-    vec![
-        "--replica",
-        name,
-        "--lease-ms",
-        lease_ms,
-        "--upkeep-ms",
-        "300",
+    let mut options = super::redis_replica_options(name, lease_ms);
+    options.extend_from_slice(&[
         "--retry-tool",
         "slow_compute",
         "--retry-backoff-ms",
@@ -30,7 +25,8 @@ fn retrying<'a>(name: &'a str, lease_ms: &'a str, backoff_ms: &'a str) -> Vec<&'
         "300",
         "--shutdown-grace-ms",
         "3000",
-    ]
+    ]);
+    options
 }
 
 async fn task(url: &str, id: &str) -> Value {
