@@ -196,3 +196,57 @@ async fn a_killed_replica_s_retryable_task_runs_again_elsewhere() {
     let message = ended[0]["error"]["message"].as_str().unwrap_or("");
     assert!(message.contains("worker was lost"), "{}", ended[0]);
 }
+
+/// SIGKILL chaos on Redis: for half a minute a replica is killed every
+/// few seconds (in turn) and started again, while retryable 4 s tasks
+/// arrive throughout at whichever replica is up. Afterwards no task
+/// failed, none is missing or stuck, and every attempt count is within
+/// the policy (10).
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retryable_tasks_survive_replicas_killed_every_few_seconds() {
+    let redis = pmcp_tasks_tests::redis::RedisServer::start();
+    let backend = redis.url();
+    let start = |name: &str| {
+        let mut options = retrying(name, "1500", "200");
+        options.extend_from_slice(&["--retry-attempts", "10"]);
+        Replica::start(
+            super::binary(),
+            &["--backend", &backend, "--cursor-secret", "one deployment"],
+            &options,
+        )
+    };
+    let mut replicas = [start("a"), start("b")];
+    let mut ids = Vec::new();
+    let began = Instant::now();
+    let mut next_kill = began + Duration::from_secs(4);
+    let mut victim = 0;
+    let mut kills = 0;
+    while began.elapsed() < Duration::from_secs(30) {
+        // A new task at the replica killed next (both are up: a killed
+        // one is started again before the loop goes on).
+        let url = replicas[victim].url.clone();
+        ids.push(start_task(&url, 4.0).await);
+        if Instant::now() >= next_kill {
+            replicas[victim].kill();
+            kills += 1;
+            replicas[victim] = start(if victim == 0 { "a" } else { "b" });
+            victim = 1 - victim;
+            next_kill = Instant::now() + Duration::from_secs(4);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let ended = until_all_end(&replicas[0].url, &ids, Duration::from_secs(180)).await;
+    let mut retried = 0;
+    for end in &ended {
+        assert_eq!(end["status"], "completed", "{end}");
+        let attempt = end["result"]["structuredContent"]["attempt"]
+            .as_u64()
+            .unwrap_or(1);
+        assert!(attempt <= 10, "{end}");
+        retried += usize::from(attempt > 1);
+    }
+    eprintln!("chaos: {} tasks, {kills} kills, {retried} run again", ids.len());
+    assert!(kills >= 5, "{kills} kills");
+    assert!(retried > 0, "no task was run again: {} tasks", ids.len());
+}
