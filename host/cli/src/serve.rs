@@ -301,7 +301,7 @@ pub(crate) async fn run<T: TaskTools>(
     };
     crate::announce(&format!(
         "stopped ({} tasks finished in the grace period, {} handed off, {} failed as shut down)",
-        report.finished - report.handed_off,
+        report.finished.saturating_sub(report.handed_off),
         report.handed_off,
         report.abandoned
     ));

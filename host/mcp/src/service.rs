@@ -154,8 +154,10 @@ impl TaskService {
                 "abandoned tasks could not all store their outcome; the reaper will fail them"
             );
         }
+        // A claim in flight when the shutdown began may add a worker
+        // after `running` was counted (it hands its task off at once).
         ShutdownReport {
-            finished: running - abandoned,
+            finished: running.saturating_sub(abandoned),
             handed_off: handed(),
             abandoned,
         }

@@ -61,11 +61,14 @@ async fn until_all_end(url: &str, ids: &[String], limit: Duration) -> Vec<Value>
 
 /// SIGTERMs `replica` and waits for it to exit cleanly.
 async fn terminate(mut replica: Replica) {
-    let status = tokio::task::spawn_blocking(move || replica.terminate(Duration::from_secs(20)))
-        .await
-        .expect("terminating");
+    let (replica, status) = tokio::task::spawn_blocking(move || {
+        let status = replica.terminate(Duration::from_secs(20));
+        (replica, status)
+    })
+    .await
+    .expect("terminating");
     let status = status.expect("the replica exited within 20 s of SIGTERM");
-    assert!(status.success(), "{status}");
+    assert!(status.success(), "{status}: {:?}", replica.stderr_lines());
 }
 
 /// Twenty retryable 20 s tasks over two replicas, each replica SIGTERMed
@@ -246,7 +249,10 @@ async fn retryable_tasks_survive_replicas_killed_every_few_seconds() {
         assert!(attempt <= 10, "{end}");
         retried += usize::from(attempt > 1);
     }
-    eprintln!("chaos: {} tasks, {kills} kills, {retried} run again", ids.len());
+    eprintln!(
+        "chaos: {} tasks, {kills} kills, {retried} run again",
+        ids.len()
+    );
     assert!(kills >= 5, "{kills} kills");
     assert!(retried > 0, "no task was run again: {} tasks", ids.len());
 }

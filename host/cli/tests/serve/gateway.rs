@@ -784,7 +784,7 @@ mod on_redis {
                 (&b.url, &record_b)
             };
             let label = format!("deploy{n}");
-            let arguments = json!({"seconds": 6, "label": label});
+            let arguments = json!({"seconds": 15, "label": label});
             ids.push(start_task(url, "slow_compute", arguments).await);
             record
                 .wait_for(&format!("start slow_compute {label}"))
@@ -802,6 +802,7 @@ mod on_redis {
         tokio::time::sleep(Duration::from_secs(1)).await;
         stop(b).await;
         let _b = retrying(&redis, "b", &record_b);
+        let mut moved = 0;
         for (n, id) in ids.iter().enumerate() {
             let deadline = Instant::now() + Duration::from_secs(90);
             let ended = loop {
@@ -817,8 +818,11 @@ mod on_redis {
             assert_eq!(ended["status"], "completed", "{ended}");
             let event = format!("start slow_compute deploy{n}");
             let calls = record_a.count(&event) + record_b.count(&event);
-            assert!((2..=3).contains(&calls), "{calls} calls of deploy{n}");
+            // A call that finished before its gateway stopped ran once.
+            assert!((1..=3).contains(&calls), "{calls} calls of deploy{n}");
+            moved += usize::from(calls > 1);
         }
+        assert!(moved >= 3, "only {moved} calls were made again");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
