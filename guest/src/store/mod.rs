@@ -21,7 +21,7 @@ use crate::config::StoreConfig;
 use crate::env::Environment;
 use crate::error::StoreError;
 use crate::ids::{is_task_id, PartitionMemo};
-use crate::kv::{Kv, KvError};
+use crate::kv::{Entry, Kv, KvError};
 use crate::record::{OutcomeKind, StatusView, StoredHead, StoredTask, TaskRecord};
 use crate::status::{can_transition, TaskStatus};
 
@@ -119,23 +119,12 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
     /// A body kept in parts is put together; one whose parts a newer
     /// version replaced meanwhile is read again.
     fn load(&self, target: &Target<'_>) -> Result<Loaded, StoreError> {
-        let not_found = || StoreError::task_not_found(target.task_id);
         for attempt in 1..=self.config.max_cas_attempts {
             if attempt > 1 {
                 self.kv.backoff(attempt - 1);
             }
-            let entry = self
-                .kv
-                .get(&target.partition, target.task_id)?
-                .ok_or_else(not_found)?;
+            let (entry, head) = self.live_head(target)?;
             let now = self.env.now_ms();
-            if !entry.is_live(now) {
-                return Err(not_found());
-            }
-            let head = StoredHead::decode(&entry.head)?;
-            if head.owner_id != target.owner || head.task_id != target.task_id {
-                return Err(not_found());
-            }
             let Some(body) = self.read_body(target, entry.body, now)? else {
                 continue;
             };
@@ -158,19 +147,25 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
     /// Reads only the head of a live task of `owner` (no body, no parts).
     fn get_head(&self, owner: &str, task_id: &str) -> Result<StoredHead, StoreError> {
         let target = self.target(owner, task_id)?;
-        let not_found = || StoreError::task_not_found(task_id);
+        Ok(self.live_head(&target)?.1)
+    }
+
+    /// The entry of a live task the owner can see, and its head parsed;
+    /// anything else is the same not-found.
+    fn live_head(&self, target: &Target<'_>) -> Result<(Entry, StoredHead), StoreError> {
+        let not_found = || StoreError::task_not_found(target.task_id);
         let entry = self
             .kv
-            .get(&target.partition, task_id)?
+            .get(&target.partition, target.task_id)?
             .ok_or_else(not_found)?;
         if !entry.is_live(self.env.now_ms()) {
             return Err(not_found());
         }
         let head = StoredHead::decode(&entry.head)?;
-        if head.owner_id != owner || head.task_id != task_id {
+        if head.owner_id != target.owner || head.task_id != target.task_id {
             return Err(not_found());
         }
-        Ok(head)
+        Ok((entry, head))
     }
 
     /// Finishes a non-terminal task with `result` of `kind`, in one write.

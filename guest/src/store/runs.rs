@@ -7,8 +7,6 @@
 //! deadline; once it is due, any replica's [`TaskStore::claim`] takes it
 //! with a compare-and-swap, so exactly one worker runs each attempt.
 
-use std::cell::RefCell;
-
 use crate::env::Environment;
 use crate::error::StoreError;
 use crate::kv::Kv;
@@ -70,7 +68,8 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         ready_at: u64,
         grant: &LeaseGrant,
     ) -> Result<Option<TaskDetail>, StoreError> {
-        let stale = || StoreError::InvalidTransition(format!("task {task_id} is not queued"));
+        // The item is a lease's deadline: the reaper's to handle.
+        let leased = || StoreError::InvalidTransition(format!("task {task_id} is not queued"));
         let cancelled = std::cell::Cell::new(false);
         let claimed = self.mutate(owner, task_id, None, |task, moved| {
             cancelled.set(false);
@@ -81,7 +80,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                     .as_ref()
                     .is_some_and(|l| l.expires_at == ready_at)
                 {
-                    return Err(stale());
+                    return Err(leased());
                 }
                 return Err(StoreError::NotFound(task_id.to_owned()));
             }
@@ -159,12 +158,10 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         crate::json::parse_limited(value, limits, "checkpoint")?;
         let raw = super::raw_json(value.trim().to_owned())?;
         let size = u32::try_from(raw.get().len()).unwrap_or(u32::MAX);
-        let raw = RefCell::new(Some(raw));
         self.mutate(owner, task_id, None, |task, _| {
             super::refuse_if_terminal(&task.head, "the checkpoint")?;
             check_fence(&task.head, Some(holder))?;
-            let value = raw.borrow().clone();
-            task.body.checkpoint = value;
+            task.body.checkpoint = Some(raw.clone());
             task.head.runs.checkpoint_bytes = size;
             Ok(Change::Made)
         })

@@ -276,8 +276,9 @@ impl TaskService {
         })
     }
 
-    /// Claims up to `limit` tasks waiting for a worker (at most as many
-    /// as this replica has room for), none while it stops.
+    /// Claims tasks waiting for a worker, as many as this replica has room
+    /// for (at most `CLAIM_BATCH`), none while it stops; each with the
+    /// grant it was claimed under.
     pub(crate) async fn claim(&self) -> Result<Vec<(ClaimedTask, LeaseGrant)>, RpcError> {
         let shared = &self.shared;
         let room = shared
