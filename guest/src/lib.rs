@@ -31,6 +31,7 @@ mod json;
 mod kv;
 mod leases;
 mod outcome;
+mod queue;
 mod record;
 mod retry;
 mod status;
@@ -48,8 +49,8 @@ pub use env::{Environment, SystemEnvironment};
 pub use error::StoreError;
 pub use kv::{Entry, Kv, KvError, Listed, Listing, MemoryKv};
 pub use record::{
-    InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, RetryPolicy, StatusView,
-    Task, TaskDetail, TaskPage, TaskRecord, TaskRequest,
+    ClaimedTask, InputRequest, InputResponse, Lease, LeaseGrant, Outcome, OutcomeKind, RetryPolicy,
+    StatusView, Task, TaskDetail, TaskPage, TaskRecord, TaskRequest,
 };
 pub use status::TaskStatus;
 pub use store::{ReapReport, TaskStore};

@@ -160,6 +160,19 @@ pub struct TaskDetail {
     pub checkpoint: Option<String>,
 }
 
+/// A task a worker claimed: whose it is, what its run needs, and how
+/// long it waited for a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedTask {
+    /// The task's owner.
+    pub owner: String,
+    /// The task, leased to the claimer.
+    pub detail: TaskDetail,
+    /// Milliseconds from the moment it could first be claimed (its
+    /// creation, or the end of its backoff) to the claim.
+    pub waited_ms: u64,
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskPage {
@@ -197,11 +210,20 @@ pub(crate) struct StoredRuns {
     /// Size of the stored checkpoint.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub checkpoint_bytes: u32,
+    /// It waits in the queue for a replica with room (it was created
+    /// while its replica had none); its queue item is there meanwhile.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaiting_room: bool,
 }
 
 impl StoredRuns {
+    /// Whether the task waits for a worker to claim it (no run holds it).
+    pub(crate) fn waits(&self) -> bool {
+        self.ready_at.is_some() || self.awaiting_room
+    }
+
     fn is_plain(&self) -> bool {
-        self.retry.is_none() && self.attempt == 0 && self.ready_at.is_none()
+        self.retry.is_none() && self.attempt == 0 && !self.waits()
     }
 }
 
@@ -473,7 +495,7 @@ fn record_of(
         answers_waiting: head.answers_waiting,
         retry: head.runs.retry,
         attempt: head.runs.attempt,
-        queued: head.runs.ready_at.is_some(),
+        queued: head.runs.waits(),
         checkpoint_bytes: head.runs.checkpoint_bytes,
         variables: raw_text(variables),
         has_result,

@@ -591,8 +591,9 @@ fn a_retryable_task_whose_worker_was_lost_runs_again_once_claimed() {
     let claimed = s.claim(&grant("w2", 1_000), 10).unwrap();
     assert_eq!(claimed.len(), 1);
     assert!(s.claim(&grant("w3", 1_000), 10).unwrap().is_empty());
-    let (owner, run) = &claimed[0];
+    let (owner, run) = (&claimed[0].owner, &claimed[0].detail);
     assert_eq!(owner, "alice");
+    assert!(claimed[0].waited_ms <= 100, "{}", claimed[0].waited_ms);
     assert_eq!(run.record.attempt, 2);
     assert_eq!(run.checkpoint.as_deref(), Some(r#"{"done":5}"#));
     assert_eq!(run.arguments.as_deref(), Some(r#"{"n":2}"#));
@@ -627,7 +628,7 @@ fn a_hand_off_uses_no_attempt_and_is_claimable_at_once() {
     s.hand_off("alice", &id, "w1").unwrap();
     let claimed = s.claim(&grant("w2", 1_000), 1).unwrap();
     assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].1.record.attempt, 2);
+    assert_eq!(claimed[0].detail.record.attempt, 2);
     // The checkpoint and progress are the holder's alone.
     assert!(s.checkpoint("alice", &id, "w1", "1").is_err());
     assert!(s
@@ -700,4 +701,110 @@ fn an_answer_given_to_one_run_is_not_asked_again_by_the_next() {
         .request_input("alice", &id, Some("w2"), &[elicit("age")])
         .unwrap();
     assert_eq!(asked.task.status, TaskStatus::InputRequired);
+}
+
+/// A task of `owner` created while its replica had no room: its id.
+fn queue_one(s: &TaskStore<MemoryKv, TestEnv>, owner: &str) -> String {
+    let request = TaskRequest {
+        retry: None,
+        ..retryable(1)
+    };
+    s.create_queued(owner, &request, None).unwrap().task.task_id
+}
+
+#[test]
+fn a_task_created_without_room_waits_in_the_queue_until_one_replica_claims_it() {
+    let s = store(StoreConfig::for_tests());
+    let id = queue_one(&s, "alice");
+    let waiting = s.get("alice", &id).unwrap();
+    assert_eq!(waiting.task.status, TaskStatus::Working);
+    assert!(waiting.queued && waiting.lease.is_none());
+    assert_eq!(waiting.attempt, 0);
+    assert!(waiting
+        .task
+        .status_message
+        .is_some_and(|m| m.starts_with("queued")));
+    assert!(matches!(
+        s.renew_lease("alice", &id, &grant("w1", 1_000)),
+        Err(StoreError::InvalidTransition(_))
+    ));
+    // Claimable at once, by exactly one claimer; no retry policy needed:
+    // it never ran.
+    advance_ms(&s, 250);
+    let claimed = s.claim(&grant("w1", 1_000), 10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].waited_ms, 250);
+    let (owner, detail) = (&claimed[0].owner, &claimed[0].detail);
+    assert_eq!((owner.as_str(), detail.record.attempt), ("alice", 1));
+    assert_eq!(detail.arguments.as_deref(), Some(r#"{"n":2}"#));
+    assert!(!detail.record.queued && detail.record.task.status_message.is_none());
+    assert!(s.claim(&grant("w2", 1_000), 10).unwrap().is_empty());
+    let done = s.finish("alice", &id, Some("w1"), &tool_result()).unwrap();
+    assert_eq!(done.task.status, TaskStatus::Completed);
+}
+
+fn tool_result() -> Outcome {
+    Outcome::ToolResult(r#"{"content":[]}"#.into())
+}
+
+#[test]
+fn claims_serve_the_owners_with_waiting_tasks_in_turn() {
+    let s = store(StoreConfig::for_tests());
+    // One owner queues many, then another owner one.
+    let many: Vec<String> = (0..6).map(|_| queue_one(&s, "busy")).collect();
+    let one = queue_one(&s, "quiet");
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        for claimed in s.claim(&grant("w1", 60_000), 1).unwrap() {
+            order.push((claimed.owner, claimed.detail.record.task.task_id));
+        }
+    }
+    let owners: Vec<&str> = order.iter().map(|(o, _)| o.as_str()).collect();
+    assert!(owners[..2].contains(&"quiet"), "{owners:?}");
+    assert_eq!(owners.iter().filter(|o| **o == "quiet").count(), 1);
+    // Each owner's tasks in the order they came.
+    let busy: Vec<&String> = order
+        .iter()
+        .filter(|(o, _)| o == "busy")
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(busy, many.iter().take(busy.len()).collect::<Vec<_>>());
+    assert!(order.iter().any(|(_, id)| *id == one));
+    // A batch takes one of each owner before a second of any.
+    let s = store(StoreConfig::for_tests());
+    for _ in 0..3 {
+        queue_one(&s, "busy");
+    }
+    queue_one(&s, "quiet");
+    let batch = s.claim(&grant("w1", 60_000), 2).unwrap();
+    let mut owners: Vec<&str> = batch.iter().map(|c| c.owner.as_str()).collect();
+    owners.sort_unstable();
+    assert_eq!(owners, ["busy", "quiet"]);
+}
+
+#[test]
+fn a_cancel_while_a_task_waits_in_the_queue_ends_it_and_its_item() {
+    let s = store(StoreConfig::for_tests());
+    let items_before = s.kv().item_count();
+    let id = queue_one(&s, "alice");
+    let cancelled = s.request_cancel("alice", &id).unwrap();
+    assert_eq!(cancelled.task.status, TaskStatus::Cancelled);
+    assert!(!cancelled.queued);
+    // The task remains (until its ttl); its queue item does not.
+    assert_eq!(s.kv().item_count(), items_before + 1);
+    assert!(s.claim(&grant("w1", 1_000), 10).unwrap().is_empty());
+}
+
+#[test]
+fn stale_queue_items_are_dropped_by_the_claimer_that_meets_them() {
+    let s = store(StoreConfig::for_tests());
+    let gone = queue_one(&s, "alice");
+    let next = queue_one(&s, "alice");
+    s.delete("alice", &gone).unwrap();
+    let claimed = s.claim(&grant("w1", 1_000), 1).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].detail.record.task.task_id, next);
+    // Only the claimed task, its lease's index item and the round robin's
+    // position remain.
+    assert_eq!(s.kv().item_count(), 3);
 }

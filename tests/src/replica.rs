@@ -47,14 +47,43 @@ impl Replica {
     /// Like [`Replica::start_command`], running `subcommand` (`serve` or
     /// `gateway`, which share the serving options) with `args`.
     pub fn start_subcommand(
-        mut command: Command,
+        command: Command,
         global: &[&str],
         subcommand: &str,
         args: &[&str],
     ) -> Replica {
+        Replica::launch(command, global, subcommand, Some("127.0.0.1:0"), args)
+    }
+
+    /// Starts `binary GLOBAL... SUBCOMMAND --worker-only ARGS...` with
+    /// `env`: a replica that serves no MCP, only claims and runs queued
+    /// tasks (its `url` and `address` are empty). Waits until it works.
+    pub fn start_worker_only(
+        binary: &Path,
+        global: &[&str],
+        subcommand: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Replica {
+        let mut command = Command::new(binary);
+        command.envs(env.iter().copied());
+        let mut args = args.to_vec();
+        args.push("--worker-only");
+        Replica::launch(command, global, subcommand, None, &args)
+    }
+
+    fn launch(
+        mut command: Command,
+        global: &[&str],
+        subcommand: &str,
+        listen: Option<&str>,
+        args: &[&str],
+    ) -> Replica {
+        command.args(global).arg(subcommand);
+        if let Some(listen) = listen {
+            command.args(["--listen", listen]);
+        }
         let mut child = command
-            .args(global)
-            .args([subcommand, "--listen", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -74,6 +103,8 @@ impl Replica {
                 if let Some(rest) = line.split("serving MCP at http://").nth(1) {
                     let address = rest.split('/').next().unwrap_or_default();
                     let _ = found.send(address.to_owned());
+                } else if line.contains("working queued tasks only") {
+                    let _ = found.send(String::new());
                 }
             }
         });
@@ -83,16 +114,21 @@ impl Replica {
                 break address;
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("pmcp-tasks {subcommand} exited before listening: {status}");
+                panic!("pmcp-tasks {subcommand} exited before it was ready: {status}");
             }
             assert!(
                 Instant::now() < deadline,
                 "pmcp-tasks {subcommand} did not start"
             );
         };
+        let url = if address.is_empty() {
+            String::new()
+        } else {
+            format!("http://{address}/mcp")
+        };
         Replica {
             child,
-            url: format!("http://{address}/mcp"),
+            url,
             address,
             said,
         }

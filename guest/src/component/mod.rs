@@ -54,6 +54,18 @@ impl GuestStore for StoreResource {
         )
     }
 
+    fn create_queued(
+        &self,
+        owner: String,
+        request: wit::TaskRequest,
+        ttl: Option<u64>,
+    ) -> Result<wit::TaskRecord, wit::StoreError> {
+        wire(
+            self.serving(&owner)
+                .create_queued(&owner, &request.into(), ttl),
+        )
+    }
+
     fn get(&self, owner: String, task_id: String) -> Result<wit::TaskRecord, wit::StoreError> {
         wire(self.serving(&owner).get(&owner, &task_id))
     }
@@ -155,9 +167,10 @@ impl GuestStore for StoreResource {
         let claimed = self.0.claim(&grant.into(), limit)?;
         Ok(claimed
             .into_iter()
-            .map(|(owner, detail)| wit::ClaimedTask {
-                owner,
-                detail: detail.into(),
+            .map(|claimed| wit::ClaimedTask {
+                owner: claimed.owner,
+                detail: claimed.detail.into(),
+                waited_ms: claimed.waited_ms,
             })
             .collect())
     }

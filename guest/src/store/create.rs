@@ -14,6 +14,17 @@ use crate::status::TaskStatus;
 use super::validation::{check_name, check_trace_parent};
 use super::{raw_json, Target, TaskStore};
 
+/// How a new task starts.
+#[derive(Clone, Copy)]
+enum Start<'a> {
+    /// With no worker (its creator works it, if anyone).
+    Unleased,
+    /// Leased to a worker of the creating replica.
+    Leased(&'a LeaseGrant),
+    /// Waiting in the queue for any replica with room.
+    Queued,
+}
+
 impl<K: Kv, E: Environment> TaskStore<K, E> {
     /// Creates a task in `working` for `owner` (a request with only a
     /// method, no lease).
@@ -39,6 +50,34 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         ttl: Option<u64>,
         lease: Option<&LeaseGrant>,
     ) -> Result<TaskRecord, StoreError> {
+        let start = lease.map_or(Start::Unleased, Start::Leased);
+        self.create_started(owner, request, ttl, start)
+    }
+
+    /// Creates a task in `working` for `owner`, running `request`, that
+    /// waits in the queue for a replica with room to claim it (the creating
+    /// replica had none): `queued`, its status message saying so.
+    pub fn create_queued(
+        &self,
+        owner: &str,
+        request: &TaskRequest,
+        ttl: Option<u64>,
+    ) -> Result<TaskRecord, StoreError> {
+        self.create_started(owner, request, ttl, Start::Queued)
+    }
+
+    fn create_started(
+        &self,
+        owner: &str,
+        request: &TaskRequest,
+        ttl: Option<u64>,
+        start: Start<'_>,
+    ) -> Result<TaskRecord, StoreError> {
+        let lease = match start {
+            Start::Leased(grant) => Some(grant),
+            Start::Unleased | Start::Queued => None,
+        };
+        let queued = matches!(start, Start::Queued);
         self.config.check_owner(owner)?;
         self.check_string(&request.method, "request method")?;
         if let Some(tool) = &request.tool_name {
@@ -73,7 +112,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                     owner_id: owner.to_owned(),
                     task_id: task_id(now_us, random),
                     status: TaskStatus::Working,
-                    status_message: None,
+                    status_message: queued.then(|| crate::queue::WAITING.to_owned()),
                     created_at: now,
                     last_updated_at: now,
                     ttl,
@@ -91,6 +130,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                     runs: StoredRuns {
                         retry: request.retry,
                         attempt: u32::from(lease.is_some()),
+                        awaiting_room: queued,
                         ..StoredRuns::default()
                     },
                 },
@@ -111,6 +151,10 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             if let Some(lease) = &stored.head.lease {
                 self.index_lease(&stored.head, lease.expires_at)?;
             }
+            // So is a waiting task's queue item.
+            if queued {
+                self.enqueue(&partition, &stored.head)?;
+            }
             let quota = self.config.max_tasks_per_owner;
             let expires_at = stored.head.expires_at();
             let target = Target {
@@ -130,6 +174,9 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             );
             if let (Err(_), Some(written)) = (&created, &placed.written) {
                 self.discard_parts(&target, written);
+            }
+            if created.is_err() && queued {
+                self.unqueue(&partition, &stored.head.task_id);
             }
             match created {
                 Ok(version) => {

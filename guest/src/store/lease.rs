@@ -62,9 +62,9 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             if head.status.is_terminal() {
                 return Ok(Change::None);
             }
-            if head.runs.ready_at.is_some() {
+            if head.runs.waits() {
                 return Err(StoreError::InvalidTransition(format!(
-                    "task {task_id} waits to run again: its lease passed on"
+                    "task {task_id} waits for a worker to claim it: it has no lease to renew"
                 )));
             }
             if let Some(lease) = &head.lease {

@@ -9,6 +9,7 @@ mod input;
 mod lease;
 mod outcome;
 mod parts;
+mod queued;
 mod read;
 mod runs;
 mod validation;
@@ -74,6 +75,8 @@ struct Target<'a> {
 struct LeaseMove {
     /// The index item of the lease the write replaced or ended.
     old: Option<u64>,
+    /// The task left the queue of tasks waiting for room: its item goes.
+    left_queue: bool,
 }
 
 impl<K: Kv, E: Environment> TaskStore<K, E> {
@@ -263,6 +266,9 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             if let Some(old) = moved.old.filter(|old| Some(*old) != current) {
                 self.unindex_lease(task_id, old);
             }
+            if moved.left_queue {
+                self.unqueue(&target.partition, task_id);
+            }
             Ok(stored.into_record(new_version, poll, StatusView::Extension))
         })
     }
@@ -306,6 +312,9 @@ fn end_work(task: &mut StoredTask, moved: &mut LeaseMove) {
     }
     if let Some(ready_at) = task.head.runs.ready_at.take() {
         moved.old = Some(ready_at);
+    }
+    if std::mem::take(&mut task.head.runs.awaiting_room) {
+        moved.left_queue = true;
     }
     task.head.pending_input.clear();
     task.body.input_requests.clear();

@@ -171,7 +171,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                 return Ok(Change::None);
             }
             head.cancel_requested = true;
-            if head.runs.ready_at.is_some() {
+            if head.runs.waits() {
                 head.status = TaskStatus::Cancelled;
                 end_work(task, moved);
             }

@@ -11,7 +11,9 @@ use crate::env::Environment;
 use crate::error::StoreError;
 use crate::kv::Kv;
 use crate::leases;
-use crate::record::{Lease, LeaseGrant, StatusView, StoredHead, TaskDetail, TaskRecord};
+use crate::record::{
+    ClaimedTask, Lease, LeaseGrant, StatusView, StoredHead, TaskDetail, TaskRecord,
+};
 use crate::retry::HANDED_OFF;
 use crate::status::TaskStatus;
 
@@ -19,16 +21,13 @@ use super::lease::Due;
 use super::{end_work, Change, TaskStore};
 
 impl<K: Kv, E: Environment> TaskStore<K, E> {
-    /// Claims up to `limit` tasks waiting for a worker whose time came
-    /// (oldest first within each index shard, shards from a random one),
-    /// leased to `grant.holder`: each comes back with its arguments, its
+    /// Claims up to `limit` tasks waiting for a worker, leased to
+    /// `grant.holder`: first those whose time to run again came (oldest
+    /// first within each index shard, shards from a random one), then
+    /// those created while their replica had no room, owner after owner: each comes back with its arguments, its
     /// attempt and its checkpoint, for the claimer to run. A task whose
     /// cancellation was asked for meanwhile ends `cancelled` instead.
-    pub fn claim(
-        &self,
-        grant: &LeaseGrant,
-        limit: u32,
-    ) -> Result<Vec<(String, TaskDetail)>, StoreError> {
+    pub fn claim(&self, grant: &LeaseGrant, limit: u32) -> Result<Vec<ClaimedTask>, StoreError> {
         self.check_grant(grant)?;
         let mut claimed = Vec::new();
         if limit == 0 {
@@ -45,7 +44,11 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             }
             match self.claim_one(&index.owner_id, &index.task_id, ready_at, grant) {
                 Ok(Some(detail)) => {
-                    claimed.push((index.owner_id.clone(), detail));
+                    claimed.push(ClaimedTask {
+                        owner: index.owner_id.clone(),
+                        detail,
+                        waited_ms: self.env.now_ms().saturating_sub(ready_at),
+                    });
                     Ok(Due::Handled)
                 }
                 Ok(None) => Ok(Due::Handled),
@@ -54,6 +57,8 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                 Err(e) => Err(e),
             }
         })?;
+        let room = (limit as usize).saturating_sub(claimed.len());
+        claimed.extend(self.claim_waiting(grant, room)?);
         Ok(claimed)
     }
 
@@ -93,13 +98,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                 cancelled.set(true);
                 return Ok(Change::Made);
             }
-            let expires_at = self.env.now_ms().saturating_add(grant.duration);
-            self.index_lease(head, expires_at)?;
-            head.lease = Some(Lease {
-                holder: grant.holder.clone(),
-                expires_at,
-            });
-            head.runs.attempt = head.runs.attempt.saturating_add(1);
+            self.start_run(head, grant)?;
             Ok(Change::Made)
         });
         match claimed {
@@ -109,6 +108,22 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                 .map(Some),
             Err(e) => Err(e),
         }
+    }
+
+    /// Leases a claimed task to `grant.holder` for its next run.
+    pub(super) fn start_run(
+        &self,
+        head: &mut StoredHead,
+        grant: &LeaseGrant,
+    ) -> Result<(), StoreError> {
+        let expires_at = self.env.now_ms().saturating_add(grant.duration);
+        self.index_lease(head, expires_at)?;
+        head.lease = Some(Lease {
+            holder: grant.holder.clone(),
+            expires_at,
+        });
+        head.runs.attempt = head.runs.attempt.saturating_add(1);
+        Ok(())
     }
 
     /// Hands a retryable task off: `holder` gives its lease up, and the

@@ -103,9 +103,16 @@ pub(crate) struct ServeArgs {
     /// whose replica was lost), in ms.
     #[arg(long, default_value_t = 250)]
     claim_interval_ms: u64,
-    /// Task workers this replica runs at most (it claims no more).
+    /// Task workers this replica runs at most: a task call beyond them
+    /// waits in the queue (`working`, "queued") for any replica with room,
+    /// owners served in turn.
     #[arg(long, default_value_t = 256)]
     max_running_tasks: usize,
+    /// Serve no MCP at all (neither HTTP nor stdio): only claim and run
+    /// queued tasks (and do the store's upkeep), as a worker pool that
+    /// scales apart from the replicas that take the calls.
+    #[arg(long, conflicts_with = "listen")]
+    worker_only: bool,
 }
 
 /// Who an HTTP caller is: at most one of the verifiers.
@@ -278,6 +285,14 @@ pub(crate) async fn run<T: TaskTools>(
                 pmcp_tasks_mcp::serve_http(listener, server, options, stop)
                     .await
                     .context("serving HTTP")
+            })
+        }
+        None if args.worker_only => {
+            crate::announce("working queued tasks only (no MCP served)");
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                Ok(())
             })
         }
         None => tokio::spawn(async move {

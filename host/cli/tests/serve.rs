@@ -34,6 +34,9 @@ mod metrics;
 #[path = "serve/payloads.rs"]
 mod payloads;
 #[cfg(feature = "redis")]
+#[path = "serve/queueing.rs"]
+mod queueing;
+#[cfg(feature = "redis")]
 #[path = "serve/shutdown.rs"]
 mod shutdown;
 #[cfg(feature = "redis")]

@@ -4,6 +4,7 @@
 //! part of running tools as durable tasks, and two of real-sized payloads
 //! (`large_result`, an image and a document; `echo`, its argument back).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -73,7 +74,9 @@ fn specs() -> &'static [ToolSpec] {
             spec(
                 tool(
                     "slow_compute",
-                    "Works for `seconds` seconds, then answers; cancellable.",
+                    "Works for `seconds` seconds, then answers; cancellable. As a task, \
+                     its structured content names its run: the attempt, the replica, \
+                     and how many ran in that process when it started.",
                     object_schema(
                         json!({"seconds": {"type": "number"}, "label": {"type": "string"}}),
                     ),
@@ -219,6 +222,25 @@ async fn work(duration: Duration, worker: &Option<Worker>) -> Result<(), ToolExi
     }
 }
 
+/// `slow_compute` runs in this process now.
+static SLOW_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// One `slow_compute` run counted in [`SLOW_RUNS`] while it lives.
+struct CountedRun;
+
+impl CountedRun {
+    /// Counts a run in; how many run now, this one included.
+    fn start() -> (Self, usize) {
+        (CountedRun, SLOW_RUNS.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+}
+
+impl Drop for CountedRun {
+    fn drop(&mut self) {
+        SLOW_RUNS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// How much work `slow_compute` does between two checkpoints.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
@@ -270,6 +292,9 @@ async fn run(call: ToolCall, worker: Option<Worker>) -> ToolOutcome {
                 .unwrap_or(1.0)
                 .clamp(0.0, 3_600.0);
             let label = args.get("label").and_then(Value::as_str).unwrap_or("job");
+            // The process's concurrency only rises when a run starts: the
+            // most any run saw at its start is the most there ever were.
+            let (_counted, running) = CountedRun::start();
             if let Some(worker) = &worker {
                 worker.progress(&format!("computing {label}")).await?;
             }
@@ -282,11 +307,17 @@ async fn run(call: ToolCall, worker: Option<Worker>) -> ToolOutcome {
                 }
             };
             let mut result = text(format!("{label}: computed after {seconds} s"));
-            if let Some(worker) = worker.as_ref().filter(|w| w.attempt() > 1) {
-                result["structuredContent"] = json!({
+            if let Some(worker) = &worker {
+                let mut run = json!({
                     "attempt": worker.attempt(),
-                    "resumedFromMs": u64::try_from(resumed_from.as_millis()).unwrap_or(u64::MAX),
+                    "replica": worker.replica(),
+                    "runningAtStart": running,
                 });
+                if worker.attempt() > 1 {
+                    run["resumedFromMs"] =
+                        json!(u64::try_from(resumed_from.as_millis()).unwrap_or(u64::MAX));
+                }
+                result["structuredContent"] = run;
             }
             Ok(result)
         }

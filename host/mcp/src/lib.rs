@@ -22,6 +22,7 @@
 //! language.
 
 mod arguments;
+mod capacity;
 mod claims;
 mod core;
 mod core_front;
@@ -59,7 +60,7 @@ pub use revision::Revision;
 pub use server::{
     DurableTaskServer, Preparation, PrepareFuture, TaskTools, ToolCall, ToolFuture, ToolSpec,
 };
-pub use service::{Caller, ShutdownReport, TaskService};
+pub use service::{Caller, ShutdownReport, TaskService, TaskStart};
 pub use shared::ServiceConfig;
 pub use support::{decide, Execution, TaskSupport, UnknownTaskSupport};
 pub use worker::{ToolExit, ToolOutcome, Worker};

@@ -24,7 +24,7 @@ use crate::arguments::ArgumentCheck;
 use crate::error::RpcError;
 use crate::identity::{principal_identity, Identify};
 use crate::revision::Revision;
-use crate::service::{Caller, TaskService};
+use crate::service::{Caller, TaskService, TaskStart};
 use crate::support::{decide, Execution, TaskSupport};
 use crate::trace;
 use crate::worker::{ToolOutcome, Worker};
@@ -276,8 +276,10 @@ impl<T: TaskTools> DurableTaskServer<T> {
                 caller,
                 name,
                 arguments,
-                ttl_ms,
-                self.retry_of(spec),
+                TaskStart::new()
+                    .with_ttl_ms(ttl_ms)
+                    .with_retry(self.retry_of(spec))
+                    .with_may_wait(true),
                 move |worker| tools.call(call, Some(worker)),
             )
             .await
@@ -362,11 +364,17 @@ impl<T: TaskTools> DurableTaskServer<T> {
             Execution::Task { ttl_ms } => {
                 let tools = self.tools.clone();
                 let arguments = call.arguments.clone();
-                // A call that already ran is not run again.
+                // A call that already ran is not run again; one with
+                // answers given inline is run here (they are not stored).
                 let retry = self.retry_of(&spec).filter(|_| ran.is_none());
+                let stored_call_is_all = ran.is_none() && call.input_responses.is_empty();
+                let start = TaskStart::new()
+                    .with_ttl_ms(ttl_ms)
+                    .with_retry(retry)
+                    .with_may_wait(stored_call_is_all);
                 let created = self
                     .service
-                    .start_task(&caller, &name, arguments, ttl_ms, retry, move |worker| {
+                    .start_task(&caller, &name, arguments, start, move |worker| {
                         match ran {
                             // Ran already: the task ends with that outcome.
                             Some(outcome) => Box::pin(std::future::ready(outcome)),

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use pmcp_tasks_host::{
     ClaimedTask, InputRequest, InputResponse, LeaseGrant, Outcome, RetryPolicy, TaskDetail,
-    TaskHost, TaskRequest, TaskStatus,
+    TaskHost, TaskRecord, TaskRequest, TaskStatus,
 };
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::capacity::{Capacity, Slot};
 use crate::error::RpcError;
 use crate::params;
 use crate::revision::Revision;
@@ -70,6 +71,54 @@ impl Caller {
     }
 }
 
+/// How [`TaskService::start_task`] starts a task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskStart {
+    /// Its ttl (ms); `None` takes the store's default.
+    pub ttl_ms: Option<u64>,
+    /// Whether, and how, it runs again when its worker is lost or hands
+    /// it off (`None`: at most once, where it started).
+    pub retry: Option<RetryPolicy>,
+    /// Whether it may wait in the queue when this replica has no free
+    /// worker slot. Only for a run that is the tool's call as stored (the
+    /// replica that claims it runs the tool of that name with the stored
+    /// arguments); a run with more to it starts here regardless.
+    pub may_wait: bool,
+}
+
+impl TaskStart {
+    /// A task with the default ttl, run at most once, started here.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same, with a ttl of `ttl_ms` (`None`: the store's default).
+    pub fn with_ttl_ms(mut self, ttl_ms: Option<u64>) -> Self {
+        self.ttl_ms = ttl_ms;
+        self
+    }
+
+    /// The same, run again under `retry` when its worker is lost.
+    pub fn with_retry(mut self, retry: Option<RetryPolicy>) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The same, waiting in the queue (or not) when this replica is full.
+    pub fn with_may_wait(mut self, may_wait: bool) -> Self {
+        self.may_wait = may_wait;
+        self
+    }
+}
+
+/// A task this replica claimed, with what its worker runs under.
+pub(crate) struct Claimed {
+    pub(crate) task: ClaimedTask,
+    pub(crate) grant: LeaseGrant,
+    pub(crate) slot: Slot,
+}
+
 /// The task methods of MCP over a [`TaskHost`]: cheap to clone, shared by
 /// every connection of a replica.
 #[derive(Clone)]
@@ -99,6 +148,7 @@ const ABANDON_WRITE_LIMIT: Duration = Duration::from_secs(10);
 impl TaskService {
     /// A service over `host`.
     pub fn new(host: TaskHost, config: ServiceConfig) -> Self {
+        let max_running_tasks = config.max_running_tasks;
         TaskService {
             shared: Arc::new(Shared {
                 host,
@@ -110,6 +160,7 @@ impl TaskService {
                 stopping: CancellationToken::new(),
                 abandon: CancellationToken::new(),
                 handed_off: AtomicU64::new(0),
+                capacity: Capacity::new(max_running_tasks),
             }),
         }
     }
@@ -214,18 +265,21 @@ impl TaskService {
         Some(answer)
     }
 
-    /// Starts a tool call as a task: creates it (durable when this returns,
-    /// leased to a worker of this replica), spawns `run` with the
-    /// [`Worker`], and returns the `CreateTaskResult` of the caller's
-    /// revision. With `retry`, the task runs again (on any replica that
-    /// claims it) when its worker is lost or hands it off.
+    /// Starts a tool call as a task: creates it (durable when this returns)
+    /// and returns the `CreateTaskResult` of the caller's revision. With a
+    /// free worker slot (`ServiceConfig::max_running_tasks`) the task is
+    /// leased to a worker of this replica that runs `run`; without one, a
+    /// task that [`may wait`](TaskStart::may_wait) waits in the queue
+    /// instead (`working`, "queued"), for any replica with room to claim
+    /// it and run the tool from its stored call, and one that may not runs
+    /// here anyway. With a retry policy, the task runs again (on any
+    /// replica that claims it) when its worker is lost or hands it off.
     pub async fn start_task<F, Fut>(
         &self,
         caller: &Caller,
         tool: &str,
         arguments: Map<String, Value>,
-        ttl_ms: Option<u64>,
-        retry: Option<RetryPolicy>,
+        start: TaskStart,
         run: F,
     ) -> Result<Value, RpcError>
     where
@@ -237,15 +291,26 @@ impl TaskService {
                 "this replica is shutting down and starts no task; call again",
             ));
         }
-        let grant = self.shared.next_grant();
         trace::record_owner(&caller.owner);
         let mut request = TaskRequest::tool_call(tool, arguments);
         request.trace_parent = trace::current_trace_parent();
-        request.retry = retry;
-        let ttl = ttl_ms.map(Duration::from_millis);
-        let created = self
-            .shared
-            .host
+        request.retry = start.retry;
+        let ttl = start.ttl_ms.map(Duration::from_millis);
+        let host = &self.shared.host;
+        let slot = match self.shared.capacity.take(1).split_one() {
+            Some(slot) => Some(slot),
+            None if start.may_wait => {
+                let queued = host.create_queued(&caller.owner, &request, ttl).await?;
+                metrics::counter!("pmcp_tasks_tasks_created_total").increment(1);
+                metrics::counter!("pmcp_tasks_tasks_queued_total").increment(1);
+                trace::record_task(&queued.task.task_id);
+                return Ok(create_result(caller.revision, &queued));
+            }
+            // No room, and the call may not wait: it runs here anyway.
+            None => None,
+        };
+        let grant = self.shared.next_grant();
+        let created = host
             .create_task(&caller.owner, &request, ttl, Some(&grant))
             .await?;
         // Subscribed before the task's id is given out: no cancel or answer
@@ -253,7 +318,7 @@ impl TaskService {
         let waiter = self.shared.wakeups.subscribe_owned(&created.task.task_id);
         let first = Run {
             attempt: created.attempt,
-            retryable: retry.is_some(),
+            retryable: start.retry.is_some(),
             checkpoint: None,
         };
         let worker = Worker::new(
@@ -267,42 +332,51 @@ impl TaskService {
         trace::record_task(&created.task.task_id);
         let span = trace::worker_span(&created.task.task_id, request.trace_parent.as_deref());
         self.shared.running.spawn(tracing::Instrument::instrument(
-            run_worker(worker, waiter, run),
+            run_worker(worker, waiter, slot, run),
             span,
         ));
-        Ok(match caller.revision {
-            Revision::V2025_11_25 => wire::create_result_2025(&created.task),
-            Revision::V2026_07_28 => wire::create_result_2026(&created.task),
-        })
+        Ok(create_result(caller.revision, &created))
     }
 
-    /// Claims tasks waiting for a worker, as many as this replica has room
-    /// for (at most `CLAIM_BATCH`), none while it stops; each with the
-    /// grant it was claimed under.
-    pub(crate) async fn claim(&self) -> Result<Vec<(ClaimedTask, LeaseGrant)>, RpcError> {
+    /// Claims tasks waiting for a worker, as many as this replica has
+    /// free worker slots for (at most `CLAIM_BATCH`), none while it stops;
+    /// each with the grant it was claimed under and its slot.
+    pub(crate) async fn claim(&self) -> Result<Vec<Claimed>, RpcError> {
         let shared = &self.shared;
-        let room = shared
-            .config
-            .max_running_tasks
-            .saturating_sub(shared.running.len())
-            .min(CLAIM_BATCH);
-        if shared.stopping.is_cancelled() || room == 0 {
+        if shared.stopping.is_cancelled() {
+            return Ok(Vec::new());
+        }
+        let mut slots = shared.capacity.take(CLAIM_BATCH);
+        if slots.count() == 0 {
             return Ok(Vec::new());
         }
         let grant = shared.next_grant();
-        let limit = u32::try_from(room).unwrap_or(u32::MAX);
+        let limit = u32::try_from(slots.count()).unwrap_or(u32::MAX);
         let claimed = shared.host.claim(&grant, limit).await?;
-        Ok(claimed.into_iter().map(|d| (d, grant.clone())).collect())
+        Ok(claimed
+            .into_iter()
+            .zip(std::iter::from_fn(|| slots.split_one()))
+            .map(|(task, slot)| {
+                metrics::histogram!("pmcp_tasks_queue_wait_seconds")
+                    .record(task.waited.as_secs_f64());
+                Claimed {
+                    task,
+                    grant: grant.clone(),
+                    slot,
+                }
+            })
+            .collect())
     }
 
     /// Runs a task this replica claimed: `run` with a [`Worker`] that
     /// knows its attempt and the last checkpoint.
-    pub(crate) fn resume<F, Fut>(&self, claimed: ClaimedTask, grant: LeaseGrant, run: F)
+    pub(crate) fn resume<F, Fut>(&self, claimed: Claimed, run: F)
     where
         F: FnOnce(Worker) -> Fut + Send + 'static,
         Fut: Future<Output = ToolOutcome> + Send + 'static,
     {
-        let (owner, detail) = (&claimed.owner, &claimed.detail);
+        let Claimed { task, grant, slot } = claimed;
+        let (owner, detail) = (&task.owner, &task.detail);
         let record = &detail.record;
         let id = &record.task.task_id;
         let waiter = self.shared.wakeups.subscribe_owned(id);
@@ -315,11 +389,17 @@ impl TaskService {
         metrics::counter!("pmcp_tasks_attempts_total", "start" => "claimed").increment(1);
         let span = trace::worker_span(id, record.trace_parent.as_deref());
         self.shared.running.spawn(tracing::Instrument::instrument(
-            run_worker(worker, waiter, run),
+            run_worker(worker, waiter, Some(slot), run),
             span,
         ));
         // A task claimed here may have been waited on here.
         self.shared.wakeups.wake(id);
+    }
+
+    /// Resolves once one of this replica's worker slots is freed after
+    /// it is enabled.
+    pub(crate) fn room_freed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.shared.capacity.freed()
     }
 
     fn require_extension(caller: &Caller) -> Result<(), RpcError> {
@@ -469,6 +549,14 @@ impl TaskService {
             .await?;
         self.shared.wakeups.wake(id);
         Ok(wire::acknowledgement())
+    }
+}
+
+/// The `CreateTaskResult` of `revision` for a task just created.
+fn create_result(revision: Revision, created: &TaskRecord) -> Value {
+    match revision {
+        Revision::V2025_11_25 => wire::create_result_2025(&created.task),
+        Revision::V2026_07_28 => wire::create_result_2026(&created.task),
     }
 }
 

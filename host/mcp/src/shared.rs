@@ -88,6 +88,8 @@ pub(crate) struct Shared {
     pub(crate) abandon: CancellationToken,
     /// Tasks this replica's workers handed off.
     pub(crate) handed_off: AtomicU64,
+    /// The worker slots (`max_running_tasks`): a worker runs in one.
+    pub(crate) capacity: Arc<crate::capacity::Capacity>,
 }
 
 impl Shared {

@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::capacity::Slot;
 use crate::error::RpcError;
 use std::sync::Arc;
 
@@ -109,6 +110,11 @@ impl Worker {
     /// The task's id.
     pub fn task_id(&self) -> &str {
         self.leased.task_id()
+    }
+
+    /// The name of the replica this run is on (`ServiceConfig::replica`).
+    pub fn replica(&self) -> &str {
+        &self.shared.config.replica
     }
 
     /// Which run of the task this is: 1 for the first, more after a
@@ -303,8 +309,13 @@ impl Worker {
 /// checkpoint and return, then the task is handed off.
 /// `waiter` was subscribed to the task before its id left this replica,
 /// so the task as created is all there is to know until a wake or a look.
-pub(crate) async fn run_worker<F, Fut>(worker: Worker, waiter: Subscription<Arc<Wakeups>>, run: F)
-where
+/// The worker's `slot` is freed when it ends (after its last write).
+pub(crate) async fn run_worker<F, Fut>(
+    worker: Worker,
+    waiter: Subscription<Arc<Wakeups>>,
+    slot: Option<Slot>,
+    run: F,
+) where
     F: FnOnce(Worker) -> Fut,
     Fut: Future<Output = ToolOutcome>,
 {
@@ -376,6 +387,7 @@ where
         end_run(&worker, outcome).await;
     }
     worker.shared.wakeups.wake(&id);
+    drop(slot);
 }
 
 /// Stores how a run ended: the task's outcome, or its hand-off.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use pmcp_tasks_host::backend::{InMemoryBackend, KvBackend};
 use pmcp_tasks_host::{InputRequest, StoreConfig, TaskHost};
 use pmcp_tasks_mcp::{
-    Caller, Revision, RpcError, ServiceConfig, TaskService, ToolExit, ToolOutcome, Worker,
-    INVALID_PARAMS, METHOD_NOT_FOUND, MISSING_REQUIRED_CLIENT_CAPABILITY,
+    Caller, Revision, RpcError, ServiceConfig, TaskService, TaskStart, ToolExit, ToolOutcome,
+    Worker, INVALID_PARAMS, METHOD_NOT_FOUND, MISSING_REQUIRED_CLIENT_CAPABILITY,
 };
 use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
@@ -84,8 +84,7 @@ async fn gated_task(
             who,
             "slow_compute",
             Map::new(),
-            None,
-            None,
+            TaskStart::new(),
             |_worker: Worker| async move {
                 receive
                     .await
@@ -321,8 +320,7 @@ async fn a_2026_worker_asks_for_input_and_stops_when_cancelled() {
             &alice,
             "confirm_delete",
             Map::new(),
-            None,
-            None,
+            TaskStart::new(),
             |worker: Worker| async move {
                 let ask = InputRequest::new(
                     "confirm",
@@ -445,7 +443,7 @@ where
     Fut: std::future::Future<Output = ToolOutcome> + Send + 'static,
 {
     let created = s
-        .start_task(who, "slow_compute", Map::new(), None, None, tool)
+        .start_task(who, "slow_compute", Map::new(), TaskStart::new(), tool)
         .await
         .unwrap();
     let id = created["taskId"].as_str().unwrap().to_owned();
@@ -616,8 +614,7 @@ async fn a_shutdown_lets_tools_finish_within_the_grace_then_fails_the_rest() {
             &who,
             "slow_compute",
             Map::new(),
-            None,
-            None,
+            TaskStart::new(),
             |_w: Worker| async { Ok(Value::Null) },
         )
         .await
@@ -641,8 +638,7 @@ async fn a_cancel_before_the_worker_first_runs_is_seen_at_once() {
             &alice,
             "slow_compute",
             Map::new(),
-            None,
-            None,
+            TaskStart::new(),
             |worker: Worker| async move {
                 worker.cancellation().cancelled().await;
                 let _ = stopped.send(());

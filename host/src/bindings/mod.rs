@@ -16,4 +16,4 @@ wasmtime::component::bindgen!({
 pub(crate) use convert::{json_text, ttl_millis, GuestConfig};
 
 /// The WIT package the host was built against; components must match it.
-pub(crate) const WIT_PACKAGE: &str = "pmcp:tasks@0.7.0";
+pub(crate) const WIT_PACKAGE: &str = "pmcp:tasks@0.8.0";

@@ -34,6 +34,9 @@ pub struct ClaimedTask {
     pub owner: String,
     /// The task, leased to the claimer.
     pub detail: TaskDetail,
+    /// How long it waited for a worker: from when it could first be
+    /// claimed (its creation, or the end of its backoff) to the claim.
+    pub waited: std::time::Duration,
 }
 
 /// What one pass of [`TaskHost::reap_lost_workers`] did.

@@ -189,6 +189,27 @@ impl TaskHost {
         .try_into()
     }
 
+    /// Creates a task in `working` for `owner` running `request` that
+    /// waits in the queue (`queued`) for any replica with room to
+    /// [`claim`](Self::claim) it: for a call that arrives while this replica
+    /// runs all the work it may. Claims serve the owners with waiting tasks
+    /// in turn, so one owner's many calls do not hold another's behind them.
+    pub async fn create_queued(
+        &self,
+        owner: &str,
+        request: &TaskRequest,
+        ttl: Option<Duration>,
+    ) -> Result<TaskRecord, TaskError> {
+        let request = request.into();
+        guest_call!(
+            self,
+            "create-queued",
+            owner_tag(owner),
+            call_create_queued(owner, &request, ttl_millis(ttl))
+        )?
+        .try_into()
+    }
+
     /// Reads a live task of `owner`.
     pub async fn get(&self, owner: &str, task_id: &str) -> Result<TaskRecord, TaskError> {
         guest_call!(self, "get", owner_tag(owner), call_get(owner, task_id))?.try_into()
@@ -391,6 +412,7 @@ impl TaskHost {
             Ok(ClaimedTask {
                 owner: claimed.owner,
                 detail: claimed.detail.try_into()?,
+                waited: Duration::from_millis(claimed.waited_ms),
             })
         })
         .collect()

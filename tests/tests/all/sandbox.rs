@@ -170,7 +170,7 @@ fn the_component_imports_only_the_contract_and_harmless_wasi() {
             imports.iter().any(|i| i == "pmcp:tasks/kv-backend"),
             "{name}: {imports:?}"
         );
-        assert_eq!(exports, ["pmcp:tasks/task-store@0.7.0"], "{name}");
+        assert_eq!(exports, ["pmcp:tasks/task-store@0.8.0"], "{name}");
         for import in &imports {
             assert!(
                 ALLOWED_IMPORTS.contains(&import.as_str()),
@@ -213,7 +213,7 @@ async fn components_that_do_not_fit_the_contract_are_refused_with_a_reason() {
     assert!(
         empty
             .to_string()
-            .contains("does not export the pmcp:tasks@0.7.0 task store"),
+            .contains("does not export the pmcp:tasks@0.8.0 task store"),
         "{empty}"
     );
 
@@ -226,7 +226,7 @@ async fn components_that_do_not_fit_the_contract_are_refused_with_a_reason() {
         let message = refused.to_string();
         assert!(
             message.contains(&format!("pmcp:tasks@{older}"))
-                && message.contains("pmcp:tasks@0.7.0"),
+                && message.contains("pmcp:tasks@0.8.0"),
             "{message}"
         );
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pmcp_tasks_host::{StoreConfig, TaskHost};
-use pmcp_tasks_mcp::{Caller, Revision, ServiceConfig, TaskService};
+use pmcp_tasks_mcp::{Caller, Revision, ServiceConfig, TaskService, TaskStart};
 use pmcp_tasks_tests::intercepted::{CountedBackend, Step};
 use serde_json::{json, Map};
 
@@ -40,9 +40,13 @@ async fn a_task_that_ends_at_once_costs_its_create_and_its_outcome() {
     );
     let alice = Caller::new("alice", Revision::V2026_07_28).with_tasks_extension(true);
     let created = service
-        .start_task(&alice, "slow_compute", Map::new(), None, None, |_| async {
-            Ok(json!({"content": [{"type": "text", "text": "done"}]}))
-        })
+        .start_task(
+            &alice,
+            "slow_compute",
+            Map::new(),
+            TaskStart::new(),
+            |_| async { Ok(json!({"content": [{"type": "text", "text": "done"}]})) },
+        )
         .await
         .unwrap();
     assert!(created["taskId"].is_string(), "{created}");
@@ -90,8 +94,7 @@ async fn a_progress_flood_costs_a_write_per_interval_and_keeps_its_order() {
             &alice,
             "slow_compute",
             Map::new(),
-            None,
-            None,
+            TaskStart::new(),
             |worker| async move {
                 let start = std::time::Instant::now();
                 for i in 0..100_000u32 {
@@ -187,8 +190,7 @@ async fn a_result_over_the_limit_fails_its_task_at_once_saying_so() {
             &alice,
             "slow_compute",
             Map::new(),
-            None,
-            None,
+            TaskStart::new(),
             move |_| async move { Ok(json!({"content": [{"type": "text", "text": too_large}]})) },
         )
         .await

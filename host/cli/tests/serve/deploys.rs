@@ -37,22 +37,26 @@ async fn task(url: &str, id: &str) -> Value {
 
 /// Polls `ids` through `url` until every one is terminal (within
 /// `limit`); their last states.
-async fn until_all_end(url: &str, ids: &[String], limit: Duration) -> Vec<Value> {
+pub(super) async fn until_all_end(url: &str, ids: &[String], limit: Duration) -> Vec<Value> {
     let deadline = Instant::now() + limit;
     let mut ended: Vec<Option<Value>> = vec![None; ids.len()];
     while ended.iter().any(Option::is_none) {
+        let mut still = None;
         for (id, end) in ids.iter().zip(ended.iter_mut()) {
             if end.is_none() {
                 let got = task(url, id).await;
                 if got["status"] != "working" && got["status"] != "input_required" {
                     *end = Some(got);
+                } else {
+                    still = Some(got);
                 }
             }
         }
         let open = ended.iter().filter(|e| e.is_none()).count();
         assert!(
             Instant::now() < deadline,
-            "{open} tasks still running after {limit:?}"
+            "{open} tasks still running after {limit:?}, one: {}",
+            still.unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -198,6 +202,42 @@ async fn a_killed_replica_s_retryable_task_runs_again_elsewhere() {
     assert_eq!(ended[0]["status"], "failed", "{}", ended[0]);
     let message = ended[0]["error"]["message"].as_str().unwrap_or("");
     assert!(message.contains("worker was lost"), "{}", ended[0]);
+}
+
+/// A cancel while a killed replica's retryable task waits out its backoff
+/// (60 s here) ends it `cancelled` at once, and no replica runs it again.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_during_a_retry_s_backoff_ends_the_task_cancelled() {
+    let redis = pmcp_tasks_tests::redis::RedisServer::start();
+    let backend = redis.url();
+    let start = |name: &str| {
+        Replica::start(
+            super::binary(),
+            &["--backend", &backend, "--cursor-secret", "one deployment"],
+            &retrying(name, "1500", "60000"),
+        )
+    };
+    let (mut a, b) = (start("a"), start("b"));
+    let id = start_task(&a.url, 30.0).await;
+    a.kill();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = task(&b.url, &id).await;
+        let message = got["statusMessage"].as_str().unwrap_or("");
+        if message.starts_with("attempt 2 of 3 after its replica was lost") {
+            break;
+        }
+        assert_eq!(got["status"], "working", "{got}");
+        assert!(Instant::now() < deadline, "not requeued: {got}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    mcp_http::call(&b.url, "tasks/cancel", json!({"taskId": id}))
+        .await
+        .expect("tasks/cancel");
+    // Ended by the cancel itself: no worker had to see it.
+    let got = task(&b.url, &id).await;
+    assert_eq!(got["status"], "cancelled", "{got}");
 }
 
 /// SIGKILL chaos on Redis: for half a minute a replica is killed every

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pmcp_tasks_host::{TaskHost, TaskStatus};
-use pmcp_tasks_mcp::{Caller, Revision, ServiceConfig, TaskService};
+use pmcp_tasks_mcp::{Caller, Revision, ServiceConfig, TaskService, TaskStart};
 use pmcp_tasks_tests::intercepted::{CountedBackend, Step};
 use pmcp_tasks_tests::payloads::base64_like;
 use serde_json::{json, Map};
@@ -102,8 +102,7 @@ pub(crate) async fn measure_progress(sizes: Sizes) -> Vec<ProgressRow> {
                 &caller,
                 "report",
                 Map::new(),
-                None,
-                None,
+                TaskStart::new(),
                 move |worker| async move {
                     let started = Instant::now();
                     let mut n = 0u64;
