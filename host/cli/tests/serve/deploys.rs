@@ -146,6 +146,25 @@ async fn a_rolling_restart_on_moto_completes_every_retryable_task() {
     .await;
 }
 
+/// Replicas `a` and `b` on `redis` whose `slow_compute` tasks are
+/// retryable after `backoff_ms`, with 1.5 s leases (a killed one's tasks
+/// are requeued soon).
+#[cfg(feature = "redis")]
+fn killable_pair(
+    redis: &pmcp_tasks_tests::redis::RedisServer,
+    backoff_ms: &str,
+) -> (Replica, Replica) {
+    let backend = redis.url();
+    let start = |name: &str| {
+        Replica::start(
+            super::binary(),
+            &["--backend", &backend, "--cursor-secret", "one deployment"],
+            &retrying(name, "1500", backoff_ms),
+        )
+    };
+    (start("a"), start("b"))
+}
+
 /// A killed replica (SIGKILL: no hand-off) runs a retryable task and one
 /// that is not: once the lease lapses, the retryable one waits out its
 /// backoff saying so ("attempt 2 of 3 after its replica was lost"), runs
@@ -155,15 +174,7 @@ async fn a_rolling_restart_on_moto_completes_every_retryable_task() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_replica_s_retryable_task_runs_again_elsewhere() {
     let redis = pmcp_tasks_tests::redis::RedisServer::start();
-    let backend = redis.url();
-    let start = |name: &str| {
-        Replica::start(
-            super::binary(),
-            &["--backend", &backend, "--cursor-secret", "one deployment"],
-            &retrying(name, "1500", "1500"),
-        )
-    };
-    let (mut a, b) = (start("a"), start("b"));
+    let (mut a, b) = killable_pair(&redis, "1500");
     let retried = start_task(&a.url, 6.0).await;
     let asked = mcp_http::call(
         &a.url,
@@ -214,15 +225,7 @@ async fn a_killed_replica_s_retryable_task_runs_again_elsewhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_during_a_retry_s_backoff_ends_the_task_cancelled() {
     let redis = pmcp_tasks_tests::redis::RedisServer::start();
-    let backend = redis.url();
-    let start = |name: &str| {
-        Replica::start(
-            super::binary(),
-            &["--backend", &backend, "--cursor-secret", "one deployment"],
-            &retrying(name, "1500", "60000"),
-        )
-    };
-    let (mut a, b) = (start("a"), start("b"));
+    let (mut a, b) = killable_pair(&redis, "60000");
     let id = start_task(&a.url, 30.0).await;
     a.kill();
     let deadline = Instant::now() + Duration::from_secs(60);
