@@ -137,10 +137,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                     Err(_) => Due::Stale,
                 };
                 if due == Due::Stale {
-                    match self.kv.remove(&partition, listed.item, listed.version) {
-                        Ok(()) | Err(KvError::Conflict) => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    self.remove_index_item(&partition, listed.item, listed.version)?;
                 }
             }
         }
@@ -217,26 +214,51 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
 
     /// Writes the index item of a lease on `head`'s task lapsing at `deadline`.
     pub(super) fn index_lease(&self, head: &StoredHead, deadline: u64) -> Result<(), StoreError> {
+        let item = leases::item(deadline, &head.task_id);
+        // Renewed twice in one millisecond: the item is already there.
+        self.write_index_item(&leases::partition_of(&head.task_id), &item, head)
+    }
+
+    /// Writes `item` in `partition`, naming `head`'s task (an index item
+    /// of the lease index or the queue), living as long as the task; one
+    /// already there is kept.
+    pub(super) fn write_index_item(
+        &self,
+        partition: &str,
+        item: &str,
+        head: &StoredHead,
+    ) -> Result<(), StoreError> {
         let entry = leases::IndexEntry {
             owner_id: head.owner_id.clone(),
             task_id: head.task_id.clone(),
         };
         let bytes = serde_json::to_vec(&entry)
-            .map_err(|e| StoreError::Internal(format!("cannot serialize a lease: {e}")))?;
-        let item = leases::item(deadline, &head.task_id);
-        let partition = leases::partition_of(&head.task_id);
+            .map_err(|e| StoreError::Internal(format!("cannot serialize an index item: {e}")))?;
         let now = self.env.now_ms();
         match self.kv.create(
-            &partition,
-            &item,
+            partition,
+            item,
             bytes,
             Vec::new(),
             head.expires_at(),
             None,
             now,
         ) {
-            // Renewed twice in one millisecond: the item is already there.
             Ok(_) | Err(KvError::Conflict) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a stale or unreadable index item listed at `version` (one
+    /// removed or changed meanwhile is left alone).
+    pub(super) fn remove_index_item(
+        &self,
+        partition: &str,
+        item: &str,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        match self.kv.remove(partition, item, version) {
+            Ok(()) | Err(KvError::Conflict) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }

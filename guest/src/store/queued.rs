@@ -4,13 +4,12 @@
 
 use crate::env::Environment;
 use crate::error::StoreError;
-use crate::kv::{Kv, KvError};
+use crate::kv::Kv;
 use crate::leases::IndexEntry;
 use crate::queue;
-use crate::record::{ClaimedTask, LeaseGrant, StatusView, StoredHead, TaskDetail};
-use crate::status::TaskStatus;
+use crate::record::{ClaimedTask, LeaseGrant, StoredHead, TaskDetail};
 
-use super::{end_work, Change, TaskStore};
+use super::TaskStore;
 
 /// How many queue items one claim looks at per task it wants, at most
 /// (the rest are stale items it drops on the way).
@@ -23,26 +22,8 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         owner_partition: &str,
         head: &StoredHead,
     ) -> Result<(), StoreError> {
-        let entry = IndexEntry {
-            owner_id: head.owner_id.clone(),
-            task_id: head.task_id.clone(),
-        };
-        let bytes = serde_json::to_vec(&entry)
-            .map_err(|e| StoreError::Internal(format!("cannot serialize a queue item: {e}")))?;
         let item = queue::item(owner_partition, &head.task_id);
-        let now = self.env.now_ms();
-        match self.kv.create(
-            queue::PARTITION,
-            &item,
-            bytes,
-            Vec::new(),
-            head.expires_at(),
-            None,
-            now,
-        ) {
-            Ok(_) | Err(KvError::Conflict) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        self.write_index_item(queue::PARTITION, &item, head)
     }
 
     /// Drops the queue item of a task that left the queue. Best effort: an
@@ -90,7 +71,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
             let item = listed.item.to_owned();
             let entry = serde_json::from_slice::<IndexEntry>(listed.head).ok();
             let (Some(owner_partition), Some(entry)) = (queue::owner_of(&item), entry) else {
-                self.drop_item(&item, listed.version)?;
+                self.remove_index_item(queue::PARTITION, &item, listed.version)?;
                 after = Some(item);
                 continue;
             };
@@ -110,7 +91,7 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
                 // Claimed by another replica, or gone: the item is stale,
                 // and this owner's next task is tried next.
                 Err(StoreError::NotFound(_) | StoreError::InvalidTransition(_)) => {
-                    self.drop_item(&item, listed.version)?;
+                    self.remove_index_item(queue::PARTITION, &item, listed.version)?;
                     after = Some(item);
                 }
                 // A lost race on the task: another claimer's.
@@ -132,43 +113,24 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         entry: &IndexEntry,
         grant: &LeaseGrant,
     ) -> Result<Option<(TaskDetail, u64)>, StoreError> {
-        let (owner, task_id) = (&entry.owner_id, &entry.task_id);
-        let cancelled = std::cell::Cell::new(false);
+        let task_id = &entry.task_id;
         let created_at = std::cell::Cell::new(0);
-        self.mutate(owner, task_id, None, |task, moved| {
-            cancelled.set(false);
+        let detail = self.claim_with(&entry.owner_id, task_id, grant, |task, moved| {
             let head = &mut task.head;
             if head.status.is_terminal() || !head.runs.awaiting_room {
                 return Err(StoreError::InvalidTransition(format!(
                     "task {task_id} does not wait in the queue"
                 )));
             }
-            if head.cancel_requested {
-                head.status = TaskStatus::Cancelled;
-                end_work(task, moved);
-                cancelled.set(true);
-                return Ok(Change::Made);
-            }
             created_at.set(head.created_at);
             head.runs.awaiting_room = false;
             moved.left_queue = true;
-            head.status_message = None;
-            self.start_run(head, grant)?;
-            Ok(Change::Made)
+            if !head.cancel_requested {
+                head.status_message = None;
+            }
+            Ok(())
         })?;
-        if cancelled.get() {
-            return Ok(None);
-        }
-        let detail = self.inspect(owner, task_id, StatusView::Extension)?;
-        Ok(Some((detail, created_at.get())))
-    }
-
-    /// Removes a stale or foreign queue item.
-    fn drop_item(&self, item: &str, version: u64) -> Result<(), StoreError> {
-        match self.kv.remove(queue::PARTITION, item, version) {
-            Ok(()) | Err(KvError::Conflict) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        Ok(detail.map(|detail| (detail, created_at.get())))
     }
 
     /// Records `owner_partition` as the owner served last. Best effort: a

@@ -12,21 +12,22 @@ use crate::error::StoreError;
 use crate::kv::Kv;
 use crate::leases;
 use crate::record::{
-    ClaimedTask, Lease, LeaseGrant, StatusView, StoredHead, TaskDetail, TaskRecord,
+    ClaimedTask, Lease, LeaseGrant, StatusView, StoredHead, StoredTask, TaskDetail, TaskRecord,
 };
 use crate::retry::HANDED_OFF;
 use crate::status::TaskStatus;
 
 use super::lease::Due;
-use super::{end_work, Change, TaskStore};
+use super::{end_work, Change, LeaseMove, TaskStore};
 
 impl<K: Kv, E: Environment> TaskStore<K, E> {
     /// Claims up to `limit` tasks waiting for a worker, leased to
     /// `grant.holder`: first those whose time to run again came (oldest
     /// first within each index shard, shards from a random one), then
-    /// those created while their replica had no room, owner after owner: each comes back with its arguments, its
-    /// attempt and its checkpoint, for the claimer to run. A task whose
-    /// cancellation was asked for meanwhile ends `cancelled` instead.
+    /// those created while their replica had no room, owner after owner.
+    /// Each comes back with its arguments, its attempt and its checkpoint,
+    /// for the claimer to run. A task whose cancellation was asked for
+    /// meanwhile ends `cancelled` instead.
     pub fn claim(&self, grant: &LeaseGrant, limit: u32) -> Result<Vec<ClaimedTask>, StoreError> {
         self.check_grant(grant)?;
         let mut claimed = Vec::new();
@@ -73,41 +74,58 @@ impl<K: Kv, E: Environment> TaskStore<K, E> {
         ready_at: u64,
         grant: &LeaseGrant,
     ) -> Result<Option<TaskDetail>, StoreError> {
-        // The item is a lease's deadline: the reaper's to handle.
-        let leased = || StoreError::InvalidTransition(format!("task {task_id} is not queued"));
-        let cancelled = std::cell::Cell::new(false);
-        let claimed = self.mutate(owner, task_id, None, |task, moved| {
-            cancelled.set(false);
+        self.claim_with(owner, task_id, grant, |task, moved| {
             let head = &mut task.head;
             if head.status.is_terminal() || head.runs.ready_at != Some(ready_at) {
+                // The item is a lease's deadline: the reaper's to handle.
                 if head
                     .lease
                     .as_ref()
                     .is_some_and(|l| l.expires_at == ready_at)
                 {
-                    return Err(leased());
+                    return Err(StoreError::InvalidTransition(format!(
+                        "task {task_id} is not queued"
+                    )));
                 }
                 return Err(StoreError::NotFound(task_id.to_owned()));
             }
             // The queue's item goes with the claim, as a lease's does.
             moved.old = Some(ready_at);
             head.runs.ready_at = None;
-            if head.cancel_requested {
-                head.status = TaskStatus::Cancelled;
+            Ok(())
+        })
+    }
+
+    /// Claims one waiting task for `grant.holder`: `take` checks that it
+    /// still waits where the claimer found it and takes it out of there
+    /// (its error refuses the claim); then the task ends `cancelled` if
+    /// its cancellation was asked for, or is leased for its next run.
+    /// `Some` with what to run, `None` when it ended instead.
+    pub(super) fn claim_with(
+        &self,
+        owner: &str,
+        task_id: &str,
+        grant: &LeaseGrant,
+        take: impl Fn(&mut StoredTask, &mut LeaseMove) -> Result<(), StoreError>,
+    ) -> Result<Option<TaskDetail>, StoreError> {
+        let cancelled = std::cell::Cell::new(false);
+        self.mutate(owner, task_id, None, |task, moved| {
+            cancelled.set(false);
+            take(task, moved)?;
+            if task.head.cancel_requested {
+                task.head.status = TaskStatus::Cancelled;
                 end_work(task, moved);
                 cancelled.set(true);
-                return Ok(Change::Made);
+            } else {
+                self.start_run(&mut task.head, grant)?;
             }
-            self.start_run(head, grant)?;
             Ok(Change::Made)
-        });
-        match claimed {
-            Ok(_) if cancelled.get() => Ok(None),
-            Ok(_) => self
-                .inspect(owner, task_id, StatusView::Extension)
-                .map(Some),
-            Err(e) => Err(e),
+        })?;
+        if cancelled.get() {
+            return Ok(None);
         }
+        self.inspect(owner, task_id, StatusView::Extension)
+            .map(Some)
     }
 
     /// Leases a claimed task to `grant.holder` for its next run.

@@ -297,22 +297,23 @@ impl TaskService {
         request.retry = start.retry;
         let ttl = start.ttl_ms.map(Duration::from_millis);
         let host = &self.shared.host;
-        let slot = match self.shared.capacity.take(1).split_one() {
-            Some(slot) => Some(slot),
-            None if start.may_wait => {
-                let queued = host.create_queued(&caller.owner, &request, ttl).await?;
-                metrics::counter!("pmcp_tasks_tasks_created_total").increment(1);
-                metrics::counter!("pmcp_tasks_tasks_queued_total").increment(1);
-                trace::record_task(&queued.task.task_id);
-                return Ok(create_result(caller.revision, &queued));
+        let slot = self.shared.capacity.take(1).split_one();
+        // No room: a call that may wait is queued, one that may not runs
+        // here anyway.
+        let grant = (slot.is_some() || !start.may_wait).then(|| self.shared.next_grant());
+        let created = match &grant {
+            Some(grant) => {
+                host.create_task(&caller.owner, &request, ttl, Some(grant))
+                    .await?
             }
-            // No room, and the call may not wait: it runs here anyway.
-            None => None,
+            None => host.create_queued(&caller.owner, &request, ttl).await?,
         };
-        let grant = self.shared.next_grant();
-        let created = host
-            .create_task(&caller.owner, &request, ttl, Some(&grant))
-            .await?;
+        metrics::counter!("pmcp_tasks_tasks_created_total").increment(1);
+        trace::record_task(&created.task.task_id);
+        let Some(grant) = grant else {
+            metrics::counter!("pmcp_tasks_tasks_queued_total").increment(1);
+            return Ok(create_result(caller.revision, &created));
+        };
         // Subscribed before the task's id is given out: no cancel or answer
         // can come before this, so the worker needs no first read.
         let waiter = self.shared.wakeups.subscribe_owned(&created.task.task_id);
@@ -328,8 +329,6 @@ impl TaskService {
             grant,
             first,
         );
-        metrics::counter!("pmcp_tasks_tasks_created_total").increment(1);
-        trace::record_task(&created.task.task_id);
         let span = trace::worker_span(&created.task.task_id, request.trace_parent.as_deref());
         self.shared.running.spawn(tracing::Instrument::instrument(
             run_worker(worker, waiter, slot, run),

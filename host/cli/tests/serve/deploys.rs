@@ -8,7 +8,7 @@ use pmcp_tasks_tests::mcp_http;
 use pmcp_tasks_tests::replica::Replica;
 use serde_json::{json, Value};
 
-use super::shutdown::start_task;
+use super::shutdown::{start_task, task, task_as};
 
 /// The serve options of a replica named `name` whose `slow_compute`
 /// tasks are retryable, leases of `lease_ms`, upkeep every 300 ms.
@@ -29,22 +29,26 @@ fn retrying<'a>(name: &'a str, lease_ms: &'a str, backoff_ms: &'a str) -> Vec<&'
     options
 }
 
-async fn task(url: &str, id: &str) -> Value {
-    mcp_http::call(url, "tasks/get", json!({"taskId": id}))
-        .await
-        .expect("tasks/get")
-}
-
 /// Polls `ids` through `url` until every one is terminal (within
 /// `limit`); their last states.
 pub(super) async fn until_all_end(url: &str, ids: &[String], limit: Duration) -> Vec<Value> {
+    until_all_end_as(url, None, ids, limit).await
+}
+
+/// [`until_all_end`] as the owner of bearer `token`.
+pub(super) async fn until_all_end_as(
+    url: &str,
+    token: Option<&str>,
+    ids: &[String],
+    limit: Duration,
+) -> Vec<Value> {
     let deadline = Instant::now() + limit;
     let mut ended: Vec<Option<Value>> = vec![None; ids.len()];
     while ended.iter().any(Option::is_none) {
         let mut still = None;
         for (id, end) in ids.iter().zip(ended.iter_mut()) {
             if end.is_none() {
-                let got = task(url, id).await;
+                let got = task_as(url, token, id).await;
                 if got["status"] != "working" && got["status"] != "input_required" {
                     *end = Some(got);
                 } else {

@@ -6,35 +6,17 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use pmcp_tasks_tests::mcp_http;
 use pmcp_tasks_tests::redis::RedisServer;
 use pmcp_tasks_tests::replica::Replica;
-use serde_json::{json, Value};
 
-use super::deploys::until_all_end;
+use super::deploys::{until_all_end, until_all_end_as};
+use super::shutdown::{start_task, start_task_as, task, task_as};
 
 /// Serve options of a replica named `name` with four worker slots.
 fn four_slots(name: &str) -> Vec<&str> {
     let mut options = super::redis_replica_options(name, "3000");
     options.extend_from_slice(&["--max-running-tasks", "4", "--claim-interval-ms", "100"]);
     options
-}
-
-/// Creates a `slow_compute` task of `seconds` through `url` as the owner
-/// of `token` (`None`: the replica's identity): its id.
-async fn start_as(url: &str, token: Option<&str>, seconds: f64) -> String {
-    let created = mcp_http::call_as(
-        url,
-        token,
-        "tools/call",
-        json!({"name": "slow_compute", "arguments": {"seconds": seconds}}),
-    )
-    .await
-    .expect("tools/call");
-    created["taskId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a task: {created}"))
-        .to_owned()
 }
 
 /// 200 task calls over two replicas of four slots each, a worker-only
@@ -69,10 +51,8 @@ async fn two_hundred_calls_over_full_replicas_all_complete_within_each_replica_s
             ));
         }
         let url = if n % 2 == 0 { &a.url } else { &b.url };
-        let id = start_as(url, None, 0.4).await;
-        let created = mcp_http::call(url, "tasks/get", json!({"taskId": id}))
-            .await
-            .expect("tasks/get");
+        let id = start_task(url, 0.4).await;
+        let created = task(url, &id).await;
         if created["statusMessage"]
             .as_str()
             .is_some_and(|m| m.starts_with("queued"))
@@ -126,7 +106,7 @@ async fn one_owner_s_thousand_waiting_calls_do_not_hold_another_owner_s_call_beh
         let url = url.clone();
         busy.spawn(async move {
             for _ in 0..100 {
-                start_as(&url, Some("busy-owner"), 1.0).await;
+                start_task_as(&url, Some("busy-owner"), 1.0).await;
             }
             lane
         });
@@ -134,18 +114,11 @@ async fn one_owner_s_thousand_waiting_calls_do_not_hold_another_owner_s_call_beh
     while let Some(lane) = busy.join_next().await {
         lane.expect("a lane of busy calls");
     }
-    let quiet = start_as(&url, Some("quiet-owner"), 0.1).await;
+    let quiet = start_task_as(&url, Some("quiet-owner"), 0.1).await;
     let asked = Instant::now();
     let deadline = asked + Duration::from_secs(30);
     loop {
-        let got = mcp_http::call_as(
-            &url,
-            Some("quiet-owner"),
-            "tasks/get",
-            json!({"taskId": quiet}),
-        )
-        .await
-        .expect("tasks/get");
+        let got = task_as(&url, Some("quiet-owner"), &quiet).await;
         let waiting = got["statusMessage"]
             .as_str()
             .is_some_and(|m| m.starts_with("queued"));
@@ -158,26 +131,7 @@ async fn one_owner_s_thousand_waiting_calls_do_not_hold_another_owner_s_call_beh
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let ended: Vec<Value> = until_all_end_as(&url, "quiet-owner", &[quiet]).await;
+    let ended =
+        until_all_end_as(&url, Some("quiet-owner"), &[quiet], Duration::from_secs(60)).await;
     assert_eq!(ended[0]["status"], "completed", "{}", ended[0]);
-}
-
-/// [`until_all_end`] as the owner of `token`.
-async fn until_all_end_as(url: &str, token: &str, ids: &[String]) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut ended = Vec::new();
-    for id in ids {
-        loop {
-            let got = mcp_http::call_as(url, Some(token), "tasks/get", json!({"taskId": id}))
-                .await
-                .expect("tasks/get");
-            if got["status"] != "working" && got["status"] != "input_required" {
-                ended.push(got);
-                break;
-            }
-            assert!(Instant::now() < deadline, "still running: {got}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    ended
 }

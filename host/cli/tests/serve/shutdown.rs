@@ -11,8 +11,15 @@ use super::binary;
 
 /// A 2026-07-28 call of `slow_compute` for `seconds`: its task id.
 pub(super) async fn start_task(url: &str, seconds: f64) -> String {
-    let created = mcp_http::call(
+    start_task_as(url, None, seconds).await
+}
+
+/// [`start_task`] as the owner of bearer `token` (`None`: the replica's
+/// identity).
+pub(super) async fn start_task_as(url: &str, token: Option<&str>, seconds: f64) -> String {
+    let created = mcp_http::call_as(
         url,
+        token,
         "tools/call",
         json!({"name": "slow_compute", "arguments": {"seconds": seconds}}),
     )
@@ -24,8 +31,14 @@ pub(super) async fn start_task(url: &str, seconds: f64) -> String {
         .to_owned()
 }
 
-async fn task(url: &str, id: &str) -> Value {
-    mcp_http::call(url, "tasks/get", json!({"taskId": id}))
+/// The task `id` as `tasks/get` reads it through `url`.
+pub(super) async fn task(url: &str, id: &str) -> Value {
+    task_as(url, None, id).await
+}
+
+/// [`task`] as the owner of bearer `token`.
+pub(super) async fn task_as(url: &str, token: Option<&str>, id: &str) -> Value {
+    mcp_http::call_as(url, token, "tasks/get", json!({"taskId": id}))
         .await
         .expect("tasks/get")
 }
